@@ -1,1 +1,36 @@
-export {};
+export { DataErrorCode } from './codes.js';
+export { GPT2_PATTERN, pretokenize } from './pretokenize.js';
+export {
+  BYTE_TOKENS,
+  EOT_TEXT,
+  MAX_VOCAB_SIZE,
+  TOKENIZER_FORMAT,
+  TOKENIZER_FORMAT_VERSION,
+  type TokenizerFile,
+  type TokenizerSpec,
+} from './tokenizer-file.js';
+export { BpeTokenizer, ENCODE_CACHE_MAX_ENTRIES, type EncodeOptions } from './bpe-tokenizer.js';
+export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
+export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
+export { CORPUS_EXTENSIONS } from './corpus-files.js';
+export { CORPUS_MAX_TOTAL_BYTES, loadCorpus, type Corpus, type LoadCorpusOptions } from './corpus.js';
+export {
+  TOKEN_FILE_HEADER_BYTES,
+  TOKEN_FILE_MAGIC,
+  TOKEN_FILE_VERSION,
+  readTokenFile,
+  writeTokenFile,
+  type TokenFile,
+  type TokenFileMeta,
+} from './token-file.js';
+export type { TokenArray } from './internal/token-buffer.js';
+export {
+  DEFAULT_VAL_FRACTION,
+  MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT,
+  prepareTokens,
+  type PrepareTokensOptions,
+  type PreparedTokens,
+  type TokenSplit,
+} from './prepare-tokens.js';
+export { BatchSampler, validationBatches, type BatchSamplerOptions, type MicroBatchSlice, type TokenBatch } from './batch-sampler.js';
+export { loadTokenIdsFile, parseTokenIds, type LoadTokenIdsOptions } from './token-ids-file.js';

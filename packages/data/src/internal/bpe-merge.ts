@@ -1,0 +1,54 @@
+import { BinaryHeap } from './heap.js';
+import { pairKey } from './pair-key.js';
+
+/** Heap keys pack (rank, position): rank * 2^32 + position, exact below 2^53 for rank < 2^21. */
+const POSITION_BASE = 2 ** 32;
+
+/**
+ * Applies BPE merges to one pre-token's bytes, exactly as GPT-2's encoder does: repeatedly merge
+ * the adjacent pair with the lowest merge rank (all of its occurrences, left to right).
+ *
+ * Rather than rescanning the word after every merge (O(n^2)), the symbols form a linked list and
+ * candidate pairs sit in a min-heap keyed by (rank, position), so a long pre-token (a megabyte of
+ * digits or spaces) costs O(n log n). Equivalent to the rescanning loop because a merge only
+ * creates pairs containing the new token, whose ranks are all higher than the merge just made.
+ *
+ * @param ranks pairKey(left, right) -> merge rank r (the pair becomes token 256 + r)
+ */
+export function mergeWord(bytes: Uint8Array, ranks: ReadonlyMap<number, number>): number[] {
+  const n = bytes.length;
+  if (n < 2) return Array.from(bytes);
+  const symbol = Int32Array.from(bytes);
+  const next = new Int32Array(n);
+  const prev = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  const alive = new Uint8Array(n).fill(1);
+  const heap = new BinaryHeap<number>((a, b) => a < b);
+  const pushPair = (pos: number): void => {
+    if (pos < 0 || next[pos] < 0) return;
+    const rank = ranks.get(pairKey(symbol[pos], symbol[next[pos]]));
+    if (rank !== undefined) heap.push(rank * POSITION_BASE + pos);
+  };
+  for (let i = 0; i + 1 < n; i++) pushPair(i);
+
+  for (let entry = heap.pop(); entry !== undefined; entry = heap.pop()) {
+    const rank = Math.floor(entry / POSITION_BASE);
+    const pos = entry % POSITION_BASE;
+    const right = next[pos];
+    // Stale when the left symbol was merged away or the pair at pos has changed since the push.
+    if (!alive[pos] || right < 0 || ranks.get(pairKey(symbol[pos], symbol[right])) !== rank) continue;
+    symbol[pos] = 256 + rank;
+    alive[right] = 0;
+    next[pos] = next[right];
+    if (next[right] >= 0) prev[next[right]] = pos;
+    pushPair(prev[pos]);
+    pushPair(pos);
+  }
+
+  const out: number[] = [];
+  for (let i = 0; i >= 0; i = next[i]) out.push(symbol[i]);
+  return out;
+}
