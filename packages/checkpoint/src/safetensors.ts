@@ -1,0 +1,149 @@
+import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { TrainerError } from '@trainer/errors';
+
+/**
+ * The safetensors format (huggingface/safetensors), written and read by hand:
+ *
+ *   [u64 little-endian N][N bytes of JSON header, space-padded to 8-byte alignment][raw data]
+ *   header = { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, ...,
+ *              "__metadata__": { "<key>": "<string value>" } }
+ *
+ * Offsets are relative to the start of the data section, tensors are contiguous little-endian.
+ * Loading only parses JSON and copies bytes: nothing in a file is ever executed. Every header is
+ * checked (sizes, offsets inside the file, no overlaps, dtype x shape = length) before any tensor
+ * is returned, so a truncated or foreign file is refused, not half-read.
+ */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'U16' | 'U8';
+
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, U16: 2, U8: 1 };
+
+/** Upper bound on the JSON header (the reference implementation uses 100 MB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface NamedTensor {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Raw little-endian bytes (a Float32Array's buffer view, for F32). */
+  data: Uint8Array;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, NamedTensor>;
+  metadata: Record<string, string>;
+}
+
+function littleEndian(): boolean {
+  return new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+}
+
+export function bytesOf(view: Float32Array | Int32Array | Uint16Array | Uint8Array): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/** Serializes tensors and metadata into one buffer list (header first). */
+export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array[] {
+  if (!littleEndian()) throw new Error('safetensors: big-endian hosts are not supported');
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== expected) throw new RangeError(`safetensors: ${t.name} has ${t.data.byteLength} bytes, shape ${JSON.stringify(t.shape)} ${t.dtype} needs ${expected}`);
+    if (t.name in header) throw new RangeError(`safetensors: duplicate tensor name ${t.name}`);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
+    offset += expected;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  return [prefix, headerBytes, ...tensors.map((t) => t.data)];
+}
+
+/** Writes a file atomically (temporary name, fsync, rename). */
+export async function writeSafetensors(path: string, tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh: FileHandle = await open(tmp, 'w');
+  try {
+    for (const part of encodeSafetensors(tensors, metadata)) await fh.write(part);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+function refuse(path: string, why: string): TrainerError {
+  return new TrainerError('TRAINER_ERR_SAFETENSORS_INVALID', `${path} is not a valid safetensors file: ${why}`, {
+    hint: 'the file is truncated, corrupted or not a safetensors file; re-export or re-save it',
+  });
+}
+
+export function decodeSafetensors(bytes: Uint8Array, path = '<buffer>'): SafetensorsFile {
+  if (bytes.length < 8) throw refuse(path, `only ${bytes.length} bytes`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = view.getBigUint64(0, true);
+  if (n > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) throw refuse(path, `header length ${n} exceeds the file or the ${MAX_HEADER_BYTES}-byte limit`);
+  const headerLen = Number(n);
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLen).toString('utf8'));
+  } catch {
+    throw refuse(path, 'the header is not JSON');
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw refuse(path, 'the header is not a JSON object');
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.length - dataStart;
+  const tensors = new Map<string, NamedTensor>();
+  let metadata: Record<string, string> = {};
+  const spans: [number, number, string][] = [];
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry) || Object.values(entry).some((v) => typeof v !== 'string')) throw refuse(path, '__metadata__ must map strings to strings');
+      metadata = { ...(entry as Record<string, string>) };
+      continue;
+    }
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw refuse(path, `tensor ${name} has an unsupported dtype ${String(e?.dtype)}`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw refuse(path, `tensor ${name} has an invalid shape`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1] || off[1] > dataLen) {
+      throw refuse(path, `tensor ${name} has data offsets outside the file (data section is ${dataLen} bytes)`);
+    }
+    const dtype = e.dtype as SafetensorsDtype;
+    const shape = e.shape as number[];
+    const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    if (off[1] - off[0] !== need) throw refuse(path, `tensor ${name}: ${off[1] - off[0]} bytes for shape ${JSON.stringify(shape)} ${dtype} (needs ${need})`);
+    spans.push([off[0], off[1], name]);
+    // Copy into an aligned buffer: typed-array views need alignment, and the caller may keep it.
+    const data = bytes.slice(dataStart + off[0], dataStart + off[1]);
+    tensors.set(name, { name, dtype, shape, data });
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) if (spans[i][0] < spans[i - 1][1]) throw refuse(path, `tensors ${spans[i - 1][2]} and ${spans[i][2]} overlap`);
+  return { tensors, metadata };
+}
+
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new TrainerError('TRAINER_ERR_FILE_UNREADABLE', `cannot read ${path}`, { cause: err, hint: 'check the path and its permissions' });
+  }
+  return decodeSafetensors(bytes, path);
+}
+
+/** The F32 data of a tensor as a Float32Array. */
+export function asFloat32(t: NamedTensor): Float32Array {
+  if (t.dtype !== 'F32') throw new TrainerError('TRAINER_ERR_SAFETENSORS_INVALID', `tensor ${t.name} is ${t.dtype}, expected F32`);
+  return new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
+  await rename(tmp, path);
+}
