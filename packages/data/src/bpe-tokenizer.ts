@@ -19,6 +19,8 @@ import {
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
+/** Pre-tokens longer than this (in UTF-16 units) are encoded every time rather than cached. */
+export const ENCODE_CACHE_MAX_WORD_LENGTH = 256;
 
 export interface EncodeOptions {
   /**
@@ -198,8 +200,10 @@ export class BpeTokenizer {
       let ids = this.cache.get(word);
       if (ids === undefined) {
         ids = mergeWord(this.encoder.encode(word), this.ranks);
-        if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
-        this.cache.set(word, ids);
+        if (word.length <= ENCODE_CACHE_MAX_WORD_LENGTH) {
+          if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
+          this.cache.set(word, ids);
+        }
       }
       for (let i = 0; i < ids.length; i++) out.push(ids[i]);
     });

@@ -9,7 +9,7 @@ export {
   type TokenizerFile,
   type TokenizerSpec,
 } from './tokenizer-file.js';
-export { BpeTokenizer, ENCODE_CACHE_MAX_ENTRIES, type EncodeOptions } from './bpe-tokenizer.js';
+export { BpeTokenizer, ENCODE_CACHE_MAX_ENTRIES, ENCODE_CACHE_MAX_WORD_LENGTH, type EncodeOptions } from './bpe-tokenizer.js';
 export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
 export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
 export { CORPUS_EXTENSIONS } from './corpus-files.js';
