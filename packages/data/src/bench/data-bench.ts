@@ -7,7 +7,8 @@
  * Measures, on the built-in corpora: BPE training time (moby-dick, vocab 2048), encode throughput
  * with a cold and a warm pre-token cache, corpus sizes in tokens, token-cache build vs reuse, and
  * sampler cost per step. The peer beside our encode numbers is js-tiktoken (the JS port of
- * OpenAI's tiktoken) with the real GPT-2 vocabulary, run on the same text in the same process.
+ * OpenAI's tiktoken) with the real GPT-2 vocabulary, run on the same text in the same process,
+ * next to our tokenizer loaded with that same vocabulary.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { BpeTokenizer } from '../bpe-tokenizer.js';
 import { trainBpe } from '../bpe-train.js';
 import { type Corpus, loadCorpus } from '../corpus.js';
 import { prepareTokens } from '../prepare-tokens.js';
+import { gpt2FromTiktokenRanks } from './gpt2-vocab.js';
 
 const repeat = Number(process.argv[process.argv.indexOf('--repeat') + 1]) || 3;
 
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
 
   // Encode throughput: cold = fresh instance (empty pre-token cache), warm = same instance again.
   const gpt2 = new Tiktoken(gpt2Ranks);
+  const ourGpt2 = gpt2FromTiktokenRanks().tokenizer;
   for (const corpus of corpora) {
     const mb = utf8Bytes(corpus) / 1e6;
     const fresh = BpeTokenizer.fromJSON(tok.toJSON());
@@ -77,6 +80,10 @@ async function main(): Promise<void> {
     const warm = seconds(() => corpus.documents.reduce((n, d) => n + fresh.encode(d).length, 0));
     const peer = seconds(() => corpus.documents.reduce((n, d) => n + gpt2.encode(d).length, 0));
     emit({ bench: 'encode', corpus: corpus.name, vocabSize: tok.vocabSize, tokens: cold.value, mbytes: mb, bytesPerToken: (mb * 1e6) / cold.value, coldMBps: mb / cold.seconds, warmMBps: mb / warm.seconds });
+    // Same vocabulary as the peer (GPT-2, 50257): identical ids (see gpt2-equivalence.test.ts).
+    const freshGpt2 = BpeTokenizer.fromJSON(ourGpt2.toJSON());
+    const same = seconds(() => corpus.documents.reduce((n, d) => n + freshGpt2.encode(d).length, 0));
+    emit({ bench: 'encode-gpt2-vocab', corpus: corpus.name, tokens: same.value, coldMBps: mb / same.seconds });
     emit({ bench: 'encode-peer', peer: 'js-tiktoken gpt2 (vocab 50257)', corpus: corpus.name, tokens: peer.value, MBps: mb / peer.seconds });
   }
 
