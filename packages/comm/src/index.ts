@@ -1,1 +1,12 @@
-export {};
+export { CommErrorCode } from './codes.js';
+export type { Logger } from './transport/logger.js';
+export { silentLogger } from './transport/logger.js';
+export type { ChannelLimits } from './transport/limits.js';
+export { DEFAULT_LIMITS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_HANDSHAKE_TIMEOUT_MS } from './transport/limits.js';
+export type { Header, DecodedFrame } from './transport/frame.js';
+export { encodeFrame, decodeFrame } from './transport/frame.js';
+export { PROTOCOL_NAME, PROTOCOL_VERSION } from './transport/handshake.js';
+export type { ChannelCloseInfo, ConnectChannelOptions } from './transport/channel.js';
+export { Channel, connectChannel, DEFAULT_HIGH_WATER_MARK } from './transport/channel.js';
+export type { ChannelServerOptions, ChannelRejectInfo } from './transport/channel-server.js';
+export { ChannelServer } from './transport/channel-server.js';
