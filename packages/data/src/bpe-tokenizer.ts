@@ -1,5 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
 import { DataErrorCode } from './codes.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
@@ -148,7 +147,6 @@ export class BpeTokenizer {
 
   /** Writes the tokenizer as JSON (atomically; creates the parent directory). */
   async save(path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
     await writeFileAtomic(path, [this.encoder.encode(formatTokenizerFile(this.toJSON()))]);
   }
 

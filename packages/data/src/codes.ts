@@ -30,6 +30,8 @@ export const DataErrorCode = {
   TOKEN_FILE_NOT_FOUND: 'TRAINER_ERR_TOKEN_FILE_NOT_FOUND',
   /** A token file was built with another tokenizer or corpus than the one in use. */
   TOKEN_FILE_MISMATCH: 'TRAINER_ERR_TOKEN_FILE_MISMATCH',
+  /** A tokenizer or token file cannot be written (folder not writable, disk full, path under a file). */
+  DATA_WRITE: 'TRAINER_ERR_DATA_WRITE',
   /** A token-ids JSON file (for `trainer eval --token-ids`) is malformed. */
   TOKEN_IDS_FORMAT: 'TRAINER_ERR_TOKEN_IDS_FORMAT',
   /** A token split is too short for one sequence of the requested context. */

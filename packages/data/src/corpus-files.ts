@@ -6,6 +6,12 @@ import { DataErrorCode } from './codes.js';
 /** File extensions a user corpus may contain. */
 export const CORPUS_EXTENSIONS = ['.txt', '.jsonl'] as const;
 
+/**
+ * Largest single corpus file: each file is decoded into one JS string, and V8 strings stop at
+ * about 512 M characters, so bigger files must be split (many files or .jsonl shards are fine).
+ */
+export const CORPUS_MAX_FILE_BYTES = 256 * 2 ** 20;
+
 const FORMAT_HINT = 'use .txt files (one document per file) or .jsonl files (one {"text": "..."} object per line)';
 
 export interface CorpusFileList {
@@ -17,6 +23,17 @@ export interface CorpusFileList {
 
 function isSupported(path: string): boolean {
   return (CORPUS_EXTENSIONS as readonly string[]).includes(extname(path).toLowerCase());
+}
+
+function addFile(out: CorpusFileList, path: string, size: number): void {
+  if (size > CORPUS_MAX_FILE_BYTES) {
+    throw new TrainerError(DataErrorCode.CORPUS_TOO_LARGE, `corpus file ${path} has ${size} bytes, over the per-file limit of ${CORPUS_MAX_FILE_BYTES}`, {
+      hint: 'split it into several files in one folder (or .jsonl shards); the total corpus may be larger',
+      details: { path, size, limit: CORPUS_MAX_FILE_BYTES },
+    });
+  }
+  out.files.push(path);
+  out.totalBytes += size;
 }
 
 function fsError(err: unknown, path: string, what: string): TrainerError {
@@ -52,8 +69,7 @@ export async function listCorpusFiles(path: string): Promise<CorpusFileList> {
     if (!isSupported(path)) {
       throw new TrainerError(DataErrorCode.CORPUS_FORMAT, `corpus file ${path} has unsupported extension "${extname(path)}"`, { hint: FORMAT_HINT, details: { path } });
     }
-    out.files.push(path);
-    out.totalBytes += info.size;
+    addFile(out, path, info.size);
     return out;
   }
   if (!info.isDirectory()) {
@@ -85,10 +101,8 @@ async function walk(dir: string, out: CorpusFileList, visited: Set<string>): Pro
       throw fsError(err, path, 'corpus file');
     }
     if (info.isDirectory()) await walk(path, out, visited);
-    else if (info.isFile() && isSupported(path)) {
-      out.files.push(path);
-      out.totalBytes += info.size;
-    } else out.skipped.push(path);
+    else if (info.isFile() && isSupported(path)) addFile(out, path, info.size);
+    else out.skipped.push(path);
   }
 }
 

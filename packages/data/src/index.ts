@@ -12,7 +12,7 @@ export {
 export { BpeTokenizer, ENCODE_CACHE_MAX_ENTRIES, ENCODE_CACHE_MAX_WORD_LENGTH, type EncodeOptions } from './bpe-tokenizer.js';
 export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
 export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
-export { CORPUS_EXTENSIONS } from './corpus-files.js';
+export { CORPUS_EXTENSIONS, CORPUS_MAX_FILE_BYTES } from './corpus-files.js';
 export { CORPUS_MAX_TOTAL_BYTES, loadCorpus, type Corpus, type LoadCorpusOptions } from './corpus.js';
 export {
   TOKEN_FILE_HEADER_BYTES,

@@ -79,6 +79,12 @@ describe('prepareTokens', () => {
     expect((await prepareTokens({ corpus: manyDocs, tokenizer: tok, cacheDir })).fromCache).toBe(true);
   });
 
+  it('reports an unwritable cache folder as TRAINER_ERR_DATA_WRITE', async () => {
+    const blocker = join(dir, 'not-a-dir');
+    await writeFile(blocker, 'x');
+    await expectTrainerError(() => prepareTokens({ corpus: manyDocs, tokenizer: tok, cacheDir: join(blocker, 'cache') }), DataErrorCode.DATA_WRITE, /not-a-dir/);
+  });
+
   it('splits by tokens when there are few documents', async () => {
     const out = await prepareTokens({ corpus: fewDocs, tokenizer: tok, cacheDir: join(dir, 'c4'), valFraction: 0.25 });
     expect(out.splitBy).toBe('tokens');

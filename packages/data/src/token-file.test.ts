@@ -48,6 +48,12 @@ describe('token files', () => {
     await expectTrainerError(() => writeTokenFile(join(dir, 'x.tok'), new Uint16Array(1), { ...meta, corpusHash: 'xyz' }), DataErrorCode.DATA_OPTION, /hex/);
   });
 
+  it('reports an unwritable destination as TRAINER_ERR_DATA_WRITE naming the path', async () => {
+    const blocker = join(dir, 'a-file');
+    await writeFile(blocker, 'x');
+    await expectTrainerError(() => writeTokenFile(join(blocker, 'sub', 'x.tok'), new Uint16Array(2), meta), DataErrorCode.DATA_WRITE, /a-file\/sub\/x\.tok/);
+  });
+
   async function written(name: string, tokens = Uint16Array.from([1, 2, 3, 4, 5])): Promise<{ path: string; bytes: Buffer }> {
     const path = join(dir, name);
     await writeTokenFile(path, tokens, meta);

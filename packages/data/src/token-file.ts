@@ -1,5 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
 import { DataErrorCode } from './codes.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
@@ -71,7 +70,6 @@ export async function writeTokenFile(path: string, tokens: TokenArray, meta: Tok
   header.write(meta.tokenizerHash, 32, 'hex');
   header.write(meta.corpusHash, 64, 'hex');
   header.write(sha256Hex(payload), 96, 'hex');
-  await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, [header, payload]);
 }
 

@@ -71,6 +71,9 @@ describe('tokenizer files', () => {
     const garbage = join(dir, 'garbage.json');
     await writeFile(garbage, '{"format": "trainer-bpe", ');
     await expectTrainerError(() => BpeTokenizer.load(garbage), DataErrorCode.TOKENIZER_FORMAT, /garbage\.json.*not valid JSON/);
+    const blocker = join(dir, 'blocker');
+    await writeFile(blocker, 'x');
+    await expectTrainerError(() => tok.save(join(blocker, 'tok.json')), DataErrorCode.DATA_WRITE, /blocker\/tok\.json/);
     const old = join(dir, 'old.json');
     await writeFile(old, JSON.stringify(mutate((o) => (o.version = 0))));
     await expectTrainerError(() => BpeTokenizer.load(old), DataErrorCode.TOKENIZER_FORMAT, /old\.json.*version 0/);
