@@ -25,11 +25,11 @@ function isSupported(path: string): boolean {
   return (CORPUS_EXTENSIONS as readonly string[]).includes(extname(path).toLowerCase());
 }
 
-function addFile(out: CorpusFileList, path: string, size: number): void {
-  if (size > CORPUS_MAX_FILE_BYTES) {
-    throw new TrainerError(DataErrorCode.CORPUS_TOO_LARGE, `corpus file ${path} has ${size} bytes, over the per-file limit of ${CORPUS_MAX_FILE_BYTES}`, {
+function addFile(out: CorpusFileList, path: string, size: number, maxFileBytes: number): void {
+  if (size > maxFileBytes) {
+    throw new TrainerError(DataErrorCode.CORPUS_TOO_LARGE, `corpus file ${path} has ${size} bytes, over the per-file limit of ${maxFileBytes}`, {
       hint: 'split it into several files in one folder (or .jsonl shards); the total corpus may be larger',
-      details: { path, size, limit: CORPUS_MAX_FILE_BYTES },
+      details: { path, size, limit: maxFileBytes },
     });
   }
   out.files.push(path);
@@ -57,7 +57,7 @@ function fsError(err: unknown, path: string, what: string): TrainerError {
  * supported file in the folder and its subfolders, in sorted (code point) order so documents come
  * out in the same order on every machine. Hidden entries (starting with '.') are skipped.
  */
-export async function listCorpusFiles(path: string): Promise<CorpusFileList> {
+export async function listCorpusFiles(path: string, maxFileBytes = CORPUS_MAX_FILE_BYTES): Promise<CorpusFileList> {
   const out: CorpusFileList = { files: [], totalBytes: 0, skipped: [] };
   let info;
   try {
@@ -69,17 +69,17 @@ export async function listCorpusFiles(path: string): Promise<CorpusFileList> {
     if (!isSupported(path)) {
       throw new TrainerError(DataErrorCode.CORPUS_FORMAT, `corpus file ${path} has unsupported extension "${extname(path)}"`, { hint: FORMAT_HINT, details: { path } });
     }
-    addFile(out, path, info.size);
+    addFile(out, path, info.size, maxFileBytes);
     return out;
   }
   if (!info.isDirectory()) {
     throw new TrainerError(DataErrorCode.CORPUS_FORMAT, `corpus path ${path} is neither a file nor a folder`, { hint: FORMAT_HINT, details: { path } });
   }
-  await walk(path, out, new Set());
+  await walk(path, out, new Set(), maxFileBytes);
   return out;
 }
 
-async function walk(dir: string, out: CorpusFileList, visited: Set<string>): Promise<void> {
+async function walk(dir: string, out: CorpusFileList, visited: Set<string>, maxFileBytes: number): Promise<void> {
   let real: string;
   let names: string[];
   try {
@@ -100,8 +100,8 @@ async function walk(dir: string, out: CorpusFileList, visited: Set<string>): Pro
     } catch (err) {
       throw fsError(err, path, 'corpus file');
     }
-    if (info.isDirectory()) await walk(path, out, visited);
-    else if (info.isFile() && isSupported(path)) addFile(out, path, info.size);
+    if (info.isDirectory()) await walk(path, out, visited, maxFileBytes);
+    else if (info.isFile() && isSupported(path)) addFile(out, path, info.size, maxFileBytes);
     else out.skipped.push(path);
   }
 }

@@ -131,5 +131,12 @@ describe('loadCorpus', () => {
     await writeFile(big, 'x'.repeat(1000));
     await expectTrainerError(() => loadCorpus(big, { maxTotalBytes: 999 }), DataErrorCode.CORPUS_TOO_LARGE, /1000 bytes.*999/);
     expect((await loadCorpus(big, { maxTotalBytes: 1000 })).documents).toHaveLength(1);
+    await expectTrainerError(() => loadCorpus(big, { maxFileBytes: 500 }), DataErrorCode.CORPUS_TOO_LARGE, /big\.txt has 1000 bytes, over the per-file limit of 500/);
+    const folder = join(dir, 'big-folder');
+    await mkdir(folder);
+    await writeFile(join(folder, 'a.txt'), 'x'.repeat(600));
+    await writeFile(join(folder, 'b.txt'), 'y'.repeat(600));
+    await expectTrainerError(() => loadCorpus(folder, { maxTotalBytes: 1000 }), DataErrorCode.CORPUS_TOO_LARGE, /1200 bytes/);
+    expect((await loadCorpus(folder, { maxFileBytes: 600 })).documents).toHaveLength(2);
   });
 });

@@ -20,6 +20,8 @@ export interface Corpus {
 export interface LoadCorpusOptions {
   /** Refuse user corpora larger than this many bytes on disk (TRAINER_ERR_CORPUS_TOO_LARGE). */
   maxTotalBytes?: number;
+  /** Refuse any single file larger than this (default CORPUS_MAX_FILE_BYTES, 256 MiB). */
+  maxFileBytes?: number;
 }
 
 /** Default for LoadCorpusOptions.maxTotalBytes: 1 GiB (the text is held in memory as strings). */
@@ -52,7 +54,7 @@ export async function loadCorpus(spec: string | string[] = DEFAULT_CORPUS, opts:
       continue;
     }
     const path = resolve(entry);
-    const listing = await listCorpusFiles(path);
+    const listing = await listCorpusFiles(path, opts.maxFileBytes);
     totalBytes += listing.totalBytes;
     if (totalBytes > maxTotalBytes) {
       throw new TrainerError(DataErrorCode.CORPUS_TOO_LARGE, `corpus ${path} brings the total to ${totalBytes} bytes, over the limit of ${maxTotalBytes}`, {
