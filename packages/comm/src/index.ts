@@ -10,3 +10,12 @@ export type { ChannelCloseInfo, ConnectChannelOptions } from './transport/channe
 export { Channel, connectChannel, DEFAULT_HIGH_WATER_MARK } from './transport/channel.js';
 export type { ChannelServerOptions, ChannelRejectInfo } from './transport/channel-server.js';
 export { ChannelServer } from './transport/channel-server.js';
+export type { Codec, ReduceOp } from './codecs/codec.js';
+export { shardRange } from './collectives/shard.js';
+export type { CollectiveOptions } from './collectives/process-group.js';
+export { ProcessGroup } from './collectives/process-group.js';
+export { Communicator } from './collectives/communicator.js';
+export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } from './collectives/data-plane.js';
+export {
+  DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK,
+} from './collectives/data-plane.js';

@@ -23,6 +23,8 @@ export interface ChannelServerOptions {
   limits?: Partial<ChannelLimits>;
   handshakeTimeoutMs?: number;
   logger?: Logger;
+  /** Per-channel send() backpressure threshold in bytes (default DEFAULT_HIGH_WATER_MARK). */
+  highWaterMark?: number;
 }
 
 export interface ChannelRejectInfo { remoteAddress: string; code: string; reason: string }
@@ -94,7 +96,7 @@ export class ChannelServer extends EventEmitter {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        void server.accept(ws, remoteOf(socket), { token, role, hello: opts.hello, limits, logger, handshakeTimeoutMs });
+        void server.accept(ws, remoteOf(socket), { token, role, hello: opts.hello, limits, logger, handshakeTimeoutMs, highWaterMark: opts.highWaterMark });
       });
     });
     logger.info({ host, port: info.port, role }, 'channel server listening');
@@ -102,7 +104,7 @@ export class ChannelServer extends EventEmitter {
   }
 
   private async accept(ws: WebSocket, remoteAddress: string, o: {
-    token: string; role: string; hello: ChannelServerOptions['hello']; limits: ChannelLimits; logger: Logger; handshakeTimeoutMs: number;
+    token: string; role: string; hello: ChannelServerOptions['hello']; limits: ChannelLimits; logger: Logger; handshakeTimeoutMs: number; highWaterMark: number | undefined;
   }): Promise<void> {
     this.pending.add(ws);
     setIncomingMessageLimit(ws, HANDSHAKE_MAX_MESSAGE_BYTES);
@@ -116,7 +118,7 @@ export class ChannelServer extends EventEmitter {
         ws.terminate();
         return;
       }
-      const ch = new Channel(ws, { remoteHello, remoteAddress, limits: o.limits, logger: o.logger, early });
+      const ch = new Channel(ws, { remoteHello, remoteAddress, limits: o.limits, logger: o.logger, early, highWaterMark: o.highWaterMark });
       this.channels.add(ch);
       ch.once('close', () => this.channels.delete(ch));
       o.logger.debug({ remoteAddress, role: o.role }, 'channel accepted');

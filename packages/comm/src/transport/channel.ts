@@ -167,6 +167,8 @@ export interface ConnectChannelOptions {
   limits?: Partial<ChannelLimits>;
   timeoutMs?: number;
   logger?: Logger;
+  /** send() backpressure threshold in bytes (default DEFAULT_HIGH_WATER_MARK). */
+  highWaterMark?: number;
 }
 
 /** Opens a WebSocket to a ChannelServer and runs the client side of the handshake. */
@@ -213,7 +215,7 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
     const { remoteHello } = await clientHandshake(ws, inbox, { token, role, hello: opts.hello ?? {}, deadline });
     const early = inbox.detach();
     logger.debug({ remoteAddress, role }, 'channel connected');
-    return new Channel(ws, { remoteHello, remoteAddress, limits, logger, early });
+    return new Channel(ws, { remoteHello, remoteAddress, limits, logger, early, highWaterMark: opts.highWaterMark });
   } catch (err) {
     const e = err instanceof TrainerError ? err : new TrainerError(CommErrorCode.CONNECT_FAILED, String(err), { cause: err });
     logger.warn({ remoteAddress, code: e.code, err: e.message }, 'channel connect failed');

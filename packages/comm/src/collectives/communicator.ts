@@ -1,0 +1,195 @@
+import { EventEmitter } from 'node:events';
+import { TrainerError } from '@trainer/errors';
+import { CommErrorCode } from '../codes.js';
+import type { Channel, ChannelCloseInfo } from '../transport/channel.js';
+import type { ChannelServer } from '../transport/channel-server.js';
+import { encodeFrame, type Header } from '../transport/frame.js';
+import type { Logger } from '../transport/logger.js';
+import { GroupState, type GroupHost } from './group-state.js';
+import { ProcessGroup, type GroupDefaults } from './process-group.js';
+import { SendQueue, type Outgoing } from './send-queue.js';
+import { MSG_BYE, peerLostError, type PeerInfo } from './wire.js';
+
+/** How long close() waits for queued data to reach the sockets before closing them. */
+export const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
+
+interface Peer {
+  info: PeerInfo;
+  channel: Channel;
+  queue: SendQueue;
+  /** The peer said goodbye: its channel closing is not a loss. */
+  departed: boolean;
+  lost: boolean;
+}
+
+export interface CommunicatorOptions {
+  rank: number;
+  world: number;
+  /** One authenticated channel per other rank. */
+  channels: Map<number, Channel>;
+  hosts: Map<number, string>;
+  server: ChannelServer | undefined;
+  defaults: GroupDefaults;
+  logger: Logger;
+}
+
+/**
+ * This rank's view of the job: one data channel to every other rank, the process groups, and
+ * the routing between them. Emits 'peer-lost' ({ rank, host, reason }) when a peer's channel
+ * closes without the peer having closed its communicator; every group that contains the peer
+ * fails with TRAINER_ERR_PEER_LOST (groups without it carry on).
+ */
+export class Communicator extends EventEmitter implements GroupHost {
+  readonly rank: number;
+  readonly world: number;
+  readonly worldGroup: ProcessGroup;
+  readonly logger: Logger;
+  private readonly peers = new Map<number, Peer>();
+  private readonly groups = new Map<string, GroupState>();
+  private readonly groupCounts = new Map<string, number>();
+  private readonly orphans = new Map<string, Array<[number, Header, Uint8Array | undefined, Buffer]>>();
+  private readonly server: ChannelServer | undefined;
+  private readonly defaults: GroupDefaults;
+  private controlBytesSent = 0;
+  private bytesReceived = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: CommunicatorOptions) {
+    super();
+    this.rank = opts.rank;
+    this.world = opts.world;
+    this.logger = opts.logger;
+    this.server = opts.server;
+    this.defaults = opts.defaults;
+    for (const [rank, channel] of opts.channels) {
+      const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? channel.remoteAddress }, channel, queue: new SendQueue(channel), departed: false, lost: false };
+      this.peers.set(rank, peer);
+      channel.on('message', (h: Header, payload: Uint8Array | undefined, frame: Buffer) => this.route(rank, h, payload, frame));
+      channel.on('close', (info: ChannelCloseInfo) => this.onPeerClosed(peer, info));
+      if (!channel.isOpen) queueMicrotask(() => this.onPeerClosed(peer, { code: 1006, reason: 'closed during setup' }));
+    }
+    this.worldGroup = this.newGroup(Array.from({ length: this.world }, (_, i) => i));
+  }
+
+  /** Bytes of frames handed to and received from the sockets (headers included). */
+  get stats(): { bytesSent: number; bytesReceived: number } {
+    let sent = this.controlBytesSent;
+    for (const p of this.peers.values()) sent += p.queue.bytesSent;
+    return { bytesSent: sent, bytesReceived: this.bytesReceived };
+  }
+
+  /**
+   * A group of any subset of global ranks (in the order given: group rank i is ranks[i]).
+   * Every rank that is a member must create the same groups in the same order; non-members may
+   * create it too (their ProcessGroup has rank -1). A group's identity is its member list plus how
+   * many groups with the same members were created before it.
+   */
+  newGroup(ranks: number[]): ProcessGroup {
+    if (!Array.isArray(ranks) || ranks.length === 0 || new Set(ranks).size !== ranks.length || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= this.world)) {
+      throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `newGroup: ranks must be distinct integers in [0, ${this.world}), got ${JSON.stringify(ranks)}`, {
+        hint: 'pass the global ranks of the members, e.g. [0, 2]',
+      });
+    }
+    const key = ranks.join(',');
+    const count = this.groupCounts.get(key) ?? 0;
+    this.groupCounts.set(key, count + 1);
+    const id = `${key}#${count}`;
+    const state = new GroupState(id, [...ranks], this.rank, this);
+    if (state.rank >= 0) {
+      this.groups.set(id, state);
+      if (this.closing) state.fail(closedError(), false);
+      for (const r of ranks) {
+        const p = this.peers.get(r);
+        if (p?.lost || p?.departed) state.fail(peerLostError(p.info, p.departed ? 'it closed its communicator' : 'connection lost'), false);
+      }
+      const waiting = this.orphans.get(id);
+      if (waiting) {
+        this.orphans.delete(id);
+        for (const [from, h, payload, frame] of waiting) state.onMessage(from, h, payload, frame);
+      }
+    }
+    return new ProcessGroup(state, this.defaults);
+  }
+
+  sendData(globalRank: number, item: Outgoing, onSent?: () => void): void {
+    const p = this.peers.get(globalRank);
+    if (p) p.queue.push(item, onSent);
+  }
+
+  sendControl(globalRank: number, header: Header): void {
+    const p = this.peers.get(globalRank);
+    if (!p || !p.channel.isOpen) return;
+    const frame = encodeFrame(header);
+    this.controlBytesSent += frame.byteLength;
+    p.channel.sendFrame(frame);
+  }
+
+  peerInfo(globalRank: number): PeerInfo {
+    return this.peers.get(globalRank)?.info ?? { rank: globalRank, host: globalRank === this.rank ? 'self' : 'unknown' };
+  }
+
+  private route(from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
+    this.bytesReceived += frame.byteLength;
+    if (h.t === MSG_BYE) {
+      const p = this.peers.get(from);
+      if (p) p.departed = true;
+      return;
+    }
+    if (payload && (payload.byteOffset & 3) !== 0) {
+      // Small frames can share a socket read buffer at any offset: realign so fp32/16-bit views work.
+      const copy = Buffer.allocUnsafeSlow(frame.byteLength);
+      frame.copy(copy);
+      const offset = payload.byteOffset - frame.byteOffset;
+      frame = copy;
+      payload = copy.subarray(offset);
+    }
+    const g = typeof h.g === 'string' ? h.g : '';
+    const group = this.groups.get(g);
+    if (group) {
+      group.onMessage(from, h, payload, frame);
+      return;
+    }
+    let list = this.orphans.get(g);
+    if (!list) this.orphans.set(g, (list = []));
+    list.push([from, h, payload, frame]);
+  }
+
+  private onPeerClosed(peer: Peer, info: ChannelCloseInfo): void {
+    if (peer.lost) return;
+    peer.lost = true;
+    peer.queue.clear();
+    if (this.closing) return;
+    const reason = peer.departed ? 'it closed its communicator' : `connection closed (code ${info.code}${info.reason ? `, ${info.reason}` : ''})`;
+    if (!peer.departed) {
+      this.logger.error({ rank: peer.info.rank, host: peer.info.host, reason }, 'peer lost');
+      this.emit('peer-lost', { rank: peer.info.rank, host: peer.info.host, reason });
+    }
+    const err = peerLostError(peer.info, reason);
+    for (const g of this.groups.values()) if (g.ranks.includes(peer.info.rank)) g.fail(err, false);
+  }
+
+  /** Says goodbye to every peer, fails pending collectives, flushes queued data, closes everything. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const p of this.peers.values()) {
+        try {
+          if (p.channel.isOpen) p.channel.send({ t: MSG_BYE });
+        } catch {
+          // already closed
+        }
+      }
+      const err = closedError();
+      for (const g of this.groups.values()) g.fail(err, false);
+      const deadline = Date.now() + CLOSE_FLUSH_TIMEOUT_MS;
+      const busy = (): boolean => [...this.peers.values()].some((p) => p.channel.isOpen && (p.queue.length > 0 || p.channel.bufferedAmount > 0));
+      while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      for (const p of this.peers.values()) p.channel.close('communicator closed');
+      await this.server?.close();
+    })();
+    return this.closing;
+  }
+}
+
+function closedError(): TrainerError {
+  return new TrainerError(CommErrorCode.CHANNEL_CLOSED, 'the communicator is closed', { hint: 'do not use a communicator after close()' });
+}

@@ -1,0 +1,168 @@
+import { TrainerError } from '@trainer/errors';
+import { CommErrorCode } from '../codes.js';
+import { getCodec, type Codec } from '../codecs/codec.js';
+import { BarrierOp } from './collective-op.js';
+import { BroadcastOp } from './broadcast.js';
+import type { GroupState } from './group-state.js';
+import { RingCollective, type RingKind } from './ring.js';
+import { shardRange } from './shard.js';
+import type { Descriptor } from './wire.js';
+
+export interface CollectiveOptions {
+  /** Wire format of the values (default fp32); sums are always formed in fp32. */
+  codec?: Codec;
+  /** Fail with TRAINER_ERR_COLLECTIVE_TIMEOUT after this long (default: the communicator's collectiveTimeoutMs). */
+  timeoutMs?: number;
+}
+
+/** Settings a group takes from its communicator. */
+export interface GroupDefaults {
+  timeoutMs: number;
+  pieceElems: number;
+}
+
+function badArg(message: string, hint: string): TrainerError {
+  return new TrainerError(CommErrorCode.INVALID_ARGUMENT, message, { hint });
+}
+
+/**
+ * A set of ranks that run collectives together (like a torch.distributed ProcessGroup).
+ * All methods are asynchronous and must be called by every member in the same order; several
+ * may be in flight at once. Ranks passed to broadcast/send/recv are ranks within the group.
+ */
+export class ProcessGroup {
+  /** This process's rank within the group, -1 if it is not a member. */
+  readonly rank: number;
+  readonly size: number;
+  /** The members' global ranks, in group-rank order. */
+  readonly ranks: readonly number[];
+  private readonly state: GroupState;
+  private readonly defaults: GroupDefaults;
+
+  /** Created by Communicator.newGroup (and as its worldGroup). */
+  constructor(state: GroupState, defaults: GroupDefaults) {
+    this.state = state;
+    this.defaults = defaults;
+    this.rank = state.rank;
+    this.size = state.size;
+    this.ranks = state.ranks;
+  }
+
+  /** buf <- op over all members' buf (in place). Ring reduce-scatter then ring all-gather. */
+  async allReduce(buf: Float32Array, opts: CollectiveOptions & { op?: 'sum' | 'avg' | 'max' } = {}): Promise<void> {
+    this.checkFloat32(buf, 'allReduce');
+    const op = opts.op ?? 'sum';
+    if (op !== 'sum' && op !== 'avg' && op !== 'max') throw badArg(`allReduce: unknown op ${JSON.stringify(op)}`, 'use sum, avg or max');
+    await this.ring('allReduce', buf, opts, op);
+  }
+
+  /**
+   * Reduces buf across members and returns this rank's shard of the result:
+   * buf.subarray(start, end) with { start, end } = shardRange(buf.length, size, rank), reduced in
+   * place (the rest of buf is left as it was).
+   */
+  async reduceScatter(buf: Float32Array, opts: CollectiveOptions & { op?: 'sum' | 'avg' } = {}): Promise<Float32Array> {
+    this.checkFloat32(buf, 'reduceScatter');
+    const op = opts.op ?? 'sum';
+    if (op !== 'sum' && op !== 'avg') throw badArg(`reduceScatter: unknown op ${JSON.stringify(op)}`, 'use sum or avg');
+    await this.ring('reduceScatter', buf, opts, op);
+    const { start, end } = shardRange(buf.length, this.size, this.rank);
+    return buf.subarray(start, end);
+  }
+
+  /** Concatenates every member's shard (laid out by shardRange(totalLength, size, i)) into a new array. */
+  async allGather(shard: Float32Array, totalLength: number, opts: CollectiveOptions = {}): Promise<Float32Array> {
+    this.checkFloat32(shard, 'allGather');
+    if (!Number.isInteger(totalLength) || totalLength < 0) throw badArg(`allGather: totalLength must be a non-negative integer, got ${totalLength}`, 'pass the length of the gathered result');
+    const { start, end } = shardRange(totalLength, this.size, this.memberRank());
+    if (shard.length !== end - start) {
+      throw badArg(`allGather: rank ${this.rank} passed a shard of ${shard.length} elements, shardRange(${totalLength}, ${this.size}, ${this.rank}) has ${end - start}`,
+        'split the buffer with shardRange so every rank passes its own part');
+    }
+    const out = new Float32Array(totalLength);
+    out.set(shard, start);
+    await this.ring('allGather', out, opts, 'sum');
+    return out;
+  }
+
+  /** Copies root's buf into every member's buf (in place); root is a group rank. */
+  async broadcast(buf: Float32Array | Uint8Array, root: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (!(buf instanceof Float32Array) && !(buf instanceof Uint8Array)) throw badArg('broadcast: buf must be a Float32Array or Uint8Array', 'pass a typed array');
+    this.checkPeer(root, 'broadcast root', true);
+    this.memberRank();
+    if (this.size === 1) return;
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    const pieceBytes = this.defaults.pieceElems * 4;
+    const desc: Descriptor = { op: 'broadcast', bytes: bytes.byteLength, codec: 'raw', root, piece: this.defaults.pieceElems };
+    await this.state.run((seq) => new BroadcastOp(this.state, seq, desc, bytes, pieceBytes), this.timeout(opts.timeoutMs));
+  }
+
+  /** Resolves once every member has called barrier. */
+  async barrier(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.memberRank();
+    if (this.size === 1) return;
+    const desc: Descriptor = { op: 'barrier', bytes: 0, codec: 'raw', root: -1, piece: 0 };
+    await this.state.run((seq) => new BarrierOp(this.state, seq, desc), this.timeout(opts.timeoutMs));
+  }
+
+  /** Sends buf to group rank dst; resolves once the data is handed to the socket (buf may then be reused). */
+  async send(buf: Float32Array | Uint8Array, dst: number, opts: { timeoutMs?: number; tag?: number } = {}): Promise<void> {
+    this.checkPeer(dst, 'send dst', false);
+    await this.state.p2p.send(asBytes(buf, 'send'), dst, this.tag(opts.tag), this.timeout(opts.timeoutMs));
+  }
+
+  /** Receives into `into` the matching send from group rank src (same tag, same size). */
+  async recv(into: Float32Array | Uint8Array, src: number, opts: { timeoutMs?: number; tag?: number } = {}): Promise<void> {
+    this.checkPeer(src, 'recv src', false);
+    await this.state.p2p.recv(asBytes(into, 'recv'), src, this.tag(opts.tag), this.timeout(opts.timeoutMs));
+  }
+
+  private async ring(kind: RingKind, buf: Float32Array, opts: CollectiveOptions, op: 'sum' | 'avg' | 'max'): Promise<void> {
+    this.memberRank();
+    const codec = getCodec(opts.codec ?? 'fp32');
+    if (this.size === 1) return;
+    const pieceElems = this.defaults.pieceElems;
+    const desc: Descriptor = { op: kind === 'allReduce' || kind === 'reduceScatter' ? `${kind}:${op}` : kind, bytes: buf.byteLength, codec: codec.name, root: -1, piece: pieceElems };
+    await this.state.run((seq) => new RingCollective(this.state, seq, desc, {
+      kind, buf, codec, op: op === 'max' ? 'max' : 'sum', average: op === 'avg', pieceElems,
+    }), this.timeout(opts.timeoutMs));
+  }
+
+  private memberRank(): number {
+    if (this.rank < 0) {
+      throw new TrainerError(CommErrorCode.NOT_GROUP_MEMBER, `this rank is not a member of group [${this.ranks.join(',')}]`, {
+        hint: 'only members may call a group\'s collectives; create groups on every rank but call them on members only',
+      });
+    }
+    if (this.state.failure) throw this.state.failure;
+    return this.rank;
+  }
+
+  private checkFloat32(buf: Float32Array, what: string): void {
+    if (!(buf instanceof Float32Array)) throw badArg(`${what}: buffer must be a Float32Array`, 'convert the data to Float32Array first');
+  }
+
+  private checkPeer(r: number, what: string, selfOk: boolean): void {
+    this.memberRank();
+    if (!Number.isInteger(r) || r < 0 || r >= this.size || (!selfOk && r === this.rank)) {
+      throw badArg(`${what} must be a group rank in [0, ${this.size})${selfOk ? '' : ' other than this rank'}, got ${r}`, 'ranks of a group are numbered 0..size-1 in the order the group was created with');
+    }
+  }
+
+  private timeout(ms: number | undefined): number {
+    const t = ms ?? this.defaults.timeoutMs;
+    if (!(t > 0) || !Number.isFinite(t)) throw badArg(`timeoutMs must be a positive number, got ${t}`, 'omit it to use the communicator default');
+    return t;
+  }
+
+  private tag(tag: number | undefined): number {
+    const t = tag ?? 0;
+    if (!Number.isInteger(t) || t < 0 || t >= 2 ** 31) throw badArg(`tag must be an integer in [0, 2^31), got ${t}`, 'use small non-negative integers');
+    return t;
+  }
+}
+
+function asBytes(buf: Float32Array | Uint8Array, what: string): Uint8Array {
+  if (!(buf instanceof Float32Array) && !(buf instanceof Uint8Array)) throw badArg(`${what}: buffer must be a Float32Array or Uint8Array`, 'pass a typed array');
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
