@@ -1,0 +1,144 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { TrainerError } from '@trainer/errors';
+import { ModelErrorCode } from './codes.js';
+
+export type BackendName = 'auto' | 'cuda' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  /** The backend in use. */
+  name: Exclude<BackendName, 'auto'>;
+  /** TF.js's own name for it (tf.getBackend()): 'tensorflow' for both native ones. */
+  tfBackend: string;
+  /** Why each better backend was unavailable (empty when the first choice worked). */
+  reasons: string[];
+  /** wasm only: whether the SIMD build is in use. */
+  simd?: boolean;
+}
+
+interface Candidate {
+  name: Exclude<BackendName, 'auto'>;
+  /** TF.js backend name registered by the package. */
+  tfBackend: string;
+  /** What to do when it is missing. */
+  hint: string;
+  /** Loads the package and checks it really registered a usable backend; throws with the reason. */
+  load: () => Promise<void>;
+}
+
+/** Best first: auto walks this list and takes the first that loads. */
+const CANDIDATES: Candidate[] = [
+  {
+    name: 'cuda',
+    tfBackend: 'tensorflow',
+    hint:
+      'pnpm add @tensorflow/tfjs-node-gpu (Linux x64; needs an NVIDIA driver, CUDA 11.2 and cuDNN 8.1 for its ' +
+      'libtensorflow 2.9.1, and network access to storage.googleapis.com at install time)',
+    load: async () => {
+      await importNative('@tensorflow/tfjs-node-gpu');
+      const be = tf.findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean } | null;
+      if (be?.isUsingGpuDevice !== true) {
+        throw new Error('@tensorflow/tfjs-node-gpu loaded but TensorFlow found no usable GPU device');
+      }
+    },
+  },
+  {
+    name: 'tensorflow',
+    tfBackend: 'tensorflow',
+    hint:
+      'pnpm add @tensorflow/tfjs-node (downloads libtensorflow 2.9.1 CPU at install time from storage.googleapis.com; ' +
+      'if that host is unreachable the install succeeds but the native addon is missing)',
+    load: () => importNative('@tensorflow/tfjs-node'),
+  },
+  {
+    name: 'wasm',
+    tfBackend: 'wasm',
+    hint: 'pnpm add @tensorflow/tfjs-backend-wasm@4.22.0',
+    load: async () => {
+      await import('@tensorflow/tfjs-backend-wasm');
+    },
+  },
+  {
+    name: 'cpu',
+    tfBackend: 'cpu',
+    hint: 'pnpm add @tensorflow/tfjs-backend-cpu@4.22.0',
+    load: async () => {
+      await import('@tensorflow/tfjs-backend-cpu');
+    },
+  },
+];
+
+/** Imports a native TF.js package by name and checks it registered the 'tensorflow' backend. */
+async function importNative(pkg: string): Promise<void> {
+  // A variable specifier keeps bundlers and tsc from resolving the optional package statically.
+  const specifier: string = pkg;
+  await import(specifier);
+  if (tf.findBackendFactory('tensorflow') === null && tf.findBackend('tensorflow') === null) {
+    throw new Error(`${pkg} loaded but did not register the 'tensorflow' backend with this @tensorflow/tfjs-core`);
+  }
+}
+
+function shortReason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0].trim().slice(0, 300);
+}
+
+/** Loads `c` and makes it the active TF.js backend; throws an Error with the reason if it cannot. */
+async function activate(c: Candidate): Promise<BackendInfo> {
+  await c.load();
+  const ok = await tf.setBackend(c.tfBackend);
+  if (!ok) throw new Error(`tf.setBackend('${c.tfBackend}') failed to initialise`);
+  await tf.ready();
+  const info: BackendInfo = { name: c.name, tfBackend: tf.getBackend(), reasons: [] };
+  if (c.name === 'wasm') info.simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  return info;
+}
+
+/**
+ * Selects and initialises the TF.js backend.
+ * - 'auto' tries cuda (tfjs-node-gpu), tensorflow (tfjs-node), wasm, cpu in that order and logs
+ *   which one it chose and why each better one was unavailable.
+ * - An explicit name must work: otherwise TRAINER_ERR_BACKEND_UNAVAILABLE with the install hint.
+ * The model code is the same on every backend; only the kernel set differs (see kernels/select.ts).
+ */
+export async function initBackend(requested: BackendName, log: (msg: string) => void = () => {}): Promise<BackendInfo> {
+  if (requested === 'auto') {
+    const reasons: string[] = [];
+    for (const c of CANDIDATES) {
+      try {
+        const info = await activate(c);
+        info.reasons = reasons;
+        const why = reasons.length > 0 ? ` (unavailable: ${reasons.join('; ')})` : '';
+        log(`backend: ${describe(info)}${why}`);
+        return info;
+      } catch (err) {
+        reasons.push(`${c.name}: ${shortReason(err)}`);
+      }
+    }
+    throw new TrainerError(ModelErrorCode.BACKEND_UNAVAILABLE, `no TF.js backend could be initialised: ${reasons.join('; ')}`, {
+      hint: 'reinstall dependencies with pnpm install (the cpu backend should always load)',
+      details: { reasons },
+    });
+  }
+  const candidate = CANDIDATES.find((c) => c.name === requested);
+  if (candidate === undefined) {
+    throw new TrainerError(ModelErrorCode.UNKNOWN_BACKEND, `unknown backend '${String(requested)}'`, {
+      hint: `use one of: auto, ${CANDIDATES.map((c) => c.name).join(', ')}`,
+    });
+  }
+  try {
+    const info = await activate(candidate);
+    log(`backend: ${describe(info)} (requested explicitly)`);
+    return info;
+  } catch (err) {
+    throw new TrainerError(ModelErrorCode.BACKEND_UNAVAILABLE, `backend '${requested}' is unavailable: ${shortReason(err)}`, {
+      hint: candidate.hint,
+      cause: err,
+      details: { backend: requested },
+    });
+  }
+}
+
+function describe(info: BackendInfo): string {
+  const simd = info.simd === undefined ? '' : info.simd ? ', SIMD' : ', no SIMD';
+  return `${info.name} (tf.getBackend() = '${info.tfBackend}'${simd})`;
+}

@@ -1,0 +1,118 @@
+/**
+ * One pre-LayerNorm transformer block (GPT-2):
+ *
+ *   x2 = x  + c_proj(attention(c_attn(ln_1(x))))
+ *   y  = x2 + mlp.c_proj(gelu(mlp.c_fc(ln_2(x2))))
+ *
+ * forward/backward follow the layer contract of layer.ts; backward returns the gradients keyed by
+ * Hugging Face local names ('ln_1.weight', 'attn.c_attn.weight', ...).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Profiler } from '../profiler.js';
+import { timed } from '../profiler.js';
+import type { BackwardResult, Layer, ParamGrads, Saved } from './layer.js';
+import { disposeAll } from './layer.js';
+import type { LayerNormParams } from './layernorm.js';
+import type { LayerSet } from './layer-set.js';
+import type { LinearParams } from './linear.js';
+
+export interface BlockParams {
+  ln1: LayerNormParams;
+  cAttn: LinearParams; // [C, 3C]
+  cProj: LinearParams; // [C, C]
+  ln2: LayerNormParams;
+  cFc: LinearParams; // [C, 4C]
+  mlpProj: LinearParams; // [4C, C]
+}
+
+export class BlockSaved implements Saved {
+  constructor(readonly parts: { ln1: Saved; cAttn: Saved; attn: Saved; cProj: Saved; ln2: Saved; cFc: Saved; gelu: Saved; mlpProj: Saved }) {}
+
+  release(): void {
+    for (const s of Object.values(this.parts)) s.release();
+  }
+}
+
+export class Block implements Layer<BlockParams, BlockSaved> {
+  private readonly ln1: Layer<LayerNormParams, Saved>;
+  private readonly ln2: Layer<LayerNormParams, Saved>;
+  private readonly cAttn: Layer<LinearParams, Saved>;
+  private readonly attn: Layer<null, Saved>;
+  private readonly cProj: Layer<LinearParams, Saved>;
+  private readonly cFc: Layer<LinearParams, Saved>;
+  private readonly gelu: Layer<null, Saved>;
+  private readonly mlpProj: Layer<LinearParams, Saved>;
+
+  constructor(layers: LayerSet, profiler?: Profiler) {
+    this.ln1 = timed('ln', layers.layerNorm, profiler);
+    this.ln2 = this.ln1;
+    this.cAttn = timed('attn.c_attn', layers.linear, profiler);
+    this.attn = timed('attn.core', layers.attention, profiler);
+    this.cProj = timed('attn.c_proj', layers.linear, profiler);
+    this.cFc = timed('mlp.c_fc', layers.linear, profiler);
+    this.gelu = timed('mlp.gelu', layers.gelu, profiler);
+    this.mlpProj = timed('mlp.c_proj', layers.linear, profiler);
+  }
+
+  /** x [B, T, C] -> y [B, T, C]. */
+  forward(p: BlockParams, x: tf.Tensor, train = true): { y: tf.Tensor; saved: BlockSaved } {
+    const ln1 = this.ln1.forward(p.ln1, x, train);
+    const qkv = this.cAttn.forward(p.cAttn, ln1.y, train); // [B, T, 3C]
+    const attn = this.attn.forward(null, qkv.y, train); // [B, T, C]
+    const proj = this.cProj.forward(p.cProj, attn.y, train);
+    const x2 = tf.add(x, proj.y);
+    const ln2 = this.ln2.forward(p.ln2, x2, train);
+    const fc = this.cFc.forward(p.cFc, ln2.y, train); // [B, T, 4C]
+    const act = this.gelu.forward(null, fc.y, train);
+    const mlp = this.mlpProj.forward(p.mlpProj, act.y, train); // [B, T, C]
+    const y = tf.add(x2, mlp.y);
+    disposeAll(ln1.y, qkv.y, attn.y, proj.y, x2, ln2.y, fc.y, act.y, mlp.y);
+    const saved = new BlockSaved({
+      ln1: ln1.saved,
+      cAttn: qkv.saved,
+      attn: attn.saved,
+      cProj: proj.saved,
+      ln2: ln2.saved,
+      cFc: fc.saved,
+      gelu: act.saved,
+      mlpProj: mlp.saved,
+    });
+    return { y, saved };
+  }
+
+  /** dy [B, T, C] -> dx [B, T, C] and the block's parameter gradients. */
+  backward(p: BlockParams, saved: BlockSaved, dy: tf.Tensor): BackwardResult {
+    const s = saved.parts;
+    try {
+      const mlp = this.mlpProj.backward(p.mlpProj, s.mlpProj, dy);
+      const act = this.gelu.backward(null, s.gelu, mlp.dx);
+      const fc = this.cFc.backward(p.cFc, s.cFc, act.dx);
+      const ln2 = this.ln2.backward(p.ln2, s.ln2, fc.dx);
+      const dx2 = tf.add(dy, ln2.dx); // residual: both branches reach x2
+      disposeAll(mlp.dx, act.dx, fc.dx, ln2.dx);
+      const proj = this.cProj.backward(p.cProj, s.cProj, dx2);
+      const attn = this.attn.backward(null, s.attn, proj.dx);
+      const qkv = this.cAttn.backward(p.cAttn, s.cAttn, attn.dx);
+      const ln1 = this.ln1.backward(p.ln1, s.ln1, qkv.dx);
+      const dx = tf.add(dx2, ln1.dx);
+      disposeAll(dx2, proj.dx, attn.dx, qkv.dx, ln1.dx);
+      const dParams: ParamGrads = {
+        'ln_1.weight': ln1.dParams.weight,
+        'ln_1.bias': ln1.dParams.bias,
+        'attn.c_attn.weight': qkv.dParams.weight,
+        'attn.c_attn.bias': qkv.dParams.bias,
+        'attn.c_proj.weight': proj.dParams.weight,
+        'attn.c_proj.bias': proj.dParams.bias,
+        'ln_2.weight': ln2.dParams.weight,
+        'ln_2.bias': ln2.dParams.bias,
+        'mlp.c_fc.weight': fc.dParams.weight,
+        'mlp.c_fc.bias': fc.dParams.bias,
+        'mlp.c_proj.weight': mlp.dParams.weight,
+        'mlp.c_proj.bias': mlp.dParams.bias,
+      };
+      return { dx, dParams };
+    } finally {
+      saved.release(); // no-op for the parts already consumed; frees the rest if a step threw
+    }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Linear (Hugging Face Conv1D orientation): y = x W + b with W [in, out], b [out], x [..., in].
+ *
+ * Backward, with x and dy flattened to rows X [N, in], dY [N, out]:
+ *   dX = dY W^T          [N, out] x [out, in]
+ *   dW = X^T dY          [in, N] x [N, out]
+ *   db = sum_rows dY
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { addTransposed, columnSums, transpose } from '../host/math.js';
+import { hostOp, hostRead, hostTake } from '../host/tensor-io.js';
+import type { BackwardResult, ForwardResult, Layer } from './layer.js';
+import { SavedState, disposeAll } from './layer.js';
+
+export interface LinearParams {
+  /** W [in, out]. */
+  weight: tf.Tensor;
+  /** b [out]. */
+  bias: tf.Tensor;
+  /** Optional W^T [out, in], derived from weight by the owner of the params (host kernels use it). */
+  weightT?: tf.Tensor;
+}
+
+interface LinearSaved {
+  /** The input as rows [N, in]. */
+  x2: tf.Tensor;
+}
+
+function rows(t: tf.Tensor): number {
+  return t.size / t.shape[t.shape.length - 1];
+}
+
+/** A host-transposed copy of a 2-D tensor: [r, c] -> [c, r]. */
+export function hostTranspose(t: tf.Tensor): tf.Tensor {
+  const [r, c] = t.shape;
+  const [out] = hostOp([t], [[c, r]], ([src], [dst]) => transpose(src, r, c, dst));
+  return out;
+}
+
+/**
+ * Host kernels. On wasm only the plain 2-D matMul(a, b) takes XNNPACK's fast path (~25-30 GFLOP/s;
+ * transposeA/transposeB flags run 10-70x slower), so every transposed operand is first transposed
+ * explicitly in JS, and a product computed transposed (dW^T) is read back transposed (free: it is
+ * copied out anyway).
+ */
+export class HostLinear implements Layer<LinearParams, SavedState<LinearSaved>> {
+  forward(params: LinearParams, x: tf.Tensor, train = true): ForwardResult<SavedState<LinearSaved>> {
+    const [inDim, outDim] = params.weight.shape;
+    const x2 = tf.reshape(x, [rows(x), inDim]); // [..., in] -> [N, in]
+    const y2 = tf.fused.matMul({ a: x2 as tf.Tensor2D, b: params.weight as tf.Tensor2D, bias: params.bias });
+    const y = tf.reshape(y2, [...x.shape.slice(0, -1), outDim]);
+    y2.dispose();
+    if (!train) {
+      x2.dispose();
+      return { y, saved: SavedState.none() };
+    }
+    return { y, saved: new SavedState({ x2 }, [x2]) };
+  }
+
+  backward(params: LinearParams, saved: SavedState<LinearSaved>, dy: tf.Tensor): BackwardResult {
+    const { x2 } = saved.take('Linear');
+    const [inDim, outDim] = params.weight.shape;
+    const N = x2.shape[0];
+    const dy2 = tf.reshape(dy, [N, outDim]);
+    // dX = dY W^T
+    const wT = params.weightT ?? hostTranspose(params.weight);
+    const dx2 = tf.matMul(dy2 as tf.Tensor2D, wT as tf.Tensor2D);
+    if (wT !== params.weightT) wT.dispose();
+    const dx = tf.reshape(dx2, [...dy.shape.slice(0, -1), inDim]);
+    dx2.dispose();
+    // XNNPACK packs the right-hand operand (~5 ns per element) and JS transposes cost ~1.5-3, so
+    // the narrower of X [N, in] and dY [N, out] goes on the right:
+    //   in <= out: dW^T = dY^T X   [out, N] x [N, in], read back transposed
+    //   in >  out: dW   = X^T dY   [in, N] x [N, out]
+    let dW: Float32Array;
+    if (inDim <= outDim) {
+      const dyT = hostTranspose(dy2); // [out, N]
+      const dWT = tf.matMul(dyT as tf.Tensor2D, x2 as tf.Tensor2D); // [out, in]
+      dW = new Float32Array(inDim * outDim);
+      hostRead([dWT], ([v]) => addTransposed(v, outDim, inDim, dW));
+      disposeAll(dyT, dWT);
+    } else {
+      const xT = hostTranspose(x2); // [in, N]
+      dW = hostTake(tf.matMul(xT as tf.Tensor2D, dy2 as tf.Tensor2D)); // [in, out]
+      xT.dispose();
+    }
+    const db = hostRead([dy2], ([v]) => columnSums(v, N, outDim));
+    dy2.dispose();
+    saved.release();
+    return { dx, dParams: { weight: dW, bias: db } };
+  }
+}
+
+/** Generic kernels: TF.js ops with transpose flags (fine on native TensorFlow / CUDA). */
+export class TfLinear implements Layer<LinearParams, SavedState<LinearSaved>> {
+  forward(params: LinearParams, x: tf.Tensor, train = true): ForwardResult<SavedState<LinearSaved>> {
+    const [inDim, outDim] = params.weight.shape;
+    const x2 = tf.reshape(x, [rows(x), inDim]);
+    const y = tf.tidy(() =>
+      tf.reshape(tf.fused.matMul({ a: x2 as tf.Tensor2D, b: params.weight as tf.Tensor2D, bias: params.bias }), [
+        ...x.shape.slice(0, -1),
+        outDim,
+      ]),
+    );
+    if (!train) {
+      x2.dispose();
+      return { y, saved: SavedState.none() };
+    }
+    return { y, saved: new SavedState({ x2 }, [x2]) };
+  }
+
+  backward(params: LinearParams, saved: SavedState<LinearSaved>, dy: tf.Tensor): BackwardResult {
+    const { x2 } = saved.take('Linear');
+    const [inDim, outDim] = params.weight.shape;
+    const [dx, dW, db] = tf.tidy(() => {
+      const dy2 = tf.reshape(dy, [x2.shape[0], outDim]) as tf.Tensor2D;
+      const dx = tf.reshape(tf.matMul(dy2, params.weight as tf.Tensor2D, false, true), [...dy.shape.slice(0, -1), inDim]);
+      return [dx, tf.matMul(x2 as tf.Tensor2D, dy2, true, false), tf.sum(dy2, 0)];
+    });
+    saved.release();
+    return { dx, dParams: { weight: hostTake(dW), bias: hostTake(db) } };
+  }
+}
+

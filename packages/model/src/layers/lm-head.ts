@@ -1,0 +1,183 @@
+/**
+ * Output head tied to the token embedding, fused with the mean cross-entropy loss:
+ *
+ *   logits = x wte^T                       [N, C] x [C, V]
+ *   p = softmax(logits),  loss = -(1/M) sum_{n: target_n >= 0} log p[n, target_n]
+ *
+ * where M counts the targets >= 0 (negative targets are masked out, e.g. prompt tokens when
+ * fine-tuning). Backward, for an upstream scalar gradient g = d(objective)/d(loss):
+ *   dlogits[n] = (g / M) (p[n] - onehot(target_n))   for counted rows, 0 for masked rows
+ *   dx = dlogits wte,  dwte = dlogits^T x
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { addTransposed } from '../host/math.js';
+import { hostMutate, hostRead, hostTake } from '../host/tensor-io.js';
+import { SavedState, disposeAll } from './layer.js';
+import type { ParamGrads } from './layer.js';
+import { hostTranspose } from './linear.js';
+
+export interface LMHeadParams {
+  /** Token embedding [V, C], shared with the Embedding layer. */
+  wte: tf.Tensor;
+  /** Optional wte^T [C, V], derived by the owner of the params (host kernels use it). */
+  wteT?: tf.Tensor;
+}
+
+interface HeadSaved {
+  /** Shape of the input x, to give dx the same shape. */
+  xShape: number[];
+  x2: tf.Tensor;
+  probs: tf.Tensor;
+  targets: Int32Array;
+  count: number;
+}
+
+export interface LossForward {
+  /** Mean cross-entropy over counted targets (0 when none is counted). */
+  loss: number;
+  /** Number of targets >= 0. */
+  count: number;
+  saved: SavedState<HeadSaved>;
+}
+
+export interface LMHead {
+  /** Logits [N, V] for rows x [..., C]. */
+  logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor;
+  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train?: boolean): LossForward;
+  /** `dLoss` is the upstream gradient of the mean loss (the gradScale). */
+  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads };
+}
+
+function rowsOf(x: tf.Tensor): tf.Tensor2D {
+  const C = x.shape[x.shape.length - 1];
+  return tf.reshape(x, [x.size / C, C]);
+}
+
+/** -log p[target] per counted row, summed; exact log-sum-exp from the logits when p underflows. */
+function sumNegLogLik(logits: Float32Array, probs: Float32Array, targets: Int32Array, V: number): { sum: number; count: number } {
+  let sum = 0;
+  let count = 0;
+  for (let n = 0; n < targets.length; n++) {
+    const t = targets[n];
+    if (t < 0) continue;
+    count++;
+    const p = probs[n * V + t];
+    if (p > 1e-30) {
+      sum -= Math.log(p);
+    } else {
+      const o = n * V;
+      let max = -Infinity;
+      for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(logits[o + j] - max);
+      sum += Math.log(s) + max - logits[o + t];
+    }
+  }
+  return { sum, count };
+}
+
+/**
+ * Host kernels: plain 2-D matMuls against wte^T / wte, TF.js softmax (XNNPACK: ~3 ms for
+ * [1024, 2048], where logSoftmax takes ~45 ms), and one JS pass that turns the probabilities into
+ * dlogits in place.
+ */
+export class HostLMHead implements LMHead {
+  logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor {
+    const x2 = rowsOf(x);
+    const wT = params.wteT ?? hostTranspose(params.wte);
+    const logits = tf.matMul(x2, wT as tf.Tensor2D); // [N, C] x [C, V]
+    if (wT !== params.wteT) wT.dispose();
+    x2.dispose();
+    return logits;
+  }
+
+  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train = true): LossForward {
+    const V = params.wte.shape[0];
+    const logits = this.logits(params, x);
+    const probs = tf.softmax(logits);
+    const { sum, count } = hostRead([logits, probs], ([l, p]) => sumNegLogLik(l, p, targets, V));
+    logits.dispose();
+    const loss = count > 0 ? sum / count : 0;
+    if (!train) {
+      probs.dispose();
+      return { loss, count, saved: SavedState.none() };
+    }
+    const x2 = rowsOf(x);
+    return { loss, count, saved: new SavedState({ xShape: x.shape, x2, probs, targets, count }, [x2, probs]) };
+  }
+
+  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
+    const { xShape, x2, probs, targets, count } = saved.take('LMHead');
+    const [V, C] = params.wte.shape;
+    const s = count > 0 ? dLoss / count : 0;
+    const dlogits = hostMutate(probs, (p) => {
+      for (let n = 0; n < targets.length; n++) {
+        const o = n * V;
+        const t = targets[n];
+        if (t < 0) {
+          p.fill(0, o, o + V);
+          continue;
+        }
+        for (let j = 0; j < V; j++) p[o + j] *= s;
+        p[o + t] -= s;
+      }
+    });
+    const dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
+    const xT = hostTranspose(x2); // [C, N]
+    const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
+    const dwte = new Float32Array(V * C);
+    hostRead([dwteT], ([v]) => addTransposed(v, C, V, dwte));
+    const dx = tf.reshape(dx2, xShape);
+    disposeAll(dx2, xT, dwteT, dlogits === probs ? null : dlogits);
+    saved.release();
+    return { dx, dParams: { wte: dwte } };
+  }
+}
+
+/** Generic kernels: TF.js ops only. */
+export class TfLMHead implements LMHead {
+  logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.matMul(rowsOf(x), params.wte as tf.Tensor2D, false, true));
+  }
+
+  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train = true): LossForward {
+    const V = params.wte.shape[0];
+    const [nll, probs] = tf.tidy(() => {
+      const logp = tf.logSoftmax(this.logits(params, x));
+      const { onehot } = targetsOneHot(targets, V);
+      return [tf.neg(tf.sum(tf.mul(onehot, logp))), tf.exp(logp)];
+    });
+    const sum = hostTake(nll)[0];
+    let count = 0;
+    for (const t of targets) if (t >= 0) count++;
+    const loss = count > 0 ? sum / count : 0;
+    if (!train) {
+      probs.dispose();
+      return { loss, count, saved: SavedState.none() };
+    }
+    const x2 = rowsOf(x);
+    return { loss, count, saved: new SavedState({ xShape: x.shape, x2, probs, targets, count }, [x2, probs]) };
+  }
+
+  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
+    const { xShape, x2, probs, targets, count } = saved.take('LMHead');
+    const V = params.wte.shape[0];
+    const s = count > 0 ? dLoss / count : 0;
+    const [dx, dwte] = tf.tidy(() => {
+      const { onehot, mask } = targetsOneHot(targets, V);
+      const dlogits = tf.mul(tf.sub(tf.mul(probs, mask), onehot), s) as tf.Tensor2D;
+      return [tf.reshape(tf.matMul(dlogits, params.wte as tf.Tensor2D), xShape), tf.matMul(dlogits, x2 as tf.Tensor2D, true, false)];
+    });
+    saved.release();
+    return { dx, dParams: { wte: hostTake(dwte) } };
+  }
+}
+
+/** onehot [N, V] of the counted targets (masked rows all zero) and mask [N, 1]. */
+function targetsOneHot(targets: Int32Array, V: number): { onehot: tf.Tensor; mask: tf.Tensor } {
+  const clamped = Int32Array.from(targets, (t) => (t < 0 ? 0 : t));
+  const m = Float32Array.from(targets, (t) => (t < 0 ? 0 : 1));
+  const mask = tf.tensor2d(m, [targets.length, 1]);
+  const onehot = tf.mul(tf.oneHot(tf.tensor1d(clamped, 'int32'), V), mask);
+  return { onehot, mask };
+}
