@@ -19,3 +19,6 @@ export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } fro
 export {
   DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK,
 } from './collectives/data-plane.js';
+export type { AllReduceBenchResult, AllReduceBenchOptions } from './bench/allreduce-bench.js';
+export { benchAllReduce } from './bench/allreduce-bench.js';
+export { parseSize } from './bench/parse-size.js';

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
@@ -46,8 +47,10 @@ export interface DataPlaneConnectOptions {
  * A worker's data-channel endpoint. listen() before rendezvous, advertise `address`, then
  * connect() with everybody's address: rank r dials every lower rank and accepts every higher one,
  * each channel authenticated with the cluster token and tagged with the dialer's rank.
+ * Emits 'reject' ({ remoteAddress, code, reason }) for every refused connection (wrong token,
+ * garbage, ...), which never disturbs the connected ranks.
  */
-export class DataPlane {
+export class DataPlane extends EventEmitter {
   readonly address: { host: string; port: number };
   private readonly server: ChannelServer;
   private readonly opts: DataPlaneListenOptions;
@@ -58,7 +61,9 @@ export class DataPlane {
   private connected = false;
 
   private constructor(server: ChannelServer, address: { host: string; port: number }, opts: DataPlaneListenOptions) {
+    super();
     this.server = server;
+    server.on('reject', (info: unknown) => this.emit('reject', info));
     this.address = address;
     this.opts = opts;
     this.logger = opts.logger ?? silentLogger;
