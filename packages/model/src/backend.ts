@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from './codes.js';
@@ -67,8 +70,37 @@ const CANDIDATES: Candidate[] = [
   },
 ];
 
+/**
+ * Where a tfjs-node(-gpu) package expects its native addon, or why it is unusable. Checked before
+ * importing: a package whose install step could not fetch libtensorflow still imports far enough
+ * to register its kernels (noisily, twice when both packages are tried) before it throws.
+ */
+export function nativeAddonProblem(pkg: string): string | null {
+  const require = createRequire(import.meta.url);
+  let pkgJson: string;
+  try {
+    pkgJson = require.resolve(`${pkg}/package.json`);
+  } catch {
+    return `${pkg} is not installed`;
+  }
+  const meta = JSON.parse(readFileSync(pkgJson, 'utf8')) as {
+    binary?: { module_name?: string; module_path?: string; napi_versions?: number[] };
+  };
+  // node-pre-gyp's rule: the highest N-API version the package ships that this Node supports.
+  const nodeNapi = Number(process.versions.napi ?? 0);
+  const napi = Math.max(0, ...(meta.binary?.napi_versions ?? [nodeNapi]).filter((v) => v <= nodeNapi));
+  const modulePath = (meta.binary?.module_path ?? './lib/napi-v{napi_build_version}').replace('{napi_build_version}', String(napi));
+  const addon = join(dirname(pkgJson), modulePath, `${meta.binary?.module_name ?? 'tfjs_binding'}.node`);
+  if (!existsSync(addon)) {
+    return `${pkg} is installed but its native addon is missing (${addon}): its install step downloads libtensorflow and did not complete`;
+  }
+  return null;
+}
+
 /** Imports a native TF.js package by name and checks it registered the 'tensorflow' backend. */
 async function importNative(pkg: string): Promise<void> {
+  const problem = nativeAddonProblem(pkg);
+  if (problem !== null) throw new Error(problem);
   // A variable specifier keeps bundlers and tsc from resolving the optional package statically.
   const specifier: string = pkg;
   await import(specifier);
