@@ -1,1 +1,13 @@
-export {};
+export { Coordinator, rankOrder, type CoordinatorOptions, type JobOutcome, type WorkerFailure } from './coordinator.js';
+export { runWorker, localAddressTowards, type JobContext, type JobRunner, type WorkerOptions } from './worker.js';
+export { launchLocal, assertWorldFitsGpus, type LaunchResult, type LocalLaunchOptions } from './local-launch.js';
+export { createLogger, relayWorkerOutput, wantsPrettyLogs, type Logger } from './logging.js';
+export { generateClusterToken, resolveClusterToken, writeTokenFile, TOKEN_ENV } from './cluster-token.js';
+export { readTorchrunEnv, parseHostPort, type TorchrunEnv } from './torchrun-env.js';
+export { detectGpus, parseNvidiaSmiList, cudaVisibleDevices, type GpuInfo } from './devices.js';
+export { JobSpecSchema, TrainJobSchema, ModelConfigSchema, type JobSpec, type TrainJob } from './job-spec.js';
+export { prepareTrainJob, defaultCacheDir, type TrainRequest, type PreparedJob } from './prepare-job.js';
+export { RunReporter, formatDuration } from './run-reporter.js';
+export { saveModelDir, loadModelDir, MODEL_FORMAT, MODEL_FORMAT_VERSION, type SavedModel } from './model-files.js';
+export { runTrainJob } from './jobs/train-job.js';
+export type { MetricsRecord } from './control-protocol.js';

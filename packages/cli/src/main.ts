@@ -1,0 +1,49 @@
+import { Command, CommanderError } from 'commander';
+import { asTrainerError } from '@trainer/errors';
+import { benchCommand } from './commands/bench.js';
+import { coordinatorCommand } from './commands/coordinator.js';
+import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
+import { generateCommand } from './commands/generate.js';
+import { launchCommand } from './commands/launch.js';
+import { tokenizerCommand } from './commands/tokenizer.js';
+import { workerCommand } from './commands/worker.js';
+
+/**
+ * `trainer`: the command line. Every action returns its exit code; a TrainerError is printed as
+ * `CODE: message` plus its hint (never a bare stack trace) and exits with 2 when it was raised
+ * before any work started, which is where input is checked.
+ */
+export function buildProgram(): Command {
+  const program = new Command('trainer')
+    .description('distributed GPT training in TypeScript on TensorFlow.js: data parallel over a WebSocket ring')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand()]) {
+    program.addCommand(cmd);
+  }
+  // addCommand does not pass settings down: errors must come back to main(), not exit the process.
+  const inherit = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().showHelpAfterError('(run with --help for usage)');
+      inherit(sub);
+    }
+  };
+  inherit(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const e = asTrainerError(err);
+    process.stderr.write(`trainer: ${e.format()}\n`);
+    if (e.code === 'TRAINER_ERR_INTERNAL' && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    return 2;
+  }
+}

@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import type { TrainRequest } from '@trainer/launcher';
+import { int, num, oneOf } from './parse.js';
+
+export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** The training options shared by `launch` and `coordinator` (the job travels to the workers). */
+export function addTrainOptions(cmd: Command): Command {
+  return cmd
+    .option('--model <name>', 'named model config (gpt-nano, gpt-mini, gpt2-124m)', 'gpt-nano')
+    .option('--vocab-size <n>', 'override the model\'s vocabulary size', int(257))
+    .option('--context-length <n>', 'override the model\'s context length', int(1))
+    .option('--layers <n>', 'override the number of transformer blocks', int(1))
+    .option('--heads <n>', 'override the number of attention heads', int(1))
+    .option('--d-model <n>', 'override the embedding width', int(1))
+    .option('--data <source...>', 'moby-dick, sotu, or .txt/.jsonl files and folders', ['moby-dick'])
+    .option('--tokenizer <file>', 'a tokenizer.json from `trainer tokenizer train` (default: train one on the corpus, cached)')
+    .option('--steps <n>', 'optimizer steps', int(1), 200)
+    .option('--global-batch <n>', 'sequences per optimizer step, over all workers', int(1), 16)
+    .option('--micro-batch <n>', 'sequences per forward/backward on one worker (default: global batch / workers)', int(1))
+    .option('--seq-len <n>', 'tokens per training sequence (default: the model\'s context length)', int(1))
+    .option('--lr <x>', 'peak learning rate', num(0), 1e-3)
+    .option('--min-lr <x>', 'final learning rate of the cosine decay (default: lr / 10)', num(0))
+    .option('--warmup-steps <n>', 'linear warmup steps (default: min(100, steps / 10))', int(0))
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay (on matrices and embeddings)', num(0), 0.1)
+    .option('--beta1 <x>', 'AdamW beta1', num(0, 0.999999), 0.9)
+    .option('--beta2 <x>', 'AdamW beta2', num(0, 0.999999), 0.95)
+    .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', num(0), 1.0)
+    .option('--seed <n>', 'seed for initialization, data order and sampling', int(0, 2 ** 32 - 1), 1337)
+    .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
+    .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
+    .option('--eval-batches <n>', 'validation batches per evaluation (0: no validation)', int(0), 8)
+    .option('--val-fraction <x>', 'share of the corpus held out for validation', num(0.0001, 0.5), 0.05)
+    .option('--out <dir>', 'run folder: metrics.jsonl, summary.json, model/ (default: runs/<time>)')
+    .option('--cache-dir <dir>', 'where tokenizers and token files are cached (default: $TRAINER_CACHE_DIR or ~/.cache/trainer)')
+    .option('--sample-prompt <text>', 'prompt for the sample written at the end', 'The ')
+    .option('--sample-tokens <n>', 'tokens to generate at the end (0: none)', int(0), 120)
+    .option('--temperature <x>', 'sampling temperature for the final sample (0: greedy)', num(0), 0.8)
+    .option('--top-k <n>', 'sample among the k most likely tokens (0: all)', int(0), 40)
+    .option('--heartbeat-timeout <s>', 'declare a silent worker failed after this many seconds', num(1), 30)
+    .option('--rendezvous-timeout <s>', 'wait this long for all workers to join', num(1), 300);
+}
+
+export interface TrainCliOptions {
+  model: string;
+  vocabSize?: number;
+  contextLength?: number;
+  layers?: number;
+  heads?: number;
+  dModel?: number;
+  data: string[];
+  tokenizer?: string;
+  steps: number;
+  globalBatch: number;
+  microBatch?: number;
+  seqLen?: number;
+  lr: number;
+  minLr?: number;
+  warmupSteps?: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  gradClip: number;
+  seed: number;
+  backend: (typeof BACKENDS)[number];
+  evalEvery?: number;
+  evalBatches: number;
+  valFraction: number;
+  out?: string;
+  cacheDir?: string;
+  samplePrompt: string;
+  sampleTokens: number;
+  temperature: number;
+  topK: number;
+  heartbeatTimeout: number;
+  rendezvousTimeout: number;
+}
+
+export function defaultRunDir(): string {
+  return `runs/${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
+}
+
+export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial<TrainRequest> = {}): TrainRequest {
+  const overrides: TrainRequest['modelOverrides'] = {};
+  if (o.vocabSize !== undefined) overrides.vocabSize = o.vocabSize;
+  if (o.contextLength !== undefined) overrides.contextLength = o.contextLength;
+  if (o.layers !== undefined) overrides.layers = o.layers;
+  if (o.heads !== undefined) overrides.heads = o.heads;
+  if (o.dModel !== undefined) overrides.dModel = o.dModel;
+  return {
+    modelName: o.model,
+    modelOverrides: overrides,
+    data: o.data.length === 1 ? o.data[0] : o.data,
+    tokenizerPath: o.tokenizer,
+    world,
+    steps: o.steps,
+    globalBatch: o.globalBatch,
+    microBatch: o.microBatch,
+    seqLen: o.seqLen,
+    lr: o.lr,
+    minLr: o.minLr,
+    warmupSteps: o.warmupSteps,
+    weightDecay: o.weightDecay,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    gradClip: o.gradClip,
+    seed: o.seed,
+    backend: o.backend,
+    evalEvery: o.evalEvery,
+    evalBatches: o.evalBatches,
+    valFraction: o.valFraction,
+    warmupTimingSteps: 1,
+    outDir: o.out ?? defaultRunDir(),
+    cacheDir: o.cacheDir,
+    sample: { prompt: o.samplePrompt, maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: o.topK },
+    ...extra,
+  };
+}

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+
+/**
+ * What a worker is asked to run. The coordinator builds it from the command line, validates it
+ * before any worker starts, and sends it to every worker with its rank assignment; the worker
+ * validates it again (it came over the network).
+ */
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+export const ModelConfigSchema = z.object({
+  vocabSize: positiveInt,
+  contextLength: positiveInt,
+  layers: positiveInt,
+  heads: positiveInt,
+  dModel: positiveInt,
+  layerNormEps: z.number().positive(),
+});
+
+export const CorpusDataSchema = z.object({
+  source: z.literal('corpus'),
+  /** Corpus spec as given to loadCorpus: 'moby-dick', 'sotu', or paths. */
+  corpus: z.union([z.string(), z.array(z.string())]),
+  /** Where token files are cached (tokenized once per corpus and tokenizer). */
+  cacheDir: z.string(),
+  valFraction: z.number().positive().lt(1),
+});
+
+/** Uniformly random tokens (throughput benchmarks, like the PyTorch peer). */
+export const SyntheticDataSchema = z.object({ source: z.literal('synthetic') });
+
+export const TrainJobSchema = z.object({
+  kind: z.literal('train'),
+  modelName: z.string(),
+  model: ModelConfigSchema,
+  backend: z.enum(['auto', 'cuda', 'tensorflow', 'wasm', 'cpu']),
+  data: z.discriminatedUnion('source', [CorpusDataSchema, SyntheticDataSchema]),
+  steps: positiveInt,
+  /** Sequences per optimizer step, over all data-parallel ranks. */
+  globalBatch: positiveInt,
+  /** Sequences per forward/backward on one rank (gradient accumulation covers the rest). */
+  microBatch: positiveInt,
+  /** Sequence length used in training (<= model.contextLength). */
+  seqLen: positiveInt,
+  seed: nonNegativeInt,
+  lr: z.number().positive(),
+  minLr: z.number().nonnegative(),
+  warmupSteps: nonNegativeInt,
+  weightDecay: z.number().nonnegative(),
+  beta1: z.number().min(0).lt(1),
+  beta2: z.number().min(0).lt(1),
+  gradClip: z.number().nonnegative(),
+  /** Validate every this many steps (0: only at the end). */
+  evalEvery: nonNegativeInt,
+  /** Validation batches per evaluation (0: none). */
+  evalBatches: nonNegativeInt,
+  /** Steps not timed at the start (throughput benchmarks). */
+  warmupTimingSteps: nonNegativeInt,
+  /** Run folder shared by all ranks (rank 0 writes the final model there). Empty: write nothing. */
+  outDir: z.string(),
+  sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),
+});
+
+export type TrainJob = z.infer<typeof TrainJobSchema>;
+export type JobSpec = TrainJob;
+export const JobSpecSchema = TrainJobSchema;

@@ -1,0 +1,49 @@
+import { TrainerError } from '@trainer/errors';
+
+/**
+ * Deliberate faults for testing failure handling, set by the environment of the launch:
+ *
+ *   TRAINER_FAULT="rank=1,step=3,kind=exit"     the worker exits with code 3 at that step
+ *   kind=kill    SIGKILL itself (as the OOM killer would)
+ *   kind=throw   raise a TrainerError (an ordinary failure with a message)
+ *   kind=hang    block the main thread forever (a hung process; heartbeats keep beating)
+ *   kind=silent  stop the heartbeat thread too, by blocking every thread (a frozen host)
+ *
+ * Unset (the normal case) it costs one comparison per step.
+ */
+export interface Fault {
+  rank: number;
+  step: number;
+  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent';
+}
+
+export function parseFault(spec: string | undefined): Fault | undefined {
+  if (!spec) return undefined;
+  const fields = Object.fromEntries(spec.split(',').map((kv) => kv.split('=').map((s) => s.trim()) as [string, string]));
+  const rank = Number(fields.rank);
+  const step = Number(fields.step);
+  const kind = fields.kind as Fault['kind'];
+  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent'].includes(kind)) {
+    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent"`, { hint: 'unset TRAINER_FAULT' });
+  }
+  return { rank, step, kind };
+}
+
+export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number): void {
+  if (!fault || fault.rank !== rank || fault.step !== step) return;
+  process.stderr.write(`injecting fault ${fault.kind} at rank ${rank}, step ${step} (TRAINER_FAULT)\n`);
+  switch (fault.kind) {
+    case 'exit':
+      process.exit(3);
+    case 'kill':
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    case 'throw':
+      throw new TrainerError('TRAINER_ERR_INJECTED_FAULT', `fault injected at rank ${rank}, step ${step}`);
+    case 'hang':
+      for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    case 'silent':
+      process.kill(process.pid, 'SIGSTOP');
+      return;
+  }
+}

@@ -1,0 +1,114 @@
+import { memory } from '@tensorflow/tfjs-core';
+import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches, type TokenArray } from '@trainer/data';
+import { DataParallelTrainer, type MicroBatch } from '@trainer/engine';
+import { TrainerError } from '@trainer/errors';
+import { GPT, initBackend, initParams } from '@trainer/model';
+import { join } from 'node:path';
+import type { MetricsRecord } from '../control-protocol.js';
+import type { TrainJob } from '../job-spec.js';
+import { saveModelDir } from '../model-files.js';
+import type { JobContext } from '../worker.js';
+import { maybeInjectFault, parseFault } from './fault-injection.js';
+import { SyntheticBatches } from './synthetic-batches.js';
+
+/**
+ * The training job every worker runs: data-parallel GPT training over the world group.
+ * Rank 0 reports per-step metrics, generates the closing sample and saves the model; every rank
+ * computes the same parameters (tested), so any rank could.
+ */
+export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
+  const { job, rank, world, comm, logger } = ctx;
+  const backend = await initBackend(job.backend, (msg) => logger.info(msg));
+  logger.info({ backend: backend.name, tfBackend: backend.tfBackend }, `backend ${backend.name}${backend.reasons.length ? ` (${backend.reasons.join('; ')})` : ''}`);
+
+  const tokenizerJson = ctx.payload ? Buffer.from(ctx.payload).toString('utf8') : undefined;
+  const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
+  const data = await openData(job, tokenizer, (msg) => logger.info(msg));
+
+  const model = new GPT(job.model);
+  const trainer = new DataParallelTrainer(model, comm.worldGroup, initParams(job.model, job.seed), {
+    schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
+    adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
+    gradClip: job.gradClip,
+  });
+  const microPerRank = job.globalBatch / (world * job.microBatch);
+  const tokensPerStep = job.globalBatch * job.seqLen;
+  const losses: number[] = [];
+  let timedMs = 0;
+  let timedSteps = 0;
+  let lastVal: { loss: number; perplexity: number } | undefined;
+  const fault = parseFault(process.env.TRAINER_FAULT);
+
+  for (let step = 0; step < job.steps; step++) {
+    maybeInjectFault(fault, rank, step);
+    const started = performance.now();
+    const micro: MicroBatch[] = [];
+    for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank, dpSize: world, microBatch: job.microBatch, micro: m }));
+    const r = await trainer.step(step, micro);
+    const stepMs = performance.now() - started;
+    if (step >= job.warmupTimingSteps) {
+      timedMs += stepMs;
+      timedSteps += 1;
+    }
+    losses.push(r.loss);
+    const isLast = step === job.steps - 1;
+    if (data.val && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
+      lastVal = await evaluate(trainer, data.val, job, rank, world);
+    }
+    if (rank === 0) {
+      const mem = memory();
+      ctx.report({
+        step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens,
+        tokens_per_s: (tokensPerStep * 1000) / stepMs, num_tensors: mem.numTensors, tf_bytes: mem.numBytes,
+        ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
+      });
+    }
+  }
+
+  let sample: string | null = null;
+  if (rank === 0 && tokenizer && job.sample.maxNewTokens > 0) {
+    const prompt = tokenizer.encode(job.sample.prompt);
+    const ids = model.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed });
+    sample = tokenizer.decode(ids);
+  }
+  if (rank === 0 && job.outDir) {
+    await saveModelDir(join(job.outDir, 'model'), {
+      modelName: job.modelName, config: job.model, params: trainer.params, tokenizerJson,
+      info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null },
+    });
+  }
+  model.dispose();
+  const stepMs = timedSteps ? timedMs / timedSteps : NaN;
+  return {
+    world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
+    val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
+    step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample,
+    num_tensors: memory().numTensors,
+  };
+}
+
+interface OpenedData {
+  batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
+  val: TokenArray | undefined;
+}
+
+async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log: (msg: string) => void): Promise<OpenedData> {
+  if (job.data.source === 'synthetic') {
+    const synthetic = new SyntheticBatches(job.model.vocabSize, job.seqLen, job.seed);
+    return { batch: (step, slice) => synthetic.batch(step, { ...slice, globalBatch: job.globalBatch }), val: undefined };
+  }
+  if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job trains on a corpus but no tokenizer came with it');
+  const corpus = await loadCorpus(job.data.corpus);
+  const split = await prepareTokens({ corpus, tokenizer, cacheDir: job.data.cacheDir, valFraction: job.data.valFraction, log });
+  const sampler = new BatchSampler({ tokens: split.train, contextLength: job.seqLen, globalBatch: job.globalBatch, seed: job.seed });
+  return { batch: (step, slice) => sampler.batch(step, slice), val: split.val };
+}
+
+/** Validation loss over the first `evalBatches` windows of the held-out split, shared round-robin by rank. */
+async function evaluate(trainer: DataParallelTrainer, val: TokenArray, job: TrainJob, rank: number, world: number) {
+  const mine: MicroBatch[] = [];
+  let i = 0;
+  for (const b of validationBatches(val, job.seqLen, job.microBatch, job.evalBatches)) if (i++ % world === rank) mine.push(b);
+  const r = await trainer.evaluate(mine);
+  return { loss: r.loss, perplexity: Math.exp(r.loss) };
+}

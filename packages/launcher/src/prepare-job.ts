@@ -1,0 +1,139 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '@trainer/data';
+import { TrainerError } from '@trainer/errors';
+import { resolveModelConfig, type GPTConfig } from '@trainer/model';
+import type { TrainJob } from './job-spec.js';
+import { TrainJobSchema } from './job-spec.js';
+
+/**
+ * Turns the command line into a validated job, before any worker starts: the model config, the
+ * corpus (read, tokenized once and cached), the tokenizer (given, or trained on the corpus and
+ * cached), and every size check that would otherwise fail on N workers at once.
+ */
+export interface TrainRequest {
+  modelName: string;
+  modelOverrides: Partial<GPTConfig>;
+  /** 'moby-dick', 'sotu', paths, or 'synthetic' (random tokens; benchmarks). */
+  data: string | string[];
+  tokenizerPath?: string;
+  world: number;
+  steps: number;
+  globalBatch: number;
+  microBatch?: number;
+  seqLen?: number;
+  lr: number;
+  minLr?: number;
+  warmupSteps?: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  gradClip: number;
+  seed: number;
+  backend: TrainJob['backend'];
+  evalEvery?: number;
+  evalBatches: number;
+  valFraction: number;
+  warmupTimingSteps: number;
+  outDir: string;
+  cacheDir?: string;
+  sample: TrainJob['sample'];
+}
+
+export interface PreparedJob {
+  job: TrainJob;
+  tokenizerJson: string | undefined;
+  corpusTokens?: { train: number; val: number };
+}
+
+export function defaultCacheDir(): string {
+  return process.env.TRAINER_CACHE_DIR ?? join(homedir(), '.cache', 'trainer');
+}
+
+export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => void): Promise<PreparedJob> {
+  const model = resolveModelConfig(req.modelName, req.modelOverrides);
+  const seqLen = req.seqLen ?? model.contextLength;
+  if (seqLen > model.contextLength) {
+    throw new TrainerError('TRAINER_ERR_CONTEXT_TOO_LONG', `--seq-len ${seqLen} is longer than the model's context of ${model.contextLength} tokens`, {
+      hint: `use --seq-len ${model.contextLength} or less, or a model with a longer context (--context-length)`,
+    });
+  }
+  const microBatch = req.microBatch ?? req.globalBatch / req.world;
+  if (!Number.isInteger(microBatch) || req.globalBatch % (req.world * microBatch) !== 0) {
+    throw new TrainerError('TRAINER_ERR_BATCH_INDIVISIBLE', `the global batch of ${req.globalBatch} sequences does not divide among ${req.world} workers${req.microBatch ? ` in micro-batches of ${req.microBatch}` : ''}`, {
+      hint: `choose --global-batch as a multiple of ${req.world}${req.microBatch ? ` x ${req.microBatch}` : ''} (workers x micro-batch)`,
+      details: { globalBatch: req.globalBatch, world: req.world, microBatch: req.microBatch },
+    });
+  }
+  const cacheDir = req.cacheDir ?? defaultCacheDir();
+  const synthetic = req.data === 'synthetic';
+  let tokenizerJson: string | undefined;
+  let corpusTokens: PreparedJob['corpusTokens'];
+  if (!synthetic) {
+    const corpus = await loadCorpus(req.data);
+    log(`corpus ${corpus.name}: ${corpus.documents.length} documents (${corpus.sourceDescription})`);
+    const tokenizer = await obtainTokenizer(req.tokenizerPath, corpus, model.vocabSize, cacheDir, log);
+    if (tokenizer.vocabSize !== model.vocabSize) {
+      throw new TrainerError('TRAINER_ERR_TOKENIZER_MISMATCH', `the tokenizer has ${tokenizer.vocabSize} tokens but the model ${req.modelName} has a vocabulary of ${model.vocabSize}`, {
+        hint: `train a tokenizer with --vocab ${model.vocabSize}, or set the model's --vocab-size ${tokenizer.vocabSize}`,
+      });
+    }
+    tokenizerJson = JSON.stringify(tokenizer.toJSON());
+    const split = await prepareTokens({ corpus, tokenizer, cacheDir, valFraction: req.valFraction, log });
+    corpusTokens = { train: split.train.length, val: split.val.length };
+    if (split.train.length < seqLen + 1) {
+      throw new TrainerError('TRAINER_ERR_CORPUS_TOO_SHORT', `the training split has ${split.train.length} tokens, fewer than one sequence of ${seqLen + 1}`, {
+        hint: 'use a bigger corpus or a shorter --seq-len',
+      });
+    }
+    if (req.evalBatches > 0 && split.val.length < seqLen + 1) {
+      throw new TrainerError('TRAINER_ERR_CORPUS_TOO_SHORT', `the validation split has ${split.val.length} tokens, fewer than one sequence of ${seqLen + 1}`, {
+        hint: 'use a bigger corpus, a larger validation fraction, a shorter --seq-len, or --eval-batches 0',
+      });
+    }
+  }
+  const job: TrainJob = {
+    kind: 'train',
+    modelName: req.modelName,
+    model,
+    backend: req.backend,
+    data: synthetic ? { source: 'synthetic' } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
+    steps: req.steps,
+    globalBatch: req.globalBatch,
+    microBatch,
+    seqLen,
+    seed: req.seed,
+    lr: req.lr,
+    minLr: req.minLr ?? req.lr / 10,
+    warmupSteps: req.warmupSteps ?? Math.min(100, Math.floor(req.steps / 10)),
+    weightDecay: req.weightDecay,
+    beta1: req.beta1,
+    beta2: req.beta2,
+    gradClip: req.gradClip,
+    evalEvery: req.evalEvery ?? Math.max(1, Math.floor(req.steps / 5)),
+    evalBatches: synthetic ? 0 : req.evalBatches,
+    warmupTimingSteps: req.warmupTimingSteps,
+    outDir: req.outDir,
+    sample: synthetic ? { ...req.sample, maxNewTokens: 0 } : req.sample,
+  };
+  return { job: TrainJobSchema.parse(job), tokenizerJson, corpusTokens };
+}
+
+/** The given tokenizer, or one trained on the corpus (cached by corpus and vocabulary size). */
+async function obtainTokenizer(path: string | undefined, corpus: Corpus, vocab: number, cacheDir: string, log: (msg: string) => void): Promise<BpeTokenizer> {
+  if (path) return BpeTokenizer.load(path);
+  const cached = join(cacheDir, `tokenizer-${corpus.contentHash.slice(0, 16)}-${vocab}.json`);
+  try {
+    await readFile(cached);
+    return await BpeTokenizer.load(cached);
+  } catch {
+    // not cached yet (or unreadable: retrain)
+  }
+  const started = performance.now();
+  const tokenizer = trainBpe(corpus.documents, { vocabSize: vocab });
+  log(`trained a ${vocab}-token BPE tokenizer on ${corpus.name} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  await mkdir(cacheDir, { recursive: true });
+  await tokenizer.save(cached);
+  return tokenizer;
+}

@@ -1,0 +1,153 @@
+import { createSocket } from 'node:dgram';
+import { hostname } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { connectChannel, DataPlane, type Channel, type Communicator } from '@trainer/comm';
+import { TrainerError, asTrainerError } from '@trainer/errors';
+import { CONTROL_PROTOCOL_VERSION, CONTROL_ROLE, ToWorkerSchema, message, type MetricsRecord, type ToCoordinator, type WorkerHello } from './control-protocol.js';
+import type { JobSpec } from './job-spec.js';
+import type { Logger } from './logging.js';
+import type { HeartbeatThreadData } from './heartbeat-thread.js';
+
+/**
+ * A worker process: joins the coordinator, learns its rank and peers, connects its data plane
+ * to every peer, runs the job, reports the result, and exits. It obeys the coordinator's abort
+ * at the next await, and a heartbeat thread keeps the coordinator informed (and kills this
+ * process if the coordinator disappears) even while the main thread is inside a long
+ * synchronous TF.js call.
+ */
+export interface JobContext {
+  rank: number;
+  world: number;
+  comm: Communicator;
+  job: JobSpec;
+  /** Bytes sent with the assignment (the tokenizer file). */
+  payload: Uint8Array | undefined;
+  logger: Logger;
+  /** Sends a metrics record to the coordinator (metrics.jsonl, progress, dashboard). */
+  report(record: MetricsRecord): void;
+}
+
+export type JobRunner = (ctx: JobContext) => Promise<MetricsRecord>;
+
+export interface WorkerOptions {
+  coordinator: { host: string; port: number };
+  token: string;
+  localRank: number;
+  requestedRank?: number;
+  /** Address peers use to reach this worker's data plane (default: the interface that routes to the coordinator). */
+  advertiseHost?: string;
+  device: string;
+  logger: Logger;
+  runJob: JobRunner;
+  heartbeatIntervalMs?: number;
+  /** The coordinator silent this long means it is gone: the worker stops itself. */
+  coordinatorTimeoutMs?: number;
+  collectiveTimeoutMs?: number;
+}
+
+export async function runWorker(opts: WorkerOptions): Promise<number> {
+  const log = opts.logger;
+  const advertiseHost = opts.advertiseHost ?? (await localAddressTowards(opts.coordinator.host));
+  const listenHost = isLoopback(advertiseHost) ? advertiseHost : '0.0.0.0';
+  const dataPlane = await DataPlane.listen({ host: listenHost, port: 0, advertiseHost, token: opts.token, logger: log });
+  const hello: WorkerHello = {
+    kind: 'worker', protocol: CONTROL_PROTOCOL_VERSION, host: hostname(), pid: process.pid, localRank: opts.localRank,
+    dataHost: dataPlane.address.host, dataPort: dataPlane.address.port, device: opts.device,
+    ...(opts.requestedRank === undefined ? {} : { requestedRank: opts.requestedRank }),
+  };
+  const control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log });
+  log.info({ coordinator: `${opts.coordinator.host}:${opts.coordinator.port}`, data: `${dataPlane.address.host}:${dataPlane.address.port}` }, 'joined the coordinator; waiting for the other workers');
+
+  let rank = -1;
+  const send = (m: ToCoordinator) => control.send(message(m));
+  const finished = new Promise<void>((resolve, reject) => {
+    control.on('close', () => reject(new TrainerError('TRAINER_ERR_COORDINATOR_LOST', 'the connection to the coordinator closed', {
+      hint: 'the coordinator exited or is unreachable; its log says why',
+    })));
+    control.on('message', (header: Record<string, unknown>) => {
+      const parsed = ToWorkerSchema.safeParse(header);
+      if (!parsed.success) return reject(new TrainerError('TRAINER_ERR_PROTOCOL', `invalid message from the coordinator: ${parsed.error.message}`));
+      if (parsed.data.type === 'abort') {
+        log.error({ rank }, `aborted by the coordinator: ${parsed.data.reason}`);
+        process.exit(1);
+      }
+      if (parsed.data.type === 'finish') resolve();
+    });
+  });
+  finished.catch(() => undefined);
+
+  const assignment = await new Promise<{ rank: number; world: number; peers: { rank: number; host: string; port: number }[]; job: JobSpec; payload?: Uint8Array }>((resolve, reject) => {
+    control.once('close', () => reject(new TrainerError('TRAINER_ERR_COORDINATOR_LOST', 'the coordinator closed the connection before assigning a rank')));
+    control.on('message', (header: Record<string, unknown>, payload?: Uint8Array) => {
+      const parsed = ToWorkerSchema.safeParse(header);
+      if (parsed.success && parsed.data.type === 'assign') resolve({ ...parsed.data, payload });
+    });
+  });
+  rank = assignment.rank;
+  const jobLog = log.child({ rank });
+  const heartbeat = startHeartbeatThread({
+    host: opts.coordinator.host, port: opts.coordinator.port, token: opts.token, rank, pid: process.pid,
+    intervalMs: opts.heartbeatIntervalMs ?? 1000, coordinatorTimeoutMs: opts.coordinatorTimeoutMs ?? 60_000,
+  });
+
+  try {
+    const comm = await dataPlane.connect({ rank, world: assignment.world, peers: assignment.peers, collectiveTimeoutMs: opts.collectiveTimeoutMs });
+    jobLog.info({ world: assignment.world }, 'data plane connected to all peers');
+    send({ type: 'ready', rank });
+    const result = await opts.runJob({
+      rank, world: assignment.world, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
+      report: (record) => send({ type: 'metrics', rank, record }),
+    });
+    send({ type: 'result', rank, result });
+    await finished;
+    await comm.close();
+    return 0;
+  } catch (err) {
+    const e = asTrainerError(err);
+    jobLog.error({ code: e.code, details: e.details }, e.format());
+    try {
+      send({ type: 'failed', rank, error: e.toJSON() });
+    } catch {
+      // the coordinator is gone; the log line above is all we can do
+    }
+    return 1;
+  } finally {
+    await heartbeat.terminate();
+    closeQuietly(control);
+  }
+}
+
+function startHeartbeatThread(data: HeartbeatThreadData): Worker {
+  const w = new Worker(new URL('./heartbeat-thread.js', import.meta.url), { workerData: data });
+  w.unref();
+  return w;
+}
+
+function closeQuietly(ch: Channel): void {
+  try {
+    ch.close('worker exiting');
+  } catch {
+    // already closed
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** The local address the OS would use to reach `host` (a connected UDP socket sends nothing). */
+export function localAddressTowards(host: string): Promise<string> {
+  if (isLoopback(host)) return Promise.resolve('127.0.0.1');
+  return new Promise((resolve) => {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.on('error', () => {
+      sock.close();
+      resolve(hostname());
+    });
+    sock.connect(9, host, () => {
+      const address = sock.address().address;
+      sock.close();
+      resolve(address);
+    });
+  });
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh clone: pnpm (from the npm registry), dependencies, and the build.
+# Needs only Node.js >= 20 and npm. Safe to run again (it is quick when nothing changed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.8
+node -e 'const [major] = process.versions.node.split(".").map(Number); if (major < 20) { console.error(`trainer needs Node.js >= 20 (found ${process.version})`); process.exit(1); }'
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  echo "setup: installing pnpm $PNPM_VERSION from the npm registry"
+  if ! npm install --global --silent "pnpm@$PNPM_VERSION" >/dev/null 2>&1; then
+    # No permission for a global install: keep pnpm inside the repository instead.
+    npm install --silent --no-save --prefix .tools "pnpm@$PNPM_VERSION" >/dev/null
+    export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+  fi
+fi
+
+# The optional native backends (@tensorflow/tfjs-node, -node-gpu) download libtensorflow while
+# installing; where that host is unreachable they are skipped and the wasm backend is used.
+pnpm install --frozen-lockfile --reporter=append-only 2>&1 | grep -v -E '^\.\.\./@tensorflow/tfjs-node(-gpu)? install' || true
+test -d node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
+pnpm build
