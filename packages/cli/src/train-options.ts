@@ -29,7 +29,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed for initialization, data order and sampling', int(0, 2 ** 32 - 1), 1337)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
-    .option('--eval-batches <n>', 'validation batches per evaluation (0: no validation)', int(0), 8)
+    .option('--eval-batches <n>', 'validation batches of --global-batch sequences per evaluation (0: none)', int(0), 8)
     .option('--val-fraction <x>', 'share of the corpus held out for validation', num(0.0001, 0.5), 0.05)
     .option('--out <dir>', 'run folder: metrics.jsonl, summary.json, model/ (default: runs/<time>)')
     .option('--cache-dir <dir>', 'where tokenizers and token files are cached (default: $TRAINER_CACHE_DIR or ~/.cache/trainer)')

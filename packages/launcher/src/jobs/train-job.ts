@@ -104,11 +104,15 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
   return { batch: (step, slice) => sampler.batch(step, slice), val: split.val };
 }
 
-/** Validation loss over the first `evalBatches` windows of the held-out split, shared round-robin by rank. */
+/**
+ * Validation loss over the first `evalBatches` global batches of windows of the held-out split
+ * (the same windows whatever the number of workers), in micro-batches shared round-robin by rank.
+ */
 async function evaluate(trainer: DataParallelTrainer, val: TokenArray, job: TrainJob, rank: number, world: number) {
   const mine: MicroBatch[] = [];
   let i = 0;
-  for (const b of validationBatches(val, job.seqLen, job.microBatch, job.evalBatches)) if (i++ % world === rank) mine.push(b);
+  const microBatches = (job.evalBatches * job.globalBatch) / job.microBatch;
+  for (const b of validationBatches(val, job.seqLen, job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
 }
