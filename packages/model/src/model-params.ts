@@ -1,17 +1,16 @@
 /**
  * The model's parameters as TF.js tensors, built from the flat fp32 vector in one host op
  * (one copy per parameter; on wasm straight into the heap). Host kernels also get the transposed
- * copies of the matMul weights (W^T for Linear backward, wte^T for the output head), made here
- * from the host vector at no extra round trip.
+ * copies of the matMul weights (W^T for Linear backward, wte^T for the output head).
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
-import { transpose } from './host/math.js';
 import { hostOp } from './host/tensor-io.js';
 import type { BlockParams } from './layers/block.js';
 import type { EmbeddingParams } from './layers/embedding.js';
 import type { LayerNormParams } from './layers/layernorm.js';
 import type { LinearParams } from './layers/linear.js';
+import { hostTranspose } from './layers/linear.js';
 import type { LMHeadParams } from './layers/lm-head.js';
 import type { ParamEntry, ParamLayout } from './layout.js';
 
@@ -30,11 +29,13 @@ function isMatMulWeight(e: ParamEntry): boolean {
 
 export function uploadParams(config: GPTConfig, layout: ParamLayout, flat: Float32Array, withTransposes: boolean): ModelParams {
   const transposed = withTransposes ? layout.entries.filter(isMatMulWeight) : [];
-  const shapes = [...layout.entries.map((e) => e.shape), ...transposed.map((e) => [e.shape[1], e.shape[0]])];
-  const tensors = hostOp([], shapes, (_, outs) => {
-    layout.entries.forEach((e, i) => outs[i].set(flat.subarray(e.offset, e.offset + e.size)));
-    transposed.forEach((e, i) => transpose(flat, e.shape[0], e.shape[1], outs[layout.entries.length + i], e.offset));
-  });
+  const tensors = hostOp(
+    [],
+    layout.entries.map((e) => e.shape),
+    (_, outs) => layout.entries.forEach((e, i) => outs[i].set(flat.subarray(e.offset, e.offset + e.size))),
+  );
+  const index = new Map(layout.entries.map((e, i) => [e.name, i]));
+  for (const e of transposed) tensors.push(hostTranspose(tensors[index.get(e.name) as number]));
   const byName = new Map<string, tf.Tensor>();
   layout.entries.forEach((e, i) => byName.set(e.name, tensors[i]));
   transposed.forEach((e, i) => byName.set(`${e.name}^T`, tensors[layout.entries.length + i]));

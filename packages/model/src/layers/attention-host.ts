@@ -10,6 +10,8 @@
  * cost per call), so each right-hand operand is one of the small [T, hs] / [hs, T] matrices.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { SimdKernels } from '../host/simd.js';
+import { simdOp } from '../host/simd.js';
 import { hostMutate, hostOp } from '../host/tensor-io.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
 import { SavedState, disposeAll, share } from './layer.js';
@@ -55,9 +57,11 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
     const d = this.dims(qkv);
     const { B, T, C, BH } = d;
     // [B, T, 3C] -> per (b, h): Qs [T, hs], Kt [hs, T], V [T, hs]
-    const split = hostOp([qkv], [...repeat([T, d.hs], BH), ...repeat([d.hs, T], BH), ...repeat([T, d.hs], BH)], ([src], outs) =>
-      splitHeads(src, outs, d, ['qs', 'kt', 'v']),
-    );
+    const simd = d.hs % 4 === 0 && T % 4 === 0; // SIMD kernels' tile constraints
+    const splitShapes = [...repeat([T, d.hs], BH), ...repeat([d.hs, T], BH), ...repeat([T, d.hs], BH)];
+    const split =
+      (simd ? simdOp([qkv], splitShapes, (k, [src], outs) => splitHeadsSimd(k, src, outs, d, ['qs', 'kt', 'v'])) : null) ??
+      hostOp([qkv], splitShapes, ([src], outs) => splitHeads(src, outs, d, ['qs', 'kt', 'v']));
     const [qs, kt, v] = [split.slice(0, BH), split.slice(BH, 2 * BH), split.slice(2 * BH)];
     const scores = matMulPairs(qs, kt); // BH x [T, T]
     disposeAll(...qs, ...kt);
@@ -70,7 +74,9 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
     });
     const outs = matMulPairs(probs, v); // BH x [T, hs]
     disposeAll(...v);
-    const [y] = hostOp(outs, [[B, T, C]], (os, [dst]) => mergeHeads(os, dst, d)); // -> [B, T, C]
+    const [y] = // -> [B, T, C]
+      (simd ? simdOp(outs, [[B, T, C]], (k, os, [dst]) => mergeHeadsSimd(k, os, dst, d)) : null) ??
+      hostOp(outs, [[B, T, C]], (os, [dst]) => mergeHeads(os, dst, d));
     disposeAll(...outs);
     if (!train) {
       disposeAll(...probs);
@@ -86,30 +92,45 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
     const d = this.dims(qkv);
     const { B, T, C, hs, BH } = d;
     // Per (b, h): dO [T, hs], Vt [hs, T], K [T, hs], Qs [T, hs], Pt [T, T]
-    const parts = hostOp(
-      [qkv, dy, ...probs],
-      [...repeat([T, hs], BH), ...repeat([hs, T], BH), ...repeat([T, hs], BH), ...repeat([T, hs], BH), ...repeat([T, T], BH)],
-      ([src, dyv, ...ps], outs) => {
+    const simd = hs % 4 === 0 && T % 4 === 0;
+    const partShapes = [...repeat([T, hs], BH), ...repeat([hs, T], BH), ...repeat([T, hs], BH), ...repeat([T, hs], BH), ...repeat([T, T], BH)];
+    const parts =
+      (simd
+        ? simdOp([qkv, dy, ...probs], partShapes, (k, [src, dyp, ...ps], outs) => {
+            splitHeadsGradSimd(k, dyp, outs.slice(0, BH), d);
+            splitHeadsSimd(k, src, outs.slice(BH, 4 * BH), d, ['vt', 'k', 'qs']);
+            for (let i = 0; i < BH; i++) k.transpose(ps[i], T, T, outs[4 * BH + i]);
+          })
+        : null) ??
+      hostOp([qkv, dy, ...probs], partShapes, ([src, dyv, ...ps], outs) => {
         splitHeadsGrad(dyv, outs.slice(0, BH), d);
         splitHeads(src, outs.slice(BH, 4 * BH), d, ['vt', 'k', 'qs']);
         for (let i = 0; i < BH; i++) transposeSquare(ps[i], outs[4 * BH + i], T);
-      },
-    );
+      });
     const [dO, vt, k, qs, pt] = [0, 1, 2, 3, 4].map((j) => parts.slice(j * BH, (j + 1) * BH));
     const dP = matMulPairs(dO, vt); // [T, T]
     const dV = matMulPairs(pt, dO); // [T, hs]
     disposeAll(...dO, ...vt, ...pt);
     // dS and its transpose [T, T], from P and dP
-    const dSboth = hostOp([...probs, ...dP], repeat([T, T], 2 * BH), (ins, outs) => {
-      for (let i = 0; i < BH; i++) causalSoftmaxBackward(ins[i], ins[BH + i], outs[i], outs[BH + i], T);
-    });
+    const dSboth =
+      (simd
+        ? simdOp([...probs, ...dP], repeat([T, T], 2 * BH), (k, ins, outs) => {
+            for (let i = 0; i < BH; i++) k.causalSoftmaxBackward(ins[i], ins[BH + i], outs[i], outs[BH + i], T);
+          })
+        : null) ??
+      hostOp([...probs, ...dP], repeat([T, T], 2 * BH), (ins, outs) => {
+        for (let i = 0; i < BH; i++) causalSoftmaxBackward(ins[i], ins[BH + i], outs[i], outs[BH + i], T);
+      });
     disposeAll(...dP);
     saved.release();
     const [dS, dSt] = [dSboth.slice(0, BH), dSboth.slice(BH)];
     const dQs = matMulPairs(dS, k); // [T, hs], gradient wrt the scaled Q
     const dK = matMulPairs(dSt, qs); // [T, hs]
     disposeAll(...dSboth, ...k, ...qs);
-    const [dqkv] = hostOp([...dQs, ...dK, ...dV], [[B, T, 3 * C]], (ins, [dst]) => mergeHeadsGrad(ins, dst, d));
+    const grads = [...dQs, ...dK, ...dV];
+    const [dqkv] =
+      (simd ? simdOp(grads, [[B, T, 3 * C]], (k, ins, [dst]) => mergeHeadsGradSimd(k, ins, dst, d)) : null) ??
+      hostOp(grads, [[B, T, 3 * C]], (ins, [dst]) => mergeHeadsGrad(ins, dst, d));
     disposeAll(...dQs, ...dK, ...dV);
     return { dx: dqkv, dParams: {} };
   }
@@ -217,5 +238,45 @@ function transposeSquare(src: Float32Array, dst: Float32Array, T: number): void 
   for (let i = 0; i < T; i++) {
     const o = i * T;
     for (let j = 0; j < T; j++) dst[j * T + i] = src[o + j];
+  }
+}
+
+// SIMD versions of the head split/merge (pointers into the wasm heap; offsets in floats).
+
+function splitHeadsSimd(k: SimdKernels, src: number, outs: number[], d: Dims, parts: Part[]): void {
+  const { B, T, C, H, hs, BH, scale } = d;
+  parts.forEach((part, group) => {
+    const base = part === 'qs' ? 0 : part === 'k' || part === 'kt' ? C : 2 * C;
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const dst = outs[group * BH + b * H + h];
+        const off = b * T * 3 * C + base + h * hs;
+        if (part === 'kt' || part === 'vt') k.copyBlockTransposed(src, off, 3 * C, dst, T, hs);
+        else k.copyBlock(src, off, 3 * C, dst, 0, hs, T, hs, part === 'qs' ? scale : 1);
+      }
+    }
+  });
+}
+
+function splitHeadsGradSimd(k: SimdKernels, dy: number, outs: number[], d: Dims): void {
+  const { B, T, C, H, hs } = d;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) k.copyBlock(dy, b * T * C + h * hs, C, outs[b * H + h], 0, hs, T, hs, 1);
+}
+
+function mergeHeadsSimd(k: SimdKernels, os: number[], dst: number, d: Dims): void {
+  const { B, T, C, H, hs } = d;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) k.copyBlock(os[b * H + h], 0, hs, dst, b * T * C + h * hs, C, T, hs, 1);
+}
+
+function mergeHeadsGradSimd(k: SimdKernels, ins: number[], dst: number, d: Dims): void {
+  const { B, T, C, H, hs, BH, scale } = d;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const bh = b * H + h;
+      const start = b * T * 3 * C + h * hs;
+      k.copyBlock(ins[bh], 0, hs, dst, start, 3 * C, T, hs, scale);
+      k.copyBlock(ins[BH + bh], 0, hs, dst, start + C, 3 * C, T, hs, 1);
+      k.copyBlock(ins[2 * BH + bh], 0, hs, dst, start + 2 * C, 3 * C, T, hs, 1);
+    }
   }
 }

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fastExp } from '../host/math.js';
+import { simdOp } from '../host/simd.js';
 import { hostOp } from '../host/tensor-io.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
 import { SavedState, share } from './layer.js';
@@ -17,35 +18,45 @@ const A = 0.044715;
 interface HostSaved {
   x: tf.Tensor;
   /** sigmoid(2u) per element, kept so backward needs no second exp. */
-  s: Float32Array;
+  s: tf.Tensor;
 }
 
-/** Host kernels: one JS pass with a fast exp (TF.js tanh on wasm costs ~20 ns per element). */
+/**
+ * Host kernels: one pass with a SIMD exp on wasm (simd.ts), or a JS pass with a fast exp
+ * (TF.js tanh on wasm costs ~20 ns per element).
+ */
 export class HostGelu implements Layer<null, SavedState<HostSaved>> {
   forward(_params: null, x: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
-    const s = new Float32Array(train ? x.size : 0);
-    const [y] = hostOp([x], [x.shape], ([xv], [yv]) => geluForward(xv, yv, s, x.size));
-    if (!train) return { y, saved: SavedState.none() };
+    const n = x.size;
+    const [y, s] =
+      simdOp([x], [x.shape, x.shape], (k, [xp], [yp, sp]) => k.geluForward(xp, yp, sp, n)) ??
+      hostOp([x], [x.shape, x.shape], ([xv], [yv, sv]) => geluForward(xv, yv, sv, n));
+    if (!train) {
+      s.dispose();
+      return { y, saved: SavedState.none() };
+    }
     const xs = share(x);
-    return { y, saved: new SavedState({ x: xs, s }, [xs]) };
+    return { y, saved: new SavedState({ x: xs, s }, [xs, s]) };
   }
 
   backward(_params: null, saved: SavedState<HostSaved>, dy: tf.Tensor): BackwardResult {
     const { x, s } = saved.take('Gelu');
-    const [dx] = hostOp([x, dy], [x.shape], ([xv, dyv], [dxv]) => geluBackward(xv, s, dyv, dxv, x.size));
+    const n = x.size;
+    const [dx] =
+      simdOp([x, s, dy], [x.shape], (k, [xp, sp, dyp], [dxp]) => k.geluBackward(xp, sp, dyp, dxp, n)) ??
+      hostOp([x, s, dy], [x.shape], ([xv, sv, dyv], [dxv]) => geluBackward(xv, sv, dyv, dxv, n));
     saved.release();
     return { dx, dParams: {} };
   }
 }
 
-/** y = x sigmoid(2u); stores sigmoid(2u) in s when s is large enough (train). */
+/** y = x sigmoid(2u); stores sigmoid(2u) in s. */
 function geluForward(x: Float32Array, y: Float32Array, s: Float32Array, n: number): void {
-  const keep = s.length >= n;
   for (let i = 0; i < n; i++) {
     const v = x[i];
     const sig = 1 / (1 + fastExp(-2 * K * (v + A * v * v * v)));
     y[i] = v * sig;
-    if (keep) s[i] = sig;
+    s[i] = sig;
   }
 }
 

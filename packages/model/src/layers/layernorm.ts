@@ -9,9 +9,10 @@
  *   dweight = sum_rows dy * norm,  dbias = sum_rows dy
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { simdOp } from '../host/simd.js';
 import { hostOp, hostTake } from '../host/tensor-io.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
-import { SavedState, share } from './layer.js';
+import { SavedState, disposeAll, share } from './layer.js';
 
 export interface LayerNormParams {
   /** Gain [C] (Hugging Face `ln_*.weight`). */
@@ -22,38 +23,46 @@ export interface LayerNormParams {
 
 interface HostSaved {
   x: tf.Tensor;
-  mean: Float32Array;
-  rstd: Float32Array;
+  /** Per-row mean and 1 / sqrt(var + eps), [N]. */
+  mean: tf.Tensor;
+  rstd: tf.Tensor;
 }
 
-/** Host kernels: one pass of JS per row over the wasm heap (measured ~1 ms for [1024, 128]). */
+/** Host kernels: SIMD on wasm when C % 4 == 0 (simd.ts), else one JS pass per row (~1 ms for [1024, 128]). */
 export class HostLayerNorm implements Layer<LayerNormParams, SavedState<HostSaved>> {
   constructor(readonly eps: number) {}
 
   forward(params: LayerNormParams, x: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
     const C = x.shape[x.shape.length - 1];
     const N = x.size / C;
-    const mean = new Float32Array(N);
-    const rstd = new Float32Array(N);
-    const [y] = hostOp([x, params.weight, params.bias], [x.shape], ([xv, g, b], [yv]) =>
-      layerNormRows(xv, g, b, yv, mean, rstd, N, C, this.eps),
-    );
-    if (!train) return { y, saved: SavedState.none() };
+    const eps = this.eps;
+    const outs = [x.shape, [N], [N]];
+    const [y, mean, rstd] =
+      (C % 4 === 0
+        ? simdOp([x, params.weight, params.bias], outs, (k, [xp, gp, bp], [yp, mp, rp]) => k.layerNormForward(xp, gp, bp, yp, mp, rp, N, C, eps))
+        : null) ?? hostOp([x, params.weight, params.bias], outs, ([xv, g, b], [yv, m, r]) => layerNormRows(xv, g, b, yv, m, r, N, C, eps));
+    if (!train) {
+      disposeAll(mean, rstd);
+      return { y, saved: SavedState.none() };
+    }
     const xs = share(x);
-    return { y, saved: new SavedState({ x: xs, mean, rstd }, [xs]) };
+    return { y, saved: new SavedState({ x: xs, mean, rstd }, [xs, mean, rstd]) };
   }
 
   backward(params: LayerNormParams, saved: SavedState<HostSaved>, dy: tf.Tensor): BackwardResult {
     const { x, mean, rstd } = saved.take('LayerNorm');
     const C = x.shape[x.shape.length - 1];
     const N = x.size / C;
-    const dW = new Float64Array(C);
-    const dB = new Float64Array(C);
-    const [dx] = hostOp([x, dy, params.weight], [x.shape], ([xv, dyv, g], [dxv]) =>
-      layerNormRowsBackward(xv, dyv, g, mean, rstd, dxv, dW, dB, N, C),
-    );
+    const ins = [x, dy, params.weight, mean, rstd];
+    const [dx, dW, dB] =
+      (C % 4 === 0
+        ? simdOp(ins, [x.shape, [C], [C]], (k, [xp, dyp, gp, mp, rp], [dxp, dwp, dbp]) =>
+            k.layerNormBackward(xp, dyp, gp, mp, rp, dxp, dwp, dbp, N, C),
+          )
+        : null) ??
+      hostOp(ins, [x.shape, [C], [C]], ([xv, dyv, g, m, r], [dxv, dw, db]) => layerNormRowsBackward(xv, dyv, g, m, r, dxv, dw, db, N, C));
     saved.release();
-    return { dx, dParams: { weight: Float32Array.from(dW), bias: Float32Array.from(dB) } };
+    return { dx, dParams: { weight: hostTake(dW), bias: hostTake(dB) } };
   }
 }
 
@@ -86,7 +95,7 @@ function layerNormRows(
   }
 }
 
-/** Backward over N rows: writes dx, accumulates dW (sum dy * norm) and dB (sum dy). */
+/** Backward over N rows: writes dx, dW = sum_rows dy * norm and dB = sum_rows dy. */
 function layerNormRowsBackward(
   x: Float32Array,
   dy: Float32Array,
@@ -94,11 +103,13 @@ function layerNormRowsBackward(
   mean: Float32Array,
   rstd: Float32Array,
   dx: Float32Array,
-  dW: Float64Array,
-  dB: Float64Array,
+  dWOut: Float32Array,
+  dBOut: Float32Array,
   N: number,
   C: number,
 ): void {
+  const dW = new Float64Array(C);
+  const dB = new Float64Array(C);
   for (let r = 0; r < N; r++) {
     const o = r * C;
     const m = mean[r];
@@ -121,6 +132,8 @@ function layerNormRowsBackward(
       dx[o + c] = rs * (dy[o + c] * g[c] - mD - n * mDN);
     }
   }
+  dWOut.set(dW);
+  dBOut.set(dB);
 }
 
 interface TfSaved {

@@ -7,7 +7,8 @@
  *   db = sum_rows dY
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { addTransposed, columnSums, transpose } from '../host/math.js';
+import { columnSums, transpose } from '../host/math.js';
+import { simdOp } from '../host/simd.js';
 import { hostOp, hostRead, hostTake } from '../host/tensor-io.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
 import { SavedState, disposeAll } from './layer.js';
@@ -30,11 +31,18 @@ function rows(t: tf.Tensor): number {
   return t.size / t.shape[t.shape.length - 1];
 }
 
-/** A host-transposed copy of a 2-D tensor: [r, c] -> [c, r]. */
+/** A host-transposed copy of a 2-D tensor: [r, c] -> [c, r] (SIMD 4x4 tiles on wasm when r, c % 4 == 0). */
 export function hostTranspose(t: tf.Tensor): tf.Tensor {
   const [r, c] = t.shape;
-  const [out] = hostOp([t], [[c, r]], ([src], [dst]) => transpose(src, r, c, dst));
-  return out;
+  const simd = r % 4 === 0 && c % 4 === 0 ? simdOp([t], [[c, r]], (k, [src], [dst]) => k.transpose(src, r, c, dst)) : null;
+  return (simd ?? hostOp([t], [[c, r]], ([src], [dst]) => transpose(src, r, c, dst)))[0];
+}
+
+/** Column sums of rows [N, w] (the gradient of a bias). */
+function hostColumnSums(t: tf.Tensor): Float32Array {
+  const [N, w] = t.shape;
+  const simd = w % 4 === 0 ? simdOp([t], [[w]], (k, [src], [out]) => k.columnSums(src, N, w, out)) : null;
+  return simd !== null ? hostTake(simd[0]) : hostRead([t], ([v]) => columnSums(v, N, w));
 }
 
 /**
@@ -76,15 +84,14 @@ export class HostLinear implements Layer<LinearParams, SavedState<LinearSaved>> 
     if (inDim <= outDim) {
       const dyT = hostTranspose(dy2); // [out, N]
       const dWT = tf.matMul(dyT as tf.Tensor2D, x2 as tf.Tensor2D); // [out, in]
-      dW = new Float32Array(inDim * outDim);
-      hostRead([dWT], ([v]) => addTransposed(v, outDim, inDim, dW));
+      dW = hostTake(hostTranspose(dWT));
       disposeAll(dyT, dWT);
     } else {
       const xT = hostTranspose(x2); // [in, N]
       dW = hostTake(tf.matMul(xT as tf.Tensor2D, dy2 as tf.Tensor2D)); // [in, out]
       xT.dispose();
     }
-    const db = hostRead([dy2], ([v]) => columnSums(v, N, outDim));
+    const db = hostColumnSums(dy2);
     dy2.dispose();
     saved.release();
     return { dx, dParams: { weight: dW, bias: db } };

@@ -10,7 +10,6 @@
  *   dx = dlogits wte,  dwte = dlogits^T x
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { addTransposed } from '../host/math.js';
 import { hostMutate, hostRead, hostTake } from '../host/tensor-io.js';
 import { SavedState, disposeAll } from './layer.js';
 import type { ParamGrads } from './layer.js';
@@ -125,8 +124,7 @@ export class HostLMHead implements LMHead {
     const dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
     const xT = hostTranspose(x2); // [C, N]
     const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
-    const dwte = new Float32Array(V * C);
-    hostRead([dwteT], ([v]) => addTransposed(v, C, V, dwte));
+    const dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
     const dx = tf.reshape(dx2, xShape);
     disposeAll(dx2, xT, dwteT, dlogits === probs ? null : dlogits);
     saved.release();
