@@ -6,8 +6,11 @@ export { DEFAULT_LIMITS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DE
 export type { Header, DecodedFrame } from './transport/frame.js';
 export { encodeFrame, decodeFrame } from './transport/frame.js';
 export { PROTOCOL_NAME, PROTOCOL_VERSION } from './transport/handshake.js';
-export type { ChannelCloseInfo, ConnectChannelOptions } from './transport/channel.js';
-export { Channel, connectChannel, DEFAULT_HIGH_WATER_MARK } from './transport/channel.js';
+export type { ChannelCloseInfo } from './transport/channel.js';
+export { Channel, DEFAULT_HIGH_WATER_MARK } from './transport/channel.js';
+export type { ConnectChannelOptions } from './transport/connect-channel.js';
+export { connectChannel } from './transport/connect-channel.js';
+export type { PayloadSink } from './transport/stream-link.js';
 export type { ChannelServerOptions, ChannelRejectInfo } from './transport/channel-server.js';
 export { ChannelServer } from './transport/channel-server.js';
 export type { Codec, ReduceOp } from './codecs/codec.js';

@@ -36,6 +36,8 @@ export interface AllReduceBenchOptions {
   highWaterMark?: number;
   /** Called with the worker pids as soon as they exist (for tests and process monitors). */
   onSpawn?: (pids: number[]) => void;
+  /** Extra node flags for the workers, e.g. ['--cpu-prof'] to profile them. */
+  workerExecArgv?: string[];
   /** Test hook: this rank exits right after connecting, so the cleanup path runs. */
   crashRank?: number;
 }
@@ -89,7 +91,7 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
       let listening = 0;
       let done = 0;
       for (let rank = 0; rank < world; rank++) {
-        const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+        const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: opts.workerExecArgv ?? [] });
         children.push(child);
         child.on('error', (err) => fail(benchError(`worker ${rank} failed to start: ${err.message}`, 'check that @trainer/comm is built (pnpm build)', { rank })));
         child.on('exit', (code, signal) => {

@@ -1,10 +1,10 @@
 import type { Header } from '../transport/frame.js';
-import { CollectiveOp, intField, type GroupLink } from './collective-op.js';
+import { CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { PHASE_BROADCAST, type Descriptor } from './wire.js';
 
 /**
  * Pipelined chain broadcast: root -> root+1 -> ... -> root-1 (mod n), piece by piece. Every rank
- * stores each piece and forwards the received frame unchanged, so every link carries the buffer
+ * receives each piece into its buffer and forwards it from there, so every link carries the buffer
  * once and the time is about (bytes + (n-2) pieces) / bandwidth.
  */
 export class BroadcastOp extends CollectiveOp {
@@ -39,16 +39,19 @@ export class BroadcastOp extends CollectiveOp {
   start(): void {
     if (!this.isRoot) return;
     for (let pc = 0; pc < this.count; pc++) {
-      this.link.send(this.next, () => {
-        const src = this.piece(pc);
-        const { frame, payload } = this.dataFrame(PHASE_BROADCAST, 0, pc, src.byteLength);
-        payload.set(src);
-        return frame;
-      });
+      this.sendTracked(this.next, () => ({ header: this.header(PHASE_BROADCAST, 0, pc), payload: this.piece(pc) }));
     }
   }
 
-  onData(from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
+  override target(from: number, h: Header, length: number): Uint8Array | undefined {
+    if (this.isRoot || from !== this.prev) return undefined;
+    const pc = h.pc;
+    if (typeof pc !== 'number' || !Number.isInteger(pc) || pc < 0 || pc >= this.count || this.seen[pc]) return undefined;
+    const dst = this.piece(pc);
+    return dst.byteLength === length ? dst : undefined;
+  }
+
+  onData(from: number, h: Header, payload: Uint8Array | undefined): void {
     if (this.isRoot || from !== this.prev) throw new RangeError(`broadcast data from group rank ${from}, expected ${this.prev}`);
     intField(h, 'ph', PHASE_BROADCAST, PHASE_BROADCAST + 1);
     const pc = intField(h, 'pc', 0, this.count);
@@ -57,7 +60,7 @@ export class BroadcastOp extends CollectiveOp {
     if ((payload?.byteLength ?? 0) !== dst.byteLength) throw new RangeError(`broadcast piece ${pc} has ${payload?.byteLength ?? 0} bytes, expected ${dst.byteLength}`);
     this.seen[pc] = 1;
     this.received++;
-    dst.set(payload!);
-    if (this.next !== this.desc.root) this.link.send(this.next, frame);
+    if (!sameMemory(payload!, dst)) dst.set(payload!);
+    if (this.next !== this.desc.root) this.sendTracked(this.next, () => ({ header: h, payload: dst }));
   }
 }

@@ -1,27 +1,32 @@
 import type { Header } from '../transport/frame.js';
-import { allocFrame, encodeHeader } from '../transport/frame.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { Outgoing } from './send-queue.js';
 import { descriptorFields, MSG_DATA, type Descriptor } from './wire.js';
 
-/** What an operation needs from its group: positions, and a way to send to a group rank. */
+/** What an operation needs from its group: positions, a way to send to a group rank, scratch buffers. */
 export interface GroupLink {
   readonly id: string;
   readonly size: number;
   /** This process's rank within the group. */
   readonly rank: number;
+  readonly pool: BufferPool;
   send(groupRank: number, item: Outgoing): void;
 }
 
 /**
- * One collective call in flight: its descriptor, the arrivals of the other members, and a
- * count of the data pieces still expected. The group completes it when every member has
- * announced the same descriptor and every expected piece has been processed.
+ * One collective call in flight: its descriptor, the arrivals of the other members, the data
+ * pieces still expected, and the sends still reading caller memory. The group completes it when
+ * every member has announced the same descriptor, every expected piece has been processed and
+ * no send still reads the caller's buffer (so the caller may reuse it at once).
  */
 export abstract class CollectiveOp {
   /** Descriptors announced by members (group rank -> descriptor), including our own. */
   readonly arrivals = new Map<number, Descriptor>();
   expected = 0;
   received = 0;
+  pendingWrites = 0;
+  /** Set by the group: re-checks completion after a write finished. */
+  onProgress: () => void = () => {};
   private readonly baseHeader: Header;
 
   constructor(
@@ -34,22 +39,45 @@ export abstract class CollectiveOp {
   }
 
   get complete(): boolean {
-    return this.received === this.expected && this.arrivals.size === this.link.size;
+    return this.received === this.expected && this.arrivals.size === this.link.size && this.pendingWrites === 0;
   }
 
-  /** Group rank we expect data from, for a timeout message ("stalled on ..."). */
+  /** Group ranks we expect data from, for a timeout message ("stalled on ..."). */
   abstract upstream(): number[];
 
   /** Sends what this rank can send before receiving anything. */
   abstract start(): void;
 
-  /** Handles one data piece; throws a TrainerError on a malformed one. */
-  abstract onData(from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void;
+  /** Handles one data piece; throws on a malformed one. */
+  abstract onData(from: number, h: Header, payload: Uint8Array | undefined): void;
 
-  /** A frame for piece (phase, shard, piece) with `bytes` payload bytes; fill the payload in place. */
-  protected dataFrame(phase: number, shard: number, piece: number, bytes: number): { frame: Buffer; payload: Uint8Array } {
-    const { frame, payloadOffset } = allocFrame(encodeHeader({ ...this.baseHeader, ph: phase, sh: shard, pc: piece }), bytes);
-    return { frame, payload: frame.subarray(payloadOffset) };
+  /** Where the payload of an incoming piece should land (stream channels), or undefined. */
+  target(_from: number, _h: Header, _length: number): Uint8Array | undefined {
+    return undefined;
+  }
+
+  protected header(phase: number, shard: number, piece: number): Header {
+    return { ...this.baseHeader, ph: phase, sh: shard, pc: piece };
+  }
+
+  /**
+   * Sends `payload` (or what `build` returns, built when the socket has room) and counts it until
+   * written; pooled buffers go back to the pool then.
+   */
+  protected sendTracked(to: number, build: () => { header: Header; payload: Uint8Array | undefined }): void {
+    this.pendingWrites++;
+    this.link.send(to, () => {
+      const { header, payload } = build();
+      return {
+        header,
+        payload,
+        onWritten: () => {
+          this.link.pool.release(payload);
+          this.pendingWrites--;
+          if (this.pendingWrites === 0) this.onProgress();
+        },
+      };
+    });
   }
 }
 
@@ -70,4 +98,14 @@ export function intField(h: Header, key: string, min: number, maxExclusive: numb
     throw new RangeError(`field "${key}" = ${JSON.stringify(v)} outside [${min}, ${maxExclusive})`);
   }
   return v;
+}
+
+/** The bytes of a Float32Array range, without copying. */
+export function bytesOf(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** True when two views start at the same memory (a payload that was received in place). */
+export function sameMemory(a: Uint8Array, b: Float32Array | Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset;
 }

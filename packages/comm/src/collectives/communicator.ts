@@ -3,7 +3,8 @@ import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import type { Channel, ChannelCloseInfo } from '../transport/channel.js';
 import type { ChannelServer } from '../transport/channel-server.js';
-import { encodeFrame, type Header } from '../transport/frame.js';
+import type { Header } from '../transport/frame.js';
+import { BufferPool } from './buffer-pool.js';
 import type { Logger } from '../transport/logger.js';
 import { GroupState, type GroupHost } from './group-state.js';
 import { ProcessGroup, type GroupDefaults } from './process-group.js';
@@ -47,7 +48,8 @@ export class Communicator extends EventEmitter implements GroupHost {
   private readonly peers = new Map<number, Peer>();
   private readonly groups = new Map<string, GroupState>();
   private readonly groupCounts = new Map<string, number>();
-  private readonly orphans = new Map<string, Array<[number, Header, Uint8Array | undefined, Buffer]>>();
+  private readonly orphans = new Map<string, Array<[number, Header, Uint8Array | undefined]>>();
+  readonly pool = new BufferPool();
   private readonly server: ChannelServer | undefined;
   private readonly defaults: GroupDefaults;
   private controlBytesSent = 0;
@@ -64,14 +66,15 @@ export class Communicator extends EventEmitter implements GroupHost {
     for (const [rank, channel] of opts.channels) {
       const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? channel.remoteAddress }, channel, queue: new SendQueue(channel), departed: false, lost: false };
       this.peers.set(rank, peer);
-      channel.on('message', (h: Header, payload: Uint8Array | undefined, frame: Buffer) => this.route(rank, h, payload, frame));
+      channel.on('message', (h: Header, payload: Uint8Array | undefined) => this.route(rank, h, payload));
+      channel.setPayloadSink((h, length) => this.groups.get(typeof h.g === 'string' ? h.g : '')?.targetFor(rank, h, length));
       channel.on('close', (info: ChannelCloseInfo) => this.onPeerClosed(peer, info));
       if (!channel.isOpen) queueMicrotask(() => this.onPeerClosed(peer, { code: 1006, reason: 'closed during setup' }));
     }
     this.worldGroup = this.newGroup(Array.from({ length: this.world }, (_, i) => i));
   }
 
-  /** Bytes of frames handed to and received from the sockets (headers included). */
+  /** Payload bytes handed to and received from the sockets, plus an estimate of 32 header bytes per message. */
   get stats(): { bytesSent: number; bytesReceived: number } {
     let sent = this.controlBytesSent;
     for (const p of this.peers.values()) sent += p.queue.bytesSent;
@@ -105,53 +108,51 @@ export class Communicator extends EventEmitter implements GroupHost {
       const waiting = this.orphans.get(id);
       if (waiting) {
         this.orphans.delete(id);
-        for (const [from, h, payload, frame] of waiting) state.onMessage(from, h, payload, frame);
+        for (const [from, h, payload] of waiting) state.onMessage(from, h, payload);
       }
     }
     return new ProcessGroup(state, this.defaults);
   }
 
-  sendData(globalRank: number, item: Outgoing, onSent?: () => void): void {
+  sendData(globalRank: number, item: Outgoing): void {
     const p = this.peers.get(globalRank);
-    if (p) p.queue.push(item, onSent);
+    if (p) p.queue.push(item);
+    else if (typeof item !== 'function') item.onWritten?.();
   }
 
   sendControl(globalRank: number, header: Header): void {
     const p = this.peers.get(globalRank);
     if (!p || !p.channel.isOpen) return;
-    const frame = encodeFrame(header);
-    this.controlBytesSent += frame.byteLength;
-    p.channel.sendFrame(frame);
+    this.controlBytesSent += 64;
+    p.channel.send(header);
   }
 
   peerInfo(globalRank: number): PeerInfo {
     return this.peers.get(globalRank)?.info ?? { rank: globalRank, host: globalRank === this.rank ? 'self' : 'unknown' };
   }
 
-  private route(from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
-    this.bytesReceived += frame.byteLength;
+  private route(from: number, h: Header, payload: Uint8Array | undefined): void {
+    this.bytesReceived += (payload?.byteLength ?? 0) + 32;
     if (h.t === MSG_BYE) {
       const p = this.peers.get(from);
       if (p) p.departed = true;
       return;
     }
     if (payload && (payload.byteOffset & 3) !== 0) {
-      // Small frames can share a socket read buffer at any offset: realign so fp32/16-bit views work.
-      const copy = Buffer.allocUnsafeSlow(frame.byteLength);
-      frame.copy(copy);
-      const offset = payload.byteOffset - frame.byteOffset;
-      frame = copy;
-      payload = copy.subarray(offset);
+      // A payload inside a shared read buffer can sit at any offset: realign so fp32/16-bit views work.
+      const copy = new Uint8Array(payload.byteLength);
+      copy.set(payload);
+      payload = copy;
     }
     const g = typeof h.g === 'string' ? h.g : '';
     const group = this.groups.get(g);
     if (group) {
-      group.onMessage(from, h, payload, frame);
+      group.onMessage(from, h, payload);
       return;
     }
     let list = this.orphans.get(g);
     if (!list) this.orphans.set(g, (list = []));
-    list.push([from, h, payload, frame]);
+    list.push([from, h, payload]);
   }
 
   private onPeerClosed(peer: Peer, info: ChannelCloseInfo): void {

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
-import { connectChannel, type Channel } from '../transport/channel.js';
+import type { Channel } from '../transport/channel.js';
+import { connectChannel } from '../transport/connect-channel.js';
 import { ChannelServer } from '../transport/channel-server.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import { silentLogger, type Logger } from '../transport/logger.js';
@@ -78,7 +79,7 @@ export class DataPlane extends EventEmitter {
     let plane: DataPlane | undefined;
     const server = await ChannelServer.listen({
       host, port: opts.port ?? 0, token: opts.token, role: ROLE, limits: opts.limits, logger: opts.logger,
-      highWaterMark: opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK,
+      highWaterMark: opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true,
       hello: () => ({ rank: plane?.me?.rank ?? -1, world: plane?.me?.world ?? -1 }),
     });
     plane = new DataPlane(server, { host: opts.advertiseHost ?? advertisable(host), port: server.address.port }, opts);
@@ -161,7 +162,7 @@ export class DataPlane extends EventEmitter {
         const ch = await connectChannel({
           host: peer.host, port: peer.port, token: this.opts.token, role: ROLE, hello: { rank, world },
           limits: this.opts.limits, logger: this.opts.logger, timeoutMs: Math.max(1, Math.min(10_000, deadline - Date.now())),
-          highWaterMark: this.opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK,
+          highWaterMark: this.opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true,
         });
         const r = ch.remoteHello.rank;
         if (r !== -1 && r !== peer.rank) {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TrainerError } from '@trainer/errors';
-import { connectChannel } from '../transport/channel.js';
+import { connectChannel } from '../transport/connect-channel.js';
 import type { ChannelRejectInfo } from '../transport/channel-server.js';
 import { DataPlane } from './data-plane.js';
 import { makeWorld, TEST_TOKEN, type TestWorld } from './test-world.js';
@@ -139,7 +139,7 @@ describe('the data plane refuses intruders and keeps working', () => {
     sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     await once(sock, 'close');
     // right token, right role, but the world is complete: the channel is closed at once
-    const intruder = await connectChannel({ host: '127.0.0.1', port, token: TEST_TOKEN, role: 'data', hello: { rank: 1, world: 2 } });
+    const intruder = await connectChannel({ host: '127.0.0.1', port, token: TEST_TOKEN, role: 'data', hello: { rank: 1, world: 2 }, stream: true });
     await once(intruder, 'close');
     await expect.poll(() => rejects.length).toBe(3);
     expect(rejects.map((r) => r.code)).toEqual(['TRAINER_ERR_AUTH_FAILED', 'TRAINER_ERR_ROLE_MISMATCH', 'TRAINER_ERR_FRAME_INVALID']);

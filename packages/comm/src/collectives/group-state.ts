@@ -1,6 +1,7 @@
 import { TrainerError, trainerErrorFrom, type SerializedTrainerError } from '@trainer/errors';
 import type { Header } from '../transport/frame.js';
 import type { Logger } from '../transport/logger.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { CollectiveOp, GroupLink } from './collective-op.js';
 import { PointToPoint } from './p2p.js';
 import type { Outgoing } from './send-queue.js';
@@ -12,8 +13,9 @@ import {
 /** What a group needs from its communicator. */
 export interface GroupHost {
   readonly logger: Logger;
-  /** Queue a data frame to a global rank (flow-controlled, in order). */
-  sendData(globalRank: number, item: Outgoing, onSent?: () => void): void;
+  readonly pool: BufferPool;
+  /** Queue a message to a global rank (flow-controlled, in order). */
+  sendData(globalRank: number, item: Outgoing): void;
   /** Send a small control frame to a global rank now, ahead of queued data. */
   sendControl(globalRank: number, header: Header): void;
   peerInfo(globalRank: number): PeerInfo;
@@ -21,7 +23,7 @@ export interface GroupHost {
 
 interface Early {
   arrivals: Map<number, Descriptor>;
-  data: Array<[number, Header, Uint8Array | undefined, Buffer]>;
+  data: Array<[number, Header, Uint8Array | undefined]>;
 }
 
 interface Running {
@@ -69,8 +71,12 @@ export class GroupState implements GroupLink {
     return this.index.get(globalRank);
   }
 
-  send(groupRank: number, item: Outgoing, onSent?: () => void): void {
-    this.host.sendData(this.ranks[groupRank], item, onSent);
+  get pool(): BufferPool {
+    return this.host.pool;
+  }
+
+  send(groupRank: number, item: Outgoing): void {
+    this.host.sendData(this.ranks[groupRank], item);
   }
 
   peer(groupRank: number): PeerInfo {
@@ -81,6 +87,7 @@ export class GroupState implements GroupLink {
   run(make: (seq: number) => CollectiveOp, timeoutMs: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const op = make(this.nextSeq++);
+    op.onProgress = () => this.settleIfComplete(op);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.onTimeout(op, timeoutMs), timeoutMs);
       this.running.set(op.seq, { op, resolve, reject, timer });
@@ -92,7 +99,7 @@ export class GroupState implements GroupLink {
         if (early) {
           this.early.delete(op.seq);
           for (const [from, desc] of early.arrivals) this.arrive(op, from, desc);
-          for (const [from, h, payload, frame] of early.data) if (!this.failure) this.data(op, from, h, payload, frame);
+          for (const [from, h, payload] of early.data) if (!this.failure) this.data(op, from, h, payload);
         }
       } catch (err) {
         this.fail(err instanceof TrainerError ? err : protocolError(this.name, this.ranks[this.rank], String(err)), true);
@@ -102,8 +109,21 @@ export class GroupState implements GroupLink {
     });
   }
 
+  /** Where an incoming data payload should be written (stream channels), or undefined to allocate. */
+  targetFor(fromGlobal: number, h: Header, length: number): Uint8Array | undefined {
+    if (this.failure || h.t !== MSG_DATA) return undefined;
+    const from = this.index.get(fromGlobal);
+    const running = typeof h.s === 'number' ? this.running.get(h.s) : undefined;
+    if (from === undefined || !running || !sameDescriptor(readDescriptor(h), running.op.desc)) return undefined;
+    try {
+      return running.op.target(from, h, length);
+    } catch {
+      return undefined; // onData reports the problem
+    }
+  }
+
   /** Routes one message of this group from a global rank. */
-  onMessage(fromGlobal: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
+  onMessage(fromGlobal: number, h: Header, payload: Uint8Array | undefined): void {
     const from = this.index.get(fromGlobal);
     if (from === undefined || from === this.rank) {
       this.host.logger.warn({ group: this.name, from: fromGlobal }, 'message for a group the sender is not in; dropped');
@@ -129,12 +149,12 @@ export class GroupState implements GroupLink {
       let early = this.early.get(seq);
       if (!early) this.early.set(seq, (early = { arrivals: new Map(), data: [] }));
       if (h.t === MSG_ARRIVAL) early.arrivals.set(from, readDescriptor(h));
-      else if (h.t === MSG_DATA) early.data.push([from, h, payload, frame]);
+      else if (h.t === MSG_DATA) early.data.push([from, h, payload]);
       return;
     }
     const op = running.op;
     if (h.t === MSG_ARRIVAL) this.arrive(op, from, readDescriptor(h));
-    else if (h.t === MSG_DATA) this.guard(fromGlobal, () => this.data(op, from, h, payload, frame));
+    else if (h.t === MSG_DATA) this.guard(fromGlobal, () => this.data(op, from, h, payload));
     this.settleIfComplete(op);
   }
 
@@ -152,13 +172,13 @@ export class GroupState implements GroupLink {
     if (!sameDescriptor(desc, op.desc)) this.fail(this.mismatch(op, from, desc), true);
   }
 
-  private data(op: CollectiveOp, from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
+  private data(op: CollectiveOp, from: number, h: Header, payload: Uint8Array | undefined): void {
     const desc = readDescriptor(h);
     if (!sameDescriptor(desc, op.desc)) {
       this.fail(this.mismatch(op, from, desc), true);
       return;
     }
-    op.onData(from, h, payload, frame);
+    op.onData(from, h, payload);
   }
 
   private mismatch(op: CollectiveOp, from: number, desc: Descriptor): TrainerError {

@@ -1,7 +1,6 @@
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import type { Header } from '../transport/frame.js';
-import { encodeFrame } from '../transport/frame.js';
 import { intField } from './collective-op.js';
 import type { GroupState } from './group-state.js';
 import { MSG_P2P, type PeerInfo } from './wire.js';
@@ -15,9 +14,9 @@ interface Waiter {
 
 /**
  * Point-to-point send/recv within a group, matched like MPI: the k-th send from a to b with tag t
- * meets the k-th recv on b from a with tag t. A send copies the buffer into a frame and resolves
- * once the frame is handed to the socket (eager, buffered semantics); a message that arrives
- * before its recv is posted waits here.
+ * meets the k-th recv on b from a with tag t. A send writes straight from the caller's buffer and
+ * resolves once the data is handed to the socket (eager semantics: it does not wait for the
+ * recv); a message that arrives before its recv is posted waits here.
  */
 export class PointToPoint {
   private readonly sendSeq = new Map<string, number>();
@@ -33,7 +32,7 @@ export class PointToPoint {
     const key = `${dst}/${tag}`;
     const seq = this.sendSeq.get(key) ?? 0;
     this.sendSeq.set(key, seq + 1);
-    const frame = encodeFrame({ t: MSG_P2P, g: this.group.id, tag, s: seq, n: bytes.byteLength }, bytes);
+    const header = { t: MSG_P2P, g: this.group.id, tag, s: seq, n: bytes.byteLength };
     return new Promise<void>((resolve, reject) => {
       const onFail = (err: TrainerError): void => {
         clearTimeout(timer);
@@ -46,10 +45,15 @@ export class PointToPoint {
         reject(err);
       }, timeoutMs);
       this.sending.add(onFail);
-      this.group.send(dst, frame, () => {
-        clearTimeout(timer);
-        this.sending.delete(onFail);
-        resolve();
+      // Written from the caller's memory; resolving only once written lets the caller reuse it.
+      this.group.send(dst, {
+        header,
+        payload: bytes.byteLength > 0 ? bytes : undefined,
+        onWritten: () => {
+          clearTimeout(timer);
+          this.sending.delete(onFail);
+          resolve();
+        },
       });
     });
   }

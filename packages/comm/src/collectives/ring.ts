@@ -1,6 +1,6 @@
 import type { WireCodec, ReduceOp } from '../codecs/codec.js';
 import type { Header } from '../transport/frame.js';
-import { CollectiveOp, intField, type GroupLink } from './collective-op.js';
+import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { shardRange } from './shard.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
 
@@ -30,7 +30,9 @@ export interface RingParams {
  * Each piece moves on as soon as it arrives (no step barrier), so sending, receiving and adding
  * overlap. The sum of each element is formed in a fixed ring order, so results are the same run
  * to run; the all-gather copies one set of bytes everywhere, so they are the same on every rank.
- * Forwarding reuses the received frame: intermediate sums are written into it in place.
+ * On stream channels nothing is copied that need not be: fp32 pieces are sent from the caller's
+ * buffer, all-gather pieces are received straight into it, intermediate sums are written into the
+ * received piece and forwarded from there.
  */
 export class RingCollective extends CollectiveOp {
   private readonly p: RingParams;
@@ -78,17 +80,21 @@ export class RingCollective extends CollectiveOp {
     return this.p.buf.subarray(start, Math.min(this.ends[shard], start + this.p.pieceElems));
   }
 
+  /** Our values of a piece as wire bytes: the buffer itself for fp32 (zero copy), else an encoded pooled copy. */
+  private wireOf(values: Float32Array): Uint8Array {
+    const { codec } = this.p;
+    if (codec.name === 'fp32') return bytesOf(values);
+    const out = this.link.pool.acquire(values.length * codec.bytesPerElement);
+    codec.encode(values, out);
+    return out;
+  }
+
   start(): void {
     const { codec, kind } = this.p;
     if (kind !== 'allGather') {
       const shard = this.prev; // reduce-scatter step 0: our own values of shard r-1
       for (let pc = 0; pc < this.pieces[shard]; pc++) {
-        this.link.send(this.next, () => {
-          const values = this.slice(shard, pc);
-          const { frame, payload } = this.dataFrame(PHASE_REDUCE_SCATTER, shard, pc, values.length * codec.bytesPerElement);
-          codec.encode(values, payload);
-          return frame;
-        });
+        this.sendTracked(this.next, () => ({ header: this.header(PHASE_REDUCE_SCATTER, shard, pc), payload: this.wireOf(this.slice(shard, pc)) }));
       }
     } else {
       // all-gather step 0: our own shard, rounded first so we keep what the others will decode
@@ -98,36 +104,49 @@ export class RingCollective extends CollectiveOp {
   }
 
   private sendGathered(pc: number): void {
-    const values = this.slice(this.r, pc);
-    const { frame, payload } = this.dataFrame(PHASE_ALL_GATHER, this.r, pc, values.length * this.p.codec.bytesPerElement);
-    this.p.codec.encode(values, payload);
-    this.link.send(this.next, frame);
+    this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: this.wireOf(this.slice(this.r, pc)) }));
   }
 
-  onData(from: number, h: Header, payload: Uint8Array | undefined, frame: Buffer): void {
-    if (from !== this.prev) throw new RangeError(`ring data from group rank ${from}, expected ${this.prev}`);
+  /** Where an incoming piece goes: straight into the output for an fp32 all-gather piece, else a pooled buffer. */
+  override target(from: number, h: Header, length: number): Uint8Array | undefined {
+    const located = this.locate(from, h);
+    if (!located || length !== located.values.length * this.p.codec.bytesPerElement) return undefined;
+    if (located.phase === PHASE_ALL_GATHER && this.p.codec.name === 'fp32') return bytesOf(located.values);
+    return this.link.pool.acquire(length);
+  }
+
+  /** Validates a piece's address; undefined (or a throw from onData) when it is not one we expect. */
+  private locate(from: number, h: Header): { phase: number; shard: number; pc: number; flag: number; values: Float32Array } | undefined {
+    if (from !== this.prev) return undefined;
     const phase = intField(h, 'ph', PHASE_REDUCE_SCATTER, PHASE_ALL_GATHER + 1);
     const shard = intField(h, 'sh', 0, this.n);
     const pc = intField(h, 'pc', 0, this.pieces[shard]);
-    const { codec, op, kind } = this.p;
-    if (phase === PHASE_REDUCE_SCATTER ? kind === 'allGather' || shard === this.prev : kind === 'reduceScatter' || shard === this.r) {
-      throw new RangeError(`unexpected phase ${phase} piece of shard ${shard}`);
-    }
+    const kind = this.p.kind;
+    if (phase === PHASE_REDUCE_SCATTER ? kind === 'allGather' || shard === this.prev : kind === 'reduceScatter' || shard === this.r) return undefined;
     const flag = phase * this.totalPieces + this.seenBase[shard] + pc;
-    if (this.seen[flag]) throw new RangeError(`duplicate piece ${pc} of shard ${shard}`);
-    const values = this.slice(shard, pc);
+    if (this.seen[flag]) return undefined;
+    return { phase, shard, pc, flag, values: this.slice(shard, pc) };
+  }
+
+  onData(from: number, h: Header, payload: Uint8Array | undefined): void {
+    const located = this.locate(from, h);
+    if (!located) throw new RangeError(`unexpected ring piece ${JSON.stringify({ from, ph: h.ph, sh: h.sh, pc: h.pc })}`);
+    const { phase, shard, pc, flag, values } = located;
+    const { codec, op, kind } = this.p;
     if ((payload?.byteLength ?? 0) !== values.length * codec.bytesPerElement) {
       throw new RangeError(`piece ${pc} of shard ${shard} has ${payload?.byteLength ?? 0} bytes, expected ${values.length * codec.bytesPerElement}`);
     }
     this.seen[flag] = 1;
     this.received++;
+    const wire = payload!;
     if (phase === PHASE_REDUCE_SCATTER) {
       if (shard !== this.r) {
-        codec.reduceIntoWire(values, payload!, op); // partial sum, forwarded in the same frame
-        this.link.send(this.next, frame);
+        codec.reduceIntoWire(values, wire, op); // partial result, forwarded in the same buffer
+        this.sendTracked(this.next, () => ({ header: h, payload: wire }));
         return;
       }
-      codec.reduceIntoLocal(values, payload!, op); // our shard is complete
+      codec.reduceIntoLocal(values, wire, op); // our shard is complete
+      this.link.pool.release(wire);
       if (this.p.average) {
         const n = this.n;
         for (let i = 0; i < values.length; i++) values[i] /= n;
@@ -138,7 +157,9 @@ export class RingCollective extends CollectiveOp {
       }
       return;
     }
-    codec.decode(payload!, values);
-    if (shard !== this.next) this.link.send(this.next, frame); // the next rank is the last to need it
+    if (!sameMemory(wire, values)) codec.decode(wire, values);
+    // the next rank is the last to need this shard; forward from where it now lives
+    if (shard !== this.next) this.sendTracked(this.next, () => ({ header: h, payload: wire }));
+    else this.link.pool.release(wire);
   }
 }

@@ -1,18 +1,24 @@
 import type { Channel } from '../transport/channel.js';
+import type { Header } from '../transport/frame.js';
 
-/** A frame, or a function that builds it when the socket has room (so big sends are not all allocated at once). */
-export type Outgoing = Buffer | (() => Buffer);
+/** One outgoing message: the payload is written from this memory (keep it until onWritten). */
+export interface OutgoingMessage {
+  header: Header;
+  payload?: Uint8Array;
+  /** Runs once the payload has been handed to the kernel (or dropped because the channel closed). */
+  onWritten?: () => void;
+}
+
+/** A message, or a function that builds it when the socket has room (so big sends are not all prepared at once). */
+export type Outgoing = OutgoingMessage | (() => OutgoingMessage);
 
 /**
- * The per-peer outgoing queue of the collectives. Frames go to the channel while its
+ * The per-peer outgoing queue of the collectives. Messages go to the channel while its
  * bufferedAmount stays under the channel's high-water mark; the rest wait here (built lazily)
  * and are pumped on 'drain'. This bounds memory and keeps several pieces in flight.
  */
 export class SendQueue {
   private readonly items: Outgoing[] = [];
-  private readonly callbacks = new Map<number, () => void>();
-  private pushed = 0;
-  private sent = 0;
   private blocked = false;
   bytesSent = 0;
 
@@ -27,19 +33,14 @@ export class SendQueue {
     return this.items.length;
   }
 
-  /** Queues a frame; `onSent` runs once it has been handed to the channel. */
-  push(item: Outgoing, onSent?: () => void): void {
-    if (onSent) this.callbacks.set(this.pushed, onSent);
-    this.pushed++;
+  push(item: Outgoing): void {
     this.items.push(item);
     if (!this.blocked) this.pump();
   }
 
-  /** Drops everything not yet handed to the channel (on failure or close). */
+  /** Drops everything not yet handed to the channel (on failure or close); their onWritten still run. */
   clear(): void {
-    this.sent += this.items.length;
-    this.items.length = 0;
-    this.callbacks.clear();
+    for (const item of this.items.splice(0)) if (typeof item !== 'function') item.onWritten?.();
   }
 
   private pump(): void {
@@ -49,15 +50,10 @@ export class SendQueue {
         return;
       }
       const item = this.items.shift()!;
-      const frame = typeof item === 'function' ? item() : item;
-      this.bytesSent += frame.byteLength;
-      const index = this.sent++;
-      if (!this.channel.sendFrame(frame)) this.blocked = true;
-      const cb = this.callbacks.get(index);
-      if (cb) {
-        this.callbacks.delete(index);
-        cb();
-      }
+      const msg = typeof item === 'function' ? item() : item;
+      this.bytesSent += (msg.payload?.byteLength ?? 0) + 32;
+      const done = msg.onWritten;
+      if (!this.channel.send(msg.header, msg.payload, done ? () => done() : undefined)) this.blocked = true;
     }
   }
 }

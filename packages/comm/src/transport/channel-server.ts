@@ -25,6 +25,8 @@ export interface ChannelServerOptions {
   logger?: Logger;
   /** Per-channel send() backpressure threshold in bytes (default DEFAULT_HIGH_WATER_MARK). */
   highWaterMark?: number;
+  /** Stream mode (data channels): clients must ask for it too. */
+  stream?: boolean;
 }
 
 export interface ChannelRejectInfo { remoteAddress: string; code: string; reason: string }
@@ -96,7 +98,7 @@ export class ChannelServer extends EventEmitter {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        void server.accept(ws, remoteOf(socket), { token, role, hello: opts.hello, limits, logger, handshakeTimeoutMs, highWaterMark: opts.highWaterMark });
+        void server.accept(ws, remoteOf(socket), { token, role, hello: opts.hello, limits, logger, handshakeTimeoutMs, highWaterMark: opts.highWaterMark, stream: opts.stream === true });
       });
     });
     logger.info({ host, port: info.port, role }, 'channel server listening');
@@ -104,21 +106,24 @@ export class ChannelServer extends EventEmitter {
   }
 
   private async accept(ws: WebSocket, remoteAddress: string, o: {
-    token: string; role: string; hello: ChannelServerOptions['hello']; limits: ChannelLimits; logger: Logger; handshakeTimeoutMs: number; highWaterMark: number | undefined;
+    token: string; role: string; hello: ChannelServerOptions['hello']; limits: ChannelLimits; logger: Logger; handshakeTimeoutMs: number; highWaterMark: number | undefined; stream: boolean;
   }): Promise<void> {
     this.pending.add(ws);
     setIncomingMessageLimit(ws, HANDSHAKE_MAX_MESSAGE_BYTES);
     const inbox = new HandshakeInbox(ws);
     try {
       const hello = typeof o.hello === 'function' ? o.hello() : (o.hello ?? {});
-      const { remoteHello } = await serverHandshake(ws, inbox, { token: o.token, role: o.role, hello, deadline: Date.now() + o.handshakeTimeoutMs });
-      this.pending.delete(ws);
+      const deadline = Date.now() + o.handshakeTimeoutMs;
+      const { remoteHello } = await serverHandshake(ws, inbox, { token: o.token, role: o.role, hello, deadline, mode: o.stream ? 'stream' : 'ws' });
       const early = inbox.detach();
       if (this.closing) {
+        this.pending.delete(ws);
         ws.terminate();
         return;
       }
-      const ch = new Channel(ws, { remoteHello, remoteAddress, limits: o.limits, logger: o.logger, early, highWaterMark: o.highWaterMark });
+      const ch = new Channel(ws, { remoteHello, remoteAddress, limits: o.limits, logger: o.logger, early, highWaterMark: o.highWaterMark, stream: o.stream ? { isClient: false } : undefined });
+      if (o.stream) await waitForReady(ch, deadline);
+      this.pending.delete(ws);
       this.channels.add(ch);
       ch.once('close', () => this.channels.delete(ch));
       o.logger.debug({ remoteAddress, role: o.role }, 'channel accepted');
@@ -151,6 +156,24 @@ export class ChannelServer extends EventEmitter {
     });
     return this.closing;
   }
+}
+
+/** A stream-mode server may send only after the client's "ready" (so ws never sees data frames). */
+function waitForReady(ch: Channel, deadline: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ch.close('no ready');
+      reject(new TrainerError(CommErrorCode.HANDSHAKE_TIMEOUT, 'stream channel: no "ready" from the client', { hint: 'the peer is not a trainer comm endpoint of this version' }));
+    }, Math.max(0, deadline - Date.now()));
+    ch.once('stream-ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ch.once('close', () => {
+      clearTimeout(timer);
+      reject(new TrainerError(CommErrorCode.FRAME_INVALID, 'stream channel closed before "ready"', { hint: 'the peer is not a trainer comm endpoint of this version' }));
+    });
+  });
 }
 
 function remoteOf(socket: Duplex): string {

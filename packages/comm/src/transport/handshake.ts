@@ -19,6 +19,8 @@ import { HANDSHAKE_MAX_MESSAGE_BYTES, type ChannelLimits } from './limits.js';
  */
 export const PROTOCOL_NAME = 'trainer-comm';
 export const PROTOCOL_VERSION = 1;
+/** ws: messages parsed by ws (control). stream: the same frames parsed by StreamLink (data). */
+export type TransportMode = 'ws' | 'stream';
 const NONCE_BYTES = 32;
 const ROLE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 
@@ -168,7 +170,7 @@ export class HandshakeInbox {
 }
 
 /** Server side. Rejects with a coded TrainerError; the caller closes the socket. */
-export async function serverHandshake(ws: WebSocket, inbox: HandshakeInbox, opts: { token: string; role: string; hello: Header; deadline: number }): Promise<HandshakeResult> {
+export async function serverHandshake(ws: WebSocket, inbox: HandshakeInbox, opts: { token: string; role: string; hello: Header; deadline: number; mode: TransportMode }): Promise<HandshakeResult> {
   const ns = randomBytes(NONCE_BYTES);
   ws.send(encodeFrame({ hs: 'challenge', proto: PROTOCOL_NAME, v: PROTOCOL_VERSION, nonce: ns }));
   const auth = await inbox.next(opts.deadline, 'auth');
@@ -182,6 +184,9 @@ export async function serverHandshake(ws: WebSocket, inbox: HandshakeInbox, opts
   if (role !== opts.role) {
     throw fail(CommErrorCode.ROLE_MISMATCH, `a "${role.slice(0, 32)}" client connected to a "${opts.role}" endpoint`, 'connect control clients to the coordinator port and data peers to the data port');
   }
+  if ((auth.mode ?? 'ws') !== opts.mode) {
+    throw fail(CommErrorCode.PROTOCOL_VERSION, `the client asked for transport mode ${JSON.stringify(auth.mode)}, this endpoint uses "${opts.mode}"`, 'connect data peers with DataPlane and control clients with connectChannel');
+  }
   const remoteHello = decodeHeader(helloBytes);
   const myHello = encodeHeader(opts.hello);
   ws.send(encodeFrame({ hs: 'welcome', hello: myHello, proof: proof(opts.token, 'server', ns, nc, role, myHello) }));
@@ -189,14 +194,14 @@ export async function serverHandshake(ws: WebSocket, inbox: HandshakeInbox, opts
 }
 
 /** Client side. Rejects with a coded TrainerError; the caller closes the socket. */
-export async function clientHandshake(ws: WebSocket, inbox: HandshakeInbox, opts: { token: string; role: string; hello: Header; deadline: number }): Promise<HandshakeResult> {
+export async function clientHandshake(ws: WebSocket, inbox: HandshakeInbox, opts: { token: string; role: string; hello: Header; deadline: number; mode: TransportMode }): Promise<HandshakeResult> {
   const challenge = await inbox.next(opts.deadline, 'challenge');
   checkProtocol(challenge);
   const ns = bytesField(challenge, 'nonce', NONCE_BYTES);
   const nc = randomBytes(NONCE_BYTES);
   const myHello = encodeHeader(opts.hello);
   ws.send(encodeFrame({
-    hs: 'auth', proto: PROTOCOL_NAME, v: PROTOCOL_VERSION, role: opts.role, nonce: nc, hello: myHello,
+    hs: 'auth', proto: PROTOCOL_NAME, v: PROTOCOL_VERSION, role: opts.role, mode: opts.mode, nonce: nc, hello: myHello,
     proof: proof(opts.token, 'client', ns, nc, opts.role, myHello),
   }));
   const welcome = await inbox.next(opts.deadline, 'welcome');

@@ -25,3 +25,15 @@ export function setIncomingMessageLimit(ws: WebSocket, bytes: number): boolean {
 export function zeroMask(mask: Buffer): void {
   mask[0] = mask[1] = mask[2] = mask[3] = 0;
 }
+
+/**
+ * Takes the TCP socket away from a ws WebSocket whose handshake is over, for a StreamLink.
+ * Returns undefined when ws holds unparsed bytes (the peer sent something it should not have).
+ */
+export function detachSocket(ws: WebSocket): import('node:net').Socket | undefined {
+  const internals = ws as unknown as { _socket?: import('node:net').Socket; _receiver?: { _bufferedBytes?: unknown } };
+  const socket = internals._socket;
+  if (!socket || internals._receiver?._bufferedBytes !== 0) return undefined;
+  for (const event of ['data', 'end', 'close', 'error', 'drain', 'timeout']) socket.removeAllListeners(event);
+  return socket;
+}
