@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setSimdKernelsEnabled } from './host/simd.js';
 import { GPT } from './gpt.js';
 import { initParams } from './init.js';
 import { paramLayout } from './layout.js';
 import { referenceLossAndGrads } from './testing/reference-gpt.js';
-import { TINY, maxAbs, randomArray, randomTokens, relError, useBackend } from './testing/helpers.js';
-import type { KernelSet } from './layers/layer-set.js';
+import { TINY, VARIANTS, maxAbs, randomArray, randomTokens, relError, useBackend } from './testing/helpers.js';
 
 /** Params with non-trivial LayerNorm weights and biases, so every gradient path is exercised. */
 function perturbedParams(seed: number): Float32Array {
@@ -15,10 +15,14 @@ function perturbedParams(seed: number): Float32Array {
   return flat;
 }
 
-for (const backend of ['wasm', 'cpu'] as const) {
-  for (const kernels of ['host', 'tf'] as KernelSet[]) {
-    describe(`GPT explicit backward on ${backend}, ${kernels} kernels`, () => {
-      beforeAll(async () => useBackend(backend));
+for (const { backend, kind: kernels, simd } of VARIANTS) {
+  {
+    describe(`GPT explicit backward on ${backend}, ${kernels} kernels${kernels === 'host' && backend === 'wasm' ? (simd ? ' (SIMD)' : ' (JS loops)') : ''}`, () => {
+      beforeAll(async () => {
+        await useBackend(backend);
+        setSimdKernelsEnabled(simd);
+      });
+      afterAll(() => setSimdKernelsEnabled(true));
 
       it('matches tf.grads of the reference GPT (every parameter, 1e-4 relative)', () => {
         const flat = perturbedParams(3);

@@ -4,8 +4,9 @@
  * of the layer's own forward (loose, fp32, but independent of any reference).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { randomArray, randomTokens, relError, useBackend } from '../testing/helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setSimdKernelsEnabled } from '../host/simd.js';
+import { VARIANTS, randomArray, randomTokens, relError, useBackend } from '../testing/helpers.js';
 import { refAttention, refEmbedding, refGelu, refLayerNorm, refLinear, refTiedHeadLoss } from '../testing/reference-layers.js';
 import type { Layer, Saved } from './layer.js';
 import type { KernelSet } from './layer-set.js';
@@ -85,10 +86,14 @@ const cases: Case<unknown>[] = [
   },
 ];
 
-for (const backend of ['wasm', 'cpu'] as const) {
-  for (const kind of ['host', 'tf'] as KernelSet[]) {
-    describe(`layers on ${backend}, ${kind} kernels`, () => {
-      beforeAll(async () => useBackend(backend));
+for (const { backend, kind, simd } of VARIANTS) {
+  {
+    describe(`layers on ${backend}, ${kind} kernels${kind === 'host' && backend === 'wasm' ? (simd ? ' (SIMD)' : ' (JS loops)') : ''}`, () => {
+      beforeAll(async () => {
+        await useBackend(backend);
+        setSimdKernelsEnabled(simd);
+      });
+      afterAll(() => setSimdKernelsEnabled(true));
 
       for (const c of cases) {
         it(`${c.name}: forward and backward match the tf.grads reference`, () => {

@@ -3,10 +3,23 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { GPTConfig } from '../config.js';
+import type { KernelSet } from '../layers/layer-set.js';
 import { Rng } from '../prng.js';
 
 /** A tiny config for gradient tests: 2 blocks, 2 heads of size 8. */
 export const TINY: GPTConfig = { vocabSize: 32, contextLength: 8, layers: 2, heads: 2, dModel: 16, layerNormEps: 1e-5 };
+
+/**
+ * Backend x kernel-set combinations the gradient tests run: on wasm the host kernels run both
+ * with the SIMD kernels (default) and with them off (the JS loops, as on cpu).
+ */
+export const VARIANTS: { backend: 'wasm' | 'cpu'; kind: KernelSet; simd: boolean }[] = [
+  { backend: 'wasm', kind: 'host', simd: true },
+  { backend: 'wasm', kind: 'host', simd: false },
+  { backend: 'wasm', kind: 'tf', simd: true },
+  { backend: 'cpu', kind: 'host', simd: true },
+  { backend: 'cpu', kind: 'tf', simd: true },
+];
 
 export async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);
