@@ -244,3 +244,25 @@ export function causalSoftmaxBackward(p: usize, dp: usize, ds: usize, dst: usize
   }
   transpose(ds, T, T, dst);
 }
+
+// ---------------------------------------------------------------- cross-entropy gradient
+
+/**
+ * dlogits[n] = scale (p[n] - onehot(target_n)) for target_n >= 0, 0 for masked rows, from the
+ * softmax probabilities p [N, V]; targets are float32 ids (exact below 2^24). V % 4 == 0.
+ */
+export function crossEntropyGrad(p: usize, targets: usize, dl: usize, N: i32, V: i32, scale: f32): void {
+  const rowBytes = <usize>V << 2;
+  const s = f32x4.splat(scale);
+  for (let n = 0; n < N; n++) {
+    const o = <usize>n * rowBytes;
+    const t = <i32>load<f32>(targets + (<usize>n << 2));
+    if (t < 0) {
+      for (let j: usize = 0; j < rowBytes; j += 16) v128.store(dl + o + j, f32x4.splat(0));
+      continue;
+    }
+    for (let j: usize = 0; j < rowBytes; j += 16) v128.store(dl + o + j, f32x4.mul(v128.load(p + o + j), s));
+    const at = dl + o + (<usize>t << 2);
+    store<f32>(at, load<f32>(at) - scale);
+  }
+}

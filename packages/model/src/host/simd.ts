@@ -20,6 +20,7 @@ export interface SimdKernels {
   copyBlock(src: number, sOff: number, sStride: number, dst: number, dOff: number, dStride: number, rows: number, w: number, mul: number): void;
   copyBlockTransposed(src: number, sOff: number, sStride: number, dst: number, rows: number, w: number): void;
   causalSoftmaxBackward(p: number, dp: number, ds: number, dst: number, T: number): void;
+  crossEntropyGrad(p: number, targets: number, dl: number, N: number, V: number, scale: number): void;
 }
 
 interface WasmBackendLike {

@@ -10,6 +10,7 @@
  *   dx = dlogits wte,  dwte = dlogits^T x
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { simdKernels, simdOp } from '../host/simd.js';
 import { hostMutate, hostRead, hostTake } from '../host/tensor-io.js';
 import { SavedState, disposeAll } from './layer.js';
 import type { ParamGrads } from './layer.js';
@@ -107,10 +108,39 @@ export class HostLMHead implements LMHead {
 
   backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
     const { xShape, x2, probs, targets, count } = saved.take('LMHead');
-    const [V, C] = params.wte.shape;
+    const [N, V] = probs.shape;
     const s = count > 0 ? dLoss / count : 0;
-    const dlogits = hostMutate(probs, (p) => {
-      for (let n = 0; n < targets.length; n++) {
+    const dlogits = this.dlogits(probs, targets, s); // [N, V]
+    const dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
+    let dwte: Float32Array;
+    if (N % 4 === 0 && V % 4 === 0) {
+      // dwte = dlogits^T x: XNNPACK packs only x [N, C] (packing dlogits [N, V] costs ~10 ms)
+      const dlT = hostTranspose(dlogits); // [V, N]
+      dwte = hostTake(tf.matMul(dlT as tf.Tensor2D, x2 as tf.Tensor2D)); // [V, N] x [N, C]
+      dlT.dispose();
+    } else {
+      const xT = hostTranspose(x2); // [C, N]
+      const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
+      dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
+      disposeAll(xT, dwteT);
+    }
+    const dx = tf.reshape(dx2, xShape);
+    disposeAll(dx2, dlogits === probs ? null : dlogits);
+    saved.release();
+    return { dx, dParams: { wte: dwte } };
+  }
+
+  /** (p - onehot(target)) * s per counted row, 0 for masked rows: SIMD on wasm, else in place in JS. */
+  private dlogits(probs: tf.Tensor, targets: Int32Array, s: number): tf.Tensor {
+    const [N, V] = probs.shape;
+    if (V % 4 === 0 && simdKernels() !== null) {
+      const ids = tf.tensor1d(Float32Array.from(targets)); // float ids: exact below 2^24
+      const [dl] = simdOp([probs, ids], [[N, V]], (k, [p, t], [out]) => k.crossEntropyGrad(p, t, out, N, V, s)) as tf.Tensor[];
+      ids.dispose();
+      return dl;
+    }
+    return hostMutate(probs, (p) => {
+      for (let n = 0; n < N; n++) {
         const o = n * V;
         const t = targets[n];
         if (t < 0) {
@@ -121,14 +151,6 @@ export class HostLMHead implements LMHead {
         p[o + t] -= s;
       }
     });
-    const dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
-    const xT = hostTranspose(x2); // [C, N]
-    const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
-    const dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
-    const dx = tf.reshape(dx2, xShape);
-    disposeAll(dx2, xT, dwteT, dlogits === probs ? null : dlogits);
-    saved.release();
-    return { dx, dParams: { wte: dwte } };
   }
 }
 
