@@ -266,3 +266,132 @@ export function crossEntropyGrad(p: usize, targets: usize, dl: usize, N: i32, V:
     store<f32>(at, load<f32>(at) - scale);
   }
 }
+
+// ---------------------------------------------------------------- causal attention (per (b, h))
+// Small GEMMs on one (batch, head) pair, T % 8 == 0 and head size K % 8 == 0, skipping the blocks
+// that the causal mask zeroes. 4 x 8 output tiles in 8 v128 accumulators; each step loads one row
+// segment of the right operand and splats one value per output row.
+
+/**
+ * C[i, j] = sum_d A[i, d] Bt[d, j] for every 4x8 tile that touches j <= i (A [T, K], Bt [K, T],
+ * C [T, T]). Entries of other tiles are left untouched: callers read only j <= i.
+ */
+export function gemmCausalScores(a: usize, bt: usize, c: usize, T: i32, K: i32): void {
+  const tb = <usize>T << 2;
+  const kb = <usize>K << 2;
+  for (let i0 = 0; i0 < T; i0 += 4) {
+    const a0 = a + <usize>i0 * kb;
+    for (let j0 = 0; j0 < i0 + 4; j0 += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let brow = bt + (<usize>j0 << 2);
+      for (let d: usize = 0; d < kb; d += 4) {
+        const b0 = v128.load(brow);
+        const b1 = v128.load(brow + 16);
+        const x0 = v128.load32_splat(a0 + d);
+        const x1 = v128.load32_splat(a0 + kb + d);
+        const x2 = v128.load32_splat(a0 + 2 * kb + d);
+        const x3 = v128.load32_splat(a0 + 3 * kb + d);
+        c00 = f32x4.add(c00, f32x4.mul(x0, b0));
+        c01 = f32x4.add(c01, f32x4.mul(x0, b1));
+        c10 = f32x4.add(c10, f32x4.mul(x1, b0));
+        c11 = f32x4.add(c11, f32x4.mul(x1, b1));
+        c20 = f32x4.add(c20, f32x4.mul(x2, b0));
+        c21 = f32x4.add(c21, f32x4.mul(x2, b1));
+        c30 = f32x4.add(c30, f32x4.mul(x3, b0));
+        c31 = f32x4.add(c31, f32x4.mul(x3, b1));
+        brow += tb;
+      }
+      const o = c + <usize>i0 * tb + (<usize>j0 << 2);
+      v128.store(o, c00);
+      v128.store(o + 16, c01);
+      v128.store(o + tb, c10);
+      v128.store(o + tb + 16, c11);
+      v128.store(o + 2 * tb, c20);
+      v128.store(o + 2 * tb + 16, c21);
+      v128.store(o + 3 * tb, c30);
+      v128.store(o + 3 * tb + 16, c31);
+    }
+  }
+}
+
+/**
+ * C = A B for a triangular A [T, T] (lower: A[i, j] = 0 for j > i; upper: for j < i), B [T, K],
+ * C [T, K]; the zero half of A is skipped (A must hold zeros there for the 4-row tiles' edges).
+ */
+export function gemmTriangular(a: usize, b: usize, c: usize, T: i32, K: i32, upper: bool): void {
+  const tb = <usize>T << 2;
+  const kb = <usize>K << 2;
+  for (let i0 = 0; i0 < T; i0 += 4) {
+    const a0 = a + <usize>i0 * tb;
+    const jStart = upper ? i0 : 0;
+    const jEnd = upper ? T : i0 + 4;
+    for (let k0: usize = 0; k0 < kb; k0 += 32) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let brow = b + <usize>jStart * kb + k0;
+      for (let j: usize = <usize>jStart << 2; j < (<usize>jEnd << 2); j += 4) {
+        const b0 = v128.load(brow);
+        const b1 = v128.load(brow + 16);
+        const x0 = v128.load32_splat(a0 + j);
+        const x1 = v128.load32_splat(a0 + tb + j);
+        const x2 = v128.load32_splat(a0 + 2 * tb + j);
+        const x3 = v128.load32_splat(a0 + 3 * tb + j);
+        c00 = f32x4.add(c00, f32x4.mul(x0, b0));
+        c01 = f32x4.add(c01, f32x4.mul(x0, b1));
+        c10 = f32x4.add(c10, f32x4.mul(x1, b0));
+        c11 = f32x4.add(c11, f32x4.mul(x1, b1));
+        c20 = f32x4.add(c20, f32x4.mul(x2, b0));
+        c21 = f32x4.add(c21, f32x4.mul(x2, b1));
+        c30 = f32x4.add(c30, f32x4.mul(x3, b0));
+        c31 = f32x4.add(c31, f32x4.mul(x3, b1));
+        brow += kb;
+      }
+      const o = c + <usize>i0 * kb + k0;
+      v128.store(o, c00);
+      v128.store(o + 16, c01);
+      v128.store(o + kb, c10);
+      v128.store(o + kb + 16, c11);
+      v128.store(o + 2 * kb, c20);
+      v128.store(o + 2 * kb + 16, c21);
+      v128.store(o + 3 * kb, c30);
+      v128.store(o + 3 * kb + 16, c31);
+    }
+  }
+}
+
+/** p[i, j] = softmax_j(s[i, 0..i]) for j <= i, 0 for j > i ([T, T], T % 4 == 0). */
+export function causalSoftmax(s: usize, p: usize, T: i32): void {
+  const row = <usize>T << 2;
+  for (let i = 0; i < T; i++) {
+    const o = <usize>i * row;
+    const lim = <usize>(i + 1) << 2;
+    const full = lim & ~(<usize>15); // bytes covered by whole vectors
+    let mv = f32x4.splat(-Infinity);
+    let j: usize = 0;
+    for (; j < full; j += 16) mv = f32x4.max(mv, v128.load(s + o + j));
+    let m = Mathf.max(Mathf.max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), Mathf.max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    for (; j < lim; j += 4) m = Mathf.max(m, load<f32>(s + o + j));
+    const mm = f32x4.splat(m);
+    let acc = f32x4.splat(0);
+    for (j = 0; j < full; j += 16) {
+      const e = exp4(f32x4.sub(v128.load(s + o + j), mm));
+      v128.store(p + o + j, e);
+      acc = f32x4.add(acc, e);
+    }
+    let sum = hsum(acc);
+    // the partial last vector: lanes past the diagonal become 0
+    if (j < lim) {
+      const e = exp4(f32x4.sub(v128.load(s + o + j), mm));
+      const lanes = <i32>((lim - j) >> 2); // 1..3 valid lanes
+      const keep = i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(lanes));
+      const ev = v128.and(e, keep);
+      v128.store(p + o + j, ev);
+      sum += hsum(ev);
+      j += 16;
+    }
+    const inv = f32x4.splat(<f32>1.0 / sum);
+    for (let q: usize = 0; q < j; q += 16) v128.store(p + o + q, f32x4.mul(v128.load(p + o + q), inv));
+    for (; j < row; j += 16) v128.store(p + o + j, f32x4.splat(0));
+  }
+}

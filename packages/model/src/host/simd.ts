@@ -21,6 +21,9 @@ export interface SimdKernels {
   copyBlockTransposed(src: number, sOff: number, sStride: number, dst: number, rows: number, w: number): void;
   causalSoftmaxBackward(p: number, dp: number, ds: number, dst: number, T: number): void;
   crossEntropyGrad(p: number, targets: number, dl: number, N: number, V: number, scale: number): void;
+  gemmCausalScores(a: number, bt: number, c: number, T: number, K: number): void;
+  gemmTriangular(a: number, b: number, c: number, T: number, K: number, upper: boolean): void;
+  causalSoftmax(s: number, p: number, T: number): void;
 }
 
 interface WasmBackendLike {

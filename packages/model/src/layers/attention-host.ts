@@ -13,13 +13,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { SimdKernels } from '../host/simd.js';
 import { simdOp } from '../host/simd.js';
 import { hostMutate, hostOp } from '../host/tensor-io.js';
+import { fusedAttentionApplies, fusedAttentionBackward, fusedAttentionForward } from './attention-fused.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
 import { SavedState, disposeAll, share } from './layer.js';
 
 interface HostSaved {
   qkv: tf.Tensor;
-  /** Attention probabilities per (b, h): [T, T], zero above the diagonal. */
+  /** Attention probabilities, zero above the diagonal: one [T, T] per (b, h), or one [B*H, T, T] (fused). */
   probs: tf.Tensor[];
+  fused: boolean;
 }
 
 /** Sizes of one call: qkv [B, T, 3C], H heads of size hs, BH = B * H (b, h) pairs. */
@@ -54,6 +56,15 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
 
   /** qkv [B, T, 3C] -> y [B, T, C]. */
   forward(_params: null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
+    if (fusedAttentionApplies(qkv, this.heads)) {
+      const { y, probs } = fusedAttentionForward(qkv, this.heads);
+      if (!train) {
+        probs.dispose();
+        return { y, saved: SavedState.none() };
+      }
+      const qkvShared = share(qkv);
+      return { y, saved: new SavedState({ qkv: qkvShared, probs: [probs], fused: true }, [qkvShared, probs]) };
+    }
     const d = this.dims(qkv);
     const { B, T, C, BH } = d;
     // [B, T, 3C] -> per (b, h): Qs [T, hs], Kt [hs, T], V [T, hs]
@@ -83,12 +94,17 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
       return { y, saved: SavedState.none() };
     }
     const qkvShared = share(qkv);
-    return { y, saved: new SavedState({ qkv: qkvShared, probs }, [qkvShared, ...probs]) };
+    return { y, saved: new SavedState({ qkv: qkvShared, probs, fused: false }, [qkvShared, ...probs]) };
   }
 
   /** dy [B, T, C] -> dqkv [B, T, 3C]. */
   backward(_params: null, saved: SavedState<HostSaved>, dy: tf.Tensor): BackwardResult {
-    const { qkv, probs } = saved.take('Attention');
+    const { qkv, probs, fused } = saved.take('Attention');
+    if (fused) {
+      const dqkv = fusedAttentionBackward(qkv, probs[0], dy, this.heads);
+      saved.release();
+      return { dx: dqkv, dParams: {} };
+    }
     const d = this.dims(qkv);
     const { B, T, C, hs, BH } = d;
     // Per (b, h): dO [T, hs], Vt [hs, T], K [T, hs], Qs [T, hs], Pt [T, T]

@@ -84,6 +84,15 @@ const cases: Case<unknown>[] = [
     build: () => null,
     ref: (x) => refAttention(x, HEADS),
   },
+  {
+    name: 'Attention (T=16, 3 heads of 16: the fused SIMD path on wasm)',
+    layer: (k) => makeLayerSet(k, HEADS, EPS).attention as Layer<unknown, Saved>,
+    x: () => tensor([2, 16, 144], 12, 1.5),
+    params: () => [],
+    paramNames: [],
+    build: () => null,
+    ref: (x) => refAttention(x, HEADS),
+  },
 ];
 
 for (const { backend, kind, simd } of VARIANTS) {
