@@ -190,6 +190,18 @@ describe.each(['wasm', 'cpu'] as const)('GPT on %s', (backend) => {
     expect(codeOf(() => model.setParams(initParams(TINY, 1)))).toBe('TRAINER_ERR_MODEL_STATE');
   });
 
+  it('refuses to run on another backend than the one it was built on', async () => {
+    const model = new GPT(TINY);
+    model.setParams(initParams(TINY, 1));
+    await useBackend(backend === 'wasm' ? 'cpu' : 'wasm');
+    try {
+      expect(codeOf(() => model.loss(randomTokens(8, TINY.vocabSize, 1), randomTokens(8, TINY.vocabSize, 2), 1))).toBe('TRAINER_ERR_MODEL_STATE');
+    } finally {
+      await useBackend(backend);
+    }
+    model.dispose();
+  });
+
   it('round-trips its parameters', () => {
     const model = new GPT(TINY);
     const flat = initParams(TINY, 6);

@@ -50,6 +50,8 @@ export class GPT {
   private readonly profiler: Profiler | undefined;
   private current: ModelParams | null = null;
   private disposed = false;
+  /** The TF.js backend the model was built for (its kernels and tensors live there). */
+  private readonly tfBackend: string;
 
   constructor(config: GPTConfig, options: GPTOptions = {}) {
     validateConfig(config);
@@ -57,7 +59,8 @@ export class GPT {
     this.layout = paramLayout(config);
     this.entryOffset = new Map(this.layout.entries.map((e) => [e.name, e.offset]));
     this.profiler = options.profiler;
-    const kind = options.kernels ?? kernelSetFor(tf.getBackend());
+    this.tfBackend = tf.getBackend();
+    const kind = options.kernels ?? kernelSetFor(this.tfBackend);
     const base = makeLayerSet(kind, config.heads, config.layerNormEps);
     const p = this.profiler;
     this.layerSet = {
@@ -72,6 +75,7 @@ export class GPT {
   /** The parameter tensors (valid until the next setParams or dispose). */
   get params(): ModelParams {
     if (this.disposed) throw new TrainerError(ModelErrorCode.MODEL_STATE, 'the model was disposed', { hint: 'create a new GPT' });
+    this.checkBackend();
     if (this.current === null) {
       throw new TrainerError(ModelErrorCode.MODEL_STATE, 'no parameters: call setParams first', {
         hint: 'model.setParams(initParams(config, seed)) or a loaded checkpoint',
@@ -84,6 +88,7 @@ export class GPT {
   setParams(flat: Float32Array): void {
     if (this.disposed) throw new TrainerError(ModelErrorCode.MODEL_STATE, 'the model was disposed', { hint: 'create a new GPT' });
     checkParams(flat, this.layout.totalSize);
+    this.checkBackend();
     const next = this.time('setParams', () => uploadParams(this.config, this.layout, flat, this.layerSet.usesTransposedWeights));
     if (this.current !== null) tf.dispose(this.current.tensors);
     this.current = next;
@@ -198,6 +203,14 @@ export class GPT {
     if (this.current !== null) tf.dispose(this.current.tensors);
     this.current = null;
     this.disposed = true;
+  }
+
+  private checkBackend(): void {
+    if (tf.getBackend() !== this.tfBackend) {
+      throw new TrainerError(ModelErrorCode.MODEL_STATE, `the model was built on the '${this.tfBackend}' backend but '${tf.getBackend()}' is active`, {
+        hint: 'call initBackend before creating the GPT and do not switch backends while it is in use',
+      });
+    }
   }
 
   /** Embedding, blocks and ln_f without saving anything: [B*T] -> [B, T, C]. */

@@ -13,6 +13,9 @@ export type { GenerateOptions } from './model-input.js';
 export { flopsPerToken } from './flops.js';
 export { measureMatMulPeak } from './peak.js';
 export { Profiler } from './profiler.js';
+export type { ForwardBackwardBenchOptions, ForwardBackwardBenchResult } from './bench/forward-backward.js';
+export { benchForwardBackward } from './bench/forward-backward.js';
+export { setSimdKernelsEnabled } from './host/simd.js';
 // Layers, for engines that drive the model block by block (same forward/backward contract).
 export type { Layer, Saved, ParamGrads, ForwardResult, BackwardResult } from './layers/layer.js';
 export type { KernelSet, LayerSet } from './layers/layer-set.js';

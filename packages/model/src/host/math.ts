@@ -19,21 +19,6 @@ export function transpose(src: Float32Array, rows: number, cols: number, dst: Fl
   }
 }
 
-/** dst[c * rows + r] += scale * src[r * cols + c]: adds the transpose of [rows, cols] into dst. */
-export function addTransposed(src: Float32Array, rows: number, cols: number, dst: Float32Array, scale = 1, dstOffset = 0): void {
-  const B = 8;
-  for (let r0 = 0; r0 < rows; r0 += B) {
-    const r1 = Math.min(rows, r0 + B);
-    for (let c0 = 0; c0 < cols; c0 += B) {
-      const c1 = Math.min(cols, c0 + B);
-      for (let r = r0; r < r1; r++) {
-        const o = r * cols;
-        for (let c = c0; c < c1; c++) dst[dstOffset + c * rows + r] += scale * src[o + c];
-      }
-    }
-  }
-}
-
 /** out[c] = sum over rows of x[r * cols + c] (the gradient of a bias broadcast over rows). */
 export function columnSums(x: Float32Array, rows: number, cols: number): Float32Array {
   const acc = new Float64Array(cols);

@@ -96,12 +96,6 @@ export function hostMutate(t: tf.Tensor, body: (values: Float32Array) => void): 
   return out;
 }
 
-/** A tensor holding a copy of `values` (the array stays the caller's). */
-export function hostUpload(values: Float32Array, shape: number[]): tf.Tensor {
-  const [t] = hostOp([], [shape], (_, [out]) => out.set(values));
-  return t;
-}
-
 /** A fresh copy of a tensor's values, then disposes the tensor. */
 export function hostTake(t: tf.Tensor): Float32Array {
   const values = hostDownload(t);
