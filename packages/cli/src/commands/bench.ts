@@ -58,6 +58,7 @@ export function benchCommand(): Command {
       const result = await launchLocal({
         world: o.world, token: generateClusterToken(), job: prepared.job, logger: log, gpus: await detectGpus(),
         workerCommand: { execPath: process.execPath, args: [CLI_BIN, 'worker'] },
+        env: o.json ? { TRAINER_LOG_LEVEL: 'warn' } : {},
       });
       if (!result.outcome.ok) return result.exitCode;
       const r = result.outcome.results[0];

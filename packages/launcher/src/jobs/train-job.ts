@@ -19,7 +19,6 @@ import { SyntheticBatches } from './synthetic-batches.js';
 export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
   const backend = await initBackend(job.backend, (msg) => logger.info(msg));
-  logger.info({ backend: backend.name, tfBackend: backend.tfBackend }, `backend ${backend.name}${backend.reasons.length ? ` (${backend.reasons.join('; ')})` : ''}`);
 
   const tokenizerJson = ctx.payload ? Buffer.from(ctx.payload).toString('utf8') : undefined;
   const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
