@@ -93,6 +93,15 @@ const cases: Case<unknown>[] = [
     build: () => null,
     ref: (x) => refAttention(x, HEADS),
   },
+  {
+    name: 'Attention (T=24, 3 heads of 64, GPT-2 head size)',
+    layer: (k) => makeLayerSet(k, HEADS, EPS).attention as Layer<unknown, Saved>,
+    x: () => tensor([1, 24, 576], 13, 0.5),
+    params: () => [],
+    paramNames: [],
+    build: () => null,
+    ref: (x) => refAttention(x, HEADS),
+  },
 ];
 
 for (const { backend, kind, simd } of VARIANTS) {
