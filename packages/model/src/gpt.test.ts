@@ -144,6 +144,7 @@ describe.each(['wasm', 'cpu'] as const)('GPT on %s', (backend) => {
       expect(greedy[i]).toBe(logits.indexOf(Math.max(...logits)));
     }
     expect(model.generate(prompt, { maxNewTokens: 12, topK: 1, seed: 3 })).toEqual(greedy);
+    expect(model.generate(prompt, { maxNewTokens: 12, topK: 0, seed: 9 })).toEqual(a); // 0 = no restriction
     // topK = 3: every sampled token is among the 3 largest logits of its prefix
     const sampled = model.generate(prompt, { maxNewTokens: 12, topK: 3, temperature: 2, seed: 4 });
     for (let i = prompt.length; i < sampled.length; i++) {
@@ -180,7 +181,8 @@ describe.each(['wasm', 'cpu'] as const)('GPT on %s', (backend) => {
     expect(codeOf(() => model.lastLogits(new Int32Array(0), 1))).toBe('TRAINER_ERR_MODEL_INPUT');
     expect(codeOf(() => model.generate([], { maxNewTokens: 1 }))).toBe('TRAINER_ERR_MODEL_INPUT');
     expect(codeOf(() => model.generate([99], { maxNewTokens: 1 }))).toBe('TRAINER_ERR_MODEL_INPUT');
-    expect(codeOf(() => model.generate([1], { maxNewTokens: 1, topK: 0 }))).toBe('TRAINER_ERR_MODEL_INPUT');
+    expect(codeOf(() => model.generate([1], { maxNewTokens: 1, topK: -1 }))).toBe('TRAINER_ERR_MODEL_INPUT');
+    expect(codeOf(() => model.generate([1], { maxNewTokens: 1, topK: 1.5 }))).toBe('TRAINER_ERR_MODEL_INPUT');
     expect(codeOf(() => model.generate([1], { maxNewTokens: 1, temperature: -1 }))).toBe('TRAINER_ERR_MODEL_INPUT');
     expect(grads.every((g) => g === 0)).toBe(true); // nothing was touched by rejected calls
     const tensors = tf.memory().numTensors;

@@ -68,7 +68,7 @@ export interface GenerateOptions {
   maxNewTokens: number;
   /** Softmax temperature; 0 = greedy (default 1). */
   temperature?: number;
-  /** Sample only among the k most likely tokens. */
+  /** Sample only among the k most likely tokens (0 or undefined: all). */
   topK?: number;
   /** Seed of the sampling PRNG (default 0): the same seed gives the same tokens. */
   seed?: number;
@@ -88,7 +88,7 @@ export function checkGenerate(config: GPTConfig, prompt: number[], opts: Generat
   }
   const temp = opts.temperature ?? 1;
   if (!Number.isFinite(temp) || temp < 0) throw bad(`temperature must be >= 0, got ${temp}`, '0 = greedy, 1 = plain sampling');
-  if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK < 1)) {
-    throw bad(`topK must be a positive integer, got ${String(opts.topK)}`, 'omit topK to sample from the whole vocabulary');
+  if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK < 0)) {
+    throw bad(`topK must be a non-negative integer, got ${String(opts.topK)}`, 'use 0 (or omit topK) to sample from the whole vocabulary');
   }
 }

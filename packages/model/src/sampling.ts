@@ -2,7 +2,8 @@
  * Picks the next token from one row of logits:
  *  - temperature 0: greedy (argmax; the lowest id wins a tie);
  *  - otherwise softmax(logits / temperature) restricted to the topK largest logits (ties at the
- *    k-th value are all kept), sampled with the caller's deterministic Rng.
+ *    k-th value are all kept; topK 0 or undefined: no restriction), sampled with the caller's
+ *    deterministic Rng.
  */
 import type { Rng } from './prng.js';
 
@@ -14,7 +15,7 @@ export function sampleToken(logits: Float32Array, temperature: number, topK: num
     return best;
   }
   let threshold = -Infinity;
-  if (topK !== undefined && topK < V) {
+  if (topK !== undefined && topK > 0 && topK < V) {
     const sorted = Float32Array.from(logits).sort(); // ascending
     threshold = sorted[V - topK];
   }
