@@ -24,6 +24,8 @@ export interface SimdKernels {
   gemmCausalScores(a: number, bt: number, c: number, T: number, K: number): void;
   gemmTriangular(a: number, b: number, c: number, T: number, K: number, upper: boolean): void;
   causalSoftmax(s: number, p: number, T: number): void;
+  gemmNN(a: number, b: number, bias: number, c: number, M: number, K: number, N: number, hasBias: boolean): void;
+  gemmTN(a: number, b: number, c: number, M: number, K: number, N: number): void;
 }
 
 interface WasmBackendLike {

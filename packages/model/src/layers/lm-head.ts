@@ -111,14 +111,19 @@ export class HostLMHead implements LMHead {
     const [N, V] = probs.shape;
     const s = count > 0 ? dLoss / count : 0;
     const dlogits = this.dlogits(probs, targets, s); // [N, V]
-    const dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
+    const C = (params.wte.shape as number[])[1];
+    let dx2: tf.Tensor;
     let dwte: Float32Array;
-    if (N % 4 === 0 && V % 4 === 0) {
-      // dwte = dlogits^T x: XNNPACK packs only x [N, C] (packing dlogits [N, V] costs ~10 ms)
-      const dlT = hostTranspose(dlogits); // [V, N]
-      dwte = hostTake(tf.matMul(dlT as tf.Tensor2D, x2 as tf.Tensor2D)); // [V, N] x [N, C]
-      dlT.dispose();
+    if (N % 4 === 0 && V % 4 === 0 && C % 8 === 0 && simdKernels() !== null) {
+      // dx = dlogits wte and dwte = dlogits^T x in the SIMD GEMMs: nothing packed or transposed
+      const [dxs, dw] = simdOp([dlogits, params.wte, x2], [[N, C], [V, C]], (k, [dl, w, x], [dxp, dwp]) => {
+        k.gemmNN(dl, w, 0, dxp, N, V, C, false);
+        k.gemmTN(dl, x, dwp, V, N, C);
+      }) as tf.Tensor[];
+      dx2 = dxs;
+      dwte = hostTake(dw);
     } else {
+      dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
       const xT = hostTranspose(x2); // [C, N]
       const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
       dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
