@@ -67,6 +67,15 @@ const cases: Case<unknown>[] = [
     ref: (x, [w, b]) => refLinear(x, w, b),
   },
   {
+    name: 'Linear (SIMD GEMM shapes: 8 rows, 16 -> 24)',
+    layer: (k) => makeLayerSet(k, HEADS, EPS).linear as Layer<unknown, Saved>,
+    x: () => tensor([2, 4, 16], 14),
+    params: () => [tensor([16, 24], 15, 0.5), tensor([24], 16, 0.5)],
+    paramNames: ['weight', 'bias'],
+    build: ([weight, bias]) => ({ weight, bias }),
+    ref: (x, [w, b]) => refLinear(x, w, b),
+  },
+  {
     name: 'GELU',
     layer: (k) => makeLayerSet(k, HEADS, EPS).gelu as Layer<unknown, Saved>,
     x: () => tensor([2, 5, 8], 10, 2.5),
@@ -190,25 +199,31 @@ for (const { backend, kind, simd } of VARIANTS) {
         tf.dispose([wte, wpe, y, refY, dy, gWte, gWpe]);
       });
 
-      it('LMHead: loss, dx and dwte match the tf.grads reference, with masked targets and a scale', () => {
-        const set = makeLayerSet(kind, HEADS, EPS);
-        const x = tensor([2, 5, 6], 30, 1.5);
-        const wte = tensor([13, 6], 31, 0.7);
-        const targets = randomTokens(10, 13, 32);
-        targets[0] = -1;
-        targets[7] = -100;
-        const fwd = set.head.forward({ wte }, x, targets);
-        const refLoss = tf.tidy(() => refTiedHeadLoss(x, wte, targets));
-        expect(fwd.count).toBe(8);
-        expect(Math.abs(fwd.loss - refLoss.dataSync()[0])).toBeLessThan(1e-5 * fwd.loss);
-        const scale = 0.37;
-        const { dx, dParams } = set.head.backward({ wte }, fwd.saved, scale);
-        const [gx, gw] = tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(refTiedHeadLoss(a, b, targets), scale))([x, wte]));
-        expect(dx.shape).toEqual(x.shape);
-        expect(relError(dx.dataSync(), gx.dataSync())).toBeLessThan(1e-4);
-        expect(relError(dParams.wte, gw.dataSync())).toBeLessThan(1e-4);
-        tf.dispose([x, wte, refLoss, dx, gx, gw]);
-      });
+      for (const [label, shape, V] of [
+        ['odd vocab', [2, 5, 6], 13],
+        ['SIMD GEMM shapes', [2, 4, 8], 12],
+      ] as [string, number[], number][]) {
+        it(`LMHead (${label}): loss, dx and dwte match the tf.grads reference, with masked targets and a scale`, () => {
+          const set = makeLayerSet(kind, HEADS, EPS);
+          const x = tensor(shape, 30, 1.5);
+          const wte = tensor([V, shape[2]], 31, 0.7);
+          const N = shape[0] * shape[1];
+          const targets = randomTokens(N, V, 32);
+          targets[0] = -1;
+          targets[7] = -100;
+          const fwd = set.head.forward({ wte }, x, targets);
+          const refLoss = tf.tidy(() => refTiedHeadLoss(x, wte, targets));
+          expect(fwd.count).toBe(N - 2);
+          expect(Math.abs(fwd.loss - refLoss.dataSync()[0])).toBeLessThan(1e-5 * fwd.loss);
+          const scale = 0.37;
+          const { dx, dParams } = set.head.backward({ wte }, fwd.saved, scale);
+          const [gx, gw] = tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(refTiedHeadLoss(a, b, targets), scale))([x, wte]));
+          expect(dx.shape).toEqual(x.shape);
+          expect(relError(dx.dataSync(), gx.dataSync())).toBeLessThan(1e-4);
+          expect(relError(dParams.wte, gw.dataSync())).toBeLessThan(1e-4);
+          tf.dispose([x, wte, refLoss, dx, gx, gw]);
+        });
+      }
     });
   }
 }
