@@ -59,6 +59,10 @@ function matMuls(): void {
       fresh.dispose();
       return c;
     }, { flops });
+    time(`SIMD gemmNN ${m}x${k}x${n}`, () => simdOp([a, b], [[m, n]], (kk, [ap, bp], [cp]) => kk.gemmNN(ap, bp, 0, cp, m, k, n, false)) ?? undefined, { flops });
+    const at = tf.transpose(a);
+    time(`SIMD gemmTN ${m}x${k}x${n} (A^T read in place)`, () => simdOp([at, b], [[m, n]], (kk, [ap, bp], [cp]) => kk.gemmTN(ap, bp, cp, m, k, n)) ?? undefined, { flops });
+    at.dispose();
     tf.dispose([a, b]);
   }
   const a = rand([1024, 128]);
