@@ -18,6 +18,8 @@ export interface AllReduceBenchResult {
   algbw_gbs: number;
   /** algbw * 2(n-1)/n: the bandwidth each link must sustain, comparable across world sizes. */
   busbw_gbs: number;
+  /** Rank 0's CPU time (user + system) per call: less sensitive than time_ms to other load on the machine. */
+  cpu_ms?: number;
 }
 
 export interface AllReduceBenchOptions {
@@ -109,7 +111,7 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
             }
           } else if (m.type === 'result') {
             const algbw = m.bytes / (m.time_ms / 1e3) / 1e9;
-            const r: AllReduceBenchResult = { world, bytes: m.bytes, codec, time_ms: m.time_ms, algbw_gbs: algbw, busbw_gbs: (algbw * 2 * (world - 1)) / world };
+            const r: AllReduceBenchResult = { world, bytes: m.bytes, codec, time_ms: m.time_ms, algbw_gbs: algbw, busbw_gbs: (algbw * 2 * (world - 1)) / world, cpu_ms: m.cpu_ms };
             results.push(r);
             opts.onResult?.(r);
           } else if (m.type === 'error') {

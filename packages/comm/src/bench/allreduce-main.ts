@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     workerExecArgv: arg('prof') ? ['--cpu-prof', `--cpu-prof-dir=${arg('prof')}`] : undefined,
     onResult: (r) => {
       if (json) console.log(JSON.stringify({ peer: 'trainer-comm', ...r }));
-      else console.log(`world ${r.world}  ${(r.bytes / 2 ** 20).toFixed(2).padStart(8)} MiB  ${r.codec}  ${r.time_ms.toFixed(2).padStart(9)} ms  algbw ${r.algbw_gbs.toFixed(3)} GB/s  busbw ${r.busbw_gbs.toFixed(3)} GB/s`);
+      else console.log(`world ${r.world}  ${(r.bytes / 2 ** 20).toFixed(2).padStart(8)} MiB  ${r.codec}  ${r.time_ms.toFixed(2).padStart(9)} ms  algbw ${r.algbw_gbs.toFixed(3)} GB/s  busbw ${r.busbw_gbs.toFixed(3)} GB/s  cpu ${r.cpu_ms?.toFixed(1)} ms`);
     },
   });
   if (results.length === 0) process.exitCode = 1;

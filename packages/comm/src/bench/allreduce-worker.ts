@@ -16,7 +16,7 @@ export interface WorkerStart {
 }
 export type WorkerReport =
   | { type: 'listening'; host: string; port: number }
-  | { type: 'result'; bytes: number; time_ms: number; reps: number }
+  | { type: 'result'; bytes: number; time_ms: number; cpu_ms: number; reps: number }
   | { type: 'error'; error: { code: string; message: string } }
   | { type: 'done' };
 
@@ -48,9 +48,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2; i++) await group.allReduce(buf, { codec: start.codec });
     await group.barrier();
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < reps; i++) await group.allReduce(buf, { codec: start.codec });
     const dt = (performance.now() - t0) / reps;
-    if (init.rank === 0) send({ type: 'result', bytes, time_ms: dt, reps });
+    const cpu = process.cpuUsage(c0);
+    if (init.rank === 0) send({ type: 'result', bytes, time_ms: dt, cpu_ms: (cpu.user + cpu.system) / 1e3 / reps, reps });
   }
   await group.barrier();
   send({ type: 'done' });

@@ -103,7 +103,7 @@ export class Communicator extends EventEmitter implements GroupHost {
       if (this.closing) state.fail(closedError(), false);
       for (const r of ranks) {
         const p = this.peers.get(r);
-        if (p?.lost || p?.departed) state.fail(peerLostError(p.info, p.departed ? 'it closed its communicator' : 'connection lost'), false);
+        if (p?.lost) state.fail(peerLostError(p.info, p.departed ? 'it closed its communicator' : 'connection lost'), false);
       }
       const waiting = this.orphans.get(id);
       if (waiting) {
@@ -166,7 +166,11 @@ export class Communicator extends EventEmitter implements GroupHost {
       this.emit('peer-lost', { rank: peer.info.rank, host: peer.info.host, reason });
     }
     const err = peerLostError(peer.info, reason);
-    for (const g of this.groups.values()) if (g.ranks.includes(peer.info.rank)) g.fail(err, false);
+    for (const g of this.groups.values()) {
+      if (!g.ranks.includes(peer.info.rank)) continue;
+      if (peer.departed) g.memberDeparted(peer.info.rank, err);
+      else g.fail(err, false);
+    }
   }
 
   /** Says goodbye to every peer, fails pending collectives, flushes queued data, closes everything. */

@@ -47,6 +47,8 @@ export class GroupState implements GroupLink {
   readonly size: number;
   readonly name: string;
   failure: TrainerError | undefined;
+  /** Set when a member closed its communicator: new collectives cannot complete. */
+  private departed: TrainerError | undefined;
   readonly p2p: PointToPoint;
   private nextSeq = 0;
   private readonly running = new Map<number, Running>();
@@ -86,6 +88,7 @@ export class GroupState implements GroupLink {
   /** Runs one collective: announce, start, replay early messages, settle on completion or failure. */
   run(make: (seq: number) => CollectiveOp, timeoutMs: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.departed) return Promise.reject(this.departed);
     const op = make(this.nextSeq++);
     op.onProgress = () => this.settleIfComplete(op);
     return new Promise<void>((resolve, reject) => {
@@ -213,6 +216,23 @@ export class GroupState implements GroupLink {
       : protocolError(this.name, fromGlobal, 'malformed abort');
     this.host.logger.warn({ group: this.name, from: fromGlobal, code: err.code }, 'group aborted by a peer');
     this.fail(err, false);
+  }
+
+  /**
+   * A member closed its communicator on purpose. Collectives that already have everything they
+   * need from it finish normally (it may simply have finished first); any that still wait for its
+   * arrival or data, and every later call, fail with `err`.
+   */
+  memberDeparted(globalRank: number, err: TrainerError): void {
+    const member = this.index.get(globalRank);
+    if (member === undefined || this.failure) return;
+    this.departed ??= err;
+    for (const { op } of this.running.values()) {
+      if (!op.arrivals.has(member) || (op.received < op.expected && op.upstream().includes(member))) {
+        this.fail(err, false);
+        return;
+      }
+    }
   }
 
   /** Ends the group: rejects everything pending and (when we found the problem) tells the others. */

@@ -20,6 +20,8 @@ export interface ConnectChannelOptions {
   highWaterMark?: number;
   /** Stream mode (data channels): the server must be in stream mode too. */
   stream?: boolean;
+  /** Connect through this Unix domain socket (a ChannelServer.listenUnix path) instead of host:port. */
+  socketPath?: string;
 }
 
 /** Opens a WebSocket to a ChannelServer and runs the client side of the handshake. */
@@ -32,7 +34,8 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
   const deadline = Date.now() + timeoutMs;
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const remoteAddress = `${hostPart}:${opts.port}`;
-  const ws = new WebSocket(`ws://${remoteAddress}/`, {
+  const url = opts.socketPath ? `ws+unix:${opts.socketPath}:/` : `ws://${remoteAddress}/`;
+  const ws = new WebSocket(url, {
     perMessageDeflate: false,
     maxPayload: maxMessageBytes(limits),
     skipUTF8Validation: true,
