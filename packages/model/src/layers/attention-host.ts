@@ -1,5 +1,7 @@
 /**
  * Causal self-attention core on the host-kernel path (wasm, cpu). See attention.ts for the math.
+ * On wasm with T % 8 == 0 and head size % 8 == 0 it runs fused in the SIMD module
+ * (attention-fused.ts); otherwise, as described here.
  *
  * On wasm, batched (3-D) matMul runs at ~2 GFLOP/s while a plain 2-D matMul runs at ~25-30, so
  * attention is one 2-D matMul per (batch, head) pair, on operands laid out by JS loops so that no

@@ -1,8 +1,10 @@
 /**
  * The one place where the kernel set is chosen per backend. The model code (Block, GPT) is the
  * same everywhere; only the implementation of each layer differs:
- *  - 'host': plain 2-D matMuls plus JS loops over tensor memory (zero-copy on wasm). Chosen on
- *    wasm and cpu, where TF.js's transposed/batched matMuls and transcendental ops are slow.
+ *  - 'host': kernels that work in tensor memory from the host: on wasm a SIMD module sharing the
+ *    backend's memory (GEMMs, attention, GELU, LayerNorm, ...), elsewhere plain 2-D tf.matMul
+ *    with explicit transposes and JS loops. Chosen on wasm and cpu, where TF.js's transposed and
+ *    batched matMuls and transcendental ops are slow.
  *  - 'tf':   TF.js ops only (batched matMul with transpose flags, tf.softmax, ...). Chosen on the
  *    native backends (tensorflow, cuda), where those ops are fast and data lives on the device.
  * Both sets are correct on every backend (tests run both on wasm and cpu).

@@ -77,9 +77,10 @@ function sumNegLogLik(logits: Float32Array, probs: Float32Array, targets: Int32A
 }
 
 /**
- * Host kernels: plain 2-D matMuls against wte^T / wte, TF.js softmax (XNNPACK: ~3 ms for
- * [1024, 2048], where logSoftmax takes ~45 ms), and one JS pass that turns the probabilities into
- * dlogits in place.
+ * Host kernels: logits by XNNPACK's plain 2-D matMul against wte^T, TF.js softmax (~2-3 ms for
+ * [1024, 2048], where logSoftmax takes ~20-45 ms), the SIMD cross-entropy gradient, and dx / dwte
+ * by the SIMD GEMMs (nothing packed or transposed). Other shapes and cpu: plain 2-D matMuls with
+ * explicit transposes and a JS pass over the probabilities.
  */
 export class HostLMHead implements LMHead {
   logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor {
