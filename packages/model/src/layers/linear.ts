@@ -77,15 +77,15 @@ export class HostLinear implements Layer<LinearParams, SavedState<LinearSaved>> 
     let dW: Float32Array;
     if (ownGemm(N, inDim, outDim)) {
       // dX = dY W^T and dW = X^T dY, both read in place by the SIMD GEMMs (nothing packed or transposed)
-      const [dxT, dWT] = simdOp([dy2, wT, x2], [[N, inDim], [inDim, outDim]], (k, [dyp, wtp, xp], [dxp, dwp]) => {
+      const [dxOut, dWOut] = simdOp([dy2, wT, x2], [[N, inDim], [inDim, outDim]], (k, [dyp, wtp, xp], [dxp, dwp]) => {
         k.gemmNN(dyp, wtp, 0, dxp, N, outDim, inDim, false);
         k.gemmTN(xp, dyp, dwp, inDim, N, outDim);
       }) as tf.Tensor[];
-      dx2 = dxT;
-      dW = hostTake(dWT);
+      dx2 = dxOut;
+      dW = hostTake(dWOut);
     } else {
       dx2 = tf.matMul(dy2 as tf.Tensor2D, wT as tf.Tensor2D); // dX = dY W^T
-      dW = xnnpackWeightGrad(x2, dy2, inDim, outDim);
+      dW = weightGradByMatMul(x2, dy2, inDim, outDim);
     }
     if (wT !== params.weightT) wT.dispose();
     const dx = tf.reshape(dx2, [...dy.shape.slice(0, -1), inDim]);
@@ -106,12 +106,12 @@ function ownGemm(N: number, inDim: number, outDim: number): boolean {
 }
 
 /**
- * dW with XNNPACK's plain matMul, which packs the right-hand operand (~5 ns per element) while a
+ * dW with plain 2-D tf.matMul. On wasm XNNPACK packs its right-hand operand (~5 ns per element) while a
  * JS transpose costs ~1.5-3, so the narrower of X [N, in] and dY [N, out] goes on the right:
  *   in <= out: dW^T = dY^T X   [out, N] x [N, in], read back transposed
  *   in >  out: dW   = X^T dY   [in, N] x [N, out]
  */
-function xnnpackWeightGrad(x2: tf.Tensor, dy2: tf.Tensor, inDim: number, outDim: number): Float32Array {
+function weightGradByMatMul(x2: tf.Tensor, dy2: tf.Tensor, inDim: number, outDim: number): Float32Array {
   if (inDim <= outDim) {
     const dyT = hostTranspose(dy2); // [out, N]
     const dWT = tf.matMul(dyT as tf.Tensor2D, x2 as tf.Tensor2D); // [out, in]
