@@ -36,6 +36,8 @@ export interface AllReduceBenchOptions {
   pieceBytes?: number;
   /** Per-peer send window in bytes (default DEFAULT_DATA_HIGH_WATER_MARK). */
   highWaterMark?: number;
+  /** How the local workers connect: 'unix' (default, Unix domain sockets) or 'tcp' (loopback TCP). */
+  localTransport?: 'unix' | 'tcp';
   /** Called with the worker pids as soon as they exist (for tests and process monitors). */
   onSpawn?: (pids: number[]) => void;
   /** Extra node flags for the workers, e.g. ['--cpu-prof'] to profile them. */
@@ -123,7 +125,7 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
             }
           }
         });
-        child.send({ type: 'init', rank, world, token, highWaterMark: opts.highWaterMark } satisfies WorkerInit);
+        child.send({ type: 'init', rank, world, token, highWaterMark: opts.highWaterMark, localTransport: opts.localTransport } satisfies WorkerInit);
       }
       opts.onSpawn?.(children.map((c) => c.pid!).filter((p) => p !== undefined));
     });

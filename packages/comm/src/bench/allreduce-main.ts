@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/allreduce-main.js --world 4 --sizes 1MiB,16MiB,64MiB [--codec fp32|bf16|fp16]
- *  [--reps N] [--piece 512KiB] [--window 4MiB] [--prof DIR] [--json]`: the all-reduce benchmark from a shell
+ *  [--reps N] [--piece 512KiB] [--window 4MiB] [--transport unix|tcp] [--prof DIR] [--json]`: the all-reduce benchmark from a shell
  * (the trainer CLI wires the same function to `trainer bench allreduce`).
  */
 import { asTrainerError } from '@trainer/errors';
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     reps: arg('reps') ? Number(arg('reps')) : undefined,
     pieceBytes: arg('piece') ? parseSize(arg('piece')!) : undefined,
     highWaterMark: arg('window') ? parseSize(arg('window')!) : undefined,
+    localTransport: arg('transport') === 'tcp' ? 'tcp' : 'unix',
     workerExecArgv: arg('prof') ? ['--cpu-prof', `--cpu-prof-dir=${arg('prof')}`] : undefined,
     onResult: (r) => {
       if (json) console.log(JSON.stringify({ peer: 'trainer-comm', ...r }));

@@ -8,7 +8,7 @@ import { asTrainerError } from '@trainer/errors';
 import type { Codec } from '../codecs/codec.js';
 import { DataPlane, type PeerAddress } from '../collectives/data-plane.js';
 
-export interface WorkerInit { type: 'init'; rank: number; world: number; token: string; highWaterMark?: number }
+export interface WorkerInit { type: 'init'; rank: number; world: number; token: string; highWaterMark?: number; localTransport?: 'unix' | 'tcp' }
 export interface WorkerStart {
   type: 'start'; peers: PeerAddress[]; sizes: number[]; codec: Codec; reps: number | undefined; pieceBytes?: number;
   /** Test hook: exit with code 3 right after connecting (to exercise the parent's cleanup). */
@@ -36,7 +36,7 @@ function nextMessage<T>(): Promise<T> {
 async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(1));
   const init = await nextMessage<WorkerInit>();
-  const plane = await DataPlane.listen({ token: init.token, highWaterMark: init.highWaterMark });
+  const plane = await DataPlane.listen({ token: init.token, highWaterMark: init.highWaterMark, localTransport: init.localTransport });
   send({ type: 'listening', ...plane.address });
   const start = await nextMessage<WorkerStart>();
   const comm = await plane.connect({ rank: init.rank, world: init.world, peers: start.peers, pieceBytes: start.pieceBytes, collectiveTimeoutMs: 120_000 });

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { networkInterfaces } from 'node:os';
+import { existsSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import type { Channel } from '../transport/channel.js';
@@ -16,9 +18,9 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
 /** Default time a collective may wait for the slowest rank (a long step on another rank is normal). */
 export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 300_000;
 /** Pipelined piece size of the ring collectives, in fp32 bytes (tuned with the allreduce benchmark). */
-export const DEFAULT_PIECE_BYTES = 512 * 1024;
+export const DEFAULT_PIECE_BYTES = 1024 * 1024;
 /** Per-peer bytes in the socket before the collectives queue more (keeps several pieces in flight). */
-export const DEFAULT_DATA_HIGH_WATER_MARK = 4 * 1024 * 1024;
+export const DEFAULT_DATA_HIGH_WATER_MARK = 1024 * 1024;
 const ROLE = 'data';
 const RETRY_MS = 100;
 
@@ -32,6 +34,16 @@ export interface DataPlaneListenOptions {
   logger?: Logger;
   /** Per-peer send window in bytes (default DEFAULT_DATA_HIGH_WATER_MARK). */
   highWaterMark?: number;
+  /**
+   * How peers on the same machine connect: 'unix' (default) through a Unix domain socket next to
+   * the TCP port (unixSocketPath(port)), falling back to TCP; 'tcp' always over TCP.
+   */
+  localTransport?: 'unix' | 'tcp';
+}
+
+/** Where a DataPlane listening on TCP `port` also listens for same-machine peers. */
+export function unixSocketPath(port: number): string {
+  return join(tmpdir(), `trainer-comm-${port}.sock`);
 }
 
 export interface DataPlaneConnectOptions {
@@ -83,6 +95,13 @@ export class DataPlane extends EventEmitter {
       hello: () => ({ rank: plane?.me?.rank ?? -1, world: plane?.me?.world ?? -1 }),
     });
     plane = new DataPlane(server, { host: opts.advertiseHost ?? advertisable(host), port: server.address.port }, opts);
+    if ((opts.localTransport ?? 'unix') === 'unix' && process.platform !== 'win32') {
+      try {
+        await server.listenUnix(unixSocketPath(server.address.port));
+      } catch (err) {
+        plane.logger.warn({ err: (err as Error).message }, 'no Unix socket for local peers; they will use TCP');
+      }
+    }
     return plane;
   }
 
@@ -157,10 +176,12 @@ export class DataPlane extends EventEmitter {
   }
 
   private async dial(peer: PeerAddress, rank: number, world: number, deadline: number): Promise<Channel> {
+    const path = unixSocketPath(peer.port);
+    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && isLocalHost(peer.host) && existsSync(path);
     for (;;) {
       try {
         const ch = await connectChannel({
-          host: peer.host, port: peer.port, token: this.opts.token, role: ROLE, hello: { rank, world },
+          host: peer.host, port: peer.port, socketPath: useUnix ? path : undefined, token: this.opts.token, role: ROLE, hello: { rank, world },
           limits: this.opts.limits, logger: this.opts.logger, timeoutMs: Math.max(1, Math.min(10_000, deadline - Date.now())),
           highWaterMark: this.opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true,
         });
@@ -173,6 +194,11 @@ export class DataPlane extends EventEmitter {
         }
         return ch;
       } catch (err) {
+        if (useUnix && err instanceof TrainerError && err.code === CommErrorCode.CONNECT_FAILED) {
+          this.logger.debug({ path, err: err.message }, 'Unix socket connect failed; using TCP');
+          useUnix = false;
+          continue;
+        }
         const retriable = err instanceof TrainerError && (err.code === CommErrorCode.CONNECT_FAILED || err.code === CommErrorCode.HANDSHAKE_TIMEOUT) && !/expected rank/.test(err.message);
         if (!retriable || Date.now() + RETRY_MS >= deadline) {
           if (retriable) {
@@ -212,6 +238,12 @@ function validateTopology(opts: DataPlaneConnectOptions): void {
     seen.add(p.rank);
   }
   for (let j = 0; j < world; j++) if (j !== rank && !seen.has(j)) throw bad(`no address for rank ${j}`);
+}
+
+/** True when `host` names this machine (loopback or one of its interface addresses). */
+function isLocalHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return true;
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === host));
 }
 
 function advertisable(host: string): string {

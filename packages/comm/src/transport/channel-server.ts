@@ -224,5 +224,5 @@ function waitForReady(ch: Channel, deadline: number): Promise<void> {
 
 function remoteOf(socket: Duplex): string {
   const s = socket as Duplex & { remoteAddress?: string; remotePort?: number };
-  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'unknown';
+  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'unix-socket';
 }
