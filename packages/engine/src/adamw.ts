@@ -72,41 +72,62 @@ export class AdamW {
     if (params.length !== n || grads.length !== n) {
       throw new RangeError(`AdamW.update: expected ${n} elements, got params ${params.length}, grads ${grads.length}`);
     }
+    this.updateChunks([{ offset: 0, params, grads }], lr);
+  }
+
+  /**
+   * One update taken in pieces: chunk k covers owned elements [offset, offset + params.length),
+   * its params and grads being views of that length wherever they live (ZeRO stages 1-2 update
+   * their pieces in place inside the full parameter vector). The chunks must not overlap.
+   */
+  updateChunks(chunks: readonly { offset: number; params: Float32Array; grads: Float32Array }[], lr: number): void {
     this.step += 1;
     const { beta1, beta2, eps, weightDecay } = this.config;
-    const bc1 = 1 - beta1 ** this.step;
-    const bc2 = 1 - beta2 ** this.step;
-    // Walk the owned range as alternating no-decay / decay segments.
-    let pos = 0;
-    for (const seg of this.decaySegments) {
-      if (seg.start > pos) this.updateSegment(params, grads, pos, seg.start, lr, 0, bc1, bc2, beta1, beta2, eps);
-      this.updateSegment(params, grads, seg.start, seg.end, lr, weightDecay, bc1, bc2, beta1, beta2, eps);
-      pos = seg.end;
+    const k = { lr, bc1: 1 - beta1 ** this.step, bc2: 1 - beta2 ** this.step, beta1, beta2, eps };
+    for (const c of chunks) {
+      const from = c.offset;
+      const to = c.offset + c.params.length;
+      if (c.grads.length !== c.params.length || from < 0 || to > this.end - this.start) {
+        throw new RangeError(`AdamW.updateChunks: chunk [${from}, ${to}) with ${c.grads.length} grads is outside the owned ${this.end - this.start} elements`);
+      }
+      // Walk [from, to) as alternating no-decay / decay segments.
+      let pos = from;
+      for (const seg of this.decaySegments) {
+        if (seg.end <= pos) continue;
+        if (seg.start >= to) break;
+        if (seg.start > pos) this.updateSegment(c.params, c.grads, from, pos, seg.start, 0, k);
+        const e = Math.min(seg.end, to);
+        this.updateSegment(c.params, c.grads, from, Math.max(seg.start, pos), e, weightDecay, k);
+        pos = e;
+      }
+      if (pos < to) this.updateSegment(c.params, c.grads, from, pos, to, 0, k);
     }
-    if (pos < n) this.updateSegment(params, grads, pos, n, lr, 0, bc1, bc2, beta1, beta2, eps);
   }
 
   // Kept as one tight monomorphic loop: this runs over every parameter every step.
+  // Owned elements [from, to); p and g are views whose element 0 is owned element `base`.
   private updateSegment(
-    p: Float32Array, g: Float32Array, from: number, to: number, lr: number, wd: number,
-    bc1: number, bc2: number, beta1: number, beta2: number, eps: number,
+    p: Float32Array, g: Float32Array, base: number, from: number, to: number, wd: number,
+    k: { lr: number; bc1: number; bc2: number; beta1: number; beta2: number; eps: number },
   ): void {
     const m = this.m;
     const v = this.v;
+    const { beta1, beta2, eps } = k;
     const c1 = 1 - beta1;
     const c2 = 1 - beta2;
-    const stepSize = lr / bc1;
-    const invSqrtBc2 = 1 / Math.sqrt(bc2);
-    const decay = lr * wd;
+    const stepSize = k.lr / k.bc1;
+    const invSqrtBc2 = 1 / Math.sqrt(k.bc2);
+    const decay = k.lr * wd;
     for (let i = from; i < to; i++) {
-      const gi = g[i];
+      const j = i - base;
+      const gi = g[j];
       const mi = beta1 * m[i] + c1 * gi;
       const vi = beta2 * v[i] + c2 * gi * gi;
       m[i] = mi;
       v[i] = vi;
-      const pi = p[i];
+      const pi = p[j];
       // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
-      p[i] = pi - decay * pi - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+      p[j] = pi - decay * pi - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
     }
   }
 

@@ -98,7 +98,7 @@ export class GPT {
   getParams(): Float32Array {
     const p = this.params;
     const flat = new Float32Array(this.layout.totalSize);
-    this.layout.entries.forEach((e, i) => flat.set(hostDownload(p.tensors[i]), e.offset));
+    this.layout.entries.forEach((e, i) => flat.set(hostDownload(p.entryTensors[i]), e.offset));
     return flat;
   }
 

@@ -72,3 +72,29 @@ export function paramLayout(config: GPTConfig): ParamLayout {
 export function parameterCount(config: GPTConfig): number {
   return paramLayout(config).totalSize;
 }
+
+/**
+ * The flat vector as contiguous parameter units, the granules an engine gathers, computes and
+ * frees together (ZeRO-3) or assigns to a pipeline stage:
+ *   0: 'embedding' (wte, wpe)   1..L: 'h.0' .. 'h.{L-1}'   L+1: 'final' (ln_f)
+ * The output head reads the embedding unit (tied wte).
+ */
+export interface ParamUnit {
+  name: string;
+  start: number;
+  end: number;
+}
+
+export function paramUnits(layout: ParamLayout): ParamUnit[] {
+  const firstBlock = layout.blockRanges.length ? layout.blockRanges[0].start : layout.totalSize - lnfSize(layout);
+  const lastBlock = layout.blockRanges.length ? layout.blockRanges[layout.blockRanges.length - 1].end : firstBlock;
+  return [
+    { name: 'embedding', start: 0, end: firstBlock },
+    ...layout.blockRanges.map((r, i) => ({ name: `h.${i}`, start: r.start, end: r.end })),
+    { name: 'final', start: lastBlock, end: layout.totalSize },
+  ];
+}
+
+function lnfSize(layout: ParamLayout): number {
+  return layout.entries.filter((e) => e.name.startsWith('ln_f.')).reduce((s, e) => s + e.size, 0);
+}

@@ -1,7 +1,9 @@
 /**
- * The model's parameters as TF.js tensors, built from the flat fp32 vector in one host op
- * (one copy per parameter; on wasm straight into the heap). Host kernels also get the transposed
- * copies of the matMul weights (W^T for Linear backward, wte^T for the output head).
+ * The model's parameters as TF.js tensors, built from the flat fp32 vector one parameter unit at
+ * a time (one host op per unit, one copy per parameter; on wasm straight into the heap). Host
+ * kernels also get transposed copies of the matMul weights (W^T for Linear backward, wte^T for
+ * the output head). An engine that keeps only some units resident (ZeRO-3) uploads and disposes
+ * units one by one; the whole model is all units at once.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
@@ -12,7 +14,8 @@ import type { LayerNormParams } from './layers/layernorm.js';
 import type { LinearParams } from './layers/linear.js';
 import { hostTranspose } from './layers/linear.js';
 import type { LMHeadParams } from './layers/lm-head.js';
-import type { ParamEntry, ParamLayout } from './layout.js';
+import type { ParamEntry, ParamLayout, ParamUnit } from './layout.js';
+import { paramUnits } from './layout.js';
 
 export interface ModelParams {
   embedding: EmbeddingParams;
@@ -21,27 +24,47 @@ export interface ModelParams {
   head: LMHeadParams;
   /** Every tensor above, once (for dispose). */
   tensors: tf.Tensor[];
+  /** The parameter tensors in layout order (entries[i] -> entryTensors[i]). */
+  entryTensors: tf.Tensor[];
+}
+
+/** One unit's tensors: exactly one of the fields is set, by the unit's kind. */
+export interface UnitParams {
+  embedding?: EmbeddingParams & { head: LMHeadParams };
+  block?: BlockParams;
+  lnf?: LayerNormParams;
+  /** Every tensor of the unit (for dispose). */
+  tensors: tf.Tensor[];
+  /** The unit's parameter tensors in layout order (without transposed copies). */
+  entryTensors: tf.Tensor[];
+  dispose(): void;
 }
 
 function isMatMulWeight(e: ParamEntry): boolean {
   return e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
 }
 
-export function uploadParams(config: GPTConfig, layout: ParamLayout, flat: Float32Array, withTransposes: boolean): ModelParams {
-  const transposed = withTransposes ? layout.entries.filter(isMatMulWeight) : [];
-  const tensors = hostOp(
-    [],
-    layout.entries.map((e) => e.shape),
-    (_, outs) => layout.entries.forEach((e, i) => outs[i].set(flat.subarray(e.offset, e.offset + e.size))),
-  );
-  const index = new Map(layout.entries.map((e, i) => [e.name, i]));
-  for (const e of transposed) tensors.push(hostTranspose(tensors[index.get(e.name) as number]));
+/**
+ * Uploads unit `unit` from `values`, the unit's own slice of the flat vector
+ * (flat.subarray(unit.start, unit.end)).
+ */
+export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32Array, withTransposes: boolean): UnitParams {
+  if (values.length !== unit.end - unit.start) throw new Error(`internal: unit ${unit.name} needs ${unit.end - unit.start} values, got ${values.length}`);
+  const entries = layout.entries.filter((e) => e.offset >= unit.start && e.offset < unit.end);
+  const tensors = hostOp([], entries.map((e) => e.shape), (_, outs) =>
+    entries.forEach((e, i) => outs[i].set(values.subarray(e.offset - unit.start, e.offset - unit.start + e.size))));
   const byName = new Map<string, tf.Tensor>();
-  layout.entries.forEach((e, i) => byName.set(e.name, tensors[i]));
-  transposed.forEach((e, i) => byName.set(`${e.name}^T`, tensors[layout.entries.length + i]));
+  entries.forEach((e, i) => byName.set(e.name, tensors[i]));
+  if (withTransposes) {
+    for (const e of entries.filter(isMatMulWeight)) {
+      const t = hostTranspose(byName.get(e.name) as tf.Tensor);
+      tensors.push(t);
+      byName.set(`${e.name}^T`, t);
+    }
+  }
   const get = (name: string): tf.Tensor => {
     const t = byName.get(name);
-    if (t === undefined) throw new Error(`internal: parameter ${name} missing from the layout`);
+    if (t === undefined) throw new Error(`internal: parameter ${name} missing from unit ${unit.name}`);
     return t;
   };
   const linear = (prefix: string): LinearParams => {
@@ -50,27 +73,38 @@ export function uploadParams(config: GPTConfig, layout: ParamLayout, flat: Float
     if (wT !== undefined) p.weightT = wT;
     return p;
   };
-  const blocks: BlockParams[] = [];
-  for (let i = 0; i < config.layers; i++) {
-    const h = `h.${i}`;
-    blocks.push({
+  const out: UnitParams = { tensors, entryTensors: tensors.slice(0, entries.length), dispose: () => tensors.forEach((t) => t.dispose()) };
+  if (unit.name === 'embedding') {
+    const head: LMHeadParams = { wte: get('wte.weight') };
+    const wteT = byName.get('wte.weight^T');
+    if (wteT !== undefined) head.wteT = wteT;
+    out.embedding = { wte: get('wte.weight'), wpe: get('wpe.weight'), head };
+  } else if (unit.name === 'final') {
+    out.lnf = { weight: get('ln_f.weight'), bias: get('ln_f.bias') };
+  } else {
+    const h = unit.name;
+    out.block = {
       ln1: { weight: get(`${h}.ln_1.weight`), bias: get(`${h}.ln_1.bias`) },
       cAttn: linear(`${h}.attn.c_attn`),
       cProj: linear(`${h}.attn.c_proj`),
       ln2: { weight: get(`${h}.ln_2.weight`), bias: get(`${h}.ln_2.bias`) },
       cFc: linear(`${h}.mlp.c_fc`),
       mlpProj: linear(`${h}.mlp.c_proj`),
-    });
+    };
   }
-  const wte = get('wte.weight');
-  const head: LMHeadParams = { wte };
-  const wteT = byName.get('wte.weight^T');
-  if (wteT !== undefined) head.wteT = wteT;
+  return out;
+}
+
+/** Every unit at once: the whole model. */
+export function uploadParams(_config: GPTConfig, layout: ParamLayout, flat: Float32Array, withTransposes: boolean): ModelParams {
+  const units = paramUnits(layout).map((u) => uploadUnit(layout, u, flat.subarray(u.start, u.end), withTransposes));
+  const emb = units[0].embedding!;
   return {
-    embedding: { wte, wpe: get('wpe.weight') },
-    blocks,
-    lnf: { weight: get('ln_f.weight'), bias: get('ln_f.bias') },
-    head,
-    tensors,
+    embedding: { wte: emb.wte, wpe: emb.wpe },
+    blocks: units.slice(1, -1).map((u) => u.block!),
+    lnf: units[units.length - 1].lnf!,
+    head: emb.head,
+    tensors: units.flatMap((u) => u.tensors),
+    entryTensors: units.flatMap((u) => u.entryTensors),
   };
 }

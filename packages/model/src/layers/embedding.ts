@@ -36,12 +36,20 @@ abstract class EmbeddingBase {
 
   /** dy [B, T, C] -> gradients of wte [V, C] and wpe [contextLength, C]; no input gradient. */
   backward(params: EmbeddingParams, saved: SavedState<EmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: ParamGrads } {
-    const { tokens } = saved.take('Embedding');
     const [V, C] = params.wte.shape;
-    const ctx = params.wpe.shape[0];
-    const T = (dy.shape as number[])[1];
     const dwte = new Float32Array(V * C);
-    const dwpe = new Float32Array(ctx * C);
+    const dwpe = new Float32Array(params.wpe.shape[0] * C);
+    this.backwardInto(saved, dy, dwte, dwpe);
+    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
+  }
+
+  /**
+   * The same gradient, ADDED into caller-owned arrays (row-major [V, C] and [contextLength, C]).
+   * Needs no parameter values: an engine that shards parameters need not gather them for this.
+   */
+  backwardInto(saved: SavedState<EmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array): void {
+    const { tokens } = saved.take('Embedding');
+    const [, T, C] = dy.shape as number[];
     hostRead([dy], ([g]) => {
       for (let n = 0; n < tokens.length; n++) {
         const src = n * C;
@@ -55,7 +63,6 @@ abstract class EmbeddingBase {
       }
     });
     saved.release();
-    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
   }
 }
 

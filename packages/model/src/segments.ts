@@ -1,0 +1,183 @@
+/**
+ * The GPT as a chain of segments over parameter units, for engines that run communication
+ * between layers: ZeRO-3 gathers a unit's parameters just before a segment runs and frees them
+ * after; activation checkpointing re-runs a segment's forward in backward; a pipeline stage runs
+ * a sub-chain. Same layers and math as GPT.forwardBackward, driven one segment at a time.
+ *
+ *   segment 0        embedding     reads unit 0 (wte, wpe)     backward reads nothing
+ *   segment 1..L     block h.i     reads unit i+1
+ *   segment L+1      ln_f + head   reads units L+1 (ln_f) and 0 (wte, tied head)
+ *
+ * Gradients are ADDED into caller-owned unit-length buffers (unit.start-relative, flat layout),
+ * so a unit's gradient can be reduced as soon as the last segment contributing to it is done.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPTConfig } from './config.js';
+import { validateConfig } from './config.js';
+import { checkBatch } from './model-input.js';
+import { Block } from './layers/block.js';
+import type { Saved, ParamGrads } from './layers/layer.js';
+import type { KernelSet, LayerSet } from './layers/layer-set.js';
+import { kernelSetFor, makeLayerSet } from './layers/layer-set.js';
+import type { ParamLayout, ParamUnit } from './layout.js';
+import { paramLayout, paramUnits } from './layout.js';
+import type { UnitParams } from './model-params.js';
+import { uploadUnit } from './model-params.js';
+
+export interface SegmentSpec {
+  name: string;
+  /** Units whose parameters the segment's forward reads. */
+  forwardUnits: number[];
+  /** Units whose parameters its backward reads (the embedding's needs none). */
+  backwardUnits: number[];
+  /** Units its backward adds gradients to. */
+  gradUnits: number[];
+}
+
+export interface SegmentBatch {
+  tokens: Int32Array;
+  targets: Int32Array;
+  batch: number;
+}
+
+export interface SegmentForward {
+  /** The segment's output activation (null for the last segment). */
+  y: tf.Tensor | null;
+  /** What backward needs (release() it if backward will not run). */
+  saved: Saved;
+  /** The last segment's mean loss over counted targets. */
+  loss?: { loss: number; count: number };
+}
+
+/** The last segment's saved state: ln_f's and the head's. */
+class HeadSegmentSaved implements Saved {
+  constructor(readonly lnf: Saved, readonly head: Saved) {}
+  release(): void {
+    this.lnf.release();
+    this.head.release();
+  }
+}
+
+export class GPTSegments {
+  readonly config: GPTConfig;
+  readonly layout: ParamLayout;
+  readonly units: ParamUnit[];
+  readonly segments: SegmentSpec[];
+  readonly totalSize: number;
+  /** Weight-decay ranges of the flat vector: matrices and embeddings (rank >= 2). */
+  readonly decayRanges: { start: number; end: number }[];
+  private readonly layers: LayerSet;
+  private readonly block: Block;
+  /** Per unit: local parameter name -> offset inside the unit. */
+  private readonly localOffsets: Map<string, number>[];
+
+  constructor(config: GPTConfig, options: { kernels?: KernelSet } = {}) {
+    validateConfig(config);
+    this.config = { ...config };
+    this.layout = paramLayout(config);
+    this.units = paramUnits(this.layout);
+    this.totalSize = this.layout.totalSize;
+    this.decayRanges = this.layout.entries.filter((e) => e.shape.length >= 2).map((e) => ({ start: e.offset, end: e.offset + e.size }));
+    this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads, config.layerNormEps);
+    this.block = new Block(this.layers);
+    const L = config.layers;
+    this.segments = [
+      { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
+      ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1] })),
+      { name: 'head', forwardUnits: [L + 1, 0], backwardUnits: [L + 1, 0], gradUnits: [L + 1, 0] },
+    ];
+    this.localOffsets = this.units.map((u) => {
+      const m = new Map<string, number>();
+      for (const e of this.layout.entries) {
+        if (e.offset < u.start || e.offset >= u.end) continue;
+        const local = u.name.startsWith('h.') ? e.name.slice(u.name.length + 1) : e.name;
+        m.set(local, e.offset - u.start);
+      }
+      return m;
+    });
+  }
+
+  /** Builds a unit's tensors from its slice of the flat vector (flat.subarray(u.start, u.end)). */
+  upload(unit: number, values: Float32Array): UnitParams {
+    return uploadUnit(this.layout, this.units[unit], values, this.layers.usesTransposedWeights);
+  }
+
+  forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): SegmentForward {
+    const last = this.segments.length - 1;
+    if (seg === 0) {
+      checkBatch(this.config, mb.tokens, mb.batch, mb.targets);
+      const emb = unitOf(params, 0).embedding!;
+      const r = this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch }, train); // [B*T] -> [B, T, C]
+      return { y: r.y, saved: r.saved };
+    }
+    if (seg < last) {
+      const r = this.block.forward(unitOf(params, seg).block!, input(x, seg), train);
+      return { y: r.y, saved: r.saved };
+    }
+    const lnf = this.layers.layerNorm.forward(unitOf(params, last).lnf!, input(x, seg), train);
+    try {
+      const head = this.layers.head.forward(unitOf(params, 0).embedding!.head, lnf.y, mb.targets, train);
+      return { y: null, saved: new HeadSegmentSaved(lnf.saved, head.saved), loss: { loss: head.loss, count: head.count } };
+    } finally {
+      lnf.y.dispose();
+    }
+  }
+
+  /**
+   * Backward of one segment: adds gradScale-weighted parameter gradients into `grads` (unit index
+   * -> unit-length buffer) and returns the input gradient (null for the embedding).
+   * Consumes `saved`. For the last segment `dy` is null and gradScale scales d(mean loss).
+   */
+  backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): tf.Tensor | null {
+    const last = this.segments.length - 1;
+    if (seg === 0) {
+      const g = gradOf(grads, 0);
+      const wte = this.localOffsets[0].get('wte.weight')!;
+      const wpe = this.localOffsets[0].get('wpe.weight')!;
+      const V = this.config.vocabSize;
+      const C = this.config.dModel;
+      this.layers.embedding.backwardInto(saved as Parameters<LayerSet['embedding']['backwardInto']>[0], input(dy, seg),
+        g.subarray(wte, wte + V * C), g.subarray(wpe, wpe + this.config.contextLength * C));
+      return null;
+    }
+    if (seg < last) {
+      const r = this.block.backward(unitOf(params, seg).block!, saved as Parameters<Block['backward']>[1], input(dy, seg));
+      this.addInto(grads, seg, r.dParams);
+      return r.dx;
+    }
+    const { lnf: lnfSaved, head: headSaved } = saved as HeadSegmentSaved;
+    const hb = this.layers.head.backward(unitOf(params, 0).embedding!.head, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
+    this.addInto(grads, 0, { 'wte.weight': hb.dParams.wte });
+    const lb = this.layers.layerNorm.backward(unitOf(params, last).lnf!, lnfSaved as Parameters<LayerSet['layerNorm']['backward']>[1], hb.dx);
+    hb.dx.dispose();
+    this.addInto(grads, last, { 'ln_f.weight': lb.dParams.weight, 'ln_f.bias': lb.dParams.bias });
+    return lb.dx;
+  }
+
+  private addInto(grads: ReadonlyMap<number, Float32Array>, unit: number, dParams: ParamGrads): void {
+    const g = gradOf(grads, unit);
+    const offsets = this.localOffsets[unit];
+    for (const [name, values] of Object.entries(dParams)) {
+      const at = offsets.get(name);
+      if (at === undefined) throw new Error(`internal: unit ${this.units[unit].name} has no parameter ${name}`);
+      for (let i = 0; i < values.length; i++) g[at + i] += values[i];
+    }
+  }
+}
+
+function unitOf(params: ReadonlyMap<number, UnitParams>, unit: number): UnitParams {
+  const p = params.get(unit);
+  if (p === undefined) throw new Error(`internal: unit ${unit} parameters were not provided`);
+  return p;
+}
+
+function gradOf(grads: ReadonlyMap<number, Float32Array>, unit: number): Float32Array {
+  const g = grads.get(unit);
+  if (g === undefined) throw new Error(`internal: no gradient buffer for unit ${unit}`);
+  return g;
+}
+
+function input(x: tf.Tensor | null, seg: number): tf.Tensor {
+  if (x === null) throw new Error(`internal: segment ${seg} needs an input tensor`);
+  return x;
+}
