@@ -2,5 +2,9 @@ export { AdamW, DEFAULT_ADAMW, type AdamWConfig, type AdamWState, type Range } f
 export { learningRateAt, type LrSchedule } from './lr-schedule.js';
 export { clipFactor, scaleInPlace, sumOfSquares } from './grad-clip.js';
 export { allReduceGradients, gradientBuckets, DEFAULT_GRADIENT_SYNC, type GradientSyncOptions } from './gradient-sync.js';
-export { DataParallelTrainer, countTargets, weightDecayRanges, type StepResult, type TrainerOptions } from './data-parallel-trainer.js';
-export type { FlatParam, LossResult, MicroBatch, ReduceGroup, TrainableModel, WireCodec } from './interfaces.js';
+export { countTargets, type StepResult, type TrainerOptions } from './trainer-options.js';
+export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner.js';
+export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
+export { ShardedAdamW } from './zero/sharded-adamw.js';
+export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
+export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';

@@ -30,18 +30,34 @@ export interface LossResult {
   count: number;
 }
 
-/** A parameter of the flat vector (a subset of @trainer/model's ParamEntry). */
-export interface FlatParam {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
+/** A group that can also reduce-scatter and all-gather (ZeRO). Shards follow comm's shardRange. */
+export interface CollectiveGroup extends ReduceGroup {
+  reduceScatter(buf: Float32Array, opts?: { op?: 'sum' | 'avg'; codec?: WireCodec }): Promise<Float32Array>;
+  allGather(shard: Float32Array, totalLength: number, opts?: { codec?: WireCodec }): Promise<Float32Array>;
 }
 
-/** A model whose parameters live in one flat fp32 vector and whose backward adds into one. */
-export interface TrainableModel {
-  readonly layout: { entries: FlatParam[]; totalSize: number };
-  setParams(flat: Float32Array): void;
-  forwardBackward(tokens: Int32Array, targets: Int32Array, batch: number, grads: Float32Array, gradScale?: number): LossResult;
-  loss(tokens: Int32Array, targets: Int32Array, batch: number): LossResult;
+/** Anything the model allocates that the engine must free (TF.js tensors, unit parameter sets). */
+export interface Disposable {
+  dispose(): void;
+}
+
+export interface SegmentSpec {
+  name: string;
+  forwardUnits: number[];
+  backwardUnits: number[];
+  gradUnits: number[];
+}
+
+/**
+ * A model driven one segment at a time over contiguous parameter units (@trainer/model's
+ * GPTSegments). A = activation, P = one unit's uploaded parameters.
+ */
+export interface SegmentedModel<A extends Disposable = Disposable, P extends Disposable = Disposable> {
+  readonly units: readonly { name: string; start: number; end: number }[];
+  readonly segments: readonly SegmentSpec[];
+  readonly totalSize: number;
+  readonly decayRanges: readonly { start: number; end: number }[];
+  upload(unit: number, values: Float32Array): P;
+  forward(seg: number, params: ReadonlyMap<number, P>, x: A | null, mb: MicroBatch, train: boolean): { y: A | null; saved: { release(): void }; loss?: LossResult };
+  backward(seg: number, params: ReadonlyMap<number, P>, saved: { release(): void }, dy: A | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): A | null;
 }

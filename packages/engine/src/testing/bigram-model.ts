@@ -1,58 +1,97 @@
-import type { LossResult, TrainableModel } from '../interfaces.js';
+import type { Disposable, LossResult, MicroBatch, SegmentedModel, SegmentSpec } from '../interfaces.js';
 
 /**
- * A bigram language model in plain JS (logits = W[token] + b), small enough to reason about and
- * exact enough to compare trajectories: the engine's test subject before any TF.js is involved.
+ * A bigram language model in plain JS, as a two-segment model over two parameter units:
+ *   segment 0 (unit 0, W [V, V]):  h[n] = W[token_n]
+ *   segment 1 (unit 1, b [V]):     logits[n] = h[n] + b,  loss = mean CE over counted targets
+ * Small enough to reason about and exact enough to compare trajectories: the engine's test
+ * subject, exercising partitions, gathers and reductions without TF.js.
  */
-export class BigramModel implements TrainableModel {
-  readonly layout;
-  private params = new Float32Array(0);
+class Values implements Disposable {
+  constructor(readonly data: Float64Array) {}
+  dispose(): void {}
+}
+
+class UnitValues implements Disposable {
+  constructor(readonly data: Float32Array) {}
+  dispose(): void {}
+}
+
+interface BigramSaved {
+  release(): void;
+  mb: MicroBatch;
+  probs?: Float64Array;
+  count?: number;
+}
+
+export class BigramModel implements SegmentedModel<Values, UnitValues> {
+  readonly units;
+  readonly segments: SegmentSpec[] = [
+    { name: 'lookup', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
+    { name: 'bias+loss', forwardUnits: [1], backwardUnits: [], gradUnits: [1] },
+  ];
+  readonly totalSize: number;
+  readonly decayRanges;
 
   constructor(readonly vocab: number) {
-    this.layout = {
-      entries: [
-        { name: 'w', shape: [vocab, vocab], offset: 0, size: vocab * vocab },
-        { name: 'b', shape: [vocab], offset: vocab * vocab, size: vocab },
-      ],
-      totalSize: vocab * vocab + vocab,
-    };
+    this.units = [{ name: 'w', start: 0, end: vocab * vocab }, { name: 'b', start: vocab * vocab, end: vocab * vocab + vocab }];
+    this.totalSize = vocab * vocab + vocab;
+    this.decayRanges = [{ start: 0, end: vocab * vocab }];
   }
 
-  setParams(flat: Float32Array): void {
-    this.params = new Float32Array(flat);
+  upload(_unit: number, values: Float32Array): UnitValues {
+    return new UnitValues(new Float32Array(values));
   }
 
-  loss(tokens: Int32Array, targets: Int32Array): LossResult {
-    return this.run(tokens, targets, undefined, 0);
-  }
-
-  forwardBackward(tokens: Int32Array, targets: Int32Array, _batch: number, grads: Float32Array, gradScale = 1): LossResult {
-    return this.run(tokens, targets, grads, gradScale);
-  }
-
-  private run(tokens: Int32Array, targets: Int32Array, grads: Float32Array | undefined, scale: number): LossResult {
+  forward(seg: number, params: ReadonlyMap<number, UnitValues>, x: Values | null, mb: MicroBatch, train: boolean) {
     const V = this.vocab;
-    const bias = V * V;
-    const probs = new Float64Array(V);
+    const N = mb.tokens.length;
+    if (seg === 0) {
+      const w = params.get(0)!.data;
+      const h = new Float64Array(N * V);
+      for (let n = 0; n < N; n++) for (let j = 0; j < V; j++) h[n * V + j] = w[mb.tokens[n] * V + j];
+      return { y: new Values(h), saved: { release() {}, mb } as BigramSaved };
+    }
+    const b = params.get(1)!.data;
+    const h = x!.data;
+    const probs = new Float64Array(N * V);
     let total = 0;
     let count = 0;
-    for (let i = 0; i < tokens.length; i++) if (targets[i] >= 0) count++;
-    for (let i = 0; i < tokens.length; i++) {
-      const y = targets[i];
+    for (let n = 0; n < N; n++) {
+      const y = mb.targets[n];
       if (y < 0) continue;
-      const row = tokens[i] * V;
+      count++;
       let max = -Infinity;
-      for (let j = 0; j < V; j++) max = Math.max(max, this.params[row + j] + this.params[bias + j]);
+      for (let j = 0; j < V; j++) max = Math.max(max, h[n * V + j] + b[j]);
       let sum = 0;
-      for (let j = 0; j < V; j++) sum += probs[j] = Math.exp(this.params[row + j] + this.params[bias + j] - max);
-      total += Math.log(sum) + max - (this.params[row + y] + this.params[bias + y]);
-      if (!grads) continue;
-      for (let j = 0; j < V; j++) {
-        const d = ((probs[j] / sum - (j === y ? 1 : 0)) * scale) / count;
-        grads[row + j] += d;
-        grads[bias + j] += d;
-      }
+      for (let j = 0; j < V; j++) sum += probs[n * V + j] = Math.exp(h[n * V + j] + b[j] - max);
+      for (let j = 0; j < V; j++) probs[n * V + j] /= sum;
+      total += Math.log(sum) + max - (h[n * V + y] + b[y]);
     }
-    return { loss: count ? total / count : NaN, count };
+    const loss: LossResult = { loss: count ? total / count : NaN, count };
+    return { y: null, saved: { release() {}, mb, probs: train ? probs : undefined, count } as BigramSaved, loss };
+  }
+
+  backward(seg: number, _params: ReadonlyMap<number, UnitValues>, saved: { release(): void }, dy: Values | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Values | null {
+    const V = this.vocab;
+    const s = saved as BigramSaved;
+    const N = s.mb.tokens.length;
+    if (seg === 1) {
+      const g = grads.get(1)!;
+      const dh = new Float64Array(N * V);
+      for (let n = 0; n < N; n++) {
+        const y = s.mb.targets[n];
+        if (y < 0) continue;
+        for (let j = 0; j < V; j++) {
+          const d = ((s.probs![n * V + j] - (j === y ? 1 : 0)) * gradScale) / s.count!;
+          dh[n * V + j] = d;
+          g[j] += d;
+        }
+      }
+      return new Values(dh);
+    }
+    const g = grads.get(0)!;
+    for (let n = 0; n < N; n++) for (let j = 0; j < V; j++) g[s.mb.tokens[n] * V + j] += dy!.data[n * V + j];
+    return null;
   }
 }

@@ -1,0 +1,30 @@
+import type { AdamWConfig } from './adamw.js';
+import type { GradientSyncOptions } from './gradient-sync.js';
+import type { LrSchedule } from './lr-schedule.js';
+
+/** What every trainer takes: schedule, optimizer, clipping, gradient synchronization. */
+export interface TrainerOptions {
+  schedule: LrSchedule;
+  adamw: AdamWConfig;
+  /** Clip gradients to this global L2 norm; 0 disables clipping. */
+  gradClip: number;
+  gradientSync?: GradientSyncOptions;
+}
+
+export interface StepResult {
+  step: number;
+  /** Mean training loss over the global batch. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  lr: number;
+  /** Counted targets in the global batch. */
+  tokens: number;
+}
+
+/** Targets that count in the loss (masked ones are negative). */
+export function countTargets(targets: Int32Array): number {
+  let n = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] >= 0) n++;
+  return n;
+}

@@ -1,0 +1,79 @@
+import type { CollectiveGroup, SegmentedModel, WireCodec } from '../interfaces.js';
+import type { GradSink } from '../segment-runner.js';
+import type { ZeroPartition } from './partition.js';
+
+/** Stages 0-1: every rank accumulates the full gradient; it is all-reduced after the last micro-batch. */
+export class FullGradSink implements GradSink {
+  constructor(private readonly model: SegmentedModel, private readonly grads: Float32Array) {}
+
+  buffers(units: readonly number[]): Map<number, Float32Array> {
+    return new Map(units.map((u) => [u, this.grads.subarray(this.model.units[u].start, this.model.units[u].end)] as const));
+  }
+
+  unitDone(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Stages 2-3: a unit's gradient exists in full only from the first to the last segment that adds
+ * to it; then it is reduce-scattered and this rank keeps (adds into its accumulator) only its own
+ * piece. At most `maxInFlight` reductions run at once (backward waits for the oldest), so the
+ * gradient never exists in full for the whole model: only a few unit buckets at a time.
+ */
+export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 2;
+
+export class ShardedGradSink implements GradSink {
+  private readonly live = new Map<number, Float32Array>();
+  private pending: Promise<void>[] = [];
+  private liveBytes = 0;
+  /** Largest bytes of full unit gradients held at once (buckets waiting for their reduction). */
+  peakBucketBytes = 0;
+
+  constructor(
+    private readonly model: SegmentedModel,
+    private readonly group: CollectiveGroup,
+    private readonly partition: ZeroPartition,
+    /** This rank's accumulated gradient pieces, in shard space. */
+    private readonly shardGrads: Float32Array,
+    private readonly codec: WireCodec,
+    private readonly maxInFlight = DEFAULT_MAX_REDUCTIONS_IN_FLIGHT,
+  ) {}
+
+  buffers(units: readonly number[]): Map<number, Float32Array> {
+    return new Map(units.map((u) => {
+      let buf = this.live.get(u);
+      if (!buf) {
+        const unit = this.model.units[u];
+        buf = new Float32Array(unit.end - unit.start);
+        this.live.set(u, buf);
+        this.liveBytes += buf.byteLength;
+        this.peakBucketBytes = Math.max(this.peakBucketBytes, this.liveBytes);
+      }
+      return [u, buf] as const;
+    }));
+  }
+
+  async unitDone(u: number): Promise<void> {
+    const buf = this.live.get(u);
+    if (!buf) return;
+    this.live.delete(u);
+    const piece = this.partition.pieces[u];
+    this.pending.push(this.group.reduceScatter(buf, { op: 'sum', codec: this.codec }).then((mine) => {
+      const acc = this.shardGrads;
+      for (let i = 0, j = piece.shardOffset; i < mine.length; i++, j++) acc[j] += mine[i];
+      this.liveBytes -= buf.byteLength;
+    }));
+    while (this.pending.length > this.maxInFlight) await this.pending.shift();
+  }
+
+  async flush(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    await Promise.all(pending);
+  }
+}

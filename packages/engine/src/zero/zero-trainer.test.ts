@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { MicroBatch } from '../interfaces.js';
+import { BigramModel } from '../testing/bigram-model.js';
+import { fakeGroups } from '../testing/fake-group.js';
+import type { TrainerOptions } from '../trainer-options.js';
+import { ZeroTrainer, type ZeroStage } from './zero-trainer.js';
+
+const V = 7;
+const T = 5;
+const OPTIONS: TrainerOptions = {
+  schedule: { lr: 0.05, minLr: 0.005, warmupSteps: 2, decaySteps: 12 },
+  adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
+  gradClip: 1.0,
+};
+
+/** A deterministic global batch of `global` sequences for a step, with some targets masked. */
+function globalBatch(step: number, global: number, masked: boolean): { tokens: number[]; targets: number[] }[] {
+  return Array.from({ length: global }, (_, s) => {
+    const tokens = Array.from({ length: T }, (_, t) => (step * 31 + s * 7 + t * t * 3) % V);
+    const targets = tokens.map((_, t) => (masked && (s + t) % 3 === 0 ? -1 : (tokens[t] * 2 + 1) % V));
+    return { tokens, targets };
+  });
+}
+
+function microBatches(step: number, global: number, rank: number, world: number, micro: number, masked: boolean): MicroBatch[] {
+  const mine = globalBatch(step, global, masked).slice(rank * (global / world), (rank + 1) * (global / world));
+  const out: MicroBatch[] = [];
+  for (let i = 0; i < mine.length; i += micro) {
+    const part = mine.slice(i, i + micro);
+    out.push({ tokens: Int32Array.from(part.flatMap((p) => p.tokens)), targets: Int32Array.from(part.flatMap((p) => p.targets)), batch: part.length });
+  }
+  return out;
+}
+
+async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options = OPTIONS) {
+  const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
+  const trainers = fakeGroups(world).map((g) => new ZeroTrainer(new BigramModel(V), g, init, { ...options, stage }));
+  const losses: number[] = [];
+  for (let step = 0; step < steps; step++) {
+    const results = await Promise.all(trainers.map((t, r) => t.step(step, microBatches(step, 8, r, world, micro, masked))));
+    for (const r of results) expect(r.loss).toBe(results[0].loss);
+    losses.push(results[0].loss);
+  }
+  const params = await Promise.all(trainers.map((t) => t.fullParams()));
+  for (const p of params) expect(Array.from(p)).toEqual(Array.from(params[0]));
+  const val = await Promise.all(trainers.map((t, r) => t.evaluate(r === 0 ? microBatches(99, 8, 0, 1, 3, masked) : [])));
+  return { losses, params: params[0], val: val[0], trainers };
+}
+
+describe('ZeroTrainer', () => {
+  it('learns: the loss falls on a learnable bigram task', async () => {
+    const schedule = { lr: 0.1, minLr: 0.01, warmupSteps: 2, decaySteps: 60 };
+    const { losses } = await train(0, 1, 8, false, 60, { ...OPTIONS, schedule });
+    expect(losses[0]).toBeCloseTo(Math.log(V), 1);
+    expect(losses[59]).toBeLessThan(losses[0] * 0.5);
+  });
+
+  for (const masked of [false, true]) {
+    it(`every stage, on 1-4 ranks and any micro-batch size, follows the single-rank trajectory${masked ? ' (masked targets)' : ''}`, async () => {
+      const reference = await train(0, 1, 8, masked);
+      for (const stage of [0, 1, 2, 3] as const) {
+        for (const [world, micro] of [[1, 2], [2, 4], [2, 1], [3, 1], [4, 2], [4, 1]]) {
+          if (8 % world !== 0 && world !== 3) continue;
+          const w = world === 3 ? 4 : world; // keep the global batch divisible
+          const run = await train(stage, w, micro, masked);
+          run.losses.forEach((l, i) => expect(Math.abs(l - reference.losses[i])).toBeLessThan(1e-5 * Math.abs(reference.losses[i])));
+          let maxDiff = 0;
+          run.params.forEach((p, i) => (maxDiff = Math.max(maxDiff, Math.abs(p - reference.params[i]))));
+          expect(maxDiff, `stage ${stage}, world ${w}, micro ${micro}`).toBeLessThan(1e-5);
+          expect(Math.abs(run.val.loss - reference.val.loss)).toBeLessThan(1e-5);
+        }
+      }
+    });
+  }
+
+  it('holds the model state each stage promises: optimizer, then gradients, then parameters partitioned', async () => {
+    const world = 4;
+    const runs = await Promise.all(([0, 1, 2, 3] as const).map((s) => train(s, world, 2, false, 2)));
+    const bytes = runs.map((r) => r.trainers[1].modelStateBytes());
+    const own = runs[1].trainers[1].partition.shardSize * 4;
+    const P = (V * V + V) * 4;
+    expect(bytes[0]).toMatchObject({ paramsMaster: P, grads: P, optimizer: 2 * P });
+    expect(bytes[1]).toMatchObject({ paramsMaster: P, grads: P });
+    expect(bytes[1].optimizer).toBe(2 * own);
+    expect(bytes[2]).toMatchObject({ paramsMaster: P, optimizer: 2 * own });
+    // Own pieces plus the unit buckets awaiting their reduce-scatter: at least the largest
+    // unit (W), at most both units of this two-unit toy.
+    const W = V * V * 4;
+    for (const b of [bytes[2], bytes[3]]) {
+      expect(b.grads).toBeGreaterThanOrEqual(own + W);
+      expect(b.grads).toBeLessThanOrEqual(own + P);
+    }
+    expect(bytes[3]).toMatchObject({ paramsMaster: own, optimizer: 2 * own });
+  });
+
+  it('refuses a stage that does not exist', () => {
+    const [g] = fakeGroups(1);
+    expect(() => new ZeroTrainer(new BigramModel(V), g, new Float32Array(V * V + V), { ...OPTIONS, stage: 4 as ZeroStage })).toThrow(/ZeRO stage 4/);
+  });
+});

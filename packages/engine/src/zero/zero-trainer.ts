@@ -1,0 +1,241 @@
+import { TrainerError } from '@trainer/errors';
+import { AdamW } from '../adamw.js';
+import { clipFactor, scaleInPlace, sumOfSquares } from '../grad-clip.js';
+import { allReduceGradients, DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
+import type { CollectiveGroup, Disposable, LossResult, MicroBatch, SegmentedModel, WireCodec } from '../interfaces.js';
+import { learningRateAt } from '../lr-schedule.js';
+import { SegmentRunner, type GradSink, type ParamSource } from '../segment-runner.js';
+import { countTargets, type StepResult, type TrainerOptions } from '../trainer-options.js';
+import { FullGradSink, ShardedGradSink } from './grad-sinks.js';
+import { GatheredParams, ResidentParams } from './param-sources.js';
+import { ZeroPartition } from './partition.js';
+import { ShardedAdamW } from './sharded-adamw.js';
+
+export type ZeroStage = 0 | 1 | 2 | 3;
+
+/**
+ * Data parallelism with ZeRO (Rajbhandari et al., 2020), stages 0-3, on a segmented model.
+ *
+ *   stage  parameters        gradients                     optimizer state   after backward
+ *   0      full              full, all-reduced             full              every rank updates all
+ *   1      full              full, all-reduced             own pieces        update own pieces, all-gather
+ *   2      full              own pieces (reduce-scatter)   own pieces        update own pieces, all-gather
+ *   3      own pieces        own pieces (reduce-scatter)   own pieces        update own pieces; units
+ *                                                                            gathered when a segment runs
+ *
+ * Pieces follow ZeroPartition (every unit split evenly over the ranks). Every stage computes the
+ * same update: the global gradient is sum_rank sum_micro (c_m / C) grad(mean loss of micro m),
+ * its norm is taken over the whole (partitioned) gradient, and AdamW is element-wise; only the
+ * order of fp32 additions differs between stages.
+ */
+export interface ZeroOptions extends TrainerOptions {
+  stage: ZeroStage;
+  /** Wire codec for gradients and gathered parameters (fp32 unless mixed precision). */
+  codec?: WireCodec;
+}
+
+/** Bytes this rank holds for its model state, by kind, measured from the buffers themselves. */
+export interface ModelStateBytes {
+  /** fp32 parameter values kept by the engine (full, or own pieces under stage 3). */
+  paramsMaster: number;
+  /** The compute copy uploaded to the backend (all units, or the peak of gathered units under stage 3). */
+  paramsCompute: number;
+  /** Gradient buffers (full, or own pieces plus the peak of unit buckets under stages 2-3). */
+  grads: number;
+  /** AdamW's m and v. */
+  optimizer: number;
+  total: number;
+}
+
+export class ZeroTrainer<A extends Disposable, P extends Disposable> {
+  readonly stage: ZeroStage;
+  readonly partition: ZeroPartition;
+  private readonly runner: SegmentRunner<A, P>;
+  private readonly codec: WireCodec;
+  /** Full fp32 parameters (stages 0-2). */
+  private readonly params: Float32Array | null;
+  /** Own parameter pieces (stage 3). */
+  private readonly shardParams: Float32Array | null;
+  /** Full gradient (stages 0-1) or own gradient pieces (stages 2-3). */
+  private readonly grads: Float32Array;
+  private readonly fullOptimizer: AdamW | null;
+  private readonly shardedOptimizer: ShardedAdamW | null;
+  private readonly source: ResidentParams<P> | GatheredParams<P>;
+  private readonly sink: GradSink;
+  private readonly scalar = new Float32Array(1);
+
+  constructor(
+    readonly model: SegmentedModel<A, P>,
+    readonly group: CollectiveGroup,
+    initialParams: Float32Array,
+    private readonly options: ZeroOptions,
+  ) {
+    if (initialParams.length !== model.totalSize) {
+      throw new TrainerError('TRAINER_ERR_PARAM_SIZE', `initial parameters have ${initialParams.length} elements, the model needs ${model.totalSize}`);
+    }
+    if (![0, 1, 2, 3].includes(options.stage)) {
+      throw new TrainerError('TRAINER_ERR_ZERO_STAGE', `ZeRO stage ${String(options.stage)} does not exist`, { hint: 'use --zero 0, 1, 2 or 3' });
+    }
+    this.stage = options.stage;
+    this.codec = options.codec ?? 'fp32';
+    this.runner = new SegmentRunner(model);
+    this.partition = new ZeroPartition(model.units, group.size, group.rank);
+    const shardSize = this.partition.shardSize;
+    if (this.stage === 3) {
+      this.params = null;
+      this.shardParams = new Float32Array(shardSize);
+      this.partition.gatherOwned(initialParams, this.shardParams);
+      this.source = new GatheredParams(model, group, this.partition, this.shardParams, this.codec);
+    } else {
+      this.params = new Float32Array(initialParams);
+      this.shardParams = null;
+      const resident = new ResidentParams(model);
+      resident.refresh(this.params);
+      this.source = resident;
+    }
+    this.grads = new Float32Array(this.stage >= 2 ? shardSize : model.totalSize);
+    this.sink = this.stage >= 2
+      ? new ShardedGradSink(model, group, this.partition, this.grads, this.codec)
+      : new FullGradSink(model, this.grads);
+    const adam = { ...options.adamw };
+    this.fullOptimizer = this.stage === 0 ? new AdamW(adam, { start: 0, end: model.totalSize }, model.decayRanges) : null;
+    this.shardedOptimizer = this.stage === 0 ? null : new ShardedAdamW(adam, this.partition, model.decayRanges);
+  }
+
+  /** One optimizer step over this rank's micro-batches of the global batch for `step`. */
+  async step(step: number, microBatches: readonly MicroBatch[]): Promise<StepResult> {
+    const total = await this.sumOverGroup(microBatches.reduce((s, mb) => s + countTargets(mb.targets), 0));
+    if (total === 0) {
+      throw new TrainerError('TRAINER_ERR_EMPTY_BATCH', `step ${step}: no target in the global batch is counted (all masked)`, {
+        hint: 'check the loss mask of the training data: every example needs at least one completion token',
+      });
+    }
+    this.grads.fill(0);
+    let lossSum = 0;
+    for (const mb of microBatches) {
+      const count = countTargets(mb.targets);
+      if (count === 0) continue;
+      const r = await this.runner.forwardBackward(mb, count / total, this.source, this.sink);
+      lossSum += r.loss * r.count;
+    }
+    // Gradients are pre-scaled by c_m / C, so every reduction is a plain sum.
+    if (this.stage <= 1) await allReduceGradients(this.grads, this.group, 'sum', { ...DEFAULT_GRADIENT_SYNC, ...this.options.gradientSync, codec: this.codec });
+    const loss = (await this.sumOverGroup(lossSum)) / total;
+
+    // Global norm: of the full gradient (stages 0-1 hold it), or of every rank's pieces summed.
+    const gradNorm = Math.sqrt(this.stage <= 1 ? sumOfSquares(this.grads) : await this.sumOverGroup(sumOfSquares(this.grads), true));
+    if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
+      throw new TrainerError('TRAINER_ERR_NONFINITE', `step ${step}: loss ${loss}, gradient norm ${gradNorm}: training diverged`, {
+        hint: 'lower --lr, raise warmup, or enable gradient clipping (--grad-clip 1)',
+        details: { step, loss, gradNorm },
+      });
+    }
+    const factor = clipFactor(gradNorm, this.options.gradClip);
+    const lr = learningRateAt(step, this.options.schedule);
+    await this.update(factor, lr);
+    return { step, loss, gradNorm, lr, tokens: total };
+  }
+
+  private async update(clip: number, lr: number): Promise<void> {
+    if (this.stage === 0) {
+      scaleInPlace(this.grads, clip);
+      this.fullOptimizer!.update(this.params!, this.grads, lr);
+      (this.source as ResidentParams<P>).refresh(this.params!);
+      return;
+    }
+    const opt = this.shardedOptimizer!;
+    if (this.stage === 1) {
+      for (const p of this.partition.pieces) scaleInPlace(this.grads.subarray(p.flatStart, p.flatEnd), clip);
+      opt.update(this.params!, 'flat', this.grads, 'flat', lr);
+    } else {
+      scaleInPlace(this.grads, clip);
+      if (this.stage === 2) opt.update(this.params!, 'flat', this.grads, 'shard', lr);
+      else opt.update(this.shardParams!, 'shard', this.grads, 'shard', lr);
+    }
+    if (this.stage === 3) return;
+    // Stages 1-2: every rank contributes its updated pieces; all get the whole vector back.
+    const params = this.params!;
+    for (const [u, unit] of this.model.units.entries()) {
+      const piece = this.partition.pieces[u];
+      const full = await this.group.allGather(params.subarray(piece.flatStart, piece.flatEnd), unit.end - unit.start, { codec: 'fp32' });
+      params.set(full, unit.start);
+    }
+    (this.source as ResidentParams<P>).refresh(params);
+  }
+
+  /**
+   * Mean loss over this rank's share of the evaluation batches, combined over the group. Ranks
+   * may hold different numbers of batches; under stage 3 every forward pass gathers parameters
+   * (a collective), so ranks with fewer batches run fully masked copies of one to keep in step.
+   */
+  async evaluate(batches: Iterable<MicroBatch>): Promise<LossResult> {
+    const mine = [...batches];
+    let runs = mine.length;
+    if (this.stage === 3 && this.group.size > 1) {
+      this.scalar[0] = runs;
+      await this.group.allReduce(this.scalar, { op: 'max' });
+      runs = this.scalar[0];
+    }
+    let lossSum = 0;
+    let count = 0;
+    for (let i = 0; i < runs; i++) {
+      const b = mine[i] ?? maskedBatch(mine[0]);
+      const r = await this.runner.loss(b, this.source);
+      if (r.count > 0) {
+        lossSum += r.loss * r.count;
+        count += r.count;
+      }
+    }
+    const both = new Float32Array([lossSum, count]);
+    if (this.group.size > 1) await this.group.allReduce(both, { op: 'sum' });
+    return { loss: both[1] > 0 ? both[0] / both[1] : NaN, count: both[1] };
+  }
+
+  /** The full fp32 parameters (a collective under stage 3: every rank must call it). */
+  async fullParams(): Promise<Float32Array> {
+    if (this.params) return new Float32Array(this.params);
+    const flat = new Float32Array(this.model.totalSize);
+    for (const [u, unit] of this.model.units.entries()) {
+      const piece = this.partition.pieces[u];
+      const mine = this.shardParams!.subarray(piece.shardOffset, piece.shardOffset + piece.flatEnd - piece.flatStart);
+      flat.set(await this.group.allGather(mine, unit.end - unit.start, { codec: 'fp32' }), unit.start);
+    }
+    return flat;
+  }
+
+  /** Model-state bytes held by this rank, measured from its buffers. */
+  modelStateBytes(): ModelStateBytes {
+    const paramsMaster = (this.params ?? this.shardParams!).byteLength;
+    const paramsCompute = this.source instanceof ResidentParams ? this.source.residentBytes : this.source.peakResidentBytes + this.source.peakGatheredBytes;
+    const grads = this.grads.byteLength + (this.sink instanceof ShardedGradSink ? this.sink.peakBucketBytes : 0);
+    const optimizer = this.fullOptimizer ? this.fullOptimizer.m.byteLength + this.fullOptimizer.v.byteLength : this.shardedOptimizer!.bytes;
+    return { paramsMaster, paramsCompute, grads, optimizer, total: paramsMaster + paramsCompute + grads + optimizer };
+  }
+
+  dispose(): void {
+    if (this.source instanceof ResidentParams) this.source.dispose();
+    else this.source.finish();
+  }
+
+  private async sumOverGroup(value: number, float64 = false): Promise<number> {
+    if (this.group.size === 1) return value;
+    if (float64) {
+      // A sum of squares can exceed fp32's exact range; split it into hi + lo fp32 parts.
+      const hi = Math.fround(value);
+      const pair = new Float32Array([hi, value - hi]);
+      await this.group.allReduce(pair, { op: 'sum' });
+      return pair[0] + pair[1];
+    }
+    this.scalar[0] = value;
+    await this.group.allReduce(this.scalar, { op: 'sum' });
+    return this.scalar[0];
+  }
+}
+
+export type { ParamSource };
+
+/** A batch that counts nothing: the given one with every target masked, or one token. */
+function maskedBatch(like: MicroBatch | undefined): MicroBatch {
+  if (!like) return { tokens: new Int32Array(1), targets: new Int32Array([-1]), batch: 1 };
+  return { tokens: like.tokens, targets: new Int32Array(like.targets.length).fill(-1), batch: like.batch };
+}
