@@ -16,7 +16,10 @@ export const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
 
 interface Peer {
   info: PeerInfo;
+  /** We send on this channel (the peer dialed it)... */
   channel: Channel;
+  /** ...and receive on this one (we dialed it, reading straight into destinations). */
+  recv: Channel;
   queue: SendQueue;
   /** The peer said goodbye: its channel closing is not a loss. */
   departed: boolean;
@@ -27,7 +30,7 @@ export interface CommunicatorOptions {
   rank: number;
   world: number;
   /** One authenticated channel per other rank. */
-  channels: Map<number, Channel>;
+  channels: Map<number, { send: Channel; recv: Channel }>;
   hosts: Map<number, string>;
   server: ChannelServer | undefined;
   defaults: GroupDefaults;
@@ -63,13 +66,15 @@ export class Communicator extends EventEmitter implements GroupHost {
     this.logger = opts.logger;
     this.server = opts.server;
     this.defaults = opts.defaults;
-    for (const [rank, channel] of opts.channels) {
-      const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? channel.remoteAddress }, channel, queue: new SendQueue(channel), departed: false, lost: false };
+    for (const [rank, { send, recv }] of opts.channels) {
+      const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? send.remoteAddress }, channel: send, recv, queue: new SendQueue(send), departed: false, lost: false };
       this.peers.set(rank, peer);
-      channel.on('message', (h: Header, payload: Uint8Array | undefined) => this.route(rank, h, payload));
-      channel.setPayloadSink((h, length) => this.groups.get(typeof h.g === 'string' ? h.g : '')?.targetFor(rank, h, length));
-      channel.on('close', (info: ChannelCloseInfo) => this.onPeerClosed(peer, info));
-      if (!channel.isOpen) queueMicrotask(() => this.onPeerClosed(peer, { code: 1006, reason: 'closed during setup' }));
+      for (const channel of new Set([send, recv])) {
+        channel.on('message', (h: Header, payload: Uint8Array | undefined) => this.route(rank, h, payload));
+        channel.setPayloadSink((h, length) => this.groups.get(typeof h.g === 'string' ? h.g : '')?.targetFor(rank, h, length));
+        channel.on('close', (info: ChannelCloseInfo) => this.onPeerClosed(peer, info));
+        if (!channel.isOpen) queueMicrotask(() => this.onPeerClosed(peer, { code: 1006, reason: 'closed during setup' }));
+      }
     }
     this.worldGroup = this.newGroup(Array.from({ length: this.world }, (_, i) => i));
   }
@@ -159,6 +164,8 @@ export class Communicator extends EventEmitter implements GroupHost {
     if (peer.lost) return;
     peer.lost = true;
     peer.queue.clear();
+    peer.channel.close('peer lost');
+    peer.recv.close('peer lost');
     if (this.closing) return;
     const reason = peer.departed ? 'it closed its communicator' : `connection closed (code ${info.code}${info.reason ? `, ${info.reason}` : ''})`;
     if (!peer.departed) {
@@ -188,7 +195,10 @@ export class Communicator extends EventEmitter implements GroupHost {
       const deadline = Date.now() + CLOSE_FLUSH_TIMEOUT_MS;
       const busy = (): boolean => [...this.peers.values()].some((p) => p.channel.isOpen && (p.queue.length > 0 || p.channel.bufferedAmount > 0));
       while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      for (const p of this.peers.values()) p.channel.close('communicator closed');
+      for (const p of this.peers.values()) {
+        p.channel.close('communicator closed');
+        p.recv.close('communicator closed');
+      }
       await this.server?.close();
     })();
     return this.closing;

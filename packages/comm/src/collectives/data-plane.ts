@@ -58,8 +58,10 @@ export interface DataPlaneConnectOptions {
 
 /**
  * A worker's data-channel endpoint. listen() before rendezvous, advertise `address`, then
- * connect() with everybody's address: rank r dials every lower rank and accepts every higher one,
- * each channel authenticated with the cluster token and tagged with the dialer's rank.
+ * connect() with everybody's address. Every pair of ranks has two channels, one dialed by each:
+ * a rank receives on the channel it dialed (client sockets can read straight into their
+ * destination, see DirectReader) and sends on the one the peer dialed. Every channel is
+ * authenticated with the cluster token and tagged with the dialer's rank.
  * Emits 'reject' ({ remoteAddress, code, reason }) for every refused connection (wrong token,
  * garbage, ...), which never disturbs the connected ranks.
  */
@@ -119,7 +121,8 @@ export class DataPlane extends EventEmitter {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const byRank = new Map(opts.peers.map((p) => [p.rank, p]));
-    const channels = new Map<number, Channel>();
+    const channels = new Map<number, Channel>(); // accepted: we send on these
+    const dialed = new Map<number, Channel>(); // dialed: we receive on these
     const hosts = new Map<number, string>();
     for (const p of opts.peers) hosts.set(p.rank, `${p.host}:${p.port}`);
 
@@ -127,7 +130,7 @@ export class DataPlane extends EventEmitter {
     let timer: NodeJS.Timeout | undefined;
     const takeAccepted = (ch: Channel): void => {
       const r = ch.remoteHello.rank;
-      if (typeof r !== 'number' || !Number.isInteger(r) || r <= rank || r >= world || ch.remoteHello.world !== world || channels.has(r)) {
+      if (typeof r !== 'number' || !Number.isInteger(r) || r === rank || r < 0 || r >= world || ch.remoteHello.world !== world || channels.has(r)) {
         this.logger.warn({ remoteAddress: ch.remoteAddress, hello: ch.remoteHello }, 'data channel with an unexpected rank or world refused');
         ch.close('unexpected rank or world');
         return;
@@ -140,10 +143,10 @@ export class DataPlane extends EventEmitter {
 
     try {
       const dials: Array<Promise<unknown>> = [];
-      for (let j = 0; j < rank; j++) dials.push(this.dial(byRank.get(j)!, rank, world, deadline).then((ch) => channels.set(j, ch)));
-      // Higher ranks dial us; wait until each of them has.
+      for (let j = 0; j < world; j++) if (j !== rank) dials.push(this.dial(byRank.get(j)!, rank, world, deadline).then((ch) => dialed.set(j, ch)));
+      // Every other rank dials us too; wait until each of them has.
       const incoming = new Promise<void>((resolve, reject) => {
-        const allIn = (): boolean => opts.peers.every((p) => p.rank <= rank || channels.has(p.rank));
+        const allIn = (): boolean => opts.peers.every((p) => p.rank === rank || channels.has(p.rank));
         timer = setTimeout(() => reject(this.connectTimeout(opts, channels, timeoutMs)), Math.max(0, deadline - Date.now()));
         wake = () => {
           if (allIn()) resolve();
@@ -152,7 +155,7 @@ export class DataPlane extends EventEmitter {
       });
       await Promise.all([...dials, incoming]);
     } catch (err) {
-      for (const ch of channels.values()) ch.close('connect failed');
+      for (const ch of [...channels.values(), ...dialed.values()]) ch.close('connect failed');
       throw err;
     } finally {
       clearTimeout(timer);
@@ -164,7 +167,8 @@ export class DataPlane extends EventEmitter {
     };
     this.logger.info({ rank, world }, 'data plane connected');
     return new Communicator({
-      rank, world, channels, hosts, server: this.server, logger: this.logger,
+      rank, world, hosts, server: this.server, logger: this.logger,
+      channels: new Map([...channels].map(([r, send]) => [r, { send, recv: dialed.get(r)! }])),
       defaults: { timeoutMs: opts.collectiveTimeoutMs ?? DEFAULT_COLLECTIVE_TIMEOUT_MS, pieceElems: pieceBytes / 4 },
     });
   }
@@ -214,7 +218,7 @@ export class DataPlane extends EventEmitter {
   }
 
   private connectTimeout(opts: DataPlaneConnectOptions, channels: Map<number, Channel>, timeoutMs: number): TrainerError {
-    const missing = opts.peers.filter((p) => p.rank > opts.rank && !channels.has(p.rank));
+    const missing = opts.peers.filter((p) => p.rank !== opts.rank && !channels.has(p.rank));
     return new TrainerError(CommErrorCode.CONNECT_TIMEOUT,
       `rank ${opts.rank} waited ${timeoutMs} ms for ${missing.map((p) => `rank ${p.rank} (${p.host}:${p.port})`).join(', ')} to connect`, {
         hint: 'check that every rank was started with the same peer list and cluster token',

@@ -136,7 +136,17 @@ export class ChannelServer extends EventEmitter {
     });
     this.unixHttp = http;
     this.unixPath = path;
+    process.on('exit', this.unlinkUnix); // a killed process cannot, but an exiting one can
   }
+
+  private readonly unlinkUnix = (): void => {
+    if (!this.unixPath) return;
+    try {
+      unlinkSync(this.unixPath);
+    } catch {
+      // already gone
+    }
+  };
 
   private async accept(ws: WebSocket, remoteAddress: string, o: {
     token: string; role: string; hello: ChannelServerOptions['hello']; limits: ChannelLimits; logger: Logger; handshakeTimeoutMs: number; highWaterMark: number | undefined; stream: boolean;
@@ -193,11 +203,8 @@ export class ChannelServer extends EventEmitter {
       if (this.unixHttp) {
         this.unixHttp.close(closed);
         this.unixHttp.closeAllConnections();
-        try {
-          unlinkSync(this.unixPath!);
-        } catch {
-          // already gone
-        }
+        this.unlinkUnix();
+        process.off('exit', this.unlinkUnix);
       }
     });
     return this.closing;

@@ -6,6 +6,7 @@ import { decodeFrame, encodeFrame, encodeHeader, type Header } from './frame.js'
 import { CLOSE_CODES } from './handshake.js';
 import { maxMessageBytes, type ChannelLimits } from './limits.js';
 import type { Logger } from './logger.js';
+import type { DirectReader } from './direct-reader.js';
 import { StreamLink, type PayloadSink } from './stream-link.js';
 import { detachSocket, setIncomingMessageLimit } from './ws-internals.js';
 
@@ -25,7 +26,7 @@ export interface ChannelOptions {
   /** Messages that arrived right behind the handshake, delivered first (ws mode). */
   early?: Buffer[];
   /** Take the socket from ws and run the StreamLink (data channels); `isClient` says which end we are. */
-  stream?: { isClient: boolean };
+  stream?: { isClient: boolean; reader?: DirectReader };
 }
 
 /**
@@ -94,6 +95,7 @@ export class Channel extends EventEmitter {
         onClose: (code, reason) => this.onClosed(code, reason),
         onError: (err) => this.protocolError(err, false),
       });
+      opts.stream.reader?.attach(this.link);
       if (opts.stream.isClient) this.link.send(encodeHeader({ t: STREAM_READY }), undefined);
       return;
     }

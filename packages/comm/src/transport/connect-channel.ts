@@ -1,7 +1,10 @@
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
+
+type ClientOptionsCreateConnection = NonNullable<ClientOptions['createConnection']>;
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import { Channel } from './channel.js';
+import { DirectReader } from './direct-reader.js';
 import { clientHandshake, HandshakeInbox, refuse, validateRole, validateToken } from './handshake.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_MAX_MESSAGE_BYTES, maxMessageBytes, resolveLimits, type ChannelLimits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -35,7 +38,9 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const remoteAddress = `${hostPart}:${opts.port}`;
   const url = opts.socketPath ? `ws+unix:${opts.socketPath}:/` : `ws://${remoteAddress}/`;
+  const reader = opts.stream ? new DirectReader() : undefined;
   const ws = new WebSocket(url, {
+    ...(reader ? { createConnection: reader.createConnection as unknown as ClientOptionsCreateConnection } : {}),
     perMessageDeflate: false,
     maxPayload: maxMessageBytes(limits),
     skipUTF8Validation: true,
@@ -69,7 +74,7 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
     const { remoteHello } = await clientHandshake(ws, inbox, { token, role, hello: opts.hello ?? {}, deadline, mode: opts.stream ? 'stream' : 'ws' });
     const early = inbox.detach();
     logger.debug({ remoteAddress, role }, 'channel connected');
-    return new Channel(ws, { remoteHello, remoteAddress, limits, logger, early, highWaterMark: opts.highWaterMark, stream: opts.stream ? { isClient: true } : undefined });
+    return new Channel(ws, { remoteHello, remoteAddress, limits, logger, early, highWaterMark: opts.highWaterMark, stream: opts.stream ? { isClient: true, reader } : undefined });
   } catch (err) {
     const e = err instanceof TrainerError ? err : new TrainerError(CommErrorCode.CONNECT_FAILED, String(err), { cause: err });
     logger.warn({ remoteAddress, code: e.code, err: e.message }, 'channel connect failed');

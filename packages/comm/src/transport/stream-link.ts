@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { ReadTarget } from './direct-reader.js';
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import { align4, decodeHeader, type Header } from './frame.js';
@@ -13,6 +14,8 @@ export interface StreamLinkHandlers {
   onError(err: TrainerError): void;
 }
 
+/** Below this many payload bytes still to come, read into the scratch buffer (it may hold the next header too). */
+const MIN_DIRECT_READ = 16 * 1024;
 const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
@@ -31,7 +34,7 @@ const enum State { WsHead, WsExt, Control, Prefix, Header, Payload }
  *   assembled in a fresh buffer and copied again.
  * Messages are never fragmented; client frames carry the mask bit with an all-zero key.
  */
-export class StreamLink {
+export class StreamLink implements ReadTarget {
   private state = State.WsHead;
   private need = 2;
   private carry: Buffer = Buffer.allocUnsafe(256);
@@ -45,6 +48,8 @@ export class StreamLink {
   private filled = 0;
   private closeSent = false;
   private closed = false;
+  /** The last buffer handed out by nextReadBuffer was the payload target itself. */
+  private readingDirect = false;
   sink: PayloadSink | undefined;
 
   constructor(
@@ -58,6 +63,26 @@ export class StreamLink {
     socket.on('error', () => {}); // 'close' follows
     socket.on('end', () => socket.end());
     socket.resume();
+  }
+
+  /** Direct reads: the rest of the current payload if one is being received, else the scratch buffer. */
+  nextReadBuffer(scratch: Buffer): Uint8Array {
+    if (this.state === State.Payload && !this.closed && this.frameLen - this.filled >= MIN_DIRECT_READ) {
+      this.readingDirect = true;
+      return this.target!.subarray(this.filled, this.frameLen);
+    }
+    this.readingDirect = false;
+    return scratch;
+  }
+
+  onDirectRead(n: number, buf: Uint8Array): void {
+    if (this.closed) return;
+    if (this.readingDirect) {
+      this.filled += n; // the kernel wrote these bytes in place
+      if (this.filled === this.frameLen) this.deliver();
+      return;
+    }
+    this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
   }
 
   get bufferedAmount(): number {
@@ -200,7 +225,8 @@ export class StreamLink {
       }
       case State.Header: {
         try {
-          this.header = decodeHeader(part.subarray(0, this.headerLen));
+          // copied: with direct reads `part` may live in a scratch buffer that the next read reuses
+          this.header = decodeHeader(Uint8Array.prototype.slice.call(part, 0, this.headerLen));
         } catch (err) {
           return this.fail(CommErrorCode.FRAME_INVALID, (err as Error).message);
         }
