@@ -27,6 +27,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--beta2 <x>', 'AdamW beta2', num(0, 0.999999), 0.95)
     .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', num(0), 1.0)
     .option('--seed <n>', 'seed for initialization, data order and sampling', int(0, 2 ** 32 - 1), 1337)
+    .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
     .option('--eval-batches <n>', 'validation batches of --global-batch sequences per evaluation (0: none)', int(0), 8)
@@ -62,6 +63,7 @@ export interface TrainCliOptions {
   beta2: number;
   gradClip: number;
   seed: number;
+  zero: number;
   backend: (typeof BACKENDS)[number];
   evalEvery?: number;
   evalBatches: number;
@@ -105,6 +107,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     beta2: o.beta2,
     gradClip: o.gradClip,
     seed: o.seed,
+    zero: o.zero,
     backend: o.backend,
     evalEvery: o.evalEvery,
     evalBatches: o.evalBatches,

@@ -7,4 +7,5 @@ export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner
 export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
 export { ShardedAdamW } from './zero/sharded-adamw.js';
 export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
+export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
 export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';

@@ -3,7 +3,9 @@ import type { Disposable, LossResult, MicroBatch, SegmentedModel } from './inter
 /**
  * Runs one micro-batch through a segmented model: forward over every segment, then backward in
  * reverse, asking a ParamSource for each segment's parameters just before it runs and handing
- * each unit's gradient to a GradSink as soon as the last segment contributing to it is done.
+ * each unit's gradient to a GradSink as soon as a segment has added to it. (A unit read by two
+ * segments, the tied embedding, is handed over twice: a sink may reduce each part separately,
+ * since reductions are linear, rather than keep its buffer alive across the whole backward.)
  * Whatever the ZeRO stage, this is the one place that walks the model.
  */
 export interface ParamSource<P extends Disposable> {
@@ -19,7 +21,8 @@ export interface GradSink {
   /** Buffers (unit length, flat layout relative to unit.start) that backward adds into. */
   buffers(units: readonly number[]): Map<number, Float32Array>;
   /**
-   * No later segment adds to `unit` in this micro-batch: it may be reduced now. The promise
+   * A segment has added its gradient to `unit`: what the unit's buffer holds may be reduced now;
+   * a later contribution (the tied embedding's second segment) starts a new buffer. The promise
    * resolves when the sink is ready for more (it may wait for older reductions, to bound the
    * gradient buffers alive at once), not necessarily when this reduction is done.
    */
@@ -29,15 +32,8 @@ export interface GradSink {
 }
 
 export class SegmentRunner<A extends Disposable, P extends Disposable> {
-  /** lastContributor[u]: the segment whose backward completes unit u's gradient (the smallest index). */
-  private readonly lastContributor: number[];
-
-  constructor(readonly model: SegmentedModel<A, P>) {
-    this.lastContributor = model.units.map((_, u) => {
-      const contributors = model.segments.flatMap((s, i) => (s.gradUnits.includes(u) ? [i] : []));
-      return contributors.length ? Math.min(...contributors) : -1;
-    });
-  }
+  /** `sample` runs after every segment's forward and backward (e.g. to track peak backend memory). */
+  constructor(readonly model: SegmentedModel<A, P>, private readonly sample: () => void = () => undefined) {}
 
   /** Forward and backward of one micro-batch; gradients scaled by gradScale go to the sink. */
   async forwardBackward(mb: MicroBatch, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<LossResult> {
@@ -54,6 +50,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
         x = r.y;
         saved.push(r.saved);
         if (r.loss) loss = r.loss;
+        this.sample();
       }
       let dy: A | null = null;
       for (let s = segs.length - 1; s >= 0; s--) {
@@ -62,7 +59,8 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
         params.release(p);
         dy?.dispose();
         dy = dx;
-        for (const u of segs[s].gradUnits) if (this.lastContributor[u] === s) await sink.unitDone(u);
+        this.sample();
+        for (const u of segs[s].gradUnits) await sink.unitDone(u);
       }
       dy?.dispose();
       await sink.flush();

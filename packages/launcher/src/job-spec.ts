@@ -43,6 +43,8 @@ export const TrainJobSchema = z.object({
   /** Sequence length used in training (<= model.contextLength). */
   seqLen: positiveInt,
   seed: nonNegativeInt,
+  /** ZeRO stage over the data-parallel group: 0 (plain data parallel) to 3. */
+  zero: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]),
   lr: z.number().positive(),
   minLr: z.number().nonnegative(),
   warmupSteps: nonNegativeInt,

@@ -31,6 +31,8 @@ export interface TrainRequest {
   beta2: number;
   gradClip: number;
   seed: number;
+  /** ZeRO stage (0: plain data parallel). */
+  zero?: number;
   backend: TrainJob['backend'];
   evalEvery?: number;
   evalBatches: number;
@@ -66,6 +68,13 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
       details: { globalBatch: req.globalBatch, world: req.world, microBatch: req.microBatch },
     });
   }
+  const zero = req.zero ?? 0;
+  if (![0, 1, 2, 3].includes(zero)) {
+    throw new TrainerError('TRAINER_ERR_ZERO_STAGE', `--zero ${zero} is not a ZeRO stage`, {
+      hint: 'use 0 (plain data parallel), 1 (optimizer state partitioned), 2 (+ gradients) or 3 (+ parameters)',
+    });
+  }
+  if (zero > 0 && req.world === 1) log(`ZeRO stage ${zero} on a single worker partitions nothing: it trains exactly as stage 0, with the stage's bookkeeping`);
   const cacheDir = req.cacheDir ?? defaultCacheDir();
   const synthetic = req.data === 'synthetic';
   let tokenizerJson: string | undefined;
@@ -104,6 +113,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     microBatch,
     seqLen,
     seed: req.seed,
+    zero: zero as TrainJob['zero'],
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,
     warmupSteps: req.warmupSteps ?? Math.min(100, Math.floor(req.steps / 10)),

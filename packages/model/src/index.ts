@@ -34,4 +34,4 @@ export type { LMHead, LMHeadParams, LossForward } from './layers/lm-head.js';
 export { HostLMHead, TfLMHead } from './layers/lm-head.js';
 export type { ModelParams } from './model-params.js';
 export type { UnitParams } from './model-params.js';
-export { GPTSegments, type SegmentSpec, type SegmentBatch, type SegmentForward } from './segments.js';
+export { GPTSegments, segmentSpecs, unitComputeCosts, type SegmentSpec, type SegmentBatch, type SegmentForward } from './segments.js';

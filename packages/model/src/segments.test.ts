@@ -72,3 +72,17 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
     expect(model.units[model.units.length - 1].end).toBe(model.totalSize);
   });
 });
+
+describe('unitComputeCosts', () => {
+  it.each(['host', 'tf'] as const)('predicts the bytes an uploaded unit really holds (%s kernels)', async (kind) => {
+    await useBackend('wasm');
+    const model = new GPTSegments(TINY, { kernels: kind });
+    const params = initParams(TINY, 1);
+    const costs = (await import('./segments.js')).unitComputeCosts(TINY, kind);
+    model.units.forEach((u, i) => {
+      const p = model.upload(i, params.subarray(u.start, u.end));
+      expect(p.tensors.reduce((s, t) => s + 4 * t.size, 0)).toBe(costs[i].computeBytes);
+      p.dispose();
+    });
+  });
+});

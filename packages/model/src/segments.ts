@@ -80,12 +80,7 @@ export class GPTSegments {
     this.decayRanges = this.layout.entries.filter((e) => e.shape.length >= 2).map((e) => ({ start: e.offset, end: e.offset + e.size }));
     this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads, config.layerNormEps);
     this.block = new Block(this.layers);
-    const L = config.layers;
-    this.segments = [
-      { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
-      ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1] })),
-      { name: 'head', forwardUnits: [L + 1, 0], backwardUnits: [L + 1, 0], gradUnits: [L + 1, 0] },
-    ];
+    this.segments = segmentSpecs(config);
     this.localOffsets = this.units.map((u) => {
       const m = new Map<string, number>();
       for (const e of this.layout.entries) {
@@ -163,6 +158,33 @@ export class GPTSegments {
       for (let i = 0; i < values.length; i++) g[at + i] += values[i];
     }
   }
+}
+
+/** The segment chain of a config (see the file comment): embedding, one per block, head. */
+export function segmentSpecs(config: GPTConfig): SegmentSpec[] {
+  const L = config.layers;
+  return [
+    { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
+    ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1] })),
+    { name: 'head', forwardUnits: [L + 1, 0], backwardUnits: [L + 1, 0], gradUnits: [L + 1, 0] },
+  ];
+}
+
+/**
+ * Bytes of each unit's uploaded tensors: 4 per element, plus a transposed copy of every matrix
+ * (block weights and wte) with the host kernel set, which multiplies by W^T (model-params.ts).
+ */
+export function unitComputeCosts(config: GPTConfig, kernels: KernelSet): (ParamUnit & { computeBytes: number })[] {
+  const layout = paramLayout(config);
+  return paramUnits(layout).map((u) => {
+    let elements = 0;
+    for (const e of layout.entries) {
+      if (e.offset < u.start || e.offset >= u.end) continue;
+      const transposed = kernels === 'host' && e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
+      elements += e.size * (transposed ? 2 : 1);
+    }
+    return { ...u, computeBytes: 4 * elements };
+  });
 }
 
 function unitOf(params: ReadonlyMap<number, UnitParams>, unit: number): UnitParams {

@@ -20,12 +20,14 @@ export class FullGradSink implements GradSink {
 }
 
 /**
- * Stages 2-3: a unit's gradient exists in full only from the first to the last segment that adds
- * to it; then it is reduce-scattered and this rank keeps (adds into its accumulator) only its own
- * piece. At most `maxInFlight` reductions run at once (backward waits for the oldest), so the
- * gradient never exists in full for the whole model: only a few unit buckets at a time.
+ * Stages 2-3: a unit's gradient exists in full only while a segment adds to it; then it is
+ * reduce-scattered and this rank keeps (adds into its accumulator) only its own piece. At most
+ * `maxInFlight` reductions run at once (backward waits for the oldest before it goes on), so the
+ * gradient never exists in full for the whole model: the buckets alive at once are the unit being
+ * reduced and the unit being computed. (Waiting costs little here: compute is synchronous, so a
+ * reduction progresses only while backward waits anyway.)
  */
-export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 2;
+export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 1;
 
 export class ShardedGradSink implements GradSink {
   private readonly live = new Map<number, Float32Array>();

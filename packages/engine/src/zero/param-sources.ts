@@ -82,8 +82,9 @@ export class GatheredParams<P extends Disposable> implements ParamSource<P> {
       this.current += tensorBytes(p);
       out.set(u, p);
     }
-    this.dropKept();
+    // Peak before freeing: the previous segment's units are still alive while these upload.
     this.peakResidentBytes = Math.max(this.peakResidentBytes, this.current);
+    this.dropKept();
     // Prefetch: issue the next segment's gathers now, in the same order on every rank.
     const segs = this.model.segments;
     const next = direction === 'forward' ? seg + 1 : seg - 1;

@@ -18,10 +18,15 @@ export type ZeroStage = 0 | 1 | 2 | 3;
  *
  *   stage  parameters        gradients                     optimizer state   after backward
  *   0      full              full, all-reduced             full              every rank updates all
- *   1      full              full, all-reduced             own pieces        update own pieces, all-gather
+ *   1      full              full, reduced to own pieces   own pieces        update own pieces, all-gather
  *   2      full              own pieces (reduce-scatter)   own pieces        update own pieces, all-gather
  *   3      own pieces        own pieces (reduce-scatter)   own pieces        update own pieces; units
  *                                                                            gathered when a segment runs
+ *
+ * Stage 1 accumulates full gradients locally over micro-batches (no traffic until the last), then
+ * reduces them with a reduce-scatter, the first half of an all-reduce: a rank updates only its
+ * own pieces, so it needs only their sums, and the traffic stays data parallelism's 2(N-1)/N x
+ * model bytes (reduce-scatter + parameter all-gather), as in the ZeRO paper's P_os.
  *
  * Pieces follow ZeroPartition (every unit split evenly over the ranks). Every stage computes the
  * same update: the global gradient is sum_rank sum_micro (c_m / C) grad(mean loss of micro m),
@@ -32,6 +37,8 @@ export interface ZeroOptions extends TrainerOptions {
   stage: ZeroStage;
   /** Wire codec for gradients and gathered parameters (fp32 unless mixed precision). */
   codec?: WireCodec;
+  /** Bytes the compute backend holds now (tf.memory().numBytes); sampled for the per-step peak. */
+  backendBytes?: () => number;
 }
 
 /** Bytes this rank holds for its model state, by kind, measured from the buffers themselves. */
@@ -63,6 +70,7 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
   private readonly source: ResidentParams<P> | GatheredParams<P>;
   private readonly sink: GradSink;
   private readonly scalar = new Float32Array(1);
+  private peakBackend = 0;
 
   constructor(
     readonly model: SegmentedModel<A, P>,
@@ -78,7 +86,8 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     }
     this.stage = options.stage;
     this.codec = options.codec ?? 'fp32';
-    this.runner = new SegmentRunner(model);
+    const probe = options.backendBytes;
+    this.runner = new SegmentRunner(model, probe ? () => (this.peakBackend = Math.max(this.peakBackend, probe())) : undefined);
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
     const shardSize = this.partition.shardSize;
     if (this.stage === 3) {
@@ -119,11 +128,12 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
       lossSum += r.loss * r.count;
     }
     // Gradients are pre-scaled by c_m / C, so every reduction is a plain sum.
-    if (this.stage <= 1) await allReduceGradients(this.grads, this.group, 'sum', { ...DEFAULT_GRADIENT_SYNC, ...this.options.gradientSync, codec: this.codec });
+    if (this.stage === 0) await allReduceGradients(this.grads, this.group, 'sum', { ...DEFAULT_GRADIENT_SYNC, ...this.options.gradientSync, codec: this.codec });
+    if (this.stage === 1) await this.reduceScatterFullGradients();
     const loss = (await this.sumOverGroup(lossSum)) / total;
 
-    // Global norm: of the full gradient (stages 0-1 hold it), or of every rank's pieces summed.
-    const gradNorm = Math.sqrt(this.stage <= 1 ? sumOfSquares(this.grads) : await this.sumOverGroup(sumOfSquares(this.grads), true));
+    // Global norm: of the full gradient (stage 0 holds it), or of every rank's pieces summed.
+    const gradNorm = Math.sqrt(this.stage === 0 ? sumOfSquares(this.grads) : await this.sumOverGroup(this.ownSumOfSquares(), true));
     if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
       throw new TrainerError('TRAINER_ERR_NONFINITE', `step ${step}: loss ${loss}, gradient norm ${gradNorm}: training diverged`, {
         hint: 'lower --lr, raise warmup, or enable gradient clipping (--grad-clip 1)',
@@ -134,6 +144,17 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     const lr = learningRateAt(step, this.options.schedule);
     await this.update(factor, lr);
     return { step, loss, gradNorm, lr, tokens: total };
+  }
+
+  /** Stage 1: each unit's gradient reduce-scattered in place; only the own pieces hold sums after. */
+  private async reduceScatterFullGradients(): Promise<void> {
+    if (this.group.size === 1) return;
+    for (const unit of this.model.units) await this.group.reduceScatter(this.grads.subarray(unit.start, unit.end), { op: 'sum', codec: this.codec });
+  }
+
+  private ownSumOfSquares(): number {
+    if (this.stage >= 2) return sumOfSquares(this.grads);
+    return this.partition.pieces.reduce((s, p) => s + sumOfSquares(this.grads.subarray(p.flatStart, p.flatEnd)), 0);
   }
 
   private async update(clip: number, lr: number): Promise<void> {
@@ -201,6 +222,13 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
       flat.set(await this.group.allGather(mine, unit.end - unit.start, { codec: 'fp32' }), unit.start);
     }
     return flat;
+  }
+
+  /** The most bytes the backend held at a segment boundary since the last call (0 without a probe). */
+  takePeakBackendBytes(): number {
+    const peak = this.peakBackend;
+    this.peakBackend = 0;
+    return peak;
   }
 
   /** Model-state bytes held by this rank, measured from its buffers. */

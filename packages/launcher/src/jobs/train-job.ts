@@ -1,8 +1,8 @@
 import { memory } from '@tensorflow/tfjs-core';
 import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches, type TokenArray } from '@trainer/data';
-import { DataParallelTrainer, type MicroBatch } from '@trainer/engine';
+import { ZeroTrainer, type Disposable, type MicroBatch } from '@trainer/engine';
 import { TrainerError } from '@trainer/errors';
-import { GPT, initBackend, initParams } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, initParams } from '@trainer/model';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
 import type { TrainJob } from '../job-spec.js';
@@ -24,11 +24,13 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
   const data = await openData(job, tokenizer, (msg) => logger.info(msg));
 
-  const model = new GPT(job.model);
-  const trainer = new DataParallelTrainer(model, comm.worldGroup, initParams(job.model, job.seed), {
+  const model = new GPTSegments(job.model);
+  const trainer = new ZeroTrainer(model, comm.worldGroup, initParams(job.model, job.seed), {
+    stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
     adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
     gradClip: job.gradClip,
+    backendBytes: () => memory().numBytes,
   });
   const microPerRank = job.globalBatch / (world * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
@@ -40,6 +42,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
 
   for (let step = 0; step < job.steps; step++) {
     maybeInjectFault(fault, rank, step);
+    const sentBefore = comm.stats.bytesSent;
     const started = performance.now();
     const micro: MicroBatch[] = [];
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank, dpSize: world, microBatch: job.microBatch, micro: m }));
@@ -54,34 +57,45 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     if (data.val && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
       lastVal = await evaluate(trainer, data.val, job, rank, world);
     }
-    if (rank === 0) {
-      const mem = memory();
-      ctx.report({
-        step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens,
-        tokens_per_s: (tokensPerStep * 1000) / stepMs, num_tensors: mem.numTensors, tf_bytes: mem.numBytes,
+    const state = trainer.modelStateBytes();
+    const mem = memory();
+    // Every rank reports its memory and traffic; rank 0 also the step's training figures.
+    ctx.report({
+      step,
+      ...(rank === 0 ? {
+        loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens, tokens_per_s: (tokensPerStep * 1000) / stepMs,
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
-      });
-    }
+      } : {}),
+      params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
+      model_state_bytes: state.total, peak_tf_bytes: trainer.takePeakBackendBytes(), tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
+      bytes_sent: comm.stats.bytesSent - sentBefore,
+    });
   }
 
+  const finalParams = await trainer.fullParams(); // a collective under ZeRO-3: every rank calls it
+  const state = trainer.modelStateBytes();
+  trainer.dispose();
   let sample: string | null = null;
   if (rank === 0 && tokenizer && job.sample.maxNewTokens > 0) {
+    const gpt = new GPT(job.model);
+    gpt.setParams(finalParams);
     const prompt = tokenizer.encode(job.sample.prompt);
-    const ids = model.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed });
+    const ids = gpt.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed });
+    gpt.dispose();
     sample = tokenizer.decode(ids);
   }
   if (rank === 0 && job.outDir) {
     await saveModelDir(join(job.outDir, 'model'), {
-      modelName: job.modelName, config: job.model, params: trainer.params, tokenizerJson,
+      modelName: job.modelName, config: job.model, params: finalParams, tokenizerJson,
       info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null },
     });
   }
-  model.dispose();
   const stepMs = timedSteps ? timedMs / timedSteps : NaN;
   return {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
-    step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample,
+    step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
+    model_state_bytes: state.total, params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
     num_tensors: memory().numTensors,
   };
 }
@@ -107,7 +121,7 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
  * Validation loss over the first `evalBatches` global batches of windows of the held-out split
  * (the same windows whatever the number of workers), in micro-batches shared round-robin by rank.
  */
-async function evaluate(trainer: DataParallelTrainer, val: TokenArray, job: TrainJob, rank: number, world: number) {
+async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, val: TokenArray, job: TrainJob, rank: number, world: number) {
   const mine: MicroBatch[] = [];
   let i = 0;
   const microBatches = (job.evalBatches * job.globalBatch) / job.microBatch;

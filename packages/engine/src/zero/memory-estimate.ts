@@ -1,0 +1,97 @@
+import type { SegmentSpec } from '../interfaces.js';
+import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
+import { ZeroPartition, type Unit } from './partition.js';
+import type { ZeroStage } from './zero-trainer.js';
+
+/**
+ * Predicts the model-state bytes a rank will hold under each ZeRO stage, before anything runs,
+ * from the model's units and segment order alone. It follows the ZeRO paper's accounting
+ * (Rajbhandari et al. 2020, sec. 3: fp32 Adam keeps 4 + 4 + 8 bytes per parameter; stage 1
+ * partitions the 8, stage 2 also the gradients' 4, stage 3 also the parameters' 4), adapted to
+ * what this engine really keeps, which the paper's formula leaves out:
+ *
+ *   - a compute copy of the parameters on the backend (TF.js tensors), plus transposed copies of
+ *     the matrices where the kernels want W^T (wasm/cpu); under stage 3 only the units of two
+ *     consecutive segments are uploaded at once, and the next segment's gathered values wait
+ *     for upload (prefetch);
+ *   - under stages 2-3, the full-size gradient buckets of the units being computed and reduced.
+ *
+ * The engine measures the same categories from its buffers (ZeroTrainer.modelStateBytes); a test
+ * checks the two agree.
+ */
+export interface UnitCost extends Unit {
+  /** Bytes of the unit's uploaded compute tensors (4 x elements, plus transposed copies). */
+  computeBytes: number;
+}
+
+export interface MemoryEstimate {
+  stage: ZeroStage;
+  world: number;
+  rank: number;
+  parameters: number;
+  /** Our prediction, by the categories ZeroTrainer.modelStateBytes measures. */
+  paramsMaster: number;
+  paramsCompute: number;
+  grads: number;
+  optimizer: number;
+  total: number;
+  /** The ZeRO paper's figure for fp32 Adam: (4 + 4 + 8) Psi with the stage's partitioning. */
+  zeroPaper: number;
+}
+
+export function estimateModelState(units: readonly UnitCost[], segments: readonly SegmentSpec[], stage: ZeroStage, world: number, rank = 0): MemoryEstimate {
+  const total = units.length ? units[units.length - 1].end : 0;
+  const shard = new ZeroPartition(units, world, rank).shardSize;
+  const size = (u: number) => units[u].end - units[u].start;
+  const paramsMaster = 4 * (stage === 3 ? shard : total);
+  const paramsCompute = stage === 3 ? gatheredPeak(units, segments, size) : units.reduce((s, u) => s + u.computeBytes, 0);
+  const grads = stage <= 1 ? 4 * total : 4 * shard + bucketPeak(segments, size);
+  const optimizer = 8 * (stage === 0 ? total : shard);
+  const N = world;
+  const psi = total;
+  const zeroPaper = [16 * psi, 8 * psi + (8 * psi) / N, 4 * psi + (12 * psi) / N, (16 * psi) / N][stage];
+  return {
+    stage, world, rank, parameters: total, paramsMaster, paramsCompute, grads, optimizer,
+    total: paramsMaster + paramsCompute + grads + optimizer, zeroPaper,
+  };
+}
+
+/**
+ * Stage 3's compute copy: walk the segments as the engine does (forward, then backward in
+ * reverse). Acquiring a segment uploads its units (reusing those the previous segment kept),
+ * then frees the rest of the previous segment's; the next segment's units are gathered at once
+ * and wait, as fp32 values, for their upload. Peak uploaded bytes plus peak waiting bytes.
+ */
+function gatheredPeak(units: readonly UnitCost[], segments: readonly SegmentSpec[], size: (u: number) => number): number {
+  const order = [
+    ...segments.map((s, i) => ({ units: s.forwardUnits, next: segments[i + 1]?.forwardUnits ?? [] })),
+    ...segments.map((_, i) => segments.length - 1 - i).map((i) => ({ units: segments[i].backwardUnits, next: segments[i - 1]?.backwardUnits ?? [] })),
+  ];
+  let kept: readonly number[] = [];
+  let peakUploaded = 0;
+  let peakWaiting = 0;
+  for (const step of order) {
+    const uploaded = [...new Set([...kept, ...step.units])].reduce((s, u) => s + units[u].computeBytes, 0);
+    peakUploaded = Math.max(peakUploaded, uploaded);
+    const waiting = step.next.filter((u) => !step.units.includes(u)).reduce((s, u) => s + 4 * size(u), 0);
+    peakWaiting = Math.max(peakWaiting, waiting);
+    kept = step.units;
+  }
+  return peakUploaded + peakWaiting;
+}
+
+/**
+ * Stages 2-3's gradient buckets: backward fills the buckets of a segment's gradient units while
+ * up to DEFAULT_MAX_REDUCTIONS_IN_FLIGHT earlier buckets are still being reduced.
+ */
+function bucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number): number {
+  const backward = segments.map((_, i) => segments[segments.length - 1 - i]);
+  let peak = 0;
+  for (let i = 0; i < backward.length; i++) {
+    const current = backward[i].gradUnits.reduce((s, u) => s + 4 * size(u), 0);
+    // The reductions still in flight: the last ones handed over before this segment.
+    const earlier = backward.slice(0, i).flatMap((s) => s.gradUnits).slice(-DEFAULT_MAX_REDUCTIONS_IN_FLIGHT);
+    peak = Math.max(peak, current + earlier.reduce((s, u) => s + 4 * size(u), 0));
+  }
+  return peak;
+}
