@@ -4,6 +4,7 @@ import {
   assertWorldFitsGpus, createLogger, detectGpus, generateClusterToken, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
 } from '@trainer/launcher';
 import { CLI_BIN } from '../paths.js';
+import { warnIfModelStateExceedsMemory } from '../memory-check.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
 import { addTrainOptions, toTrainRequest, type TrainCliOptions } from '../train-options.js';
@@ -32,6 +33,7 @@ export function launchCommand(): Command {
     if (gpus.length) log.info(`${gpus.length} GPU(s) found: ${gpus.map((g) => `${g.index}: ${g.name}`).join(', ')}`);
     const prepared = await prepareTrainJob(toTrainRequest(o, world), (msg) => log.info(msg));
     const { job } = prepared;
+    warnIfModelStateExceedsMemory(job, world, gpus.length > 0, (msg) => log.warn(msg));
     const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
     const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, world, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
     await reporter.open();

@@ -37,6 +37,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const losses: number[] = [];
   let timedMs = 0;
   let timedSteps = 0;
+  let timedBytesSent = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
   const fault = parseFault(process.env.TRAINER_FAULT);
 
@@ -51,6 +52,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     if (step >= job.warmupTimingSteps) {
       timedMs += stepMs;
       timedSteps += 1;
+      timedBytesSent += comm.stats.bytesSent - sentBefore;
     }
     losses.push(r.loss);
     const isLast = step === job.steps - 1;
@@ -95,6 +97,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
+    bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
     model_state_bytes: state.total, params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
     num_tensors: memory().numTensors,
   };
