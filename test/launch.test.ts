@@ -95,6 +95,9 @@ describe('trainer launch (multi-process)', () => {
     const tooLong = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('c'), '--seq-len', '64'])]);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/TRAINER_ERR_CONTEXT_TOO_LONG/);
+    const badStage = await runTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('e'), '--zero', '4'])]);
+    expect(badStage.code).toBe(2);
+    expect(badStage.stderr).toMatch(/TRAINER_ERR_USAGE: option '--zero <stage>' argument '4' is invalid/);
     const mismatch = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('d'), '--tokenizer', join(ws.dir, 'missing-tokenizer.json')])]);
     expect(mismatch.code).toBe(2);
     expect(mismatch.stderr).toMatch(/TRAINER_ERR_/);

@@ -25,9 +25,12 @@ export function buildProgram(): Command {
     program.addCommand(cmd);
   }
   // addCommand does not pass settings down: errors must come back to main(), not exit the process.
+  // Usage errors carry a stable code like every other error: `trainer: TRAINER_ERR_USAGE: ...`.
+  const output = { outputError: (str: string, write: (s: string) => void) => write(str.replace(/^error: /, 'trainer: TRAINER_ERR_USAGE: ')) };
+  program.configureOutput(output);
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {
-      sub.exitOverride().showHelpAfterError('(run with --help for usage)');
+      sub.exitOverride().showHelpAfterError('(run with --help for usage)').configureOutput(output);
       inherit(sub);
     }
   };
@@ -41,7 +44,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; every usage error exits with 2.
+      return err.exitCode === 0 ? 0 : 2;
+    }
     const e = asTrainerError(err);
     process.stderr.write(`trainer: ${e.format()}\n`);
     if (e.code === 'TRAINER_ERR_INTERNAL' && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
