@@ -3,6 +3,7 @@ import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatche
 import { ZeroTrainer, type Disposable, type MicroBatch } from '@trainer/engine';
 import { TrainerError } from '@trainer/errors';
 import { GPT, GPTSegments, initBackend, initParams } from '@trainer/model';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
 import type { TrainJob } from '../job-spec.js';
@@ -32,6 +33,11 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     gradClip: job.gradClip,
     backendBytes: () => memory().numBytes,
   });
+  if (rank === 0 && job.outDir && job.zero > 0) {
+    // The partition layout, for resharding ZeRO state later (checkpoints).
+    await mkdir(job.outDir, { recursive: true });
+    await writeFile(join(job.outDir, 'partition.json'), JSON.stringify(trainer.partition.describe()) + '\n');
+  }
   const microPerRank = job.globalBatch / (world * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
   const losses: number[] = [];
