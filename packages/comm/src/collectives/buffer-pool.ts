@@ -7,7 +7,7 @@ export class BufferPool {
   private readonly free = new Map<number, Uint8Array[]>();
   private readonly owned = new WeakSet<Uint8Array>();
 
-  constructor(private readonly maxPerSize = 64) {}
+  constructor(private readonly maxPerSize = 8) {}
 
   acquire(bytes: number): Uint8Array {
     const buf = this.free.get(bytes)?.pop() ?? new Uint8Array(Buffer.allocUnsafeSlow(bytes).buffer, 0, bytes);

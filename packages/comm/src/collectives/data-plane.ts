@@ -18,7 +18,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
 /** Default time a collective may wait for the slowest rank (a long step on another rank is normal). */
 export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 300_000;
 /** Pipelined piece size of the ring collectives, in fp32 bytes (tuned with the allreduce benchmark). */
-export const DEFAULT_PIECE_BYTES = 1024 * 1024;
+export const DEFAULT_PIECE_BYTES = 2 * 1024 * 1024;
 /** Per-peer bytes in the socket before the collectives queue more (keeps several pieces in flight). */
 export const DEFAULT_DATA_HIGH_WATER_MARK = 1024 * 1024;
 const ROLE = 'data';
