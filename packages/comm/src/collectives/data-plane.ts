@@ -41,9 +41,13 @@ export interface DataPlaneListenOptions {
   localTransport?: 'unix' | 'tcp';
 }
 
-/** Where a DataPlane listening on TCP `port` also listens for same-machine peers. */
+/**
+ * Where a DataPlane listening on TCP `port` also listens for same-machine peers: on Linux a name
+ * in the abstract socket namespace (no file, nothing left behind by a killed process), elsewhere
+ * a socket file in the temp directory.
+ */
 export function unixSocketPath(port: number): string {
-  return join(tmpdir(), `trainer-comm-${port}.sock`);
+  return process.platform === 'linux' ? `\0trainer-comm-${port}` : join(tmpdir(), `trainer-comm-${port}.sock`);
 }
 
 export interface DataPlaneConnectOptions {
@@ -181,7 +185,7 @@ export class DataPlane extends EventEmitter {
 
   private async dial(peer: PeerAddress, rank: number, world: number, deadline: number): Promise<Channel> {
     const path = unixSocketPath(peer.port);
-    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && isLocalHost(peer.host) && existsSync(path);
+    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && isLocalHost(peer.host) && (path.startsWith('\0') || existsSync(path));
     for (;;) {
       try {
         const ch = await connectChannel({

@@ -116,7 +116,8 @@ export class ChannelServer extends EventEmitter {
   /**
    * Also accepts connections on a Unix domain socket at `path` (same handshake, same channels).
    * Peers on the same machine reach us without the TCP stack, which roughly halves the
-   * kernel's cost per byte on loopback. Replaces a stale socket file left at `path`.
+   * kernel's cost per byte on loopback. Replaces a stale socket file left at `path`; a path
+   * starting with NUL is a Linux abstract socket name (no file at all).
    */
   async listenUnix(path: string): Promise<void> {
     if (this.unixHttp) throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, 'this server already listens on a Unix socket', { hint: 'call listenUnix once' });
@@ -125,10 +126,12 @@ export class ChannelServer extends EventEmitter {
     });
     http.on('upgrade', this.onUpgrade);
     http.on('clientError', this.onClientError);
-    try {
-      unlinkSync(path);
-    } catch {
-      // nothing stale to remove
+    if (!path.startsWith('\0')) {
+      try {
+        unlinkSync(path); // a stale file from a process that died
+      } catch {
+        // nothing stale to remove
+      }
     }
     await new Promise<void>((resolve, reject) => {
       http.once('error', (err) => reject(new TrainerError(CommErrorCode.CONNECT_FAILED, `cannot listen on ${path}: ${err.message}`, { hint: 'check that the directory is writable', cause: err })));
@@ -140,7 +143,7 @@ export class ChannelServer extends EventEmitter {
   }
 
   private readonly unlinkUnix = (): void => {
-    if (!this.unixPath) return;
+    if (!this.unixPath || this.unixPath.startsWith('\0')) return; // abstract names leave no file
     try {
       unlinkSync(this.unixPath);
     } catch {

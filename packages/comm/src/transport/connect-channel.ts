@@ -37,8 +37,10 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
   const deadline = Date.now() + timeoutMs;
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const remoteAddress = `${hostPart}:${opts.port}`;
-  const url = opts.socketPath ? `ws+unix:${opts.socketPath}:/` : `ws://${remoteAddress}/`;
-  const reader = opts.stream ? new DirectReader() : undefined;
+  // Stream mode opens its socket itself (DirectReader), so it can reach any socket path,
+  // including Linux abstract names, which ws+unix URLs cannot carry.
+  const reader = opts.stream ? new DirectReader(opts.socketPath) : undefined;
+  const url = opts.socketPath && !reader ? `ws+unix:${opts.socketPath}:/` : `ws://${remoteAddress}/`;
   const ws = new WebSocket(url, {
     ...(reader ? { createConnection: reader.createConnection as unknown as ClientOptionsCreateConnection } : {}),
     perMessageDeflate: false,

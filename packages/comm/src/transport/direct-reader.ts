@@ -23,9 +23,13 @@ export class DirectReader {
   private target: ReadTarget | undefined;
   socket: Socket | undefined;
 
+  /** `socketPath`: connect to this Unix socket (abstract names included) instead of host:port. */
+  constructor(private readonly socketPath?: string) {}
+
   /** A `createConnection` for ws that opens the socket in onread mode. */
   readonly createConnection = (options: NetConnectOpts & { socketPath?: string }): Socket => {
-    const opts = { ...options, ...(options.socketPath ? { path: options.socketPath } : {}) } as NetConnectOpts;
+    const path = this.socketPath ?? options.socketPath;
+    const opts = { ...options, ...(path ? { path } : {}) } as NetConnectOpts;
     this.socket = connect({ ...opts, onread: { buffer: () => this.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
     return this.socket;
   };
