@@ -1,4 +1,5 @@
 import type { Header } from '../transport/frame.js';
+import type { PayloadTarget } from '../transport/stream-link.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { Outgoing } from './send-queue.js';
 import { descriptorFields, MSG_DATA, type Descriptor } from './wire.js';
@@ -52,7 +53,7 @@ export abstract class CollectiveOp {
   abstract onData(from: number, h: Header, payload: Uint8Array | undefined): void;
 
   /** Where the payload of an incoming piece should land (stream channels), or undefined. */
-  target(_from: number, _h: Header, _length: number): Uint8Array | undefined {
+  target(_from: number, _h: Header, _length: number): Uint8Array | PayloadTarget | undefined {
     return undefined;
   }
 

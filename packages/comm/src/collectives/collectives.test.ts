@@ -211,3 +211,24 @@ for (const world of [1, 2, 3, 4, 5]) {
     }
   });
 }
+
+describe('large buffers with the default piece size', () => {
+  it('are reduced exactly while they arrive (several reads per piece), for worlds 2 and 3', async () => {
+    for (const world of [2, 3]) {
+      const w = await makeWorld(world);
+      try {
+        const length = (4 << 20) / 4 + 3; // 4 MiB + 3 elements: several direct reads per 2 MiB piece
+        const bufs = w.comms.map((_, r) => Float32Array.from({ length }, (_, i) => ((i * 7 + r) % 1000) - 500));
+        await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(bufs[r])));
+        for (let i = 0; i < length; i += 997) {
+          let want = 0;
+          for (let r = 0; r < world; r++) want += ((i * 7 + r) % 1000) - 500;
+          if (bufs[0][i] !== want) throw new Error(`world ${world} element ${i}: ${bufs[0][i]} != ${want}`);
+        }
+        for (let r = 1; r < world; r++) expect(Buffer.from(bufs[r].buffer).equals(Buffer.from(bufs[0].buffer))).toBe(true);
+      } finally {
+        await w.close();
+      }
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { TrainerError, trainerErrorFrom, type SerializedTrainerError } from '@trainer/errors';
 import type { Header } from '../transport/frame.js';
+import type { PayloadTarget } from '../transport/stream-link.js';
 import type { Logger } from '../transport/logger.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { CollectiveOp, GroupLink } from './collective-op.js';
@@ -113,7 +114,7 @@ export class GroupState implements GroupLink {
   }
 
   /** Where an incoming data payload should be written (stream channels), or undefined to allocate. */
-  targetFor(fromGlobal: number, h: Header, length: number): Uint8Array | undefined {
+  targetFor(fromGlobal: number, h: Header, length: number): Uint8Array | PayloadTarget | undefined {
     if (this.failure || h.t !== MSG_DATA) return undefined;
     const from = this.index.get(fromGlobal);
     const running = typeof h.s === 'number' ? this.running.get(h.s) : undefined;

@@ -1,10 +1,15 @@
 import type { WireCodec, ReduceOp } from '../codecs/codec.js';
 import type { Header } from '../transport/frame.js';
+import type { PayloadTarget } from '../transport/stream-link.js';
+import { combineInto } from '../codecs/loops.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { shardRange } from './shard.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
 
 export type RingKind = 'allReduce' | 'reduceScatter' | 'allGather';
+
+/** Reduce an arriving fp32 piece in steps of at least this many elements (64 KiB). */
+const MIN_EARLY_REDUCE = 16 * 1024;
 
 export interface RingParams {
   kind: RingKind;
@@ -47,6 +52,8 @@ export class RingCollective extends CollectiveOp {
   private readonly seen: Uint8Array;
   private readonly seenBase: number[] = [];
   private readonly totalPieces: number;
+  /** fp32 pieces of our own shard being received: elements already added while still in cache. */
+  private readonly reducedEarly = new Map<number, number>();
 
   constructor(link: GroupLink, seq: number, desc: Descriptor, params: RingParams) {
     super(link, seq, desc);
@@ -108,11 +115,30 @@ export class RingCollective extends CollectiveOp {
   }
 
   /** Where an incoming piece goes: straight into the output for an fp32 all-gather piece, else a pooled buffer. */
-  override target(from: number, h: Header, length: number): Uint8Array | undefined {
+  override target(from: number, h: Header, length: number): Uint8Array | PayloadTarget | undefined {
     const located = this.locate(from, h);
     if (!located || length !== located.values.length * this.p.codec.bytesPerElement) return undefined;
-    if (located.phase === PHASE_ALL_GATHER && this.p.codec.name === 'fp32') return bytesOf(located.values);
-    return this.link.pool.acquire(length);
+    if (this.p.codec.name !== 'fp32') return this.link.pool.acquire(length);
+    if (located.phase === PHASE_ALL_GATHER) return bytesOf(located.values);
+    // The piece that completes our shard is added into our buffer part by part, right after the
+    // kernel wrote each part, while it is still in cache (measured: ~8% faster at world 2; for
+    // the forwarded pieces of larger rings it made no measurable difference, so they wait).
+    if (located.shard !== this.r) return this.link.pool.acquire(length);
+    const buffer = this.link.pool.acquire(length);
+    const wire = new Float32Array(buffer.buffer, buffer.byteOffset, located.values.length);
+    const { flag, values } = located;
+    const op = this.p.op;
+    this.reducedEarly.set(flag, 0);
+    return {
+      buffer,
+      onProgress: (filled) => {
+        const done = this.reducedEarly.get(flag);
+        const upTo = filled >>> 2;
+        if (done === undefined || (upTo - done < MIN_EARLY_REDUCE && upTo !== values.length)) return;
+        combineInto(values.subarray(done, upTo), wire.subarray(done, upTo), op);
+        this.reducedEarly.set(flag, upTo);
+      },
+    };
   }
 
   /** Validates a piece's address; undefined (or a throw from onData) when it is not one we expect. */
@@ -140,12 +166,17 @@ export class RingCollective extends CollectiveOp {
     this.received++;
     const wire = payload!;
     if (phase === PHASE_REDUCE_SCATTER) {
+      // Elements already reduced as they arrived (fp32, received in place) are skipped.
+      const early = this.reducedEarly.get(flag) ?? 0;
+      this.reducedEarly.delete(flag);
+      const rest = early > 0 ? values.subarray(early) : values;
+      const restWire = early > 0 ? wire.subarray(early * 4) : wire;
       if (shard !== this.r) {
-        codec.reduceIntoWire(values, wire, op); // partial result, forwarded in the same buffer
+        if (rest.length > 0) codec.reduceIntoWire(rest, restWire, op); // partial result, forwarded in the same buffer
         this.sendTracked(this.next, () => ({ header: h, payload: wire }));
         return;
       }
-      codec.reduceIntoLocal(values, wire, op); // our shard is complete
+      if (rest.length > 0) codec.reduceIntoLocal(rest, restWire, op); // our shard is complete
       this.link.pool.release(wire);
       if (this.p.average) {
         const n = this.n;

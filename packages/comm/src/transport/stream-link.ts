@@ -5,8 +5,15 @@ import { CommErrorCode } from '../codes.js';
 import { align4, decodeHeader, type Header } from './frame.js';
 import type { ChannelLimits } from './limits.js';
 
+/** A payload destination that also wants to hear how far it has been filled (to work on it while it is in cache). */
+export interface PayloadTarget {
+  buffer: Uint8Array;
+  /** Called after each read with the number of payload bytes received so far. */
+  onProgress(filled: number): void;
+}
+
 /** Where a message's payload should be written: a caller-chosen buffer of exactly `length` bytes, or undefined to allocate. */
-export type PayloadSink = (header: Header, length: number) => Uint8Array | undefined;
+export type PayloadSink = (header: Header, length: number) => Uint8Array | PayloadTarget | undefined;
 
 export interface StreamLinkHandlers {
   onMessage(header: Header, payload: Uint8Array | undefined): void;
@@ -45,6 +52,7 @@ export class StreamLink implements ReadTarget {
   private headerLen = 0;
   private header: Header = {};
   private target: Uint8Array | undefined;
+  private progress: ((filled: number) => void) | undefined;
   private filled = 0;
   private closeSent = false;
   private closed = false;
@@ -79,6 +87,7 @@ export class StreamLink implements ReadTarget {
     if (this.closed) return;
     if (this.readingDirect) {
       this.filled += n; // the kernel wrote these bytes in place
+      this.progress?.(this.filled);
       if (this.filled === this.frameLen) this.deliver();
       return;
     }
@@ -154,6 +163,7 @@ export class StreamLink implements ReadTarget {
         this.target!.set(chunk.subarray(pos, pos + n), this.filled);
         this.filled += n;
         pos += n;
+        this.progress?.(this.filled);
         if (this.filled === this.frameLen) this.deliver();
         continue;
       }
@@ -238,7 +248,10 @@ export class StreamLink implements ReadTarget {
           return;
         }
         const chosen = this.sink?.(this.header, length);
-        this.target = chosen && chosen.byteLength === length ? chosen : Buffer.allocUnsafe(length);
+        const buffer = chosen instanceof Uint8Array ? chosen : chosen?.buffer;
+        const ok = buffer !== undefined && buffer.byteLength === length;
+        this.target = ok ? buffer : Buffer.allocUnsafe(length);
+        this.progress = ok && !(chosen instanceof Uint8Array) ? chosen!.onProgress : undefined;
         this.frameLen = length;
         this.filled = 0;
         this.state = State.Payload;
@@ -285,6 +298,7 @@ export class StreamLink implements ReadTarget {
   private deliver(): void {
     const payload = this.target;
     this.target = undefined;
+    this.progress = undefined;
     this.state = State.WsHead;
     this.need = 2;
     this.handlers.onMessage(this.header, payload);
