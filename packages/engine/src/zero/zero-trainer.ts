@@ -224,6 +224,55 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     return flat;
   }
 
+  /**
+   * This rank's share of the training state, for a sharded checkpoint: for each of its pieces,
+   * the flat range and views of the fp32 parameters and AdamW's m and v there. Every element of
+   * the flat vector is owned by exactly one rank, whatever the stage (stages 0-2 hold copies of
+   * the rest, which are not written twice). Views: copy them before the next step.
+   */
+  exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] } {
+    const adam = this.fullOptimizer ?? this.shardedOptimizer!.optimizer;
+    return {
+      optimizerStep: adam.step,
+      pieces: this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
+        const inShard = (v: Float32Array) => v.subarray(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart);
+        const inFlat = (v: Float32Array) => v.subarray(p.flatStart, p.flatEnd);
+        return {
+          flatStart: p.flatStart, flatEnd: p.flatEnd,
+          params: this.params ? inFlat(this.params) : inShard(this.shardParams!),
+          m: this.fullOptimizer ? inFlat(adam.m) : inShard(adam.m),
+          v: this.fullOptimizer ? inFlat(adam.v) : inShard(adam.v),
+        };
+      }),
+    };
+  }
+
+  /**
+   * Restores the training state from any layout: `read(kind, start, end)` returns the values of
+   * flat range [start, end) of the parameters, m or v (a checkpoint reader slices them out of
+   * whatever shards hold them). This rank reads only what its stage keeps: all parameters under
+   * stages 0-2, its own pieces otherwise. Resharding is therefore just reading other ranges.
+   */
+  async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
+    const adam = this.fullOptimizer ?? this.shardedOptimizer!.optimizer;
+    if (this.params) this.params.set(await read('params', 0, this.model.totalSize));
+    for (const p of this.partition.pieces) {
+      if (p.flatEnd === p.flatStart) continue;
+      const at = this.fullOptimizer ? p.flatStart : p.shardOffset;
+      if (this.shardParams) this.shardParams.set(await read('params', p.flatStart, p.flatEnd), p.shardOffset);
+      if (!this.fullOptimizer) {
+        adam.m.set(await read('m', p.flatStart, p.flatEnd), at);
+        adam.v.set(await read('v', p.flatStart, p.flatEnd), at);
+      }
+    }
+    if (this.fullOptimizer) {
+      adam.m.set(await read('m', 0, this.model.totalSize));
+      adam.v.set(await read('v', 0, this.model.totalSize));
+    }
+    adam.step = optimizerStep;
+    if (this.source instanceof ResidentParams) this.source.refresh(this.params!);
+  }
+
   /** The most bytes the backend held at a segment boundary since the last call (0 without a probe). */
   takePeakBackendBytes(): number {
     const peak = this.peakBackend;
