@@ -48,9 +48,18 @@ export interface SegmentSpec {
   gradUnits: number[];
 }
 
+export type Awaitable<T> = T | Promise<T>;
+
+/** What a segment's forward keeps for its backward. */
+export interface SavedState {
+  release(): void;
+}
+
 /**
  * A model driven one segment at a time over contiguous parameter units (@trainer/model's
- * GPTSegments). A = activation, P = one unit's uploaded parameters.
+ * GPTSegments: the whole model, or one pipeline stage of it, for one tensor-parallel rank).
+ * A = activation, P = one unit's uploaded parameters. A segment may await inside (tensor
+ * parallelism all-reduces within a block).
  */
 export interface SegmentedModel<A extends Disposable = Disposable, P extends Disposable = Disposable> {
   readonly units: readonly { name: string; start: number; end: number }[];
@@ -58,6 +67,7 @@ export interface SegmentedModel<A extends Disposable = Disposable, P extends Dis
   readonly totalSize: number;
   readonly decayRanges: readonly { start: number; end: number }[];
   upload(unit: number, values: Float32Array): P;
-  forward(seg: number, params: ReadonlyMap<number, P>, x: A | null, mb: MicroBatch, train: boolean): { y: A | null; saved: { release(): void }; loss?: LossResult };
-  backward(seg: number, params: ReadonlyMap<number, P>, saved: { release(): void }, dy: A | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): A | null;
+  /** Segment 0 reads the input activation (null on the first pipeline stage: it reads mb.tokens). */
+  forward(seg: number, params: ReadonlyMap<number, P>, x: A | null, mb: MicroBatch, train: boolean): Awaitable<{ y: A | null; saved: SavedState; loss?: LossResult }>;
+  backward(seg: number, params: ReadonlyMap<number, P>, saved: SavedState, dy: A | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Awaitable<A | null>;
 }

@@ -1,19 +1,22 @@
-import type { Disposable, LossResult, MicroBatch, SegmentedModel } from './interfaces.js';
+import type { Disposable, LossResult, MicroBatch, SavedState, SegmentedModel } from './interfaces.js';
 
 /**
- * Runs one micro-batch through a segmented model: forward over every segment, then backward in
+ * Runs micro-batches through a segmented model: forward over every segment, then backward in
  * reverse, asking a ParamSource for each segment's parameters just before it runs and handing
  * each unit's gradient to a GradSink as soon as a segment has added to it. (A unit read by two
  * segments, the tied embedding, is handed over twice: a sink may reduce each part separately,
  * since reductions are linear, rather than keep its buffer alive across the whole backward.)
- * Whatever the ZeRO stage, this is the one place that walks the model.
+ * Whatever the ZeRO stage or pipeline schedule, this is the one place that walks the model.
+ *
+ * forward() and backward() are separate so a pipeline schedule can interleave the micro-batches
+ * of a stage (1F1B); forwardBackward() is both for one micro-batch.
  */
 export interface ParamSource<P extends Disposable> {
   /** The parameters of `units`, for segment `seg` in this direction (may gather them). */
   acquire(units: readonly number[], direction: 'forward' | 'backward', seg: number): Promise<Map<number, P>>;
   /** The segment is done with them (a source may free or keep them). */
   release(params: Map<number, P>): void;
-  /** The micro-batch is over: free anything kept. */
+  /** A forward or backward pass is over: free anything kept. */
   finish(): void;
 }
 
@@ -31,67 +34,96 @@ export interface GradSink {
   flush(): Promise<void>;
 }
 
+/** A micro-batch's forward pass, waiting for its backward. */
+export interface ForwardPass<A> {
+  /** Output activation of the last segment (null when the last segment computes the loss). */
+  output: A | null;
+  /** The loss, when this model's last segment computes it. */
+  loss: LossResult | undefined;
+  saved: SavedState[];
+  mb: MicroBatch;
+}
+
 export class SegmentRunner<A extends Disposable, P extends Disposable> {
   /** `sample` runs after every segment's forward and backward (e.g. to track peak backend memory). */
   constructor(readonly model: SegmentedModel<A, P>, private readonly sample: () => void = () => undefined) {}
 
-  /** Forward and backward of one micro-batch; gradients scaled by gradScale go to the sink. */
-  async forwardBackward(mb: MicroBatch, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<LossResult> {
+  /**
+   * Forward of every segment. `input` is the activation entering the first segment (null when it
+   * reads the tokens); it is not disposed. With train = false nothing is saved.
+   */
+  async forward(mb: MicroBatch, input: A | null, params: ParamSource<P>, train = true): Promise<ForwardPass<A>> {
     const segs = this.model.segments;
-    const saved: { release(): void }[] = [];
-    let x: A | null = null;
+    const saved: SavedState[] = [];
+    let x: A | null = input;
     let loss: LossResult | undefined;
     try {
       for (let s = 0; s < segs.length; s++) {
         const p = await params.acquire(segs[s].forwardUnits, 'forward', s);
-        const r = this.model.forward(s, p, x, mb, true);
+        const r = await this.model.forward(s, p, x, mb, train);
         params.release(p);
-        x?.dispose();
+        if (x !== input) x?.dispose();
         x = r.y;
-        saved.push(r.saved);
+        if (train) saved.push(r.saved);
+        else r.saved.release();
         if (r.loss) loss = r.loss;
         this.sample();
       }
-      let dy: A | null = null;
+      // A training pass keeps the last segment's parameters: its backward, usually next, reads them.
+      if (!train) params.finish();
+      return { output: x, loss, saved, mb };
+    } catch (err) {
+      if (x !== input) x?.dispose();
+      for (const sv of saved) sv.release();
+      params.finish();
+      throw err;
+    }
+  }
+
+  /**
+   * Backward of every segment, in reverse, consuming the pass. `dOutput` is the gradient of the
+   * pass's output (null when the last segment computed the loss: gradScale scales d(loss)); it is
+   * not disposed. Returns the gradient of the pass's input (null when the input was the tokens).
+   */
+  async backward(pass: ForwardPass<A>, dOutput: A | null, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<A | null> {
+    const segs = this.model.segments;
+    let dy: A | null = dOutput;
+    try {
       for (let s = segs.length - 1; s >= 0; s--) {
         const p = await params.acquire(segs[s].backwardUnits, 'backward', s);
-        const dx = this.model.backward(s, p, saved[s], dy, gradScale, sink.buffers(segs[s].gradUnits));
+        const dx = await this.model.backward(s, p, pass.saved[s], dy, gradScale, sink.buffers(segs[s].gradUnits));
         params.release(p);
-        dy?.dispose();
+        if (dy !== dOutput) dy?.dispose();
         dy = dx;
         this.sample();
         for (const u of segs[s].gradUnits) await sink.unitDone(u);
       }
-      dy?.dispose();
-      await sink.flush();
+      return dy;
+    } catch (err) {
+      if (dy !== dOutput) dy?.dispose();
+      throw err;
     } finally {
-      x?.dispose();
-      for (const sv of saved) sv.release(); // idempotent: frees what an exception left behind
+      pass.output?.dispose();
+      for (const sv of pass.saved) sv.release(); // idempotent: frees what an exception left behind
       params.finish();
     }
+  }
+
+  /** Forward and backward of one micro-batch on a model that computes its own loss. */
+  async forwardBackward(mb: MicroBatch, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<LossResult> {
+    const pass = await this.forward(mb, null, params);
+    const loss = pass.loss;
+    (await this.backward(pass, null, gradScale, params, sink))?.dispose();
+    await sink.flush();
     if (!loss) throw new Error('internal: the last segment returned no loss');
     return loss;
   }
 
   /** Loss only (evaluation): forward without saving anything. */
   async loss(mb: MicroBatch, params: ParamSource<P>): Promise<LossResult> {
-    let x: A | null = null;
-    let loss: LossResult | undefined;
-    try {
-      for (let s = 0; s < this.model.segments.length; s++) {
-        const p = await params.acquire(this.model.segments[s].forwardUnits, 'forward', s);
-        const r = this.model.forward(s, p, x, mb, false);
-        params.release(p);
-        r.saved.release();
-        x?.dispose();
-        x = r.y;
-        if (r.loss) loss = r.loss;
-      }
-    } finally {
-      x?.dispose();
-      params.finish();
-    }
-    if (!loss) throw new Error('internal: the last segment returned no loss');
-    return loss;
+    const pass = await this.forward(mb, null, params, false);
+    pass.output?.dispose();
+    if (!pass.loss) throw new Error('internal: the last segment returned no loss');
+    return pass.loss;
   }
 }
