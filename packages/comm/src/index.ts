@@ -10,7 +10,7 @@ export type { ChannelCloseInfo } from './transport/channel.js';
 export { Channel, DEFAULT_HIGH_WATER_MARK } from './transport/channel.js';
 export type { ConnectChannelOptions } from './transport/connect-channel.js';
 export { connectChannel } from './transport/connect-channel.js';
-export type { PayloadSink } from './transport/stream-link.js';
+export type { PayloadSink, PayloadTarget } from './transport/stream-link.js';
 export type { ChannelServerOptions, ChannelRejectInfo } from './transport/channel-server.js';
 export { ChannelServer } from './transport/channel-server.js';
 export type { Codec, ReduceOp } from './codecs/codec.js';
@@ -20,7 +20,7 @@ export { ProcessGroup } from './collectives/process-group.js';
 export { Communicator } from './collectives/communicator.js';
 export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } from './collectives/data-plane.js';
 export {
-  DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK,
+  DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK, unixSocketPath,
 } from './collectives/data-plane.js';
 export type { AllReduceBenchResult, AllReduceBenchOptions } from './bench/allreduce-bench.js';
 export { benchAllReduce } from './bench/allreduce-bench.js';
