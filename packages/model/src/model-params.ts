@@ -14,6 +14,7 @@ import type { LayerNormParams } from './layers/layernorm.js';
 import type { LinearParams } from './layers/linear.js';
 import { hostTranspose } from './layers/linear.js';
 import type { LMHeadParams } from './layers/lm-head.js';
+import type { TPBlockParams } from './tensor-parallel/parallel-block.js';
 import type { ParamEntry, ParamLayout, ParamUnit } from './layout.js';
 import { paramUnits } from './layout.js';
 
@@ -32,6 +33,8 @@ export interface ModelParams {
 export interface UnitParams {
   embedding?: EmbeddingParams & { head: LMHeadParams };
   block?: BlockParams;
+  /** Tensor-parallel blocks: the local shards with the row-parallel biases held apart. */
+  tpBlock?: TPBlockParams;
   lnf?: LayerNormParams;
   /** Every tensor of the unit (for dispose). */
   tensors: tf.Tensor[];

@@ -15,7 +15,7 @@ import { randomTokens, TINY, useBackend, VARIANTS } from './testing/helpers.js';
 describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', ({ backend, kind }) => {
   beforeAll(async () => useBackend(backend));
 
-  it('equals GPT.forwardBackward, with units uploaded one at a time and no tensor left behind', () => {
+  it('equals GPT.forwardBackward, with units uploaded one at a time and no tensor left behind', async () => {
     const params = initParams(TINY, 3);
     const B = 2;
     const T = TINY.contextLength;
@@ -39,7 +39,7 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
     const mb = { tokens, targets, batch: B };
     for (let s = 0; s < model.segments.length; s++) {
       const p = acquire(model.segments[s].forwardUnits);
-      const r = model.forward(s, p, x, mb, true);
+      const r = await model.forward(s, p, x, mb, true);
       release(p);
       x?.dispose();
       x = r.y;
@@ -49,7 +49,7 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
     let dy: tf.Tensor | null = null;
     for (let s = model.segments.length - 1; s >= 0; s--) {
       const p = acquire(model.segments[s].backwardUnits);
-      const dx = model.backward(s, p, saved[s], dy, 0.5, grads);
+      const dx = await model.backward(s, p, saved[s], dy, 0.5, grads);
       release(p);
       dy?.dispose();
       dy = dx;

@@ -23,6 +23,10 @@ import type { ParamLayout, ParamUnit } from './layout.js';
 import { paramLayout, paramUnits } from './layout.js';
 import type { UnitParams } from './model-params.js';
 import { uploadUnit } from './model-params.js';
+import type { TensorParallelGroup } from './tensor-parallel/mappings.js';
+import { TensorParallelBlock } from './tensor-parallel/parallel-block.js';
+import { tensorParallelLayout } from './tensor-parallel/tp-layout.js';
+import { VocabParallelEmbedding, VocabParallelHead } from './tensor-parallel/vocab-parallel.js';
 
 export interface SegmentSpec {
   name: string;
@@ -58,28 +62,62 @@ class HeadSegmentSaved implements Saved {
   }
 }
 
+export interface GPTSegmentsOptions {
+  kernels?: KernelSet;
+  /** Split the model over this tensor-parallel group (Megatron-LM); absent or of size 1: no split. */
+  tensorParallel?: TensorParallelGroup;
+}
+
+/** The tensor-parallel pieces of a model split over a group of more than one rank. */
+interface TensorParallelParts {
+  group: TensorParallelGroup;
+  block: TensorParallelBlock;
+  embedding: VocabParallelEmbedding;
+  head: VocabParallelHead;
+}
+
 export class GPTSegments {
   readonly config: GPTConfig;
+  /** This rank's flat layout: the full model's, or its tensor-parallel shard's (tp-layout.ts). */
   readonly layout: ParamLayout;
   readonly units: ParamUnit[];
   readonly segments: SegmentSpec[];
   readonly totalSize: number;
   /** Weight-decay ranges of the flat vector: matrices and embeddings (rank >= 2). */
   readonly decayRanges: { start: number; end: number }[];
+  /** Ranges of parameters identical on every tensor-parallel rank (counted once in norms). */
+  readonly replicatedRanges: { start: number; end: number }[];
   private readonly layers: LayerSet;
   private readonly block: Block;
+  private readonly tp: TensorParallelParts | null;
   /** Per unit: local parameter name -> offset inside the unit. */
   private readonly localOffsets: Map<string, number>[];
 
-  constructor(config: GPTConfig, options: { kernels?: KernelSet } = {}) {
+  constructor(config: GPTConfig, options: GPTSegmentsOptions = {}) {
     validateConfig(config);
     this.config = { ...config };
-    this.layout = paramLayout(config);
+    const group = options.tensorParallel && options.tensorParallel.size > 1 ? options.tensorParallel : undefined;
+    const T = group?.size ?? 1;
+    const tpLayout = group ? tensorParallelLayout(config, T, group.rank) : null;
+    this.layout = tpLayout ?? paramLayout(config);
     this.units = paramUnits(this.layout);
     this.totalSize = this.layout.totalSize;
     this.decayRanges = this.layout.entries.filter((e) => e.shape.length >= 2).map((e) => ({ start: e.offset, end: e.offset + e.size }));
-    this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads, config.layerNormEps);
+    this.replicatedRanges = tpLayout ? tpLayout.entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size })) : [];
+    this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads / T, config.layerNormEps);
     this.block = new Block(this.layers);
+    if (group && tpLayout) {
+      const vocabStart = tpLayout.entries[0].shard.rows![0];
+      const head = this.layers.head;
+      this.tp = {
+        group,
+        block: new TensorParallelBlock(this.layers, group),
+        embedding: new VocabParallelEmbedding(group, vocabStart),
+        head: new VocabParallelHead(group, vocabStart, (p, x) => head.logits(p, x)),
+      };
+    } else {
+      this.tp = null;
+    }
     this.segments = segmentSpecs(config);
     this.localOffsets = this.units.map((u) => {
       const m = new Map<string, number>();
@@ -94,24 +132,40 @@ export class GPTSegments {
 
   /** Builds a unit's tensors from its slice of the flat vector (flat.subarray(u.start, u.end)). */
   upload(unit: number, values: Float32Array): UnitParams {
-    return uploadUnit(this.layout, this.units[unit], values, this.layers.usesTransposedWeights);
+    const p = uploadUnit(this.layout, this.units[unit], values, this.layers.usesTransposedWeights);
+    if (this.tp && p.block) {
+      // Row-parallel layers run with zero biases; the real biases are added after the all-reduce.
+      const zeros = [tf.zeros([this.config.dModel]), tf.zeros([this.config.dModel])];
+      p.tensors.push(...zeros);
+      p.tpBlock = {
+        local: { ...p.block, cProj: { ...p.block.cProj, bias: zeros[0] }, mlpProj: { ...p.block.mlpProj, bias: zeros[1] } },
+        projBias: p.block.cProj.bias,
+        mlpBias: p.block.mlpProj.bias,
+      };
+    }
+    return p;
   }
 
-  forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): SegmentForward {
+  async forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): Promise<SegmentForward> {
     const last = this.segments.length - 1;
+    const tp = this.tp;
     if (seg === 0) {
       checkBatch(this.config, mb.tokens, mb.batch, mb.targets);
       const emb = unitOf(params, 0).embedding!;
-      const r = this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch }, train); // [B*T] -> [B, T, C]
+      const r = tp
+        ? await tp.embedding.forward(emb, mb.tokens, mb.batch, train)
+        : this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch }, train); // [B*T] -> [B, T, C]
       return { y: r.y, saved: r.saved };
     }
     if (seg < last) {
-      const r = this.block.forward(unitOf(params, seg).block!, input(x, seg), train);
+      const unit = unitOf(params, seg);
+      const r = tp ? await tp.block.forward(unit.tpBlock!, input(x, seg), train) : this.block.forward(unit.block!, input(x, seg), train);
       return { y: r.y, saved: r.saved };
     }
     const lnf = this.layers.layerNorm.forward(unitOf(params, last).lnf!, input(x, seg), train);
     try {
-      const head = this.layers.head.forward(unitOf(params, 0).embedding!.head, lnf.y, mb.targets, train);
+      const headParams = unitOf(params, 0).embedding!.head;
+      const head = tp ? await tp.head.forward(headParams, lnf.y, mb.targets, train) : this.layers.head.forward(headParams, lnf.y, mb.targets, train);
       return { y: null, saved: new HeadSegmentSaved(lnf.saved, head.saved), loss: { loss: head.loss, count: head.count } };
     } finally {
       lnf.y.dispose();
@@ -123,25 +177,31 @@ export class GPTSegments {
    * -> unit-length buffer) and returns the input gradient (null for the embedding).
    * Consumes `saved`. For the last segment `dy` is null and gradScale scales d(mean loss).
    */
-  backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): tf.Tensor | null {
+  async backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Promise<tf.Tensor | null> {
     const last = this.segments.length - 1;
+    const tp = this.tp;
     if (seg === 0) {
       const g = gradOf(grads, 0);
-      const wte = this.localOffsets[0].get('wte.weight')!;
-      const wpe = this.localOffsets[0].get('wpe.weight')!;
-      const V = this.config.vocabSize;
-      const C = this.config.dModel;
-      this.layers.embedding.backwardInto(saved as Parameters<LayerSet['embedding']['backwardInto']>[0], input(dy, seg),
-        g.subarray(wte, wte + V * C), g.subarray(wpe, wpe + this.config.contextLength * C));
+      const [wteEntry, wpeEntry] = [this.layout.entries[0], this.layout.entries[1]];
+      const dwte = g.subarray(wteEntry.offset, wteEntry.offset + wteEntry.size);
+      const dwpe = g.subarray(wpeEntry.offset, wpeEntry.offset + wpeEntry.size);
+      type EmbSaved = Parameters<LayerSet['embedding']['backwardInto']>[0];
+      if (tp) tp.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
+      else this.layers.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
       return null;
     }
     if (seg < last) {
-      const r = this.block.backward(unitOf(params, seg).block!, saved as Parameters<Block['backward']>[1], input(dy, seg));
+      const unit = unitOf(params, seg);
+      type Saved_ = Parameters<Block['backward']>[1];
+      const r = tp ? await tp.block.backward(unit.tpBlock!, saved as Saved_, input(dy, seg)) : this.block.backward(unit.block!, saved as Saved_, input(dy, seg));
       this.addInto(grads, seg, r.dParams);
       return r.dx;
     }
     const { lnf: lnfSaved, head: headSaved } = saved as HeadSegmentSaved;
-    const hb = this.layers.head.backward(unitOf(params, 0).embedding!.head, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
+    const headParams = unitOf(params, 0).embedding!.head;
+    const hb = tp
+      ? await tp.head.backward(headParams, headSaved, gradScale)
+      : this.layers.head.backward(headParams, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
     this.addInto(grads, 0, { 'wte.weight': hb.dParams.wte });
     const lb = this.layers.layerNorm.backward(unitOf(params, last).lnf!, lnfSaved as Parameters<LayerSet['layerNorm']['backward']>[1], hb.dx);
     hb.dx.dispose();

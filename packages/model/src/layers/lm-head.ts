@@ -48,6 +48,29 @@ export interface LMHead {
   backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads };
 }
 
+/**
+ * The two products of logits = x wte^T going backward: dx = dlogits wte and dwte = dlogits^T x
+ * (rows: dlogits [N, V], wte [V, C], x [N, C]). In the SIMD GEMMs on wasm (nothing packed or
+ * transposed), else plain 2-D matMuls with explicit transposes.
+ */
+export function logitsBackward(dlogits: tf.Tensor, wte: tf.Tensor, x2: tf.Tensor): { dx2: tf.Tensor; dwte: Float32Array } {
+  const [N, V] = dlogits.shape;
+  const C = (wte.shape as number[])[1];
+  if (N % 4 === 0 && V % 4 === 0 && C % 8 === 0 && simdKernels() !== null) {
+    const [dxs, dw] = simdOp([dlogits, wte, x2], [[N, C], [V, C]], (k, [dl, w, x], [dxp, dwp]) => {
+      k.gemmNN(dl, w, 0, dxp, N, V, C, false);
+      k.gemmTN(dl, x, dwp, V, N, C);
+    }) as tf.Tensor[];
+    return { dx2: dxs, dwte: hostTake(dw) };
+  }
+  const dx2 = tf.matMul(dlogits as tf.Tensor2D, wte as tf.Tensor2D); // [N, V] x [V, C]
+  const xT = hostTranspose(x2); // [C, N]
+  const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
+  const dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
+  disposeAll(xT, dwteT);
+  return { dx2, dwte };
+}
+
 function rowsOf(x: tf.Tensor): tf.Tensor2D {
   const C = x.shape[x.shape.length - 1];
   return tf.reshape(x, [x.size / C, C]);
@@ -109,27 +132,9 @@ export class HostLMHead implements LMHead {
 
   backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
     const { xShape, x2, probs, targets, count } = saved.take('LMHead');
-    const [N, V] = probs.shape;
     const s = count > 0 ? dLoss / count : 0;
     const dlogits = this.dlogits(probs, targets, s); // [N, V]
-    const C = (params.wte.shape as number[])[1];
-    let dx2: tf.Tensor;
-    let dwte: Float32Array;
-    if (N % 4 === 0 && V % 4 === 0 && C % 8 === 0 && simdKernels() !== null) {
-      // dx = dlogits wte and dwte = dlogits^T x in the SIMD GEMMs: nothing packed or transposed
-      const [dxs, dw] = simdOp([dlogits, params.wte, x2], [[N, C], [V, C]], (k, [dl, w, x], [dxp, dwp]) => {
-        k.gemmNN(dl, w, 0, dxp, N, V, C, false);
-        k.gemmTN(dl, x, dwp, V, N, C);
-      }) as tf.Tensor[];
-      dx2 = dxs;
-      dwte = hostTake(dw);
-    } else {
-      dx2 = tf.matMul(dlogits as tf.Tensor2D, params.wte as tf.Tensor2D); // [N, V] x [V, C]
-      const xT = hostTranspose(x2); // [C, N]
-      const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
-      dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
-      disposeAll(xT, dwteT);
-    }
+    const { dx2, dwte } = logitsBackward(dlogits, params.wte, x2);
     const dx = tf.reshape(dx2, xShape);
     disposeAll(dx2, dlogits === probs ? null : dlogits);
     saved.release();
