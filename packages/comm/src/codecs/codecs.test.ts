@@ -5,7 +5,6 @@ import { decodeFp16, encodeFp16 } from './fp16.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-const bitsOf = (x: number): number => ((f32[0] = x), u32[0]);
 const fromBits = (b: number): number => ((u32[0] = b), f32[0]);
 
 /** A reproducible stream of awkward fp32 values: random bit patterns plus exact halfway cases. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Codec } from '../codecs/codec.js';
 import { shardRange } from './shard.js';
-import { makeWorld, type TestWorld } from './test-world.js';
+import { makeWorld, type TestWorld } from '../testing/test-world.js';
 
 /** Deterministic pseudo-random values in [-1, 1) for (rank, index, salt). */
 function values(rank: number, length: number, salt: number): Float32Array {

@@ -5,7 +5,7 @@ import type { TrainerError } from '@trainer/errors';
 import { connectChannel } from '../transport/connect-channel.js';
 import type { ChannelRejectInfo } from '../transport/channel-server.js';
 import { DataPlane } from './data-plane.js';
-import { makeWorld, TEST_TOKEN, type TestWorld } from './test-world.js';
+import { makeWorld, TEST_TOKEN, type TestWorld } from '../testing/test-world.js';
 
 const worlds: TestWorld[] = [];
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import type { Logger } from '../transport/logger.js';
-import type { Communicator } from './communicator.js';
-import { DataPlane, type DataPlaneConnectOptions } from './data-plane.js';
+import type { Communicator } from '../collectives/communicator.js';
+import { DataPlane, type DataPlaneConnectOptions } from '../collectives/data-plane.js';
 
 /** Test helper: `world` communicators in this process, fully connected over 127.0.0.1. */
 export const TEST_TOKEN = 'test-cluster-token-0123456789';
