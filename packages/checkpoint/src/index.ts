@@ -1,4 +1,20 @@
 export {
-  asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, readSafetensors, writeJsonAtomic, writeSafetensors,
-  MAX_HEADER_BYTES, type NamedTensor, type SafetensorsDtype, type SafetensorsFile,
+  asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, headerLength, parseSafetensorsHeader, readSafetensors, writeJsonAtomic, writeSafetensors,
+  MAX_HEADER_BYTES, type NamedTensor, type SafetensorsDtype, type SafetensorsEntry, type SafetensorsFile,
 } from './safetensors.js';
+export { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';
+export { fsyncDir, writeFileDurable } from './durable.js';
+export { packShard, ShardFile, SHARD_FORMAT, SHARD_FORMAT_VERSION, type PackedShard } from './shard-file.js';
+export { ShardWriter, type ShardWriteFault, type WrittenShard } from './shard-writer.js';
+export {
+  parseManifest, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, STATE_KINDS,
+  type FileEntry, type Manifest, type Piece, type StateKind, type TensorEntry,
+} from './manifest.js';
+export {
+  checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, stepOfCheckpointName, tmpCheckpointName, writeLatest,
+  CHECKPOINTS_DIR, LATEST_FILE, type CheckpointListing,
+} from './checkpoint-paths.js';
+export { CheckpointReader, readManifest } from './reader.js';
+export { newestVerified, sha256File, verifyCheckpoint, type VerifyReport } from './verify.js';
+export { commitCheckpoint, removeAbandoned, type CommitRequest, type CommitResult } from './commit.js';
+export { checkTensorsMatch, readFlatRange, tensorEntriesFromFlat, type FlatPiece, type FlatTensor } from './flat-layout.js';

@@ -81,24 +81,30 @@ function refuse(path: string, why: string): TrainerError {
   });
 }
 
-export function decodeSafetensors(bytes: Uint8Array, path = '<buffer>'): SafetensorsFile {
-  if (bytes.length < 8) throw refuse(path, `only ${bytes.length} bytes`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = view.getBigUint64(0, true);
-  if (n > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) throw refuse(path, `header length ${n} exceeds the file or the ${MAX_HEADER_BYTES}-byte limit`);
-  const headerLen = Number(n);
+/** One tensor entry of a validated header: offsets relative to the data section. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Validates a JSON header against a data section of `dataLen` bytes: dtypes known, shapes
+ * non-negative integers, offsets inside the data, dtype x shape = length, no overlaps. Used for
+ * whole files and for header-only reads of large shard files.
+ */
+export function parseSafetensorsHeader(json: Uint8Array, dataLen: number, path = '<buffer>'): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLen).toString('utf8'));
+    header = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
   } catch {
     throw refuse(path, 'the header is not JSON');
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw refuse(path, 'the header is not a JSON object');
-  const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
-  const tensors = new Map<string, NamedTensor>();
+  const entries: SafetensorsEntry[] = [];
   let metadata: Record<string, string> = {};
-  const spans: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (!entry || typeof entry !== 'object' || Array.isArray(entry) || Object.values(entry).some((v) => typeof v !== 'string')) throw refuse(path, '__metadata__ must map strings to strings');
@@ -116,13 +122,30 @@ export function decodeSafetensors(bytes: Uint8Array, path = '<buffer>'): Safeten
     const shape = e.shape as number[];
     const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     if (off[1] - off[0] !== need) throw refuse(path, `tensor ${name}: ${off[1] - off[0]} bytes for shape ${JSON.stringify(shape)} ${dtype} (needs ${need})`);
-    spans.push([off[0], off[1], name]);
-    // Copy into an aligned buffer: typed-array views need alignment, and the caller may keep it.
-    const data = bytes.slice(dataStart + off[0], dataStart + off[1]);
-    tensors.set(name, { name, dtype, shape, data });
+    entries.push({ name, dtype, shape, begin: off[0], end: off[1] });
   }
-  spans.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < spans.length; i++) if (spans[i][0] < spans[i - 1][1]) throw refuse(path, `tensors ${spans[i - 1][2]} and ${spans[i][2]} overlap`);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < spans.length; i++) if (spans[i].begin < spans[i - 1].end) throw refuse(path, `tensors ${spans[i - 1].name} and ${spans[i].name} overlap`);
+  return { entries, metadata };
+}
+
+/** Reads the u64 header length and checks it against the file size and the header limit. */
+export function headerLength(prefix: Uint8Array, fileSize: number, path = '<buffer>'): number {
+  if (fileSize < 8 || prefix.length < 8) throw refuse(path, `only ${fileSize} bytes`);
+  const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(Math.min(MAX_HEADER_BYTES, fileSize - 8))) throw refuse(path, `header length ${n} exceeds the file or the ${MAX_HEADER_BYTES}-byte limit`);
+  return Number(n);
+}
+
+export function decodeSafetensors(bytes: Uint8Array, path = '<buffer>'): SafetensorsFile {
+  const headerLen = headerLength(bytes, bytes.length, path);
+  const dataStart = 8 + headerLen;
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, path);
+  const tensors = new Map<string, NamedTensor>();
+  for (const e of entries) {
+    // Copy into an aligned buffer: typed-array views need alignment, and the caller may keep it.
+    tensors.set(e.name, { name: e.name, dtype: e.dtype, shape: e.shape, data: bytes.slice(dataStart + e.begin, dataStart + e.end) });
+  }
   return { tensors, metadata };
 }
 

@@ -1,0 +1,213 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, tmpCheckpointName } from './checkpoint-paths.js';
+import { commitCheckpoint, removeAbandoned } from './commit.js';
+import { checkTensorsMatch, readFlatRange, tensorEntriesFromFlat, type FlatPiece, type FlatTensor } from './flat-layout.js';
+import { MANIFEST_FILE, STATE_KINDS, type Manifest } from './manifest.js';
+import { CheckpointReader } from './reader.js';
+import { packShard } from './shard-file.js';
+import { ShardWriter } from './shard-writer.js';
+import { newestVerified, verifyCheckpoint } from './verify.js';
+
+/**
+ * A two-tensor "model" (a [2,3], b [5]: an 11-element flat vector) saved by 2 or 3 ranks with
+ * pieces that cut through tensors, committed, read back under other layouts, and broken in every
+ * way the issue names.
+ */
+const TENSORS: FlatTensor[] = [{ name: 'a', shape: [2, 3], offset: 0 }, { name: 'b', shape: [5], offset: 6 }];
+const UNITS = [[0, 6], [6, 11]];
+const value = (kind: string, i: number, step: number) => (kind === 'params' ? i + 0.5 : kind === 'm' ? i * 10 : i * 100) + step;
+
+const writer = new ShardWriter();
+afterAll(() => writer.close());
+
+/** Rank r's pieces: every unit split evenly over `world` ranks (as ZeroPartition does). */
+function piecesOf(rank: number, world: number): [number, number][] {
+  return UNITS.map(([s, e]) => {
+    const n = e - s;
+    const base = Math.floor(n / world);
+    const extra = n % world;
+    const start = s + rank * base + Math.min(rank, extra);
+    return [start, start + base + (rank < extra ? 1 : 0)] as [number, number];
+  }).filter(([s, e]) => e > s);
+}
+
+async function saveFixture(root: string, step: number, world: number, keepLast = 0): Promise<string> {
+  const tmp = join(root, tmpCheckpointName(step, 'test'));
+  await mkdir(tmp, { recursive: true });
+  const files: Manifest['files'] = [];
+  const flatFiles: { file: string; pieces: FlatPiece[] }[] = [];
+  for (let rank = 0; rank < world; rank++) {
+    const ranges = piecesOf(rank, world);
+    const tensors = STATE_KINDS.flatMap((kind) => ranges.map(([s, e]) => ({ name: `${kind}:${s}-${e}`, data: Float32Array.from({ length: e - s }, (_, i) => value(kind, s + i, step)) })));
+    const packed = packShard(tensors, { rank: String(rank) });
+    const pieces = ranges.map(([s, e]) => ({ flatStart: s, flatEnd: e, offsets: { params: packed.offsets.get(`params:${s}-${e}`)!, m: packed.offsets.get(`m:${s}-${e}`)!, v: packed.offsets.get(`v:${s}-${e}`)! } }));
+    const file = `rank-${rank}.safetensors`;
+    const written = await writer.write(join(tmp, file), packed);
+    files.push({ name: file, rank, bytes: written.bytes, sha256: written.sha256 });
+    flatFiles.push({ file, pieces });
+  }
+  const manifest: Manifest = {
+    format: 'trainer-checkpoint', version: 1, step, optimizerStep: step, createdAt: new Date().toISOString(),
+    model: { name: 'toy', config: { size: 11 } }, tokenizer: null,
+    layout: { world, dp: world, tp: 1, pp: 1, zeroStage: 1, precision: 'fp32' },
+    training: { seed: 1 }, lrSchedule: { kind: 'warmup-cosine', lr: 1, minLr: 0.1, warmupSteps: 0, decaySteps: 10, lrAtStep: 1 },
+    lossScale: null, rng: { sampler: { kind: 'stateless', seed: 1, nextStep: step }, dropout: null }, metrics: { loss: 1.5 },
+    files, tensors: tensorEntriesFromFlat(TENSORS, flatFiles),
+  };
+  return (await commitCheckpoint({ root, tmpDir: tmp, manifest, keepLast })).path;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'no error';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+}
+
+describe('sharded checkpoints', () => {
+  it('commits, then reads any flat range back under any layout, touching only the bytes asked for', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    const dir = await saveFixture(root, 7, 3);
+    expect(dir).toBe(join(root, 'step-000007'));
+    expect(await readLatest(root)).toBe('step-000007');
+    expect((await readdir(root)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    const reader = await CheckpointReader.open(root); // the checkpoints folder resolves to latest
+    checkTensorsMatch(reader, TENSORS);
+    for (const kind of STATE_KINDS) {
+      const all = await readFlatRange(reader, TENSORS, kind, 0, 11);
+      expect(Array.from(all)).toEqual(Array.from({ length: 11 }, (_, i) => value(kind, i, 7)));
+    }
+    // A rank of a 2-way layout reading its piece of unit 1: 3 elements, 12 bytes per kind.
+    const before = reader.bytesRead;
+    expect(Array.from(await readFlatRange(reader, TENSORS, 'v', 6, 9))).toEqual([600 + 7, 700 + 7, 800 + 7]);
+    expect(reader.bytesRead - before).toBe(12);
+    await reader.close();
+    const report = await verifyCheckpoint(dir);
+    expect(report.problems).toEqual([]);
+    expect(report.files.map((f) => f.ok)).toEqual([true, true, true]);
+  });
+
+  it('keeps the newest K, removes older ones only after a newer commit, and replaces a same-step folder', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    for (const step of [2, 4, 6]) await saveFixture(root, step, 2, 2);
+    expect((await listCheckpoints(root)).map((c) => c.name)).toEqual(['step-000004', 'step-000006']);
+    // A run resumed from step 4 commits step 6 again: the folder is replaced, latest follows.
+    await saveFixture(root, 6, 3, 2);
+    const reader = await CheckpointReader.open(join(root, checkpointName(6)));
+    expect(reader.manifest.layout.world).toBe(3);
+    await reader.close();
+    expect((await readdir(root)).filter((n) => n.startsWith('.'))).toEqual([]);
+    // Interrupted saves leave temporary folders; they are removed, a live run's are kept.
+    await mkdir(join(root, tmpCheckpointName(8, 'old')));
+    await mkdir(join(root, tmpCheckpointName(8, 'live')));
+    expect(await removeAbandoned(root, 'live')).toEqual([tmpCheckpointName(8, 'old')]);
+  });
+
+  it('names the file for a missing or truncated shard, a checksum mismatch, a newer version and a foreign manifest', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    const dir = await saveFixture(root, 3, 2);
+    const shard = join(dir, 'rank-1.safetensors');
+    const original = await readFile(shard);
+
+    await truncate(shard, original.length - 4);
+    let report = await verifyCheckpoint(dir);
+    expect(report.problems.map((p) => p.code)).toEqual(['TRAINER_ERR_CHECKPOINT_SHARD_TRUNCATED']);
+    expect(report.problems[0].message).toContain(shard);
+    const reader = await CheckpointReader.open(dir);
+    expect(await codeOf(readFlatRange(reader, TENSORS, 'params', 0, 11))).toBe('TRAINER_ERR_CHECKPOINT_SHARD_TRUNCATED');
+    await reader.close();
+
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 1] ^= 1;
+    await writeFile(shard, flipped);
+    report = await verifyCheckpoint(dir);
+    expect(report.problems.map((p) => p.code)).toEqual(['TRAINER_ERR_CHECKPOINT_CHECKSUM']);
+    expect(report.problems[0].message).toContain(shard);
+
+    await rm(shard);
+    report = await verifyCheckpoint(dir);
+    expect(report.problems.map((p) => [p.code, p.details?.file])).toEqual([['TRAINER_ERR_CHECKPOINT_SHARD_MISSING', shard]]);
+    await writeFile(shard, original);
+
+    const manifestPath = join(dir, MANIFEST_FILE);
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, version: 2 }));
+    const newer = await CheckpointReader.open(dir).catch((e) => e);
+    expect(newer.code).toBe('TRAINER_ERR_CHECKPOINT_VERSION');
+    expect(newer.message).toContain(manifestPath);
+    expect(newer.message).toContain('newer');
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, format: 'deepspeed' }));
+    expect(await codeOf(CheckpointReader.open(dir))).toBe('TRAINER_ERR_CHECKPOINT_FORMAT');
+    // A manifest whose pieces leave a gap is refused as inconsistent.
+    const gap = structuredClone(manifest);
+    gap.tensors[0].state.m.pop();
+    await writeFile(manifestPath, JSON.stringify(gap));
+    expect((await CheckpointReader.open(dir).catch((e) => e)).message).toMatch(/a \(m\) is covered up to element/);
+    // A shard of a foreign format (a plain model file) is refused by its header.
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    await rm(manifestPath);
+    expect(await codeOf(CheckpointReader.open(dir))).toBe('TRAINER_ERR_CHECKPOINT_NOT_FOUND');
+  });
+
+  it('refuses shards of another format or version by their header', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    const { ShardFile } = await import('./shard-file.js');
+    const { encodeSafetensors } = await import('./safetensors.js');
+    const write = async (name: string, meta: Record<string, string>) => {
+      const parts = encodeSafetensors([{ name: 'x', dtype: 'F32', shape: [1], data: new Uint8Array(4) }], meta);
+      await writeFile(join(dir, name), Buffer.concat(parts));
+      return join(dir, name);
+    };
+    expect(await codeOf(ShardFile.open(await write('foreign', { format: 'pt' })))).toBe('TRAINER_ERR_CHECKPOINT_FORMAT');
+    expect(await codeOf(ShardFile.open(await write('v9', { format: 'trainer-checkpoint-shard', format_version: '9' })))).toBe('TRAINER_ERR_CHECKPOINT_VERSION');
+    await writeFile(join(dir, 'junk'), 'not a shard at all');
+    expect(await codeOf(ShardFile.open(join(dir, 'junk')))).toBe('TRAINER_ERR_CHECKPOINT_FORMAT');
+    const good = await write('good', { format: 'trainer-checkpoint-shard', format_version: '1' });
+    const f = await ShardFile.open(good);
+    expect(Array.from(await f.readFloat32(f.dataStart, 4))).toEqual([0]);
+    await expect(f.readFloat32(f.dataStart, 8)).rejects.toMatchObject({ code: 'TRAINER_ERR_CHECKPOINT_FORMAT' });
+    await f.close();
+  });
+
+  it('--resume auto semantics: the newest checkpoint that verifies, skipping broken ones with the reason', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    expect((await newestVerified(root)).found).toBeUndefined();
+    await saveFixture(root, 2, 2);
+    const newest = await saveFixture(root, 4, 2);
+    await truncate(join(newest, 'rank-0.safetensors'), 100);
+    await mkdir(join(root, checkpointName(6))); // a step folder without a manifest is never loaded
+    const { found, skipped } = await newestVerified(root);
+    expect(found?.dir).toBe(join(root, 'step-000002'));
+    expect(skipped.map((s) => [s.name, s.problem.code])).toEqual([
+      ['step-000006', 'TRAINER_ERR_CHECKPOINT_NOT_FOUND'], ['step-000004', 'TRAINER_ERR_CHECKPOINT_SHARD_TRUNCATED'],
+    ]);
+    expect(await codeOf(resolveCheckpointDir(join(root, 'step-000006')))).toBe('TRAINER_ERR_CHECKPOINT_NOT_FOUND');
+  });
+
+  it('a full disk fails the write with DISK_FULL naming the file and leaves no partial file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    const packed = () => packShard([{ name: 'x', data: new Float32Array(1 << 16) }]);
+    const injected = await writer.write(join(dir, 'rank-0.safetensors'), packed(), { fault: 'enospc' }).catch((e) => e);
+    expect(injected.code).toBe('TRAINER_ERR_CHECKPOINT_DISK_FULL');
+    expect(injected.message).toContain(join(dir, 'rank-0.safetensors'));
+    expect(await readdir(dir)).toEqual([]);
+    // The real thing: /dev/full answers every write with ENOSPC. The writer writes
+    // <file>.partial first, so a symlink there to /dev/full makes the write hit it.
+    const st = await stat('/dev/full').catch(() => undefined);
+    if (st?.isCharacterDevice()) {
+      const target = join(dir, 'rank-1.safetensors');
+      await symlink('/dev/full', `${target}.partial`);
+      const real = await writer.write(target, packed()).catch((e) => e);
+      expect(real.code).toBe('TRAINER_ERR_CHECKPOINT_DISK_FULL');
+      expect(real.message).toContain(target);
+      expect(real.message).toMatch(/ENOSPC/);
+      expect(await readdir(dir)).toEqual([]);
+      expect((await stat('/dev/full')).isCharacterDevice()).toBe(true);
+    }
+  });
+});
