@@ -24,7 +24,10 @@ describe('trainer launch (multi-process)', () => {
     expect(summary.tokens_per_s).toBeGreaterThan(0);
     expect(summary.sample).toBeTypeOf('string');
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(metrics.map((m) => m.step)).toEqual([0, 1, 2, 3]);
+    // Every rank reports memory and traffic each step; rank 0 also the loss.
+    expect(metrics.filter((m) => m.rank === 0).map((m) => m.step)).toEqual([0, 1, 2, 3]);
+    expect(metrics.filter((m) => m.rank === 1).map((m) => m.step)).toEqual([0, 1, 2, 3]);
+    expect(metrics.filter((m) => typeof m.loss === 'number').length).toBe(4);
     expect(existsSync(join(out, 'model', 'model.safetensors'))).toBe(true);
     // Worker logs come through the launcher, labelled by rank.
     const workers = new Set(logLines(r.stdout).map((l) => l.worker).filter(Boolean));
@@ -95,6 +98,12 @@ describe('trainer launch (multi-process)', () => {
     const tooLong = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('c'), '--seq-len', '64'])]);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/TRAINER_ERR_CONTEXT_TOO_LONG/);
+    const badTp = await runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('f'), '--tp', '3', '--global-batch', '3'])]);
+    expect(badTp.code).toBe(2);
+    expect(badTp.stderr).toMatch(/TRAINER_ERR_TP_INDIVISIBLE: the model's 2 attention heads do not divide among 3 tensor-parallel ranks/);
+    const badMesh = await runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('g'), '--tp', '2'])]);
+    expect(badMesh.code).toBe(2);
+    expect(badMesh.stderr).toMatch(/TRAINER_ERR_MESH: 3 workers do not split into tensor-parallel groups of 2/);
     const badStage = await runTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('e'), '--zero', '4'])]);
     expect(badStage.code).toBe(2);
     expect(badStage.stderr).toMatch(/TRAINER_ERR_USAGE: option '--zero <stage>' argument '4' is invalid/);

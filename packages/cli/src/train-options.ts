@@ -27,6 +27,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--beta2 <x>', 'AdamW beta2', num(0, 0.999999), 0.95)
     .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', num(0), 1.0)
     .option('--seed <n>', 'seed for initialization, data order and sampling', int(0, 2 ** 32 - 1), 1337)
+    .option('--tp <n>', 'tensor-parallel group size (Megatron column/row-parallel layers); data parallel over the rest', int(1, 1024), 1)
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
@@ -64,6 +65,7 @@ export interface TrainCliOptions {
   gradClip: number;
   seed: number;
   zero: number;
+  tp: number;
   backend: (typeof BACKENDS)[number];
   evalEvery?: number;
   evalBatches: number;
@@ -108,6 +110,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     gradClip: o.gradClip,
     seed: o.seed,
     zero: o.zero,
+    tp: o.tp,
     backend: o.backend,
     evalEvery: o.evalEvery,
     evalBatches: o.evalBatches,

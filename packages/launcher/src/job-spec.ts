@@ -45,6 +45,8 @@ export const TrainJobSchema = z.object({
   seed: nonNegativeInt,
   /** ZeRO stage over the data-parallel group: 0 (plain data parallel) to 3. */
   zero: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]),
+  /** Tensor-parallel group size (Megatron); the data-parallel size is world / (tp x pp). */
+  tp: positiveInt,
   lr: z.number().positive(),
   minLr: z.number().nonnegative(),
   warmupSteps: nonNegativeInt,

@@ -3,7 +3,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
-import { resolveModelConfig, type GPTConfig } from '@trainer/model';
+import { meshShape } from '@trainer/engine';
+import { checkTensorParallel, resolveModelConfig, type GPTConfig } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
 
@@ -33,6 +34,8 @@ export interface TrainRequest {
   seed: number;
   /** ZeRO stage (0: plain data parallel). */
   zero?: number;
+  /** Tensor-parallel group size (1: none). */
+  tp?: number;
   backend: TrainJob['backend'];
   evalEvery?: number;
   evalBatches: number;
@@ -61,11 +64,15 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
       hint: `use --seq-len ${model.contextLength} or less, or a model with a longer context (--context-length)`,
     });
   }
-  const microBatch = req.microBatch ?? req.globalBatch / req.world;
-  if (!Number.isInteger(microBatch) || req.globalBatch % (req.world * microBatch) !== 0) {
-    throw new TrainerError('TRAINER_ERR_BATCH_INDIVISIBLE', `the global batch of ${req.globalBatch} sequences does not divide among ${req.world} workers${req.microBatch ? ` in micro-batches of ${req.microBatch}` : ''}`, {
-      hint: `choose --global-batch as a multiple of ${req.world}${req.microBatch ? ` x ${req.microBatch}` : ''} (workers x micro-batch)`,
-      details: { globalBatch: req.globalBatch, world: req.world, microBatch: req.microBatch },
+  const tp = req.tp ?? 1;
+  const { dp } = meshShape(req.world, tp, 1);
+  if (tp > 1) checkTensorParallel(model, tp);
+  const replicas = dp === req.world ? `${dp} workers` : `${dp} data-parallel replicas (${req.world} workers / tp ${tp})`;
+  const microBatch = req.microBatch ?? req.globalBatch / dp;
+  if (!Number.isInteger(microBatch) || req.globalBatch % (dp * microBatch) !== 0) {
+    throw new TrainerError('TRAINER_ERR_BATCH_INDIVISIBLE', `the global batch of ${req.globalBatch} sequences does not divide among ${replicas}${req.microBatch ? ` in micro-batches of ${req.microBatch}` : ''}`, {
+      hint: `choose --global-batch as a multiple of ${dp}${req.microBatch ? ` x ${req.microBatch}` : ''} (data-parallel replicas x micro-batch)`,
+      details: { globalBatch: req.globalBatch, world: req.world, dp, microBatch: req.microBatch },
     });
   }
   const zero = req.zero ?? 0;
@@ -114,6 +121,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     seqLen,
     seed: req.seed,
     zero: zero as TrainJob['zero'],
+    tp,
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,
     warmupSteps: req.warmupSteps ?? Math.min(100, Math.floor(req.steps / 10)),

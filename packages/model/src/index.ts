@@ -34,4 +34,6 @@ export type { LMHead, LMHeadParams, LossForward } from './layers/lm-head.js';
 export { HostLMHead, TfLMHead } from './layers/lm-head.js';
 export type { ModelParams } from './model-params.js';
 export type { UnitParams } from './model-params.js';
-export { GPTSegments, segmentSpecs, unitComputeCosts, type SegmentSpec, type SegmentBatch, type SegmentForward } from './segments.js';
+export { GPTSegments, segmentSpecs, type GPTSegmentsOptions, unitComputeCosts, type SegmentSpec, type SegmentBatch, type SegmentForward } from './segments.js';
+export type { TensorParallelGroup } from './tensor-parallel/mappings.js';
+export { checkTensorParallel, tensorParallelLayout, localFromGlobal, globalFromLocals, type TPLayout, type TPParamEntry, type TensorShard } from './tensor-parallel/tp-layout.js';

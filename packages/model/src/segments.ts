@@ -25,7 +25,7 @@ import type { UnitParams } from './model-params.js';
 import { uploadUnit } from './model-params.js';
 import type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 import { TensorParallelBlock } from './tensor-parallel/parallel-block.js';
-import { tensorParallelLayout } from './tensor-parallel/tp-layout.js';
+import { localFromGlobal, placeShard, tensorParallelLayout, type TPLayout } from './tensor-parallel/tp-layout.js';
 import { VocabParallelEmbedding, VocabParallelHead } from './tensor-parallel/vocab-parallel.js';
 
 export interface SegmentSpec {
@@ -127,6 +127,30 @@ export class GPTSegments {
         m.set(local, e.offset - u.start);
       }
       return m;
+    });
+  }
+
+  /** This rank's flat vector from the full model's (a copy; the full vector itself without tensor parallelism). */
+  shardOf(full: Float32Array): Float32Array {
+    if (!this.tp) return new Float32Array(full);
+    return localFromGlobal(this.layout as TPLayout, paramLayout(this.config), full);
+  }
+
+  /**
+   * Writes this rank's values into a full-size vector. With `withReplicated` false, parameters
+   * every tensor-parallel rank holds are left out, so summing the vectors of all ranks (an
+   * all-reduce) assembles the full model once.
+   */
+  placeInto(local: Float32Array, full: Float32Array, withReplicated: boolean): void {
+    if (!this.tp) {
+      full.set(local);
+      return;
+    }
+    const fullLayout = paramLayout(this.config);
+    (this.layout as TPLayout).entries.forEach((e, i) => {
+      if (e.replicated && !withReplicated) return;
+      const g = fullLayout.entries[i];
+      placeShard(local.subarray(e.offset, e.offset + e.size), e.shard, full.subarray(g.offset, g.offset + g.size));
     });
   }
 

@@ -1,8 +1,8 @@
 import { TrainerError } from '@trainer/errors';
-import { AdamW } from '../adamw.js';
+import { AdamW, type Range } from '../adamw.js';
 import { clipFactor, scaleInPlace, sumOfSquares } from '../grad-clip.js';
 import { allReduceGradients, DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
-import type { CollectiveGroup, Disposable, LossResult, MicroBatch, SegmentedModel, WireCodec } from '../interfaces.js';
+import type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, WireCodec } from '../interfaces.js';
 import { learningRateAt } from '../lr-schedule.js';
 import { SegmentRunner, type GradSink, type ParamSource } from '../segment-runner.js';
 import { countTargets, type StepResult, type TrainerOptions } from '../trainer-options.js';
@@ -39,6 +39,14 @@ export interface ZeroOptions extends TrainerOptions {
   codec?: WireCodec;
   /** Bytes the compute backend holds now (tf.memory().numBytes); sampled for the per-step peak. */
   backendBytes?: () => number;
+  /**
+   * When the model is split further (tensor or pipeline parallel), the global gradient norm sums
+   * every rank's unique elements: `group` spans all those ranks (usually the world), and this
+   * rank leaves out `exclude` (ranges it holds as copies of another rank's: tensor-parallel
+   * replicated parameters on all but the first tensor-parallel rank, the pipeline's second copy
+   * of the tied embedding). Absent: the data-parallel group alone holds the whole model.
+   */
+  norm?: { group: ReduceGroup; exclude: readonly Range[] };
 }
 
 /** Bytes this rank holds for its model state, by kind, measured from the buffers themselves. */
@@ -133,7 +141,7 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     const loss = (await this.sumOverGroup(lossSum)) / total;
 
     // Global norm: of the full gradient (stage 0 holds it), or of every rank's pieces summed.
-    const gradNorm = Math.sqrt(this.stage === 0 ? sumOfSquares(this.grads) : await this.sumOverGroup(this.ownSumOfSquares(), true));
+    const gradNorm = Math.sqrt(await this.globalSumOfSquares());
     if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
       throw new TrainerError('TRAINER_ERR_NONFINITE', `step ${step}: loss ${loss}, gradient norm ${gradNorm}: training diverged`, {
         hint: 'lower --lr, raise warmup, or enable gradient clipping (--grad-clip 1)',
@@ -152,9 +160,25 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     for (const unit of this.model.units) await this.group.reduceScatter(this.grads.subarray(unit.start, unit.end), { op: 'sum', codec: this.codec });
   }
 
-  private ownSumOfSquares(): number {
-    if (this.stage >= 2) return sumOfSquares(this.grads);
-    return this.partition.pieces.reduce((s, p) => s + sumOfSquares(this.grads.subarray(p.flatStart, p.flatEnd)), 0);
+  /**
+   * The squared norm of the whole gradient: every element counted once over all ranks. Under
+   * stage 0 every data-parallel rank holds all of it (the first one counts), otherwise each its
+   * own pieces; elements in `norm.exclude` are another rank's to count.
+   */
+  private async globalSumOfSquares(): Promise<number> {
+    const exclude = this.options.norm?.exclude ?? [];
+    let local = 0;
+    if (this.stage === 0) {
+      if (this.group.rank === 0 || !this.options.norm) local = sumOfSquaresExcept(this.grads, 0, this.grads.length, exclude);
+      if (!this.options.norm) return local; // identical on every rank: nothing to add up
+    } else {
+      for (const p of this.partition.pieces) {
+        local += this.stage >= 2
+          ? sumOfSquaresExcept(this.grads.subarray(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart), p.flatStart, p.flatEnd, exclude)
+          : sumOfSquaresExcept(this.grads.subarray(p.flatStart, p.flatEnd), p.flatStart, p.flatEnd, exclude);
+      }
+    }
+    return sumFloat64(local, this.options.norm?.group ?? this.group);
   }
 
   private async update(clip: number, lr: number): Promise<void> {
@@ -294,22 +318,33 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     else this.source.finish();
   }
 
-  private async sumOverGroup(value: number, float64 = false): Promise<number> {
+  private async sumOverGroup(value: number): Promise<number> {
     if (this.group.size === 1) return value;
-    if (float64) {
-      // A sum of squares can exceed fp32's exact range; split it into hi + lo fp32 parts.
-      const hi = Math.fround(value);
-      const pair = new Float32Array([hi, value - hi]);
-      await this.group.allReduce(pair, { op: 'sum' });
-      return pair[0] + pair[1];
-    }
     this.scalar[0] = value;
     await this.group.allReduce(this.scalar, { op: 'sum' });
     return this.scalar[0];
   }
 }
 
-export type { ParamSource };
+/** A float64 sum over a group: each value split into hi + lo fp32 parts (a sum of squares can exceed fp32's exact range). */
+async function sumFloat64(value: number, group: ReduceGroup): Promise<number> {
+  if (group.size === 1) return value;
+  const hi = Math.fround(value);
+  const pair = new Float32Array([hi, value - hi]);
+  await group.allReduce(pair, { op: 'sum' });
+  return pair[0] + pair[1];
+}
+
+/** Sum of squares of `values`, which hold flat range [start, end), leaving out `exclude` (sorted or not). */
+function sumOfSquaresExcept(values: Float32Array, start: number, end: number, exclude: readonly Range[]): number {
+  let s = sumOfSquares(values);
+  for (const r of exclude) {
+    const a = Math.max(r.start, start);
+    const b = Math.min(r.end, end);
+    if (b > a) s -= sumOfSquares(values.subarray(a - start, b - start));
+  }
+  return s;
+}
 
 /** A batch that counts nothing: the given one with every target masked, or one token. */
 function maskedBatch(like: MicroBatch | undefined): MicroBatch {

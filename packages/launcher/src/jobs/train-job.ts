@@ -1,8 +1,9 @@
 import { memory } from '@tensorflow/tfjs-core';
 import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches, type TokenArray } from '@trainer/data';
-import { ZeroTrainer, type Disposable, type MicroBatch } from '@trainer/engine';
+import { buildMesh, meshShape, ZeroTrainer, type Disposable, type Mesh, type MicroBatch } from '@trainer/engine';
+import type { ProcessGroup } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, initParams } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, initParams, parameterCount } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -13,9 +14,9 @@ import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { SyntheticBatches } from './synthetic-batches.js';
 
 /**
- * The training job every worker runs: data-parallel GPT training over the world group.
- * Rank 0 reports per-step metrics, generates the closing sample and saves the model; every rank
- * computes the same parameters (tested), so any rank could.
+ * The training job every worker runs: GPT training over the device mesh (data parallel with
+ * ZeRO over the data-parallel group, tensor parallel within each tensor-parallel group).
+ * Rank 0 reports per-step metrics, generates the closing sample and saves the model.
  */
 export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
@@ -25,8 +26,13 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
   const data = await openData(job, tokenizer, (msg) => logger.info(msg));
 
-  const model = new GPTSegments(job.model);
-  const trainer = new ZeroTrainer(model, comm.worldGroup, initParams(job.model, job.seed), {
+  const shape = meshShape(world, job.tp, 1);
+  const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks));
+  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp });
+  // Parameters other tensor-parallel ranks hold too are counted once in the gradient norm.
+  const norm = shape.dp < world ? { group: comm.worldGroup, exclude: mesh.coords.tp > 0 ? model.replicatedRanges : [] } : undefined;
+  const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(initParams(job.model, job.seed)), {
+    norm,
     stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
     adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
@@ -38,7 +44,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     await mkdir(job.outDir, { recursive: true });
     await writeFile(join(job.outDir, 'partition.json'), JSON.stringify(trainer.partition.describe()) + '\n');
   }
-  const microPerRank = job.globalBatch / (world * job.microBatch);
+  const dp = { rank: mesh.coords.dp, size: shape.dp };
+  const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
   const losses: number[] = [];
   let timedMs = 0;
@@ -52,7 +59,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const sentBefore = comm.stats.bytesSent;
     const started = performance.now();
     const micro: MicroBatch[] = [];
-    for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank, dpSize: world, microBatch: job.microBatch, micro: m }));
+    for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
     const r = await trainer.step(step, micro);
     const stepMs = performance.now() - started;
     if (step >= job.warmupTimingSteps) {
@@ -63,7 +70,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     losses.push(r.loss);
     const isLast = step === job.steps - 1;
     if (data.val && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
-      lastVal = await evaluate(trainer, data.val, job, rank, world);
+      lastVal = await evaluate(trainer, data.val, job, dp.rank, dp.size);
     }
     const state = trainer.modelStateBytes();
     const mem = memory();
@@ -80,7 +87,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     });
   }
 
-  const finalParams = await trainer.fullParams(); // a collective under ZeRO-3: every rank calls it
+  const finalParams = await gatherFullModel(model, await trainer.fullParams(), mesh); // collectives: every rank calls it
   const state = trainer.modelStateBytes();
   trainer.dispose();
   let sample: string | null = null;
@@ -137,4 +144,17 @@ async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, val: Token
   for (const b of validationBatches(val, job.seqLen, job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
+}
+
+/**
+ * The full model from this rank's tensor-parallel shard: every rank writes its shard into a
+ * zero vector (replicated parameters only on the group's first rank) and the sum over the
+ * tensor-parallel group assembles each parameter exactly once.
+ */
+async function gatherFullModel(model: GPTSegments, local: Float32Array, mesh: Mesh<ProcessGroup>): Promise<Float32Array> {
+  if (mesh.shape.tp === 1) return local;
+  const full = new Float32Array(parameterCount(model.config));
+  model.placeInto(local, full, mesh.coords.tp === 0);
+  await mesh.tp.allReduce(full, { op: 'sum' });
+  return full;
 }

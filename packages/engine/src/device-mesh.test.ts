@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { buildMesh, coordinatesOf, meshGroupRanks, meshShape, rankOf } from './device-mesh.js';
+
+describe('device mesh', () => {
+  it('numbers ranks tensor-parallel fastest, then data-parallel, then pipeline', () => {
+    const s = meshShape(8, 2, 2); // dp 2
+    expect(s).toEqual({ dp: 2, tp: 2, pp: 2 });
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map((r) => coordinatesOf(r, s))).toEqual([
+      { tp: 0, dp: 0, pp: 0 }, { tp: 1, dp: 0, pp: 0 }, { tp: 0, dp: 1, pp: 0 }, { tp: 1, dp: 1, pp: 0 },
+      { tp: 0, dp: 0, pp: 1 }, { tp: 1, dp: 0, pp: 1 }, { tp: 0, dp: 1, pp: 1 }, { tp: 1, dp: 1, pp: 1 },
+    ]);
+    for (let r = 0; r < 8; r++) expect(rankOf(coordinatesOf(r, s), s)).toBe(r);
+  });
+
+  it('groups every rank exactly once per axis', () => {
+    const g = meshGroupRanks(meshShape(8, 2, 2));
+    expect(g.tp).toEqual([[0, 1], [2, 3], [4, 5], [6, 7]]);
+    expect(g.dp).toEqual([[0, 2], [1, 3], [4, 6], [5, 7]]);
+    expect(g.pp).toEqual([[0, 4], [1, 5], [2, 6], [3, 7]]);
+  });
+
+  it('creates every group on every rank in the same order and returns this rank\'s', () => {
+    const created: number[][] = [];
+    const mesh = buildMesh(5, 'world', meshShape(8, 2, 2), (ranks) => {
+      created.push(ranks);
+      return ranks.join(',');
+    });
+    expect(created.length).toBe(12);
+    expect(mesh).toMatchObject({ tp: '4,5', dp: '5,7', pp: '1,5', coords: { tp: 1, dp: 0, pp: 1 } });
+  });
+
+  it('refuses a world that does not split', () => {
+    expect(() => meshShape(6, 4, 1)).toThrow(/6 workers do not split into tensor-parallel groups of 4/);
+  });
+});

@@ -1,0 +1,81 @@
+import { TrainerError } from '@trainer/errors';
+
+/**
+ * The device mesh: world = dp x tp x pp ranks, numbered as Megatron-LM does, tensor-parallel
+ * fastest (ranks of a tensor-parallel group are neighbours, so they share a machine when they
+ * can), then data-parallel, then pipeline stage:
+ *
+ *   rank = (pp * DP + dp) * TP + tp
+ *
+ * A rank belongs to one group per axis: its tensor-parallel group (same dp, pp), its
+ * data-parallel group (same tp, pp: ZeRO partitions over it) and its pipeline group (same dp, tp:
+ * activations flow along it).
+ */
+export interface MeshShape {
+  dp: number;
+  tp: number;
+  pp: number;
+}
+
+export interface MeshCoordinates {
+  dp: number;
+  tp: number;
+  pp: number;
+}
+
+export function meshShape(world: number, tp: number, pp: number): MeshShape {
+  if (!Number.isInteger(tp) || tp < 1 || !Number.isInteger(pp) || pp < 1 || world % (tp * pp) !== 0) {
+    throw new TrainerError('TRAINER_ERR_MESH', `${world} workers do not split into tensor-parallel groups of ${tp} and ${pp} pipeline stages`, {
+      hint: `use a number of workers that is a multiple of tp x pp = ${tp * pp}`,
+      details: { world, tp, pp },
+    });
+  }
+  return { dp: world / (tp * pp), tp, pp };
+}
+
+export function coordinatesOf(rank: number, s: MeshShape): MeshCoordinates {
+  return { tp: rank % s.tp, dp: Math.floor(rank / s.tp) % s.dp, pp: Math.floor(rank / (s.tp * s.dp)) };
+}
+
+export function rankOf(c: MeshCoordinates, s: MeshShape): number {
+  return (c.pp * s.dp + c.dp) * s.tp + c.tp;
+}
+
+/** Every group of every axis, as rank lists, in the order all ranks create them. */
+export function meshGroupRanks(s: MeshShape): { tp: number[][]; dp: number[][]; pp: number[][] } {
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  return {
+    tp: range(s.pp).flatMap((pp) => range(s.dp).map((dp) => range(s.tp).map((tp) => rankOf({ dp, tp, pp }, s)))),
+    dp: range(s.pp).flatMap((pp) => range(s.tp).map((tp) => range(s.dp).map((dp) => rankOf({ dp, tp, pp }, s)))),
+    pp: range(s.dp).flatMap((dp) => range(s.tp).map((tp) => range(s.pp).map((pp) => rankOf({ dp, tp, pp }, s)))),
+  };
+}
+
+export interface Mesh<G> {
+  shape: MeshShape;
+  coords: MeshCoordinates;
+  world: G;
+  tp: G;
+  dp: G;
+  pp: G;
+}
+
+/**
+ * Creates every group on this rank (collective group creation: every rank creates all of them
+ * in the same order, members or not) and returns this rank's three.
+ */
+export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup: (ranks: number[]) => G): Mesh<G> {
+  const lists = meshGroupRanks(shape);
+  const mine = (kind: 'tp' | 'dp' | 'pp'): G => {
+    let found: G | undefined;
+    for (const ranks of lists[kind]) {
+      const g = newGroup(ranks);
+      if (ranks.includes(rank)) found = g;
+    }
+    return found!;
+  };
+  const tp = mine('tp');
+  const dp = mine('dp');
+  const pp = mine('pp');
+  return { shape, coords: coordinatesOf(rank, shape), world, tp, dp, pp };
+}
