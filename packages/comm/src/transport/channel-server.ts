@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -28,6 +28,11 @@ export interface ChannelServerOptions {
   highWaterMark?: number;
   /** Stream mode (data channels): clients must ask for it too. */
   stream?: boolean;
+  /**
+   * Serves plain HTTP requests (not WebSocket upgrades) on the same port, e.g. a dashboard.
+   * Without it such requests get 426 Upgrade Required. The handler does its own authentication.
+   */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface ChannelRejectInfo { remoteAddress: string; code: string; reason: string }
@@ -68,9 +73,9 @@ export class ChannelServer extends EventEmitter {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `port must be an integer in [0, 65535], got ${String(port)}`, { hint: 'use 0 for a free port' });
     }
-    const http = createServer((_req, res) => {
+    const http = createServer(opts.onHttpRequest ?? ((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('trainer comm endpoint: WebSocket upgrade required\n');
-    });
+    }));
     const wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
