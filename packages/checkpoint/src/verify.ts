@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { TrainerError } from '@trainer/errors';
@@ -35,8 +36,9 @@ export async function verifyCheckpoint(path: string): Promise<VerifyReport> {
       if (f.shard) await (await ShardFile.open(file, f.bytes)).close();
       const digest = await sha256File(file);
       if (digest !== f.sha256) throw checkpointError(CheckpointErrorCode.CHECKSUM, `${file} has SHA-256 ${digest.slice(0, 16)}..., the manifest recorded ${f.sha256.slice(0, 16)}...`, { file });
-      report.files.push({ name: f.name, bytes: f.bytes ?? 0, ok: true });
-      report.bytes += f.bytes ?? 0;
+      const bytes = f.bytes ?? (await stat(file)).size;
+      report.files.push({ name: f.name, bytes, ok: true });
+      report.bytes += bytes;
     } catch (err) {
       const e = err as TrainerError;
       report.files.push({ name: f.name, bytes: f.bytes ?? 0, ok: false, code: e.code });

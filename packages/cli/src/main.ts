@@ -9,6 +9,7 @@ import { generateCommand } from './commands/generate.js';
 import { launchCommand } from './commands/launch.js';
 import { tokenizerCommand } from './commands/tokenizer.js';
 import { workerCommand } from './commands/worker.js';
+import { checkpointCommand } from './commands/checkpoint.js';
 
 /**
  * `trainer`: the command line. Every action returns its exit code; a TrainerError is printed as
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand()]) {
+  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand()]) {
     program.addCommand(cmd);
   }
   // addCommand does not pass settings down: errors must come back to main(), not exit the process.

@@ -1,17 +1,25 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModelDir, type SavedModel } from '@trainer/launcher';
+import { loadCheckpointModel, loadModelDir, type SavedModel } from '@trainer/launcher';
 
-/** A saved model from a path that is either a model folder or a run folder holding model/. */
+/**
+ * A saved model from a path that is a model folder, a run folder holding model/, or a sharded
+ * checkpoint (a checkpoint folder, a checkpoints folder, or a run folder with only checkpoints/).
+ */
 export async function loadModelFrom(path: string): Promise<SavedModel & { dir: string }> {
+  if (await exists(join(path, 'manifest.json'))) return loadCheckpointModel(path);
   const candidate = join(path, 'model');
-  const dir = (await isDir(candidate)) ? candidate : path;
-  return { ...(await loadModelDir(dir)), dir };
+  if (await exists(candidate)) return { ...(await loadModelDir(candidate)), dir: candidate };
+  if (!(await exists(join(path, 'config.json'))) && ((await exists(join(path, 'latest'))) || (await exists(join(path, 'checkpoints'))))) {
+    return loadCheckpointModel(path);
+  }
+  return { ...(await loadModelDir(path)), dir: path };
 }
 
-async function isDir(p: string): Promise<boolean> {
+async function exists(p: string): Promise<boolean> {
   try {
-    return (await stat(p)).isDirectory();
+    await stat(p);
+    return true;
   } catch {
     return false;
   }

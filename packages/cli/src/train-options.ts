@@ -40,7 +40,10 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--temperature <x>', 'sampling temperature for the final sample (0: greedy)', num(0), 0.8)
     .option('--top-k <n>', 'sample among the k most likely tokens (0: all)', int(0), 40)
     .option('--heartbeat-timeout <s>', 'declare a silent worker failed after this many seconds', num(1), 30)
-    .option('--rendezvous-timeout <s>', 'wait this long for all workers to join', num(1), 300);
+    .option('--rendezvous-timeout <s>', 'wait this long for all workers to join', num(1), 300)
+    .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
+    .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)
+    .option('--resume <auto|path>', 'continue from a checkpoint: auto = the newest in <out>/checkpoints that verifies (none: start fresh), or a checkpoint path');
 }
 
 export interface TrainCliOptions {
@@ -78,6 +81,9 @@ export interface TrainCliOptions {
   topK: number;
   heartbeatTimeout: number;
   rendezvousTimeout: number;
+  saveEvery: number;
+  keepLast: number;
+  resume?: string;
 }
 
 export function defaultRunDir(): string {
@@ -119,6 +125,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     outDir: o.out ?? defaultRunDir(),
     cacheDir: o.cacheDir,
     sample: { prompt: o.samplePrompt, maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: o.topK },
+    checkpoint: { saveEvery: o.saveEvery, keepLast: o.keepLast, resume: o.resume },
     ...extra,
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CheckpointFailedSchema, CheckpointWrittenSchema } from './checkpointing/checkpoint-spec.js';
 import { JobSpecSchema } from './job-spec.js';
 
 /**
@@ -60,6 +61,9 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('metrics'), rank, record: MetricsRecordSchema }),
   z.object({ type: z.literal('result'), rank, result: MetricsRecordSchema }),
   z.object({ type: z.literal('failed'), rank, error: SerializedErrorSchema }),
+  // Sharded checkpoints: a rank's shard is written (or failed); the coordinator commits.
+  CheckpointWrittenSchema,
+  CheckpointFailedSchema,
 ]);
 export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
 export type MetricsRecord = z.infer<typeof MetricsRecordSchema>;

@@ -7,6 +7,7 @@ import {
 } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
 import type { Logger } from './logging.js';
+import { CheckpointCommitter } from './checkpointing/committer.js';
 
 /**
  * The coordinator: rendezvous, rank assignment, health, and the run's single point of truth
@@ -91,6 +92,8 @@ export class Coordinator extends EventEmitter {
   private readonly log: Logger;
   private readonly waiting: { hello: WorkerHello; channel: Channel }[] = [];
   private members: Member[] = [];
+  /** Commits sharded checkpoints as the workers' shards come in (when the job saves any). */
+  private readonly committer: CheckpointCommitter | undefined;
   private outcome: JobOutcome | undefined;
   /** A failure that blames another rank, held while that rank's own failure may still arrive. */
   private pending: { failure: WorkerFailure; suspects: number[]; timer: NodeJS.Timeout } | undefined;
@@ -112,6 +115,8 @@ export class Coordinator extends EventEmitter {
     this.timers.push(setInterval(() => this.beat(), interval));
     const rendezvousMs = opts.rendezvousTimeoutMs ?? DEFAULT_RENDEZVOUS_TIMEOUT_MS;
     this.timers.push(setTimeout(() => this.rendezvousTimedOut(rendezvousMs), rendezvousMs));
+    const ckpt = opts.job.checkpoint;
+    if (ckpt && ckpt.saveEvery > 0) this.committer = new CheckpointCommitter({ spec: ckpt, job: opts.job, world: opts.world, tokenizer: opts.jobPayload, logger: this.log, onEvent: (e) => this.emit('checkpoint', e) });
   }
 
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
@@ -152,6 +157,7 @@ export class Coordinator extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    await this.committer?.close(); // a commit under way completes; unfinished saves are removed
     for (const t of this.timers) clearInterval(t);
     if (this.pending) clearTimeout(this.pending.timer);
     for (const m of this.members) {
@@ -238,7 +244,12 @@ export class Coordinator extends EventEmitter {
         return;
       case 'result':
         m.result = msg.result;
-        if (this.members.every((x) => x.result)) this.finish();
+        // Every shard report precedes its rank's result: the job ends once the last commit is done.
+        if (this.members.every((x) => x.result)) void (this.committer?.drained() ?? Promise.resolve()).then(() => this.finish());
+        return;
+      case 'checkpoint-written':
+      case 'checkpoint-failed':
+        this.committer?.onReport(m.rank, msg);
         return;
       case 'failed':
         m.reportedFailure = true;

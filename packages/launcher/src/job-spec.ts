@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CheckpointSpecSchema } from './checkpointing/checkpoint-spec.js';
 
 /**
  * What a worker is asked to run. The coordinator builds it from the command line, validates it
@@ -62,6 +63,8 @@ export const TrainJobSchema = z.object({
   warmupTimingSteps: nonNegativeInt,
   /** Run folder shared by all ranks (rank 0 writes the final model there). Empty: write nothing. */
   outDir: z.string(),
+  /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
+  checkpoint: CheckpointSpecSchema.optional(),
   sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),
 });
 

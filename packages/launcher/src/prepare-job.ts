@@ -7,6 +7,7 @@ import { meshShape } from '@trainer/engine';
 import { checkTensorParallel, resolveModelConfig, type GPTConfig } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
+import { prepareCheckpointing, type CheckpointRequest } from './checkpointing/resume.js';
 
 /**
  * Turns the command line into a validated job, before any worker starts: the model config, the
@@ -44,6 +45,8 @@ export interface TrainRequest {
   outDir: string;
   cacheDir?: string;
   sample: TrainJob['sample'];
+  /** --save-every, --keep-last, --resume. */
+  checkpoint?: CheckpointRequest;
 }
 
 export interface PreparedJob {
@@ -135,6 +138,8 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     outDir: req.outDir,
     sample: synthetic ? { ...req.sample, maxNewTokens: 0 } : req.sample,
   };
+  const checkpoint = await prepareCheckpointing(req.checkpoint, job, req.world, tokenizerJson, log);
+  if (checkpoint) job.checkpoint = checkpoint;
   return { job: TrainJobSchema.parse(job), tokenizerJson, corpusTokens };
 }
 

@@ -14,19 +14,23 @@ import type { Logger } from './logging.js';
 export class RunReporter {
   private stream: WriteStream | undefined;
   private readonly losses: number[] = [];
+  /** Checkpoints committed or failed during the run (summary.json `checkpoints`). */
+  private readonly checkpoints: unknown[] = [];
   private readonly started = Date.now();
   private lastPrint = 0;
 
   constructor(private readonly outDir: string, private readonly totalSteps: number, private readonly log: Logger, private readonly extra: Record<string, unknown>) {}
 
-  async open(): Promise<void> {
+  /** `append`: a resumed run adds to the metrics.jsonl of the run it continues. */
+  async open(append = false): Promise<void> {
     if (!this.outDir) return;
     await mkdir(this.outDir, { recursive: true });
-    this.stream = createWriteStream(join(this.outDir, 'metrics.jsonl'), { flags: 'w' });
+    this.stream = createWriteStream(join(this.outDir, 'metrics.jsonl'), { flags: append ? 'a' : 'w' });
   }
 
   attach(coordinator: Coordinator): void {
     coordinator.on('metrics', (rank: number, record: MetricsRecord) => this.onMetrics(rank, record));
+    coordinator.on('checkpoint', (event: Record<string, unknown>) => this.checkpoints.push(event));
   }
 
   private onMetrics(rank: number, record: MetricsRecord): void {
@@ -54,7 +58,7 @@ export class RunReporter {
   /** Writes summary.json and returns it. */
   async finish(outcome: JobOutcome): Promise<Record<string, unknown>> {
     await new Promise<void>((resolve) => (this.stream ? this.stream.end(resolve) : resolve()));
-    const base = { ...this.extra, losses: this.losses, wall_s: (Date.now() - this.started) / 1000 };
+    const base = { ...this.extra, losses: this.losses, wall_s: (Date.now() - this.started) / 1000, ...(this.checkpoints.length ? { checkpoints: this.checkpoints } : {}) };
     const summary = outcome.ok
       ? { ok: true, ...base, ...outcome.results[0] }
       : { ok: false, ...base, failure: outcome.failure };

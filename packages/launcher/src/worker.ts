@@ -25,6 +25,8 @@ export interface JobContext {
   logger: Logger;
   /** Sends a metrics record to the coordinator (metrics.jsonl, progress, dashboard). */
   report(record: MetricsRecord): void;
+  /** Sends any other worker -> coordinator message (the checkpoint commit protocol). */
+  send(message: ToCoordinator): void;
 }
 
 export type JobRunner = (ctx: JobContext) => Promise<MetricsRecord>;
@@ -97,6 +99,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     const result = await opts.runJob({
       rank, world: assignment.world, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
       report: (record) => send({ type: 'metrics', rank, record }),
+      send,
     });
     send({ type: 'result', rank, result });
     await finished;

@@ -35,7 +35,7 @@ export function coordinatorCommand(): Command {
       log.info(`new cluster token written to ${file} (mode 600): give it to the workers with --token-file or TRAINER_TOKEN`);
     }
     const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, world: o.nodes, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
-    await reporter.open();
+    await reporter.open(Boolean(job.checkpoint?.resume)); // a resumed run appends to its metrics.jsonl
     const coordinator = await Coordinator.start({
       host: o.host, port: o.port, token, world: o.nodes, job, logger: log,
       jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,

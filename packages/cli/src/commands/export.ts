@@ -38,7 +38,7 @@ export function huggingFaceConfig(c: GPTConfig): Record<string, unknown> {
 export function exportCommand(): Command {
   return new Command('export')
     .description('write a saved model in the Hugging Face GPT-2 layout (config.json + model.safetensors)')
-    .argument('<model>', 'run folder or model folder')
+    .argument('<model>', 'run folder, model folder, or sharded checkpoint (any layout; a checkpoints folder means its latest)')
     .requiredOption('--out <dir>', 'output folder')
     .action(exitCode(async (path: string, o: { out: string }) => {
       const saved = await loadModelFrom(path);

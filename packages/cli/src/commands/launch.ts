@@ -36,7 +36,7 @@ export function launchCommand(): Command {
     warnIfModelStateExceedsMemory(job, world, gpus.length > 0, (msg) => log.warn(msg));
     const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
     const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, world, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
-    await reporter.open();
+    await reporter.open(Boolean(job.checkpoint?.resume)); // a resumed run appends to its metrics.jsonl
     log.info(`training ${job.modelName} on ${world} worker(s): ${job.steps} steps of ${job.globalBatch} x ${job.seqLen} tokens; run folder ${job.outDir}`);
     const result = await launchLocal({
       world, token, job, logger: log, gpus, port: o.port,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
 import type { TrainJob } from '../job-spec.js';
 import { saveModelDir } from '../model-files.js';
+import { WorkerCheckpointing } from '../checkpointing/worker-checkpointing.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { SyntheticBatches } from './synthetic-batches.js';
@@ -44,6 +45,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     await mkdir(job.outDir, { recursive: true });
     await writeFile(join(job.outDir, 'partition.json'), JSON.stringify(trainer.partition.describe()) + '\n');
   }
+  // Sharded checkpoints: restore (from any layout) before the first step, save every --save-every.
+  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, model: job.model, trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
+  const firstStep = (await checkpoints?.restore()) ?? 0;
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
@@ -54,7 +58,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let lastVal: { loss: number; perplexity: number } | undefined;
   const fault = parseFault(process.env.TRAINER_FAULT);
 
-  for (let step = 0; step < job.steps; step++) {
+  for (let step = firstStep; step < job.steps; step++) {
     maybeInjectFault(fault, rank, step);
     const sentBefore = comm.stats.bytesSent;
     const started = performance.now();
@@ -62,7 +66,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
     const r = await trainer.step(step, micro);
     const stepMs = performance.now() - started;
-    if (step >= job.warmupTimingSteps) {
+    if (step >= firstStep + job.warmupTimingSteps) {
       timedMs += stepMs;
       timedSteps += 1;
       timedBytesSent += comm.stats.bytesSent - sentBefore;
@@ -85,7 +89,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       model_state_bytes: state.total, peak_tf_bytes: trainer.takePeakBackendBytes(), tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
       bytes_sent: comm.stats.bytesSent - sentBefore,
     });
+    await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
+  await checkpoints?.finish(); // the last save's shard written and reported
 
   const finalParams = await gatherFullModel(model, await trainer.fullParams(), mesh); // collectives: every rank calls it
   const state = trainer.modelStateBytes();

@@ -1,0 +1,126 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, ShardWriter, tmpCheckpointName, writeFailure, STATE_KINDS,
+  type FlatTensor, type StateKind,
+} from '@trainer/checkpoint';
+import { asTrainerError } from '@trainer/errors';
+import { paramLayout, type GPTConfig } from '@trainer/model';
+import type { MetricsRecord } from '../control-protocol.js';
+import type { Logger } from '../logging.js';
+import { shardFileName, type CheckpointFailed, type CheckpointSpec, type CheckpointWritten } from './checkpoint-spec.js';
+import { parseSaveFault, saveFaultFor, type SaveFault } from './save-fault.js';
+
+/**
+ * A worker's side of sharded checkpoints: restoring its state from a checkpoint of any layout,
+ * and saving its own pieces every `saveEvery` steps.
+ *
+ * A save stalls training only for the copy of this rank's state out of the trainer into one
+ * buffer laid out as the shard file; a thread then writes, hashes and fsyncs it while the next
+ * steps run, and the worker reports the file to the coordinator, which commits the checkpoint
+ * once every rank's file is in. At most one save is in flight: the next waits for it.
+ */
+export interface CheckpointableTrainer {
+  exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] };
+  importState(optimizerStep: number, read: (kind: StateKind, start: number, end: number) => Promise<Float32Array>): Promise<void>;
+}
+
+export interface WorkerCheckpointingOptions {
+  spec: CheckpointSpec;
+  rank: number;
+  world: number;
+  /** Total steps of the job (the last one is always saved when saving is on). */
+  steps: number;
+  model: GPTConfig;
+  trainer: CheckpointableTrainer;
+  /** Sends a commit-protocol message to the coordinator. */
+  send(m: CheckpointWritten | CheckpointFailed): void;
+  report(record: MetricsRecord): void;
+  logger: Logger;
+}
+
+export class WorkerCheckpointing {
+  private readonly tensors: FlatTensor[];
+  private readonly writer = new ShardWriter();
+  private readonly fault: SaveFault | undefined;
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: WorkerCheckpointingOptions) {
+    this.tensors = paramLayout(o.model).entries.map((e) => ({ name: e.name, shape: e.shape, offset: e.offset }));
+    this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
+  }
+
+  /**
+   * Loads the checkpoint the job resumes from (if any) into the trainer, reading only the flat
+   * ranges this rank's stage keeps, and returns the first step to run.
+   */
+  async restore(): Promise<number> {
+    const from = this.o.spec.resume;
+    if (!from) return 0;
+    const started = performance.now();
+    const reader = await CheckpointReader.open(from.dir);
+    try {
+      checkTensorsMatch(reader, this.tensors);
+      await this.o.trainer.importState(reader.manifest.optimizerStep, (kind, s, e) => readFlatRange(reader, this.tensors, kind, s, e));
+    } finally {
+      await reader.close();
+    }
+    const ms = performance.now() - started;
+    const m = reader.manifest;
+    this.o.logger.info({ checkpoint: reader.dir, step: m.step, ms: Math.round(ms), bytesRead: reader.bytesRead },
+      `resumed from ${reader.dir} (step ${m.step}; written by ${m.layout.world} worker(s) with ZeRO ${m.layout.zeroStage}): read ${(reader.bytesRead / 2 ** 20).toFixed(1)} MiB in ${ms.toFixed(0)} ms`);
+    this.o.report({ step: m.step, resume_ms: ms, resume_bytes_read: reader.bytesRead, resumed_from: reader.dir });
+    return m.step;
+  }
+
+  /** After step `step` (0-based) has run: saves when `step + 1` is due. */
+  async afterStep(step: number, metrics: Record<string, number | null>): Promise<void> {
+    const done = step + 1;
+    const { saveEvery } = this.o.spec;
+    if (saveEvery === 0 || (done % saveEvery !== 0 && done !== this.o.steps)) return;
+    const entered = performance.now();
+    await this.inFlight; // at most one save in flight
+    const dir = join(this.o.spec.dir, tmpCheckpointName(done, this.o.spec.runId));
+    const path = join(dir, shardFileName(this.o.rank, this.o.world));
+    let failed: CheckpointFailed | undefined;
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      failed = { type: 'checkpoint-failed', rank: this.o.rank, step: done, error: writeFailure(err, dir, 'creating').toJSON() };
+    }
+    if (failed) return this.fail(failed);
+
+    // The stall: one copy of this rank's pieces (params, m, v) into the shard's buffer.
+    const copyStarted = performance.now();
+    const { optimizerStep, pieces } = this.o.trainer.exportPieces();
+    const name = (kind: StateKind, p: { flatStart: number; flatEnd: number }) => `${kind}:${p.flatStart}-${p.flatEnd}`;
+    const packed = packShard(STATE_KINDS.flatMap((kind) => pieces.map((p) => ({ name: name(kind, p), data: p[kind] }))), {
+      rank: String(this.o.rank), world: String(this.o.world), step: String(done),
+    });
+    const flatPieces = pieces.map((p) => ({
+      flatStart: p.flatStart, flatEnd: p.flatEnd,
+      offsets: { params: packed.offsets.get(name('params', p))!, m: packed.offsets.get(name('m', p))!, v: packed.offsets.get(name('v', p))! },
+    }));
+    const copyMs = performance.now() - copyStarted;
+    const shardBytes = packed.bytes.byteLength; // the buffer is transferred to the writer below
+    this.inFlight = this.writer.write(path, packed, { fault: saveFaultFor(this.fault, this.o.rank, done) }).then(
+      (w) => this.o.send({
+        type: 'checkpoint-written', rank: this.o.rank, step: done, optimizerStep, file: shardFileName(this.o.rank, this.o.world),
+        bytes: w.bytes, sha256: w.sha256, pieces: flatPieces, copyMs, writeMs: w.writeMs, ...(this.o.rank === 0 ? { metrics } : {}),
+      }),
+      (err: unknown) => this.fail({ type: 'checkpoint-failed', rank: this.o.rank, step: done, error: asTrainerError(err, 'TRAINER_ERR_CHECKPOINT_WRITE').toJSON() }),
+    );
+    this.o.report({ step, checkpoint_step: done, checkpoint_copy_ms: copyMs, checkpoint_blocked_ms: performance.now() - entered, checkpoint_shard_bytes: shardBytes });
+  }
+
+  /** Waits for the save in flight (its report sent), then stops the writer thread. */
+  async finish(): Promise<void> {
+    await this.inFlight;
+    await this.writer.close();
+  }
+
+  private fail(f: CheckpointFailed): void {
+    this.o.logger.error({ code: f.error.code, step: f.step }, `checkpoint of step ${f.step}: this rank's shard was not saved: ${f.error.code}: ${f.error.message}`);
+    this.o.send(f);
+  }
+}
