@@ -19,13 +19,14 @@ import { Block } from './layers/block.js';
 import type { Saved, ParamGrads } from './layers/layer.js';
 import type { KernelSet, LayerSet } from './layers/layer-set.js';
 import { kernelSetFor, makeLayerSet } from './layers/layer-set.js';
-import type { ParamLayout, ParamUnit } from './layout.js';
+import type { ParamEntry, ParamLayout, ParamUnit } from './layout.js';
 import { paramLayout, paramUnits } from './layout.js';
 import type { UnitParams } from './model-params.js';
 import { uploadUnit } from './model-params.js';
 import type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 import { TensorParallelBlock } from './tensor-parallel/parallel-block.js';
-import { localFromGlobal, placeShard, tensorParallelLayout, type TPLayout } from './tensor-parallel/tp-layout.js';
+import { localFromGlobal, placeShard, tensorParallelLayout, type TensorShard, type TPLayout } from './tensor-parallel/tp-layout.js';
+import { stagePlan, type PipelineStageSpec, type SegmentKind } from './pipeline-stage.js';
 import { VocabParallelEmbedding, VocabParallelHead } from './tensor-parallel/vocab-parallel.js';
 
 export interface SegmentSpec {
@@ -66,6 +67,8 @@ export interface GPTSegmentsOptions {
   kernels?: KernelSet;
   /** Split the model over this tensor-parallel group (Megatron-LM); absent or of size 1: no split. */
   tensorParallel?: TensorParallelGroup;
+  /** Hold only this pipeline stage's part of the model (pipeline-stage.ts); absent: all of it. */
+  pipeline?: PipelineStageSpec;
 }
 
 /** The tensor-parallel pieces of a model split over a group of more than one rank. */
@@ -78,7 +81,7 @@ interface TensorParallelParts {
 
 export class GPTSegments {
   readonly config: GPTConfig;
-  /** This rank's flat layout: the full model's, or its tensor-parallel shard's (tp-layout.ts). */
+  /** This rank's flat layout: its pipeline stage's units of the full (or tensor-parallel shard's) layout. */
   readonly layout: ParamLayout;
   readonly units: ParamUnit[];
   readonly segments: SegmentSpec[];
@@ -87,9 +90,19 @@ export class GPTSegments {
   readonly decayRanges: { start: number; end: number }[];
   /** Ranges of parameters identical on every tensor-parallel rank (counted once in norms). */
   readonly replicatedRanges: { start: number; end: number }[];
+  /**
+   * The tied embedding across pipeline stages: the range of wte in this stage's flat vector on
+   * the first stage (owner) and on the last stage (its copy), whose gradients must be summed
+   * before each step; `copyUnit` is the whole copy (not counted in norms or gathered models).
+   */
+  readonly tiedEmbedding: { wte: { start: number; end: number }; copyUnit: { start: number; end: number } | null } | null;
+  private readonly kinds: SegmentKind[];
   private readonly layers: LayerSet;
   private readonly block: Block;
   private readonly tp: TensorParallelParts | null;
+  /** Base (tensor-parallel or full) layout and, per local unit, its base unit's start. */
+  private readonly baseLayout: ParamLayout;
+  private readonly baseStarts: number[];
   /** Per unit: local parameter name -> offset inside the unit. */
   private readonly localOffsets: Map<string, number>[];
 
@@ -99,11 +112,34 @@ export class GPTSegments {
     const group = options.tensorParallel && options.tensorParallel.size > 1 ? options.tensorParallel : undefined;
     const T = group?.size ?? 1;
     const tpLayout = group ? tensorParallelLayout(config, T, group.rank) : null;
-    this.layout = tpLayout ?? paramLayout(config);
-    this.units = paramUnits(this.layout);
-    this.totalSize = this.layout.totalSize;
-    this.decayRanges = this.layout.entries.filter((e) => e.shape.length >= 2).map((e) => ({ start: e.offset, end: e.offset + e.size }));
-    this.replicatedRanges = tpLayout ? tpLayout.entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size })) : [];
+    this.baseLayout = tpLayout ?? paramLayout(config);
+    const baseUnits = paramUnits(this.baseLayout);
+    const plan = stagePlan(config, options.pipeline ?? { stages: 1, stage: 0 });
+    this.kinds = plan.kinds;
+    // This stage's units, laid out one after another.
+    const entries: (ParamEntry & { replicated?: boolean })[] = [];
+    this.units = [];
+    this.baseStarts = [];
+    for (const b of plan.baseUnits) {
+      const u = baseUnits[b];
+      const start = entries.length ? entries[entries.length - 1].offset + entries[entries.length - 1].size : 0;
+      for (const e of this.baseLayout.entries) if (e.offset >= u.start && e.offset < u.end) entries.push({ ...e, offset: e.offset - u.start + start });
+      this.units.push({ name: u.name, start, end: start + u.end - u.start });
+      this.baseStarts.push(u.start);
+    }
+    this.totalSize = this.units.length ? this.units[this.units.length - 1].end : 0;
+    this.layout = { entries, totalSize: this.totalSize, blockRanges: [] };
+    this.decayRanges = entries.filter((e) => e.shape.length >= 2).map((e) => ({ start: e.offset, end: e.offset + e.size }));
+    this.replicatedRanges = entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size }));
+    const embeddingUnit = plan.copyUnit ?? (plan.baseUnits[0] === 0 && plan.baseUnits.length > 0 ? 0 : -1);
+    const pipelined = (options.pipeline?.stages ?? 1) > 1;
+    if (pipelined && embeddingUnit >= 0) {
+      const u = this.units[embeddingUnit];
+      const wteSize = entries.find((e) => e.name === 'wte.weight' && e.offset >= u.start)!.size;
+      this.tiedEmbedding = { wte: { start: u.start, end: u.start + wteSize }, copyUnit: plan.copyUnit === null ? null : { start: u.start, end: u.end } };
+    } else {
+      this.tiedEmbedding = null;
+    }
     this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads / T, config.layerNormEps);
     this.block = new Block(this.layers);
     if (group && tpLayout) {
@@ -118,10 +154,21 @@ export class GPTSegments {
     } else {
       this.tp = null;
     }
-    this.segments = segmentSpecs(config);
+    const unitIndex = new Map(plan.baseUnits.map((b, i) => [b, i]));
+    const last = this.units.length - 1;
+    this.segments = plan.kinds.map((k) => {
+      if (k.kind === 'embedding') return { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] };
+      if (k.kind === 'block') {
+        const u = unitIndex.get(k.block + 1)!;
+        return { name: `h.${k.block}`, forwardUnits: [u], backwardUnits: [u], gradUnits: [u] };
+      }
+      const final = plan.copyUnit === null ? last : last - 1;
+      const units = [final, embeddingUnit];
+      return { name: 'head', forwardUnits: units, backwardUnits: units, gradUnits: units };
+    });
     this.localOffsets = this.units.map((u) => {
       const m = new Map<string, number>();
-      for (const e of this.layout.entries) {
+      for (const e of entries) {
         if (e.offset < u.start || e.offset >= u.end) continue;
         const local = u.name.startsWith('h.') ? e.name.slice(u.name.length + 1) : e.name;
         m.set(local, e.offset - u.start);
@@ -130,28 +177,37 @@ export class GPTSegments {
     });
   }
 
-  /** This rank's flat vector from the full model's (a copy; the full vector itself without tensor parallelism). */
+  /** Ranges this rank must leave out of a global gradient norm: other ranks' copies. */
+  normExcludedRanges(tensorParallelRank: number): { start: number; end: number }[] {
+    return [...(tensorParallelRank > 0 ? this.replicatedRanges : []), ...(this.tiedEmbedding?.copyUnit ? [this.tiedEmbedding.copyUnit] : [])];
+  }
+
+  /** This rank's flat vector from the full model's (its tensor-parallel shard of its stage's units). */
   shardOf(full: Float32Array): Float32Array {
-    if (!this.tp) return new Float32Array(full);
-    return localFromGlobal(this.layout as TPLayout, paramLayout(this.config), full);
+    const base = this.tp ? localFromGlobal(this.baseLayout as TPLayout, paramLayout(this.config), full) : full;
+    const out = new Float32Array(this.totalSize);
+    this.units.forEach((u, i) => out.set(base.subarray(this.baseStarts[i], this.baseStarts[i] + u.end - u.start), u.start));
+    return out;
   }
 
   /**
-   * Writes this rank's values into a full-size vector. With `withReplicated` false, parameters
-   * every tensor-parallel rank holds are left out, so summing the vectors of all ranks (an
-   * all-reduce) assembles the full model once.
+   * Writes this rank's values into a full-size vector. Parameters another rank also holds are
+   * left out (with `withReplicated` false: the tensor-parallel replicated ones; always: the
+   * pipeline's copy of the tied embedding), so summing the vectors of all ranks of one data-
+   * parallel replica assembles the full model once.
    */
   placeInto(local: Float32Array, full: Float32Array, withReplicated: boolean): void {
-    if (!this.tp) {
-      full.set(local);
-      return;
-    }
     const fullLayout = paramLayout(this.config);
-    (this.layout as TPLayout).entries.forEach((e, i) => {
-      if (e.replicated && !withReplicated) return;
-      const g = fullLayout.entries[i];
-      placeShard(local.subarray(e.offset, e.offset + e.size), e.shard, full.subarray(g.offset, g.offset + g.size));
-    });
+    const fullIndex = new Map(fullLayout.entries.map((e) => [e.name, e]));
+    const copy = this.tiedEmbedding?.copyUnit;
+    for (const e of this.layout.entries as (ParamEntry & { replicated?: boolean; shard?: TensorShard })[]) {
+      if (copy && e.offset >= copy.start && e.offset < copy.end) continue;
+      if (e.replicated && !withReplicated) continue;
+      const g = fullIndex.get(e.name)!;
+      const values = local.subarray(e.offset, e.offset + e.size);
+      if (e.shard) placeShard(values, e.shard, full.subarray(g.offset, g.offset + g.size));
+      else full.set(values, g.offset);
+    }
   }
 
   /** Builds a unit's tensors from its slice of the flat vector (flat.subarray(u.start, u.end)). */
@@ -171,24 +227,26 @@ export class GPTSegments {
   }
 
   async forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): Promise<SegmentForward> {
-    const last = this.segments.length - 1;
+    const kind = this.kinds[seg];
+    const spec = this.segments[seg];
     const tp = this.tp;
-    if (seg === 0) {
+    if (kind.kind === 'embedding') {
       checkBatch(this.config, mb.tokens, mb.batch, mb.targets);
-      const emb = unitOf(params, 0).embedding!;
+      const emb = unitOf(params, spec.forwardUnits[0]).embedding!;
       const r = tp
         ? await tp.embedding.forward(emb, mb.tokens, mb.batch, train)
         : this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch }, train); // [B*T] -> [B, T, C]
       return { y: r.y, saved: r.saved };
     }
-    if (seg < last) {
-      const unit = unitOf(params, seg);
+    if (kind.kind === 'block') {
+      const unit = unitOf(params, spec.forwardUnits[0]);
       const r = tp ? await tp.block.forward(unit.tpBlock!, input(x, seg), train) : this.block.forward(unit.block!, input(x, seg), train);
       return { y: r.y, saved: r.saved };
     }
-    const lnf = this.layers.layerNorm.forward(unitOf(params, last).lnf!, input(x, seg), train);
+    const [finalUnit, embeddingUnit] = spec.forwardUnits;
+    const lnf = this.layers.layerNorm.forward(unitOf(params, finalUnit).lnf!, input(x, seg), train);
     try {
-      const headParams = unitOf(params, 0).embedding!.head;
+      const headParams = unitOf(params, embeddingUnit).embedding!.head;
       const head = tp ? await tp.head.forward(headParams, lnf.y, mb.targets, train) : this.layers.head.forward(headParams, lnf.y, mb.targets, train);
       return { y: null, saved: new HeadSegmentSaved(lnf.saved, head.saved), loss: { loss: head.loss, count: head.count } };
     } finally {
@@ -199,37 +257,42 @@ export class GPTSegments {
   /**
    * Backward of one segment: adds gradScale-weighted parameter gradients into `grads` (unit index
    * -> unit-length buffer) and returns the input gradient (null for the embedding).
-   * Consumes `saved`. For the last segment `dy` is null and gradScale scales d(mean loss).
+   * Consumes `saved`. For the head segment `dy` is null and gradScale scales d(mean loss).
    */
   async backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Promise<tf.Tensor | null> {
-    const last = this.segments.length - 1;
+    const kind = this.kinds[seg];
+    const spec = this.segments[seg];
     const tp = this.tp;
-    if (seg === 0) {
-      const g = gradOf(grads, 0);
-      const [wteEntry, wpeEntry] = [this.layout.entries[0], this.layout.entries[1]];
-      const dwte = g.subarray(wteEntry.offset, wteEntry.offset + wteEntry.size);
-      const dwpe = g.subarray(wpeEntry.offset, wpeEntry.offset + wpeEntry.size);
+    if (kind.kind === 'embedding') {
+      const u = spec.gradUnits[0];
+      const g = gradOf(grads, u);
+      const wte = this.localOffsets[u].get('wte.weight')!;
+      const wpe = this.localOffsets[u].get('wpe.weight')!;
+      const dwte = g.subarray(wte, wpe);
+      const dwpe = g.subarray(wpe, g.length);
       type EmbSaved = Parameters<LayerSet['embedding']['backwardInto']>[0];
       if (tp) tp.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
       else this.layers.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
       return null;
     }
-    if (seg < last) {
-      const unit = unitOf(params, seg);
-      type Saved_ = Parameters<Block['backward']>[1];
-      const r = tp ? await tp.block.backward(unit.tpBlock!, saved as Saved_, input(dy, seg)) : this.block.backward(unit.block!, saved as Saved_, input(dy, seg));
-      this.addInto(grads, seg, r.dParams);
+    if (kind.kind === 'block') {
+      const u = spec.gradUnits[0];
+      const unit = unitOf(params, u);
+      type BlockSaved_ = Parameters<Block['backward']>[1];
+      const r = tp ? await tp.block.backward(unit.tpBlock!, saved as BlockSaved_, input(dy, seg)) : this.block.backward(unit.block!, saved as BlockSaved_, input(dy, seg));
+      this.addInto(grads, u, r.dParams);
       return r.dx;
     }
+    const [finalUnit, embeddingUnit] = spec.backwardUnits;
     const { lnf: lnfSaved, head: headSaved } = saved as HeadSegmentSaved;
-    const headParams = unitOf(params, 0).embedding!.head;
+    const headParams = unitOf(params, embeddingUnit).embedding!.head;
     const hb = tp
       ? await tp.head.backward(headParams, headSaved, gradScale)
       : this.layers.head.backward(headParams, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
-    this.addInto(grads, 0, { 'wte.weight': hb.dParams.wte });
-    const lb = this.layers.layerNorm.backward(unitOf(params, last).lnf!, lnfSaved as Parameters<LayerSet['layerNorm']['backward']>[1], hb.dx);
+    this.addInto(grads, embeddingUnit, { 'wte.weight': hb.dParams.wte });
+    const lb = this.layers.layerNorm.backward(unitOf(params, finalUnit).lnf!, lnfSaved as Parameters<LayerSet['layerNorm']['backward']>[1], hb.dx);
     hb.dx.dispose();
-    this.addInto(grads, last, { 'ln_f.weight': lb.dParams.weight, 'ln_f.bias': lb.dParams.bias });
+    this.addInto(grads, finalUnit, { 'ln_f.weight': lb.dParams.weight, 'ln_f.bias': lb.dParams.bias });
     return lb.dx;
   }
 
