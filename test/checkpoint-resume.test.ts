@@ -1,0 +1,113 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { killAllStarted, killMarked, startTrainer, waitFor } from './helpers/processes.js';
+import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
+import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
+
+afterEach(() => killAllStarted());
+
+/**
+ * Resuming from sharded checkpoints, multi-process. On the same layout the continued run is
+ * bitwise identical to the uninterrupted one (every loss, the validation loss, the final
+ * parameters file byte for byte). Under another worker count or ZeRO stage each rank reads only
+ * its slices, and the trajectory matches within the data-parallel equivalence tolerance.
+ */
+const LOSS_RTOL = 2e-5;
+const PARAM_ATOL = 2e-5;
+const JOB = ['--steps', '8', '--global-batch', '12', '--eval-every', '4', '--layers', '2'];
+
+function expectSameTail(run: TinyRun, ref: TinyRun, from: number, exact: boolean, label: string): void {
+  expect(run.code, label + '\n' + run.output).toBe(0);
+  for (let step = from; step < 8; step++) {
+    const a = run.summary.losses[step]!;
+    const b = ref.summary.losses[step]!;
+    if (exact) expect(a, `${label} step ${step}`).toBe(b);
+    else expect(Math.abs(a - b), `${label} step ${step}`).toBeLessThanOrEqual(LOSS_RTOL * b);
+  }
+  // Steps before the checkpoint were not run again.
+  expect(run.summary.losses.slice(0, from).every((l) => l === null), label).toBe(true);
+  if (exact) {
+    expect(run.summary.val_loss, label).toBe(ref.summary.val_loss);
+    expect(run.modelBytes!.equals(ref.modelBytes!), `${label}: model.safetensors differs`).toBe(true);
+  } else {
+    expect(Math.abs(run.summary.val_loss - ref.summary.val_loss), label).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.val_loss);
+    expect(maxParamDiff(run, ref), label).toBeLessThanOrEqual(PARAM_ATOL);
+  }
+}
+
+describe('resume from sharded checkpoints (multi-process)', () => {
+  it('same layout: bitwise identical; other worker counts and ZeRO stages: within the equivalence tolerance, each rank reading only its slices', async () => {
+    const ws = tinyWorkspace();
+    const ref = await tinyRun(ws, 'ref', 2, [...JOB, '--zero', '1', '--save-every', '3']);
+    expect(ref.code, ref.output).toBe(0);
+    expect(ref.summary.losses[7]!).toBeLessThan(ref.summary.losses[0]!);
+    expect(readdirSync(join(ref.out, 'checkpoints')).sort()).toEqual(['latest', 'step-000003', 'step-000006', 'step-000008']);
+    const ckpt = join(ref.out, 'checkpoints', 'step-000003');
+
+    const same = await tinyRun(ws, 'same', 2, [...JOB, '--zero', '1', '--resume', ckpt]);
+    expectSameTail(same, ref, 3, true, 'same layout (2 workers, ZeRO 1)');
+
+    const total = ref.params.size && [...ref.params.values()].reduce((s, p) => s + p.length, 0);
+    for (const [nodes, zero] of [[1, 0], [3, 2], [4, 3]]) {
+      const label = `${nodes} worker(s), ZeRO ${zero}`;
+      const run = await tinyRun(ws, `reshard-${nodes}-${zero}`, nodes, [...JOB, '--zero', String(zero), '--resume', ckpt]);
+      expectSameTail(run, ref, 3, false, label);
+      expect(run.output).toContain('resharding: the checkpoint was written by 2 worker(s) with ZeRO 1');
+      const reads = run.metrics.filter((m) => typeof m.resume_bytes_read === 'number').map((m) => m.resume_bytes_read as number);
+      expect(reads.length, label).toBe(nodes);
+      // Stage 0 keeps everything (params, m, v: 12 bytes per parameter on every rank); stages
+      // 1-2 all parameters but only their pieces of m and v; stage 3 only its pieces of all three.
+      const full = 12 * total;
+      const perRank = zero === 0 ? full : zero === 3 ? full / nodes : 4 * total + (8 * total) / nodes;
+      const sum = reads.reduce((a, b) => a + b, 0);
+      expect(sum, label).toBe(zero === 3 ? full : nodes * 4 * total + (zero === 0 ? nodes * 8 * total : 8 * total));
+      for (const r of reads) expect(Math.abs(r - perRank), label).toBeLessThanOrEqual(12 * 8); // pieces differ by < 1 element per unit
+    }
+  }, 300_000);
+
+  it('--resume auto: starts fresh when there is none, after a crash continues from the newest checkpoint that verifies, skipping a corrupt one', async () => {
+    const ws = tinyWorkspace();
+    const steps = ['--steps', '60', '--eval-every', '0', '--eval-batches', '1', '--sample-tokens', '0'];
+    const ref = await tinyRun(ws, 'ref', 2, steps);
+    expect(ref.code, ref.output).toBe(0);
+
+    // A run that crashes (every process SIGKILLed) once it has committed checkpoint 6.
+    const out = ws.out('crashed');
+    const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', out, ...steps, '--save-every', '3', '--resume', 'auto'])]);
+    const latest = () => {
+      try {
+        return readFileSync(join(out, 'checkpoints', 'latest'), 'utf8').trim();
+      } catch {
+        return '';
+      }
+    };
+    await waitFor(() => latest() >= 'step-000006', 120_000, 'checkpoint step-000006');
+    killMarked(run.marker);
+    const crashed = await run.result;
+    expect(crashed.signal ?? crashed.code, 'the run finished before it could be killed').not.toBe(0);
+    expect(run.output()).toMatch(/--resume auto: no checkpoint in .* yet; starting from scratch/);
+
+    // Break the newest committed checkpoint: --resume auto must skip it and say why.
+    const committed = readdirSync(join(out, 'checkpoints')).filter((n) => /^step-\d+$/.test(n) && readdirSync(join(out, 'checkpoints', n)).includes('manifest.json')).sort();
+    expect(committed.length).toBeGreaterThanOrEqual(2);
+    const [older, newest] = committed.slice(-2);
+    const shard = join(out, 'checkpoints', newest, 'rank-00001-of-00002.safetensors');
+    const bytes = readFileSync(shard);
+    bytes[bytes.length - 5] ^= 0x40;
+    writeFileSync(shard, bytes);
+
+    const resumed = await tinyRun(ws, 'crashed', 2, [...steps, '--save-every', '3', '--resume', 'auto']);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.output).toContain(`--resume auto: skipping checkpoint ${newest}, which does not verify: TRAINER_ERR_CHECKPOINT_CHECKSUM: ${shard}`);
+    expect(resumed.output).toContain(`resuming from ${join(out, 'checkpoints', older)} at step ${Number(older.slice(5))}`);
+    // The interrupted, corrupted and resumed run ends exactly where the uninterrupted one did.
+    expect(resumed.modelBytes!.equals(ref.modelBytes!)).toBe(true);
+    expect(resumed.summary.losses[59]).toBe(ref.summary.losses[59]);
+    // Saves that were cut off by the crash left temporary folders; the resumed run removed them.
+    expect(readdirSync(join(out, 'checkpoints')).filter((n) => n.startsWith('.'))).toEqual([]);
+    // metrics.jsonl kept the crashed run's lines and added the resumed run's.
+    const lossSteps = resumed.metrics.filter((m) => typeof m.loss === 'number').map((m) => m.step as number);
+    expect(lossSteps.filter((s) => s === Number(older.slice(5))).length).toBe(2);
+  }, 300_000);
+});
