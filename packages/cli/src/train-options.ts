@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { TrainRequest } from '@trainer/launcher';
-import { int, num, oneOf } from './parse.js';
+import { int, list, num, oneOf } from './parse.js';
 
 export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -28,6 +28,9 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--grad-clip <x>', 'clip gradients to this global norm (0: off)', num(0), 1.0)
     .option('--seed <n>', 'seed for initialization, data order and sampling', int(0, 2 ** 32 - 1), 1337)
     .option('--tp <n>', 'tensor-parallel group size (Megatron column/row-parallel layers); data parallel over the rest', int(1, 1024), 1)
+    .option('--pp <n>', 'pipeline stages (1F1B schedule); data parallel over the rest', int(1, 1024), 1)
+    .option('--pp-split <blocks>', 'blocks per pipeline stage, e.g. 3,3,2 (default: balanced by parameter count)', list(int(0)))
+    .option('--micro-batches <n>', 'micro-batches per step and replica (the pipeline keeps this many in its schedule); instead of --micro-batch', int(1))
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
@@ -41,9 +44,16 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--top-k <n>', 'sample among the k most likely tokens (0: all)', int(0), 40)
     .option('--heartbeat-timeout <s>', 'declare a silent worker failed after this many seconds', num(1), 30)
     .option('--rendezvous-timeout <s>', 'wait this long for all workers to join', num(1), 300)
+    .option('--dashboard-port <n>', 'serve the live dashboard on this port (default: the coordinator port; 0: any free port)', int(0, 65535))
+    .option('--no-dashboard', 'do not serve the live dashboard')
     .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
     .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)
     .option('--resume <auto|path>', 'continue from a checkpoint: auto = the newest in <out>/checkpoints that verifies (none: start fresh), or a checkpoint path');
+}
+
+/** The coordinator's dashboard settings from --dashboard-port / --no-dashboard. */
+export function dashboardSettings(o: Pick<TrainCliOptions, 'dashboard' | 'dashboardPort'>): { port?: number } | false {
+  return o.dashboard === false ? false : o.dashboardPort === undefined ? {} : { port: o.dashboardPort };
 }
 
 export interface TrainCliOptions {
@@ -69,6 +79,9 @@ export interface TrainCliOptions {
   seed: number;
   zero: number;
   tp: number;
+  pp: number;
+  ppSplit?: number[];
+  microBatches?: number;
   backend: (typeof BACKENDS)[number];
   evalEvery?: number;
   evalBatches: number;
@@ -81,6 +94,8 @@ export interface TrainCliOptions {
   topK: number;
   heartbeatTimeout: number;
   rendezvousTimeout: number;
+  dashboard?: boolean;
+  dashboardPort?: number;
   saveEvery: number;
   keepLast: number;
   resume?: string;
@@ -117,6 +132,9 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     seed: o.seed,
     zero: o.zero,
     tp: o.tp,
+    pp: o.pp,
+    ppSplit: o.ppSplit,
+    microBatches: o.microBatches,
     backend: o.backend,
     evalEvery: o.evalEvery,
     evalBatches: o.evalBatches,

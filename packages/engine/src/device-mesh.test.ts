@@ -17,6 +17,9 @@ describe('device mesh', () => {
     expect(g.tp).toEqual([[0, 1], [2, 3], [4, 5], [6, 7]]);
     expect(g.dp).toEqual([[0, 2], [1, 3], [4, 6], [5, 7]]);
     expect(g.pp).toEqual([[0, 4], [1, 5], [2, 6], [3, 7]]);
+    expect(g.mp).toEqual([[0, 1, 4, 5], [2, 3, 6, 7]]);
+    expect(g.embedding).toEqual([[0, 4], [1, 5], [2, 6], [3, 7]]);
+    expect(meshGroupRanks(meshShape(8, 2, 1)).embedding).toEqual([]);
   });
 
   it('creates every group on every rank in the same order and returns this rank\'s', () => {
@@ -25,8 +28,8 @@ describe('device mesh', () => {
       created.push(ranks);
       return ranks.join(',');
     });
-    expect(created.length).toBe(12);
-    expect(mesh).toMatchObject({ tp: '4,5', dp: '5,7', pp: '1,5', coords: { tp: 1, dp: 0, pp: 1 } });
+    expect(created.length).toBe(18);
+    expect(mesh).toMatchObject({ tp: '4,5', dp: '5,7', pp: '1,5', mp: '0,1,4,5', embedding: '1,5', coords: { tp: 1, dp: 0, pp: 1 } });
   });
 
   it('refuses a world that does not split', () => {

@@ -9,7 +9,9 @@ import { TrainerError } from '@trainer/errors';
  *
  * A rank belongs to one group per axis: its tensor-parallel group (same dp, pp), its
  * data-parallel group (same tp, pp: ZeRO partitions over it) and its pipeline group (same dp, tp:
- * activations flow along it).
+ * activations flow along it). Two more: the model-parallel group (same dp: one whole replica of
+ * the model, tp x pp ranks) and, with P > 1 stages, the embedding group (the first and last
+ * stage's ranks of one pipeline: both hold the tied embedding).
  */
 export interface MeshShape {
   dp: number;
@@ -42,12 +44,14 @@ export function rankOf(c: MeshCoordinates, s: MeshShape): number {
 }
 
 /** Every group of every axis, as rank lists, in the order all ranks create them. */
-export function meshGroupRanks(s: MeshShape): { tp: number[][]; dp: number[][]; pp: number[][] } {
+export function meshGroupRanks(s: MeshShape): Record<'tp' | 'dp' | 'pp' | 'mp' | 'embedding', number[][]> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   return {
     tp: range(s.pp).flatMap((pp) => range(s.dp).map((dp) => range(s.tp).map((tp) => rankOf({ dp, tp, pp }, s)))),
     dp: range(s.pp).flatMap((pp) => range(s.tp).map((tp) => range(s.dp).map((dp) => rankOf({ dp, tp, pp }, s)))),
     pp: range(s.dp).flatMap((dp) => range(s.tp).map((tp) => range(s.pp).map((pp) => rankOf({ dp, tp, pp }, s)))),
+    mp: range(s.dp).map((dp) => range(s.pp).flatMap((pp) => range(s.tp).map((tp) => rankOf({ dp, tp, pp }, s)))),
+    embedding: s.pp === 1 ? [] : range(s.dp).flatMap((dp) => range(s.tp).map((tp) => [rankOf({ dp, tp, pp: 0 }, s), rankOf({ dp, tp, pp: s.pp - 1 }, s)])),
   };
 }
 
@@ -58,6 +62,10 @@ export interface Mesh<G> {
   tp: G;
   dp: G;
   pp: G;
+  /** Every rank of this rank's model replica (same dp). */
+  mp: G;
+  /** First and last pipeline stage of this rank's pipeline, when this rank is one of them and P > 1. */
+  embedding: G | undefined;
 }
 
 /**
@@ -66,16 +74,18 @@ export interface Mesh<G> {
  */
 export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup: (ranks: number[]) => G): Mesh<G> {
   const lists = meshGroupRanks(shape);
-  const mine = (kind: 'tp' | 'dp' | 'pp'): G => {
+  const mine = (kind: keyof typeof lists): G | undefined => {
     let found: G | undefined;
     for (const ranks of lists[kind]) {
       const g = newGroup(ranks);
       if (ranks.includes(rank)) found = g;
     }
-    return found!;
+    return found;
   };
-  const tp = mine('tp');
-  const dp = mine('dp');
-  const pp = mine('pp');
-  return { shape, coords: coordinatesOf(rank, shape), world, tp, dp, pp };
+  const tp = mine('tp')!;
+  const dp = mine('dp')!;
+  const pp = mine('pp')!;
+  const mp = mine('mp')!;
+  const embedding = mine('embedding');
+  return { shape, coords: coordinatesOf(rank, shape), world, tp, dp, pp, mp, embedding };
 }

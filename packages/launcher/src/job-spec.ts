@@ -48,6 +48,10 @@ export const TrainJobSchema = z.object({
   zero: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]),
   /** Tensor-parallel group size (Megatron); the data-parallel size is world / (tp x pp). */
   tp: positiveInt,
+  /** Pipeline stages (1F1B schedule over the micro-batches of each step). */
+  pp: positiveInt,
+  /** Blocks per pipeline stage (default: balanced by parameter count). */
+  ppSplit: z.array(nonNegativeInt).optional(),
   lr: z.number().positive(),
   minLr: z.number().nonnegative(),
   warmupSteps: nonNegativeInt,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import { meshShape } from '@trainer/engine';
-import { checkTensorParallel, resolveModelConfig, type GPTConfig } from '@trainer/model';
+import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
 import { prepareCheckpointing, type CheckpointRequest } from './checkpointing/resume.js';
@@ -37,6 +37,10 @@ export interface TrainRequest {
   zero?: number;
   /** Tensor-parallel group size (1: none). */
   tp?: number;
+  /** Pipeline stages (1: none), optional blocks per stage, and micro-batches per step. */
+  pp?: number;
+  ppSplit?: number[];
+  microBatches?: number;
   backend: TrainJob['backend'];
   evalEvery?: number;
   evalBatches: number;
@@ -68,10 +72,15 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     });
   }
   const tp = req.tp ?? 1;
-  const { dp } = meshShape(req.world, tp, 1);
+  const pp = req.pp ?? 1;
+  const { dp } = meshShape(req.world, tp, pp);
   if (tp > 1) checkTensorParallel(model, tp);
-  const replicas = dp === req.world ? `${dp} workers` : `${dp} data-parallel replicas (${req.world} workers / tp ${tp})`;
-  const microBatch = req.microBatch ?? req.globalBatch / dp;
+  if (pp > 1 || req.ppSplit) checkPipeline(model, { stages: pp, stage: 0, ...(req.ppSplit ? { blocks: req.ppSplit } : {}) });
+  const replicas = dp === req.world ? `${dp} workers` : `${dp} data-parallel replicas (${req.world} workers / (tp ${tp} x pp ${pp}))`;
+  if (req.microBatches !== undefined && req.microBatch !== undefined) {
+    throw new TrainerError('TRAINER_ERR_USAGE', '--micro-batch and --micro-batches were both given', { hint: 'give the size of a micro-batch or the number of micro-batches per step, not both' });
+  }
+  const microBatch = req.microBatch ?? req.globalBatch / dp / (req.microBatches ?? 1);
   if (!Number.isInteger(microBatch) || req.globalBatch % (dp * microBatch) !== 0) {
     throw new TrainerError('TRAINER_ERR_BATCH_INDIVISIBLE', `the global batch of ${req.globalBatch} sequences does not divide among ${replicas}${req.microBatch ? ` in micro-batches of ${req.microBatch}` : ''}`, {
       hint: `choose --global-batch as a multiple of ${dp}${req.microBatch ? ` x ${req.microBatch}` : ''} (data-parallel replicas x micro-batch)`,
@@ -125,6 +134,8 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     seed: req.seed,
     zero: zero as TrainJob['zero'],
     tp,
+    pp,
+    ...(req.ppSplit ? { ppSplit: req.ppSplit } : {}),
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,
     warmupSteps: req.warmupSteps ?? Math.min(100, Math.floor(req.steps / 10)),

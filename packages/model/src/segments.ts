@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
 import { validateConfig } from './config.js';
 import { checkBatch } from './model-input.js';
+import { hostDownload } from './host/tensor-io.js';
 import { Block } from './layers/block.js';
 import type { Saved, ParamGrads } from './layers/layer.js';
 import type { KernelSet, LayerSet } from './layers/layer-set.js';
@@ -95,7 +96,7 @@ export class GPTSegments {
    * the first stage (owner) and on the last stage (its copy), whose gradients must be summed
    * before each step; `copyUnit` is the whole copy (not counted in norms or gathered models).
    */
-  readonly tiedEmbedding: { wte: { start: number; end: number }; copyUnit: { start: number; end: number } | null } | null;
+  readonly tiedEmbedding: { unit: number; wte: { start: number; end: number }; copyUnit: { start: number; end: number } | null } | null;
   private readonly kinds: SegmentKind[];
   private readonly layers: LayerSet;
   private readonly block: Block;
@@ -136,7 +137,7 @@ export class GPTSegments {
     if (pipelined && embeddingUnit >= 0) {
       const u = this.units[embeddingUnit];
       const wteSize = entries.find((e) => e.name === 'wte.weight' && e.offset >= u.start)!.size;
-      this.tiedEmbedding = { wte: { start: u.start, end: u.start + wteSize }, copyUnit: plan.copyUnit === null ? null : { start: u.start, end: u.end } };
+      this.tiedEmbedding = { unit: embeddingUnit, wte: { start: u.start, end: u.start + wteSize }, copyUnit: plan.copyUnit === null ? null : { start: u.start, end: u.end } };
     } else {
       this.tiedEmbedding = null;
     }
@@ -176,6 +177,17 @@ export class GPTSegments {
       return m;
     });
   }
+
+  /**
+   * How activations cross between pipeline stages: [B, T, C] float32, as plain arrays (the
+   * receiving stage uploads them to its backend).
+   */
+  readonly activationIO = {
+    size: (mb: { tokens: Int32Array }): number => mb.tokens.length * this.config.dModel,
+    toHost: (t: tf.Tensor): Float32Array => hostDownload(t),
+    fromHost: (values: Float32Array, mb: { tokens: Int32Array; batch: number }): tf.Tensor =>
+      tf.tensor(values, [mb.batch, mb.tokens.length / mb.batch, this.config.dModel]),
+  };
 
   /** Ranges this rank must leave out of a global gradient norm: other ranks' copies. */
   normExcludedRanges(tensorParallelRank: number): { start: number; end: number }[] {

@@ -5,6 +5,7 @@ import { allReduceGradients, DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
 import type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, WireCodec } from '../interfaces.js';
 import { learningRateAt } from '../lr-schedule.js';
 import { SegmentRunner, type GradSink, type ParamSource } from '../segment-runner.js';
+import { runPipelineForward, runPipelineSchedule, type PipelineStage } from '../pipeline/pipeline-executor.js';
 import { countTargets, type StepResult, type TrainerOptions } from '../trainer-options.js';
 import { FullGradSink, ShardedGradSink } from './grad-sinks.js';
 import { GatheredParams, ResidentParams } from './param-sources.js';
@@ -33,7 +34,7 @@ export type ZeroStage = 0 | 1 | 2 | 3;
  * its norm is taken over the whole (partitioned) gradient, and AdamW is element-wise; only the
  * order of fp32 additions differs between stages.
  */
-export interface ZeroOptions extends TrainerOptions {
+export interface ZeroOptions<A = unknown> extends TrainerOptions {
   stage: ZeroStage;
   /** Wire codec for gradients and gathered parameters (fp32 unless mixed precision). */
   codec?: WireCodec;
@@ -47,6 +48,14 @@ export interface ZeroOptions extends TrainerOptions {
    * of the tied embedding). Absent: the data-parallel group alone holds the whole model.
    */
   norm?: { group: ReduceGroup; exclude: readonly Range[] };
+  /** This rank is one stage of a pipeline: micro-batches run by the 1F1B schedule. */
+  pipeline?: PipelineStage<A> & { group: ReduceGroup };
+  /**
+   * A tied parameter held by two pipeline stages (the embedding, used by the first stage's
+   * lookup and the last stage's head): its gradient is summed over `group` (the two stages'
+   * ranks) before every step. It is the first `length` elements of unit `unit`.
+   */
+  tied?: { group: ReduceGroup; unit: number; length: number };
 }
 
 /** Bytes this rank holds for its model state, by kind, measured from the buffers themselves. */
@@ -79,12 +88,14 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
   private readonly sink: GradSink;
   private readonly scalar = new Float32Array(1);
   private peakBackend = 0;
+  /** Idle share of the last step's pipeline schedule (0 without a pipeline). */
+  bubble = 0;
 
   constructor(
     readonly model: SegmentedModel<A, P>,
     readonly group: CollectiveGroup,
     initialParams: Float32Array,
-    private readonly options: ZeroOptions,
+    private readonly options: ZeroOptions<A>,
   ) {
     if (initialParams.length !== model.totalSize) {
       throw new TrainerError('TRAINER_ERR_PARAM_SIZE', `initial parameters have ${initialParams.length} elements, the model needs ${model.totalSize}`);
@@ -129,16 +140,26 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     }
     this.grads.fill(0);
     let lossSum = 0;
-    for (const mb of microBatches) {
-      const count = countTargets(mb.targets);
-      if (count === 0) continue;
-      const r = await this.runner.forwardBackward(mb, count / total, this.source, this.sink);
-      lossSum += r.loss * r.count;
+    const pipeline = this.options.pipeline;
+    if (pipeline) {
+      const scales = microBatches.map((mb) => countTargets(mb.targets) / total);
+      const r = await runPipelineSchedule(this.runner, pipeline, microBatches, scales, this.source, this.sink);
+      lossSum = r.lossSum;
+      this.bubble = r.wallMs > 0 ? r.idleMs / r.wallMs : 0;
+    } else {
+      for (const mb of microBatches) {
+        const count = countTargets(mb.targets);
+        if (count === 0) continue;
+        const r = await this.runner.forwardBackward(mb, count / total, this.source, this.sink);
+        lossSum += r.loss * r.count;
+      }
     }
     // Gradients are pre-scaled by c_m / C, so every reduction is a plain sum.
     if (this.stage === 0) await allReduceGradients(this.grads, this.group, 'sum', { ...DEFAULT_GRADIENT_SYNC, ...this.options.gradientSync, codec: this.codec });
     if (this.stage === 1) await this.reduceScatterFullGradients();
-    const loss = (await this.sumOverGroup(lossSum)) / total;
+    await this.sumTiedGradients();
+    // Only the last pipeline stage computes the loss: share it along the pipeline.
+    const loss = (await this.sumOverGroup(lossSum, pipeline?.group)) / total;
 
     // Global norm: of the full gradient (stage 0 holds it), or of every rank's pieces summed.
     const gradNorm = Math.sqrt(await this.globalSumOfSquares());
@@ -223,16 +244,22 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     }
     let lossSum = 0;
     let count = 0;
-    for (let i = 0; i < runs; i++) {
-      const b = mine[i] ?? maskedBatch(mine[0]);
-      const r = await this.runner.loss(b, this.source);
-      if (r.count > 0) {
-        lossSum += r.loss * r.count;
-        count += r.count;
+    const padded = Array.from({ length: runs }, (_, i) => mine[i] ?? maskedBatch(mine[0]));
+    const pipeline = this.options.pipeline;
+    if (pipeline) {
+      ({ lossSum, count } = await runPipelineForward(this.runner, pipeline, padded, this.source));
+    } else {
+      for (const b of padded) {
+        const r = await this.runner.loss(b, this.source);
+        if (r.count > 0) {
+          lossSum += r.loss * r.count;
+          count += r.count;
+        }
       }
     }
     const both = new Float32Array([lossSum, count]);
     if (this.group.size > 1) await this.group.allReduce(both, { op: 'sum' });
+    if (pipeline && pipeline.group.size > 1) await pipeline.group.allReduce(both, { op: 'sum' });
     return { loss: both[1] > 0 ? both[0] / both[1] : NaN, count: both[1] };
   }
 
@@ -318,11 +345,31 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     else this.source.finish();
   }
 
-  private async sumOverGroup(value: number): Promise<number> {
-    if (this.group.size === 1) return value;
+  /** Sum over the data-parallel group, then (if given) over a second group. */
+  private async sumOverGroup(value: number, then?: ReduceGroup): Promise<number> {
     this.scalar[0] = value;
-    await this.group.allReduce(this.scalar, { op: 'sum' });
+    if (this.group.size > 1) await this.group.allReduce(this.scalar, { op: 'sum' });
+    if (then && then.size > 1) await then.allReduce(this.scalar, { op: 'sum' });
     return this.scalar[0];
+  }
+
+  /** The tied embedding's gradient summed with the other stage's copy (each rank: its own piece). */
+  private async sumTiedGradients(): Promise<void> {
+    const tied = this.options.tied;
+    if (!tied || tied.group.size === 1) return;
+    const unit = this.model.units[tied.unit];
+    const end = unit.start + tied.length;
+    let view: Float32Array;
+    if (this.stage === 0) {
+      view = this.grads.subarray(unit.start, end);
+    } else {
+      const p = this.partition.pieces[tied.unit];
+      const a = Math.max(p.flatStart, unit.start);
+      const b = Math.min(p.flatEnd, end);
+      if (b <= a) return; // both copies are split alike: the other side has nothing here either
+      view = this.stage === 1 ? this.grads.subarray(a, b) : this.grads.subarray(p.shardOffset + a - p.flatStart, p.shardOffset + b - p.flatStart);
+    }
+    await tied.group.allReduce(view, { op: 'sum' });
   }
 }
 

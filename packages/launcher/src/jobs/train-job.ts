@@ -27,13 +27,17 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
   const data = await openData(job, tokenizer, (msg) => logger.info(msg));
 
-  const shape = meshShape(world, job.tp, 1);
+  const shape = meshShape(world, job.tp, job.pp);
   const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks));
-  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp });
-  // Parameters other tensor-parallel ranks hold too are counted once in the gradient norm.
-  const norm = shape.dp < world ? { group: comm.worldGroup, exclude: mesh.coords.tp > 0 ? model.replicatedRanges : [] } : undefined;
+  const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
+  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline });
+  // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
+  const norm = shape.dp < world ? { group: comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
+  const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
   const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(initParams(job.model, job.seed)), {
     norm,
+    tied,
+    pipeline: shape.pp > 1 ? { stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO } : undefined,
     stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
     adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
@@ -88,6 +92,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: trainer.takePeakBackendBytes(), tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
       bytes_sent: comm.stats.bytesSent - sentBefore,
+      ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
     });
     await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
@@ -153,14 +158,15 @@ async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, val: Token
 }
 
 /**
- * The full model from this rank's tensor-parallel shard: every rank writes its shard into a
- * zero vector (replicated parameters only on the group's first rank) and the sum over the
- * tensor-parallel group assembles each parameter exactly once.
+ * The full model from this rank's part (its tensor-parallel shard of its pipeline stage): every
+ * rank of the replica writes its part into a zero vector (replicated parameters only on the
+ * first tensor-parallel rank, the pipeline's tied copy nowhere) and the sum over the
+ * model-parallel group assembles each parameter exactly once.
  */
 async function gatherFullModel(model: GPTSegments, local: Float32Array, mesh: Mesh<ProcessGroup>): Promise<Float32Array> {
-  if (mesh.shape.tp === 1) return local;
+  if (mesh.shape.tp === 1 && mesh.shape.pp === 1) return local;
   const full = new Float32Array(parameterCount(model.config));
   model.placeInto(local, full, mesh.coords.tp === 0);
-  await mesh.tp.allReduce(full, { op: 'sum' });
+  await mesh.mp.allReduce(full, { op: 'sum' });
   return full;
 }
