@@ -7,6 +7,8 @@ import {
 } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
 import type { Logger } from './logging.js';
+import { createDashboard, openDashboard, type DashboardSettings } from './run-dashboard.js';
+import type { Dashboard } from '@trainer/dashboard';
 import { CheckpointCommitter } from './checkpointing/committer.js';
 
 /**
@@ -39,6 +41,8 @@ export interface CoordinatorOptions {
    */
   attributionGraceMs?: number;
   logger: Logger;
+  /** The live dashboard: on the control port (default), on a port of its own, or off (false). */
+  dashboard?: DashboardSettings | false;
 }
 
 export interface WorkerFailure {
@@ -100,6 +104,7 @@ export class Coordinator extends EventEmitter {
   private settle!: (o: JobOutcome) => void;
   readonly done: Promise<JobOutcome>;
   private timers: NodeJS.Timeout[] = [];
+  private dashboard: Dashboard | undefined;
 
   private constructor(server: ChannelServer, opts: CoordinatorOptions) {
     super();
@@ -120,9 +125,12 @@ export class Coordinator extends EventEmitter {
   }
 
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
-    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, logger: opts.logger });
+    const dash = createDashboard(opts.token, opts.dashboard);
+    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, logger: opts.logger, onHttpRequest: dash?.sharedPortHandler });
     const c = new Coordinator(server, opts);
     opts.logger.info({ host: c.address.host, port: c.address.port, world: opts.world }, 'coordinator listening');
+    c.dashboard = dash?.dashboard;
+    if (c.dashboard) await openDashboard(c.dashboard, opts.dashboard || undefined, c, opts.job, opts.world, opts.logger);
     return c;
   }
 
@@ -166,6 +174,7 @@ export class Coordinator extends EventEmitter {
     }
     for (const w of this.waiting) w.channel.close('coordinator closing');
     await this.server.close();
+    await this.dashboard?.close();
   }
 
   private admit(ch: Channel): void {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Coordinator, createLogger, generateClusterToken, prepareTrainJob, resolveClusterToken, RunReporter, writeTokenFile } from '@trainer/launcher';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
-import { addTrainOptions, toTrainRequest, type TrainCliOptions } from '../train-options.js';
+import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 
 interface CoordinatorCliOptions extends TrainCliOptions {
   nodes: number;
@@ -40,6 +40,7 @@ export function coordinatorCommand(): Command {
       host: o.host, port: o.port, token, world: o.nodes, job, logger: log,
       jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,
       heartbeatTimeoutMs: o.heartbeatTimeout * 1000, rendezvousTimeoutMs: o.rendezvousTimeout * 1000,
+      dashboard: dashboardSettings(o),
     });
     reporter.attach(coordinator);
     const stop = (signal: string) => coordinator.abort(`the coordinator received ${signal}`);

@@ -7,7 +7,7 @@ import { CLI_BIN } from '../paths.js';
 import { warnIfModelStateExceedsMemory } from '../memory-check.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
-import { addTrainOptions, toTrainRequest, type TrainCliOptions } from '../train-options.js';
+import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 
 interface LaunchOptions extends TrainCliOptions {
   nodes: number;
@@ -44,6 +44,7 @@ export function launchCommand(): Command {
       workerCommand: { execPath: process.execPath, args: [CLI_BIN, 'worker'] },
       heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
       rendezvousTimeoutMs: o.rendezvousTimeout * 1000,
+      dashboard: dashboardSettings(o),
       onCoordinator: (c) => reporter.attach(c),
     });
     const summary = await reporter.finish(result.outcome);
