@@ -59,6 +59,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedMs = 0;
   let timedSteps = 0;
   let timedBytesSent = 0;
+  let timedIdle = 0;
+  let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
   const fault = parseFault(process.env.TRAINER_FAULT);
 
@@ -74,6 +76,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       timedMs += stepMs;
       timedSteps += 1;
       timedBytesSent += comm.stats.bytesSent - sentBefore;
+      timedIdle += trainer.bubble;
     }
     losses.push(r.loss);
     const isLast = step === job.steps - 1;
@@ -82,6 +85,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     }
     const state = trainer.modelStateBytes();
     const mem = memory();
+    const peakTf = trainer.takePeakBackendBytes();
+    peakTfBytes = Math.max(peakTfBytes, peakTf);
     // Every rank reports its memory and traffic; rank 0 also the step's training figures.
     ctx.report({
       step,
@@ -90,7 +95,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
-      model_state_bytes: state.total, peak_tf_bytes: trainer.takePeakBackendBytes(), tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
+      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
       bytes_sent: comm.stats.bytesSent - sentBefore,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
     });
@@ -122,6 +127,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
+    peak_tf_bytes: peakTfBytes, rss_bytes: process.memoryUsage().rss,
+    ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: timedSteps ? timedIdle / timedSteps : NaN } : {}),
     model_state_bytes: state.total, params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
     num_tensors: memory().numTensors,
   };
