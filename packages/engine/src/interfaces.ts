@@ -46,6 +46,8 @@ export interface SegmentSpec {
   forwardUnits: number[];
   backwardUnits: number[];
   gradUnits: number[];
+  /** Activation checkpointing may drop this segment's saved state and recompute it (blocks). */
+  recomputable?: boolean;
 }
 
 export type Awaitable<T> = T | Promise<T>;

@@ -40,13 +40,34 @@ export interface ForwardPass<A> {
   output: A | null;
   /** The loss, when this model's last segment computes it. */
   loss: LossResult | undefined;
-  saved: SavedState[];
+  /** Per segment: its saved state, or null when it will be recomputed from `inputs`. */
+  saved: (SavedState | null)[];
+  /** Per checkpointed segment: the input activation kept to recompute it. */
+  inputs: (A | null)[];
+  /** The activation the pass started from (owned by the caller). */
+  input: A | null;
   mb: MicroBatch;
 }
 
+export interface SegmentRunnerOptions {
+  /** Called after every segment's forward and backward (e.g. to track peak backend memory). */
+  sample?: () => void;
+  /**
+   * Activation checkpointing: recomputable segments (blocks) keep only their input in forward
+   * and run their forward again, saving this time, just before their backward. The same
+   * arithmetic in the same order: results are identical, memory lower, one more forward.
+   */
+  checkpointActivations?: boolean;
+}
+
 export class SegmentRunner<A extends Disposable, P extends Disposable> {
-  /** `sample` runs after every segment's forward and backward (e.g. to track peak backend memory). */
-  constructor(readonly model: SegmentedModel<A, P>, private readonly sample: () => void = () => undefined) {}
+  private readonly sample: () => void;
+  private readonly checkpoint: boolean;
+
+  constructor(readonly model: SegmentedModel<A, P>, options: SegmentRunnerOptions = {}) {
+    this.sample = options.sample ?? (() => undefined);
+    this.checkpoint = options.checkpointActivations ?? false;
+  }
 
   /**
    * Forward of every segment. `input` is the activation entering the first segment (null when it
@@ -54,27 +75,40 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
    */
   async forward(mb: MicroBatch, input: A | null, params: ParamSource<P>, train = true): Promise<ForwardPass<A>> {
     const segs = this.model.segments;
-    const saved: SavedState[] = [];
+    const saved: (SavedState | null)[] = [];
+    const inputs: (A | null)[] = [];
     let x: A | null = input;
     let loss: LossResult | undefined;
+    const dropInput = (v: A | null) => {
+      if (v !== input && !inputs.includes(v)) v?.dispose();
+    };
     try {
       for (let s = 0; s < segs.length; s++) {
+        const recompute = train && this.checkpoint && segs[s].recomputable === true;
         const p = await params.acquire(segs[s].forwardUnits, 'forward', s);
-        const r = await this.model.forward(s, p, x, mb, train);
+        const r = await this.model.forward(s, p, x, mb, train && !recompute);
         params.release(p);
-        if (x !== input) x?.dispose();
+        if (recompute) {
+          r.saved.release();
+          inputs[s] = x; // kept to run this segment again in backward
+          saved.push(null);
+        } else {
+          dropInput(x);
+          inputs[s] = null;
+          if (train) saved.push(r.saved);
+          else r.saved.release();
+        }
         x = r.y;
-        if (train) saved.push(r.saved);
-        else r.saved.release();
         if (r.loss) loss = r.loss;
         this.sample();
       }
       // A training pass keeps the last segment's parameters: its backward, usually next, reads them.
       if (!train) params.finish();
-      return { output: x, loss, saved, mb };
+      return { output: x, loss, saved, inputs, input, mb };
     } catch (err) {
-      if (x !== input) x?.dispose();
-      for (const sv of saved) sv.release();
+      dropInput(x);
+      for (const v of inputs) if (v !== input) v?.dispose();
+      for (const sv of saved) sv?.release();
       params.finish();
       throw err;
     }
@@ -90,8 +124,17 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
     let dy: A | null = dOutput;
     try {
       for (let s = segs.length - 1; s >= 0; s--) {
-        const p = await params.acquire(segs[s].backwardUnits, 'backward', s);
-        const dx = await this.model.backward(s, p, pass.saved[s], dy, gradScale, sink.buffers(segs[s].gradUnits));
+        const recompute = pass.saved[s] === null;
+        const units = recompute ? [...new Set([...segs[s].forwardUnits, ...segs[s].backwardUnits])] : segs[s].backwardUnits;
+        const p = await params.acquire(units, 'backward', s);
+        if (recompute) {
+          const r = await this.model.forward(s, p, pass.inputs[s], pass.mb, true);
+          r.y?.dispose();
+          pass.saved[s] = r.saved;
+          if (pass.inputs[s] !== pass.input) pass.inputs[s]?.dispose();
+          pass.inputs[s] = null;
+        }
+        const dx = await this.model.backward(s, p, pass.saved[s]!, dy, gradScale, sink.buffers(segs[s].gradUnits));
         params.release(p);
         if (dy !== dOutput) dy?.dispose();
         dy = dx;
@@ -104,7 +147,8 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
       throw err;
     } finally {
       pass.output?.dispose();
-      for (const sv of pass.saved) sv.release(); // idempotent: frees what an exception left behind
+      for (const sv of pass.saved) sv?.release(); // idempotent: frees what an exception left behind
+      for (const v of pass.inputs) if (v !== pass.input) v?.dispose();
       params.finish();
     }
   }

@@ -41,6 +41,7 @@ export interface TrainRequest {
   pp?: number;
   ppSplit?: number[];
   microBatches?: number;
+  activationCheckpointing?: boolean;
   backend: TrainJob['backend'];
   evalEvery?: number;
   evalBatches: number;
@@ -135,6 +136,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     zero: zero as TrainJob['zero'],
     tp,
     pp,
+    activationCheckpointing: req.activationCheckpointing ?? false,
     ...(req.ppSplit ? { ppSplit: req.ppSplit } : {}),
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,

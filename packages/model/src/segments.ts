@@ -32,6 +32,8 @@ import { VocabParallelEmbedding, VocabParallelHead } from './tensor-parallel/voc
 
 export interface SegmentSpec {
   name: string;
+  /** Activation checkpointing may recompute this segment's forward in backward (blocks). */
+  recomputable?: boolean;
   /** Units whose parameters the segment's forward reads. */
   forwardUnits: number[];
   /** Units whose parameters its backward reads (the embedding's needs none). */
@@ -161,7 +163,7 @@ export class GPTSegments {
       if (k.kind === 'embedding') return { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] };
       if (k.kind === 'block') {
         const u = unitIndex.get(k.block + 1)!;
-        return { name: `h.${k.block}`, forwardUnits: [u], backwardUnits: [u], gradUnits: [u] };
+        return { name: `h.${k.block}`, forwardUnits: [u], backwardUnits: [u], gradUnits: [u], recomputable: true };
       }
       const final = plan.copyUnit === null ? last : last - 1;
       const units = [final, embeddingUnit];
@@ -324,7 +326,7 @@ export function segmentSpecs(config: GPTConfig): SegmentSpec[] {
   const L = config.layers;
   return [
     { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
-    ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1] })),
+    ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1], recomputable: true })),
     { name: 'head', forwardUnits: [L + 1, 0], backwardUnits: [L + 1, 0], gradUnits: [L + 1, 0] },
   ];
 }

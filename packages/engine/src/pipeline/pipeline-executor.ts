@@ -96,7 +96,8 @@ export async function runPipelineSchedule<A extends Disposable, P extends Dispos
   } finally {
     for (const { pass, input } of passes.values()) {
       pass.output?.dispose();
-      for (const sv of pass.saved) sv.release();
+      for (const sv of pass.saved) sv?.release();
+      for (const v of pass.inputs) if (v !== input) v?.dispose();
       input?.dispose();
     }
   }

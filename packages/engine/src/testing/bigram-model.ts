@@ -27,7 +27,7 @@ interface BigramSaved {
 export class BigramModel implements SegmentedModel<Values, UnitValues> {
   readonly units;
   readonly segments: SegmentSpec[] = [
-    { name: 'lookup', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
+    { name: 'lookup', forwardUnits: [0], backwardUnits: [], gradUnits: [0], recomputable: true },
     { name: 'bias+loss', forwardUnits: [1], backwardUnits: [], gradUnits: [1] },
   ];
   readonly totalSize: number;

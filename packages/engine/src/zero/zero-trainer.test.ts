@@ -32,7 +32,7 @@ function microBatches(step: number, global: number, rank: number, world: number,
   return out;
 }
 
-async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options = OPTIONS) {
+async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options: TrainerOptions & { checkpointActivations?: boolean } = OPTIONS) {
   const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
   const trainers = fakeGroups(world).map((g) => new ZeroTrainer(new BigramModel(V), g, init, { ...options, stage }));
   const losses: number[] = [];
@@ -91,6 +91,15 @@ describe('ZeroTrainer', () => {
       expect(b.grads).toBeLessThanOrEqual(own + P);
     }
     expect(bytes[3]).toMatchObject({ paramsMaster: own, optimizer: 2 * own });
+  });
+
+  it('activation checkpointing (recompute in backward) changes nothing, bit for bit, at every stage', async () => {
+    for (const stage of [0, 3] as const) {
+      const plain = await train(stage, 2, 2, true);
+      const recomputed = await train(stage, 2, 2, true, 12, { ...OPTIONS, checkpointActivations: true });
+      expect(recomputed.losses).toEqual(plain.losses);
+      expect(Array.from(recomputed.params)).toEqual(Array.from(plain.params));
+    }
   });
 
   it('refuses a stage that does not exist', () => {

@@ -38,6 +38,8 @@ export interface ZeroOptions<A = unknown> extends TrainerOptions {
   stage: ZeroStage;
   /** Wire codec for gradients and gathered parameters (fp32 unless mixed precision). */
   codec?: WireCodec;
+  /** Recompute blocks in backward instead of keeping their activations (SegmentRunner). */
+  checkpointActivations?: boolean;
   /** Bytes the compute backend holds now (tf.memory().numBytes); sampled for the per-step peak. */
   backendBytes?: () => number;
   /**
@@ -106,7 +108,10 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     this.stage = options.stage;
     this.codec = options.codec ?? 'fp32';
     const probe = options.backendBytes;
-    this.runner = new SegmentRunner(model, probe ? () => (this.peakBackend = Math.max(this.peakBackend, probe())) : undefined);
+    this.runner = new SegmentRunner(model, {
+      sample: probe ? () => (this.peakBackend = Math.max(this.peakBackend, probe())) : undefined,
+      checkpointActivations: options.checkpointActivations,
+    });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
     const shardSize = this.partition.shardSize;
     if (this.stage === 3) {

@@ -37,6 +37,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(initParams(job.model, job.seed)), {
     norm,
     tied,
+    checkpointActivations: job.activationCheckpointing,
     pipeline: shape.pp > 1 ? { stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO } : undefined,
     stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
