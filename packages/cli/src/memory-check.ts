@@ -9,7 +9,7 @@ import { formatBytes, kernelsFor } from './commands/estimate-memory.js';
  * its free memory? If not, say so with the numbers (activations come on top).
  */
 export function warnIfModelStateExceedsMemory(job: TrainJob, localWorkers: number, hasGpu: boolean, warn: (msg: string) => void, free = freemem()): boolean {
-  const e = estimateModelState(unitComputeCosts(job.model, kernelsFor(job.backend, hasGpu)), segmentSpecs(job.model), job.zero, localWorkers, 0);
+  const e = estimateModelState(unitComputeCosts(job.model, kernelsFor(job.backend, hasGpu)), segmentSpecs(job.model), job.zero, localWorkers, 0, job.precision);
   const need = e.total * localWorkers;
   if (need <= free) return false;
   warn(`the model state of ${localWorkers} worker(s) is predicted at ${formatBytes(e.total)} each (${formatBytes(need)} in all) but this machine has ${formatBytes(free)} free: ` +

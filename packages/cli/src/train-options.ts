@@ -31,6 +31,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--pp <n>', 'pipeline stages (1F1B schedule); data parallel over the rest', int(1, 1024), 1)
     .option('--pp-split <blocks>', 'blocks per pipeline stage, e.g. 3,3,2 (default: balanced by parameter count)', list(int(0)))
     .option('--micro-batches <n>', 'micro-batches per step and replica (the pipeline keeps this many in its schedule); instead of --micro-batch', int(1))
+    .option('--precision <p>', 'fp32, bf16 or fp16 (16-bit parameters and gradients, fp32 master and optimizer; fp16 with dynamic loss scaling)', oneOf(['fp32', 'bf16', 'fp16'] as const), 'fp32')
     .option('--activation-checkpointing', 'keep only block inputs in forward and recompute each block in backward (less memory, one more forward)')
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
@@ -84,6 +85,7 @@ export interface TrainCliOptions {
   ppSplit?: number[];
   microBatches?: number;
   activationCheckpointing?: boolean;
+  precision: 'fp32' | 'bf16' | 'fp16';
   backend: (typeof BACKENDS)[number];
   evalEvery?: number;
   evalBatches: number;
@@ -138,6 +140,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     ppSplit: o.ppSplit,
     microBatches: o.microBatches,
     activationCheckpointing: o.activationCheckpointing ?? false,
+    precision: o.precision,
     backend: o.backend,
     evalEvery: o.evalEvery,
     evalBatches: o.evalBatches,

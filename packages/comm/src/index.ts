@@ -25,3 +25,6 @@ export {
 export type { AllReduceBenchResult, AllReduceBenchOptions } from './bench/allreduce-bench.js';
 export { benchAllReduce } from './bench/allreduce-bench.js';
 export { parseSize } from './bench/parse-size.js';
+// The 16-bit formats, for engines that hold parameters and gradients in them (mixed precision).
+export { encodeBf16, decodeBf16 } from './codecs/bf16.js';
+export { encodeFp16, decodeFp16 } from './codecs/fp16.js';

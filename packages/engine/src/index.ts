@@ -10,3 +10,5 @@ export { ShardedAdamW } from './zero/sharded-adamw.js';
 export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
 export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
 export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';
+export { DynamicLossScaler, DEFAULT_LOSS_SCALER, type LossScalerOptions, type LossScalerState } from './precision/loss-scaler.js';
+export { makeStore, Fp32Store, HalfStore, type Precision, type VectorStore } from './precision/vector-store.js';

@@ -20,6 +20,9 @@ export interface StepResult {
   lr: number;
   /** Counted targets in the global batch. */
   tokens: number;
+  /** fp16: the loss scale used this step, and whether the step was skipped for an overflow. */
+  lossScale?: number;
+  skipped?: boolean;
 }
 
 /** Targets that count in the loss (masked ones are negative). */

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { TrainerError } from '@trainer/errors';
 import { estimateModelState, type ZeroStage } from '@trainer/engine';
 import { resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
 import { exitCode } from '../action.js';
@@ -34,13 +33,10 @@ export function estimateMemoryCommand(): Command {
     .option('--d-model <n>', 'override the width', int(1))
     .option('--nodes <n>', 'data-parallel workers', int(1, 1 << 20), 1)
     .option('--zero <stage>', 'one ZeRO stage (default: all four)', int(0, 3))
-    .option('--precision <p>', 'fp32 (16-bit precisions are not implemented yet)', 'fp32')
+    .option('--precision <p>', 'fp32, bf16 or fp16', oneOf(['fp32', 'bf16', 'fp16'] as const), 'fp32')
     .option('--backend <name>', `backend the run will use (its kernels decide the compute copy): ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'wasm')
     .option('--json', 'one JSON object per stage')
-    .action(exitCode(async (o: { model: string; vocabSize?: number; contextLength?: number; layers?: number; heads?: number; dModel?: number; nodes: number; zero?: number; precision: string; backend: (typeof BACKENDS)[number]; json?: boolean }) => {
-      if (o.precision !== 'fp32') {
-        throw new TrainerError('TRAINER_ERR_PRECISION_UNSUPPORTED', `--precision ${o.precision} is not implemented yet`, { hint: 'use --precision fp32' });
-      }
+    .action(exitCode(async (o: { model: string; vocabSize?: number; contextLength?: number; layers?: number; heads?: number; dModel?: number; nodes: number; zero?: number; precision: 'fp32' | 'bf16' | 'fp16'; backend: (typeof BACKENDS)[number]; json?: boolean }) => {
       const overrides = Object.fromEntries(Object.entries({ vocabSize: o.vocabSize, contextLength: o.contextLength, layers: o.layers, heads: o.heads, dModel: o.dModel }).filter(([, v]) => v !== undefined));
       const config = resolveModelConfig(o.model, overrides);
       const kernels = kernelsFor(o.backend, false);
@@ -48,18 +44,18 @@ export function estimateMemoryCommand(): Command {
       const segments = segmentSpecs(config);
       const stages: ZeroStage[] = o.zero === undefined ? [0, 1, 2, 3] : [o.zero as ZeroStage];
       if (!o.json) {
-        process.stdout.write(`${o.model}: ${units[units.length - 1].end.toLocaleString('en-US')} parameters, ${o.nodes} worker(s), fp32, ${kernels} kernels; per worker (rank 0):\n`);
-        process.stdout.write(`${'stage'.padEnd(6)}${'params'.padStart(12)}${'compute copy'.padStart(14)}${'gradients'.padStart(12)}${'optimizer'.padStart(12)}${'total'.padStart(12)}${'ZeRO paper'.padStart(13)}\n`);
+        process.stdout.write(`${o.model}: ${units[units.length - 1].end.toLocaleString('en-US')} parameters, ${o.nodes} worker(s), ${o.precision}, ${kernels} kernels; per worker (rank 0):\n`);
+        process.stdout.write(`${'stage'.padEnd(6)}${'params'.padStart(12)}${'fp32 master'.padStart(13)}${'compute copy'.padStart(14)}${'gradients'.padStart(12)}${'optimizer'.padStart(12)}${'total'.padStart(12)}${'ZeRO paper'.padStart(13)}\n`);
       }
       for (const stage of stages) {
-        const e = estimateModelState(units, segments, stage, o.nodes, 0);
+        const e = estimateModelState(units, segments, stage, o.nodes, 0, o.precision);
         if (o.json) {
-          process.stdout.write(JSON.stringify({ model: o.model, backend: o.backend, precision: o.precision, ...e }) + '\n');
+          process.stdout.write(JSON.stringify({ model: o.model, backend: o.backend, ...e }) + '\n');
         } else {
-          process.stdout.write(`${String(stage).padEnd(6)}${formatBytes(e.paramsMaster).padStart(12)}${formatBytes(e.paramsCompute).padStart(14)}${formatBytes(e.grads).padStart(12)}${formatBytes(e.optimizer).padStart(12)}${formatBytes(e.total).padStart(12)}${formatBytes(e.zeroPaper).padStart(13)}\n`);
+          process.stdout.write(`${String(stage).padEnd(6)}${formatBytes(e.params).padStart(12)}${formatBytes(e.master).padStart(13)}${formatBytes(e.paramsCompute).padStart(14)}${formatBytes(e.grads).padStart(12)}${formatBytes(e.optimizer).padStart(12)}${formatBytes(e.total).padStart(12)}${formatBytes(e.zeroPaper).padStart(13)}\n`);
         }
       }
-      if (!o.json) process.stdout.write('ZeRO paper: (4 + 4 + 8) bytes/parameter for fp32 Adam, partitioned by stage; ours adds the backend\'s compute copy and in-flight gradient buckets.\n');
+      if (!o.json) process.stdout.write('ZeRO paper: (4 + 4 + 8) bytes/parameter for fp32 Adam, (2 + 2 + 12) mixed, partitioned by stage; ours adds the backend\'s fp32 compute copy and in-flight gradient buckets.\n');
       return 0;
     }));
 }

@@ -1,16 +1,41 @@
 import type { CollectiveGroup, SegmentedModel, WireCodec } from '../interfaces.js';
+import type { VectorStore } from '../precision/vector-store.js';
 import type { GradSink } from '../segment-runner.js';
 import type { ZeroPartition } from './partition.js';
 
-/** Stages 0-1: every rank accumulates the full gradient; it is all-reduced after the last micro-batch. */
+/**
+ * Stages 0-1: every rank accumulates the full gradient; it is reduced after the last micro-batch.
+ * An fp32 store is written in place; a 16-bit store gets a segment's unit gradient in an fp32
+ * bucket first, added (one rounding) as soon as the segment is done.
+ */
 export class FullGradSink implements GradSink {
-  constructor(private readonly model: SegmentedModel, private readonly grads: Float32Array) {}
+  private readonly live = new Map<number, Float32Array>();
+  /** Largest bytes of fp32 buckets held at once (16-bit stores only). */
+  peakBucketBytes = 0;
+
+  constructor(private readonly model: SegmentedModel, private readonly grads: VectorStore) {}
 
   buffers(units: readonly number[]): Map<number, Float32Array> {
-    return new Map(units.map((u) => [u, this.grads.subarray(this.model.units[u].start, this.model.units[u].end)] as const));
+    const { grads, model } = this;
+    return new Map(units.map((u) => {
+      const unit = model.units[u];
+      if (grads.precision === 'fp32') return [u, grads.read(unit.start, unit.end)] as const;
+      let buf = this.live.get(u);
+      if (!buf) {
+        buf = new Float32Array(unit.end - unit.start);
+        this.live.set(u, buf);
+        this.peakBucketBytes = Math.max(this.peakBucketBytes, [...this.live.values()].reduce((s, b) => s + b.byteLength, 0));
+      }
+      return [u, buf] as const;
+    }));
   }
 
-  unitDone(): Promise<void> {
+  unitDone(u: number): Promise<void> {
+    const buf = this.live.get(u);
+    if (buf) {
+      this.grads.add(this.model.units[u].start, buf);
+      this.live.delete(u);
+    }
     return Promise.resolve();
   }
 
@@ -40,8 +65,8 @@ export class ShardedGradSink implements GradSink {
     private readonly model: SegmentedModel,
     private readonly group: CollectiveGroup,
     private readonly partition: ZeroPartition,
-    /** This rank's accumulated gradient pieces, in shard space. */
-    private readonly shardGrads: Float32Array,
+    /** This rank's accumulated gradient pieces, in shard space, in the run's precision. */
+    private readonly shardGrads: VectorStore,
     private readonly codec: WireCodec,
     private readonly maxInFlight = DEFAULT_MAX_REDUCTIONS_IN_FLIGHT,
   ) {}
@@ -66,8 +91,7 @@ export class ShardedGradSink implements GradSink {
     this.live.delete(u);
     const piece = this.partition.pieces[u];
     this.pending.push(this.group.reduceScatter(buf, { op: 'sum', codec: this.codec }).then((mine) => {
-      const acc = this.shardGrads;
-      for (let i = 0, j = piece.shardOffset; i < mine.length; i++, j++) acc[j] += mine[i];
+      this.shardGrads.add(piece.shardOffset, mine);
       this.liveBytes -= buf.byteLength;
     }));
     while (this.pending.length > this.maxInFlight) await this.pending.shift();

@@ -2,6 +2,7 @@ import type { SegmentSpec } from '../interfaces.js';
 import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
 import { ZeroPartition, type Unit } from './partition.js';
 import type { ZeroStage } from './zero-trainer.js';
+import type { Precision } from '../precision/vector-store.js';
 
 /**
  * Predicts the model-state bytes a rank will hold under each ZeRO stage, before anything runs,
@@ -26,34 +27,47 @@ export interface UnitCost extends Unit {
 
 export interface MemoryEstimate {
   stage: ZeroStage;
+  precision: Precision;
   world: number;
   rank: number;
   parameters: number;
   /** Our prediction, by the categories ZeroTrainer.modelStateBytes measures. */
-  paramsMaster: number;
+  params: number;
+  master: number;
   paramsCompute: number;
   grads: number;
   optimizer: number;
   total: number;
-  /** The ZeRO paper's figure for fp32 Adam: (4 + 4 + 8) Psi with the stage's partitioning. */
+  /** The ZeRO paper's figure: (4 + 4 + 8) Psi for fp32 Adam, (2 + 2 + 12) Psi mixed, partitioned by stage. */
   zeroPaper: number;
 }
 
-export function estimateModelState(units: readonly UnitCost[], segments: readonly SegmentSpec[], stage: ZeroStage, world: number, rank = 0): MemoryEstimate {
+export function estimateModelState(units: readonly UnitCost[], segments: readonly SegmentSpec[], stage: ZeroStage, world: number, rank = 0, precision: Precision = 'fp32'): MemoryEstimate {
   const total = units.length ? units[units.length - 1].end : 0;
   const shard = new ZeroPartition(units, world, rank).shardSize;
   const size = (u: number) => units[u].end - units[u].start;
-  const paramsMaster = 4 * (stage === 3 ? shard : total);
+  const mixed = precision !== 'fp32';
+  const b = mixed ? 2 : 4; // bytes per working parameter and per held gradient
+  const params = b * (stage === 3 ? shard : total);
+  const master = mixed ? 4 * (stage === 0 ? total : shard) : 0;
   const paramsCompute = stage === 3 ? gatheredPeak(units, segments, size) : units.reduce((s, u) => s + u.computeBytes, 0);
-  const grads = stage <= 1 ? 4 * total : 4 * shard + bucketPeak(segments, size);
+  // Held gradients, plus the fp32 buckets a segment's backward writes before they are reduced
+  // (stages 2-3) or rounded into a 16-bit store (stages 0-1, mixed).
+  const grads = stage <= 1 ? b * total + (mixed ? segmentBucketPeak(segments, size) : 0) : b * shard + bucketPeak(segments, size);
   const optimizer = 8 * (stage === 0 ? total : shard);
   const N = world;
   const psi = total;
-  const zeroPaper = [16 * psi, 8 * psi + (8 * psi) / N, 4 * psi + (12 * psi) / N, (16 * psi) / N][stage];
+  const K = mixed ? 12 : 8;
+  const zeroPaper = [(2 * b + K) * psi, 2 * b * psi + (K * psi) / N, b * psi + ((b + K) * psi) / N, ((2 * b + K) * psi) / N][stage];
   return {
-    stage, world, rank, parameters: total, paramsMaster, paramsCompute, grads, optimizer,
-    total: paramsMaster + paramsCompute + grads + optimizer, zeroPaper,
+    stage, precision, world, rank, parameters: total, params, master, paramsCompute, grads, optimizer,
+    total: params + master + paramsCompute + grads + optimizer, zeroPaper,
   };
+}
+
+/** The largest fp32 gradient buckets one segment's backward fills. */
+function segmentBucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number): number {
+  return Math.max(0, ...segments.map((s) => s.gradUnits.reduce((a, u) => a + 4 * size(u), 0)));
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { CollectiveGroup, Disposable, SegmentedModel, WireCodec } from '../interfaces.js';
+import type { VectorStore } from '../precision/vector-store.js';
 import type { ParamSource } from '../segment-runner.js';
 import type { ZeroPartition } from './partition.js';
 
@@ -19,8 +20,9 @@ export class ResidentParams<P extends Disposable> implements ParamSource<P> {
 
   constructor(private readonly model: SegmentedModel<Disposable, P>) {}
 
-  refresh(flat: Float32Array): void {
-    const next = this.model.units.map((u, i) => this.model.upload(i, flat.subarray(u.start, u.end)));
+  /** Uploads every unit from the (full) working parameters, in whatever precision they are held. */
+  refresh(params: VectorStore): void {
+    const next = this.model.units.map((u, i) => this.model.upload(i, params.read(u.start, u.end)));
     this.dispose();
     this.units = next;
     this.residentBytes = next.reduce((s, p) => s + tensorBytes(p), 0);
@@ -61,8 +63,8 @@ export class GatheredParams<P extends Disposable> implements ParamSource<P> {
     private readonly model: SegmentedModel<Disposable, P>,
     private readonly group: CollectiveGroup,
     private readonly partition: ZeroPartition,
-    /** This rank's parameter pieces, in shard space: the only full-precision copy it keeps. */
-    private readonly shardParams: Float32Array,
+    /** This rank's parameter pieces, in shard space (the run's precision; the wire codec matches). */
+    private readonly shardParams: VectorStore,
     private readonly codec: WireCodec,
   ) {}
 
@@ -115,7 +117,7 @@ export class GatheredParams<P extends Disposable> implements ParamSource<P> {
   private gather(u: number): Promise<Float32Array> {
     const unit = this.model.units[u];
     const piece = this.partition.pieces[u];
-    const mine = this.shardParams.subarray(piece.shardOffset, piece.shardOffset + piece.flatEnd - piece.flatStart);
+    const mine = this.shardParams.read(piece.shardOffset, piece.shardOffset + piece.flatEnd - piece.flatStart);
     return this.group.allGather(mine, unit.end - unit.start, { codec: this.codec }).then((values) => {
       this.gatheredLive += values.byteLength;
       this.peakGatheredBytes = Math.max(this.peakGatheredBytes, this.gatheredLive);

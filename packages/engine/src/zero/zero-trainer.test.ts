@@ -3,7 +3,7 @@ import type { MicroBatch } from '../interfaces.js';
 import { BigramModel } from '../testing/bigram-model.js';
 import { fakeGroups } from '../testing/fake-group.js';
 import type { TrainerOptions } from '../trainer-options.js';
-import { ZeroTrainer, type ZeroStage } from './zero-trainer.js';
+import { ZeroTrainer, type ZeroOptions, type ZeroStage } from './zero-trainer.js';
 
 const V = 7;
 const T = 5;
@@ -32,7 +32,7 @@ function microBatches(step: number, global: number, rank: number, world: number,
   return out;
 }
 
-async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options: TrainerOptions & { checkpointActivations?: boolean } = OPTIONS) {
+async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options: Omit<ZeroOptions<never>, 'stage'> = OPTIONS) {
   const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
   const trainers = fakeGroups(world).map((g) => new ZeroTrainer(new BigramModel(V), g, init, { ...options, stage }));
   const losses: number[] = [];
@@ -79,10 +79,10 @@ describe('ZeroTrainer', () => {
     const bytes = runs.map((r) => r.trainers[1].modelStateBytes());
     const own = runs[1].trainers[1].partition.shardSize * 4;
     const P = (V * V + V) * 4;
-    expect(bytes[0]).toMatchObject({ paramsMaster: P, grads: P, optimizer: 2 * P });
-    expect(bytes[1]).toMatchObject({ paramsMaster: P, grads: P });
+    expect(bytes[0]).toMatchObject({ params: P, master: 0, grads: P, optimizer: 2 * P });
+    expect(bytes[1]).toMatchObject({ params: P, grads: P });
     expect(bytes[1].optimizer).toBe(2 * own);
-    expect(bytes[2]).toMatchObject({ paramsMaster: P, optimizer: 2 * own });
+    expect(bytes[2]).toMatchObject({ params: P, optimizer: 2 * own });
     // Own pieces plus the unit buckets awaiting their reduce-scatter: at least the largest
     // unit (W), at most both units of this two-unit toy.
     const W = V * V * 4;
@@ -90,7 +90,7 @@ describe('ZeroTrainer', () => {
       expect(b.grads).toBeGreaterThanOrEqual(own + W);
       expect(b.grads).toBeLessThanOrEqual(own + P);
     }
-    expect(bytes[3]).toMatchObject({ paramsMaster: own, optimizer: 2 * own });
+    expect(bytes[3]).toMatchObject({ params: own, optimizer: 2 * own });
   });
 
   it('activation checkpointing (recompute in backward) changes nothing, bit for bit, at every stage', async () => {
@@ -136,5 +136,41 @@ describe('ZeroTrainer state export and import', () => {
       const [params] = await Promise.all(resumed.map((t) => t.fullParams())); // a collective under stage 3
       params.forEach((p, i) => expect(Math.abs(p - full.params[i])).toBeLessThan(1e-5));
     }
+  });
+});
+
+describe('ZeroTrainer in mixed precision', () => {
+  it('bf16 and fp16 hold parameters and gradients in 16 bits, keep an fp32 master, and track fp32', async () => {
+    const schedule = { lr: 0.1, minLr: 0.01, warmupSteps: 2, decaySteps: 40 };
+    const fp32 = await train(0, 1, 8, false, 40, { ...OPTIONS, schedule });
+    for (const precision of ['bf16', 'fp16'] as const) {
+      for (const [stage, world] of [[0, 1], [1, 2], [2, 4], [3, 4]] as const) {
+        const run = await train(stage, world, 2, false, 40, { ...OPTIONS, schedule, precision, lossScaler: { initialScale: 256 } });
+        // The same learning, up to 16-bit rounding of weights and gradients.
+        expect(Math.abs(run.losses[39] - fp32.losses[39]), `${precision} stage ${stage}`).toBeLessThan(0.02 * fp32.losses[39]);
+        expect(run.losses[39]).toBeLessThan(run.losses[0] * 0.6);
+        const bytes = run.trainers[0].modelStateBytes();
+        const own = run.trainers[0].partition.shardSize;
+        const P = V * V + V;
+        expect(bytes.params, `${precision} stage ${stage}`).toBe(2 * (stage === 3 ? own : P)); // 16-bit working copy
+        expect(bytes.master).toBe(4 * (stage === 0 ? P : own)); // fp32 master, partitioned from stage 1
+      }
+    }
+  });
+
+  it('fp16 skips a step whose gradients overflow and halves the loss scale', async () => {
+    const [g] = fakeGroups(1);
+    const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
+    const t = new ZeroTrainer(new BigramModel(V), g, init, { ...OPTIONS, stage: 0, precision: 'fp16', lossScaler: { initialScale: 2 ** 24 } });
+    const mb = microBatches(0, 8, 0, 1, 8, false);
+    const before = await t.fullParams();
+    const r = await t.step(0, mb); // 2^24 x gradients of order 0.1 overflow fp16's 65504
+    expect(r).toMatchObject({ skipped: true, lossScale: 2 ** 24 });
+    expect(Array.from(await t.fullParams())).toEqual(Array.from(before));
+    let last = r;
+    for (let step = 1; last.skipped && step < 20; step++) last = await t.step(step, mb);
+    expect(last.skipped).toBe(false);
+    expect(last.lossScale).toBeLessThan(2 ** 24);
+    expect(t.lossScalerState()!.scale).toBe(last.lossScale);
   });
 });

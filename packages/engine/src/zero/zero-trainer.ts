@@ -1,16 +1,18 @@
 import { TrainerError } from '@trainer/errors';
 import { AdamW, type Range } from '../adamw.js';
-import { clipFactor, scaleInPlace, sumOfSquares } from '../grad-clip.js';
-import { allReduceGradients, DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
-import type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, WireCodec } from '../interfaces.js';
+import { clipFactor } from '../grad-clip.js';
+import { DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
+import type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel } from '../interfaces.js';
 import { learningRateAt } from '../lr-schedule.js';
-import { SegmentRunner, type GradSink, type ParamSource } from '../segment-runner.js';
+import { DynamicLossScaler, type LossScalerOptions, type LossScalerState } from '../precision/loss-scaler.js';
+import { makeStore, type Precision, type VectorStore } from '../precision/vector-store.js';
+import { SegmentRunner, type ParamSource } from '../segment-runner.js';
 import { runPipelineForward, runPipelineSchedule, type PipelineStage } from '../pipeline/pipeline-executor.js';
 import { countTargets, type StepResult, type TrainerOptions } from '../trainer-options.js';
 import { FullGradSink, ShardedGradSink } from './grad-sinks.js';
 import { GatheredParams, ResidentParams } from './param-sources.js';
 import { ZeroPartition } from './partition.js';
-import { ShardedAdamW } from './sharded-adamw.js';
+import { allReduceRange, allReduceStore, reduceScatterStoreByUnit } from './store-reductions.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 
@@ -33,11 +35,19 @@ export type ZeroStage = 0 | 1 | 2 | 3;
  * same update: the global gradient is sum_rank sum_micro (c_m / C) grad(mean loss of micro m),
  * its norm is taken over the whole (partitioned) gradient, and AdamW is element-wise; only the
  * order of fp32 additions differs between stages.
+ *
+ * Mixed precision (bf16 / fp16): the parameters compute reads ("working", what is gathered and
+ * uploaded) and the gradients are held and communicated in 16 bits; an fp32 master copy of the
+ * parameters (partitioned with the optimizer state under stages 1-3, as the ZeRO paper's K = 12)
+ * receives the update, and the working copy is its rounding. All sums and the update are fp32.
+ * fp16 adds dynamic loss scaling (precision/loss-scaler.ts).
  */
 export interface ZeroOptions<A = unknown> extends TrainerOptions {
   stage: ZeroStage;
-  /** Wire codec for gradients and gathered parameters (fp32 unless mixed precision). */
-  codec?: WireCodec;
+  /** How parameters and gradients are held and communicated (default fp32). */
+  precision?: Precision;
+  /** fp16 only: the dynamic loss scaler's settings. */
+  lossScaler?: Partial<LossScalerOptions>;
   /** Recompute blocks in backward instead of keeping their activations (SegmentRunner). */
   checkpointActivations?: boolean;
   /** Bytes the compute backend holds now (tf.memory().numBytes); sampled for the per-step peak. */
@@ -62,11 +72,13 @@ export interface ZeroOptions<A = unknown> extends TrainerOptions {
 
 /** Bytes this rank holds for its model state, by kind, measured from the buffers themselves. */
 export interface ModelStateBytes {
-  /** fp32 parameter values kept by the engine (full, or own pieces under stage 3). */
-  paramsMaster: number;
+  /** Working parameters in the run's precision (full, or own pieces under stage 3). */
+  params: number;
+  /** The fp32 master copy (16-bit precisions only; full under stage 0, own pieces otherwise). */
+  master: number;
   /** The compute copy uploaded to the backend (all units, or the peak of gathered units under stage 3). */
   paramsCompute: number;
-  /** Gradient buffers (full, or own pieces plus the peak of unit buckets under stages 2-3). */
+  /** Gradient buffers (full, or own pieces, plus the peak of fp32 unit buckets). */
   grads: number;
   /** AdamW's m and v. */
   optimizer: number;
@@ -75,19 +87,20 @@ export interface ModelStateBytes {
 
 export class ZeroTrainer<A extends Disposable, P extends Disposable> {
   readonly stage: ZeroStage;
+  readonly precision: Precision;
   readonly partition: ZeroPartition;
   private readonly runner: SegmentRunner<A, P>;
-  private readonly codec: WireCodec;
-  /** Full fp32 parameters (stages 0-2). */
-  private readonly params: Float32Array | null;
-  /** Own parameter pieces (stage 3). */
-  private readonly shardParams: Float32Array | null;
+  /** Working parameters: full (stages 0-2) or own pieces in shard space (stage 3). */
+  private readonly working: VectorStore;
+  /** fp32 master (16-bit precisions): full under stage 0, own pieces in shard space otherwise. */
+  private readonly master: Float32Array | null;
   /** Full gradient (stages 0-1) or own gradient pieces (stages 2-3). */
-  private readonly grads: Float32Array;
-  private readonly fullOptimizer: AdamW | null;
-  private readonly shardedOptimizer: ShardedAdamW | null;
+  private readonly grads: VectorStore;
+  /** AdamW over all of the vector (stage 0) or over this rank's shard space (stages 1-3). */
+  private readonly optimizer: AdamW;
+  private readonly scaler: DynamicLossScaler | null;
   private readonly source: ResidentParams<P> | GatheredParams<P>;
-  private readonly sink: GradSink;
+  private readonly sink: FullGradSink | ShardedGradSink;
   private readonly scalar = new Float32Array(1);
   private peakBackend = 0;
   /** Idle share of the last step's pipeline schedule (0 without a pipeline). */
@@ -106,7 +119,7 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
       throw new TrainerError('TRAINER_ERR_ZERO_STAGE', `ZeRO stage ${String(options.stage)} does not exist`, { hint: 'use --zero 0, 1, 2 or 3' });
     }
     this.stage = options.stage;
-    this.codec = options.codec ?? 'fp32';
+    this.precision = options.precision ?? 'fp32';
     const probe = options.backendBytes;
     this.runner = new SegmentRunner(model, {
       sample: probe ? () => (this.peakBackend = Math.max(this.peakBackend, probe())) : undefined,
@@ -114,25 +127,27 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
     const shardSize = this.partition.shardSize;
+    const own = new Float32Array(shardSize);
+    this.partition.gatherOwned(initialParams, own);
+    const mixed = this.precision !== 'fp32';
+    this.working = makeStore(this.precision, this.stage === 3 ? shardSize : model.totalSize, this.stage === 3 ? own : initialParams);
+    // The master's values: what the working copy rounds (16-bit) or the working copy itself (fp32).
+    this.master = mixed ? (this.stage === 0 ? new Float32Array(initialParams) : own) : null;
+    this.grads = makeStore(this.precision, this.stage >= 2 ? shardSize : model.totalSize);
+    this.optimizer = this.stage === 0
+      ? new AdamW(options.adamw, { start: 0, end: model.totalSize }, model.decayRanges)
+      : new AdamW(options.adamw, { start: 0, end: shardSize }, this.partition.toShardSpace(model.decayRanges));
+    this.scaler = this.precision === 'fp16' ? new DynamicLossScaler(options.lossScaler) : null;
     if (this.stage === 3) {
-      this.params = null;
-      this.shardParams = new Float32Array(shardSize);
-      this.partition.gatherOwned(initialParams, this.shardParams);
-      this.source = new GatheredParams(model, group, this.partition, this.shardParams, this.codec);
+      this.source = new GatheredParams(model, group, this.partition, this.working, this.precision);
     } else {
-      this.params = new Float32Array(initialParams);
-      this.shardParams = null;
       const resident = new ResidentParams(model);
-      resident.refresh(this.params);
+      resident.refresh(this.working);
       this.source = resident;
     }
-    this.grads = new Float32Array(this.stage >= 2 ? shardSize : model.totalSize);
     this.sink = this.stage >= 2
-      ? new ShardedGradSink(model, group, this.partition, this.grads, this.codec)
+      ? new ShardedGradSink(model, group, this.partition, this.grads, this.precision)
       : new FullGradSink(model, this.grads);
-    const adam = { ...options.adamw };
-    this.fullOptimizer = this.stage === 0 ? new AdamW(adam, { start: 0, end: model.totalSize }, model.decayRanges) : null;
-    this.shardedOptimizer = this.stage === 0 ? null : new ShardedAdamW(adam, this.partition, model.decayRanges);
   }
 
   /** One optimizer step over this rank's micro-batches of the global batch for `step`. */
@@ -143,11 +158,13 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
         hint: 'check the loss mask of the training data: every example needs at least one completion token',
       });
     }
-    this.grads.fill(0);
+    this.grads.fill0();
+    // fp16: the loss gradient is scaled up so small gradients survive; undone in fp32 below.
+    const lossScale = this.scaler?.scale ?? 1;
     let lossSum = 0;
     const pipeline = this.options.pipeline;
     if (pipeline) {
-      const scales = microBatches.map((mb) => countTargets(mb.targets) / total);
+      const scales = microBatches.map((mb) => (countTargets(mb.targets) / total) * lossScale);
       const r = await runPipelineSchedule(this.runner, pipeline, microBatches, scales, this.source, this.sink);
       lossSum = r.lossSum;
       this.bubble = r.wallMs > 0 ? r.idleMs / r.wallMs : 0;
@@ -155,83 +172,110 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
       for (const mb of microBatches) {
         const count = countTargets(mb.targets);
         if (count === 0) continue;
-        const r = await this.runner.forwardBackward(mb, count / total, this.source, this.sink);
+        const r = await this.runner.forwardBackward(mb, (count / total) * lossScale, this.source, this.sink);
         lossSum += r.loss * r.count;
       }
     }
     // Gradients are pre-scaled by c_m / C, so every reduction is a plain sum.
-    if (this.stage === 0) await allReduceGradients(this.grads, this.group, 'sum', { ...DEFAULT_GRADIENT_SYNC, ...this.options.gradientSync, codec: this.codec });
-    if (this.stage === 1) await this.reduceScatterFullGradients();
+    if (this.stage === 0) await allReduceStore(this.grads, this.group, this.precision, (this.options.gradientSync ?? DEFAULT_GRADIENT_SYNC).bucketBytes);
+    if (this.stage === 1) await reduceScatterStoreByUnit(this.grads, this.model.units, this.partition, this.group, this.precision);
     await this.sumTiedGradients();
     // Only the last pipeline stage computes the loss: share it along the pipeline.
     const loss = (await this.sumOverGroup(lossSum, pipeline?.group)) / total;
-
+    if (this.scaler) {
+      const overflow = await this.anyOverflow();
+      if (this.scaler.update(overflow, step)) {
+        return { step, loss, gradNorm: NaN, lr: learningRateAt(step, this.options.schedule), tokens: total, lossScale, skipped: true };
+      }
+    }
     // Global norm: of the full gradient (stage 0 holds it), or of every rank's pieces summed.
-    const gradNorm = Math.sqrt(await this.globalSumOfSquares());
+    const gradNorm = Math.sqrt(await this.globalSumOfSquares()) / lossScale;
     if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
       throw new TrainerError('TRAINER_ERR_NONFINITE', `step ${step}: loss ${loss}, gradient norm ${gradNorm}: training diverged`, {
         hint: 'lower --lr, raise warmup, or enable gradient clipping (--grad-clip 1)',
         details: { step, loss, gradNorm },
       });
     }
-    const factor = clipFactor(gradNorm, this.options.gradClip);
     const lr = learningRateAt(step, this.options.schedule);
-    await this.update(factor, lr);
-    return { step, loss, gradNorm, lr, tokens: total };
+    await this.update(clipFactor(gradNorm, this.options.gradClip) / lossScale, lr);
+    return { step, loss, gradNorm, lr, tokens: total, ...(this.scaler ? { lossScale, skipped: false } : {}) };
   }
 
-  /** Stage 1: each unit's gradient reduce-scattered in place; only the own pieces hold sums after. */
-  private async reduceScatterFullGradients(): Promise<void> {
-    if (this.group.size === 1) return;
-    for (const unit of this.model.units) await this.group.reduceScatter(this.grads.subarray(unit.start, unit.end), { op: 'sum', codec: this.codec });
+  /** AdamW on the master, with gradients multiplied by `factor` (clipping and loss-scale undo). */
+  private async update(factor: number, lr: number): Promise<void> {
+    const all = [{ flatStart: 0, flatEnd: this.model.totalSize, shardOffset: 0 }];
+    const pieces = this.stage === 0 ? all : this.partition.pieces;
+    const chunks = pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
+      const n = p.flatEnd - p.flatStart;
+      const g = this.stage >= 2 ? this.grads.read(p.shardOffset, p.shardOffset + n) : this.grads.read(p.flatStart, p.flatEnd);
+      if (factor !== 1) for (let i = 0; i < g.length; i++) g[i] *= factor;
+      return { offset: p.shardOffset, params: this.masterView(p), grads: g };
+    });
+    this.optimizer.updateChunks(chunks, lr);
+    if (this.master) {
+      // The working copy is the master's rounding.
+      for (const c of chunks) {
+        const p = pieces.find((x) => x.shardOffset === c.offset && x.flatEnd > x.flatStart)!;
+        this.working.write(this.stage === 3 ? p.shardOffset : p.flatStart, c.params);
+      }
+    }
+    if (this.stage === 3) return;
+    if (this.stage >= 1) {
+      // Stages 1-2: every rank contributes its updated pieces; all get the whole vector back.
+      for (const [u, unit] of this.model.units.entries()) {
+        const p = this.partition.pieces[u];
+        const full = await this.group.allGather(this.working.read(p.flatStart, p.flatEnd), unit.end - unit.start, { codec: this.precision });
+        this.working.write(unit.start, full);
+      }
+    }
+    (this.source as ResidentParams<P>).refresh(this.working);
+  }
+
+  /** fp32 values the optimizer updates for a piece: the master, or the fp32 working copy itself. */
+  private masterView(p: { flatStart: number; flatEnd: number; shardOffset: number }): Float32Array {
+    const n = p.flatEnd - p.flatStart;
+    if (this.master) return this.stage === 0 ? this.master.subarray(p.flatStart, p.flatEnd) : this.master.subarray(p.shardOffset, p.shardOffset + n);
+    return this.stage === 3 ? this.working.read(p.shardOffset, p.shardOffset + n) : this.working.read(p.flatStart, p.flatEnd);
+  }
+
+  /** Whether any rank's gradients overflowed (fp16): a max over every rank holding gradients. */
+  private async anyOverflow(): Promise<boolean> {
+    const mine = this.ownRanges().some(([a, b]) => this.grads.hasNonFinite(a, b));
+    this.scalar[0] = mine ? 1 : 0;
+    const group = this.options.norm?.group ?? this.group;
+    if (group.size > 1) await group.allReduce(this.scalar, { op: 'max' });
+    return this.scalar[0] > 0;
+  }
+
+  /** [start, end) ranges of `grads` this rank holds valid sums for, with their flat starts. */
+  private ownRanges(): [number, number, number][] {
+    if (this.stage === 0) return [[0, this.grads.length, 0]];
+    return this.partition.pieces.map((p) => {
+      const n = p.flatEnd - p.flatStart;
+      return this.stage >= 2 ? [p.shardOffset, p.shardOffset + n, p.flatStart] : [p.flatStart, p.flatEnd, p.flatStart];
+    });
   }
 
   /**
    * The squared norm of the whole gradient: every element counted once over all ranks. Under
    * stage 0 every data-parallel rank holds all of it (the first one counts), otherwise each its
-   * own pieces; elements in `norm.exclude` are another rank's to count.
+   * own pieces; elements in `norm.exclude` are another rank's to count. Still loss-scaled.
    */
   private async globalSumOfSquares(): Promise<number> {
-    const exclude = this.options.norm?.exclude ?? [];
+    const norm = this.options.norm;
     let local = 0;
-    if (this.stage === 0) {
-      if (this.group.rank === 0 || !this.options.norm) local = sumOfSquaresExcept(this.grads, 0, this.grads.length, exclude);
-      if (!this.options.norm) return local; // identical on every rank: nothing to add up
-    } else {
-      for (const p of this.partition.pieces) {
-        local += this.stage >= 2
-          ? sumOfSquaresExcept(this.grads.subarray(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart), p.flatStart, p.flatEnd, exclude)
-          : sumOfSquaresExcept(this.grads.subarray(p.flatStart, p.flatEnd), p.flatStart, p.flatEnd, exclude);
+    if (this.stage > 0 || this.group.rank === 0 || !norm) {
+      for (const [a, b, flat] of this.ownRanges()) {
+        local += this.grads.sumOfSquares(a, b);
+        for (const r of norm?.exclude ?? []) {
+          const x = Math.max(r.start, flat);
+          const y = Math.min(r.end, flat + b - a);
+          if (y > x) local -= this.grads.sumOfSquares(a + x - flat, a + y - flat);
+        }
       }
     }
-    return sumFloat64(local, this.options.norm?.group ?? this.group);
-  }
-
-  private async update(clip: number, lr: number): Promise<void> {
-    if (this.stage === 0) {
-      scaleInPlace(this.grads, clip);
-      this.fullOptimizer!.update(this.params!, this.grads, lr);
-      (this.source as ResidentParams<P>).refresh(this.params!);
-      return;
-    }
-    const opt = this.shardedOptimizer!;
-    if (this.stage === 1) {
-      for (const p of this.partition.pieces) scaleInPlace(this.grads.subarray(p.flatStart, p.flatEnd), clip);
-      opt.update(this.params!, 'flat', this.grads, 'flat', lr);
-    } else {
-      scaleInPlace(this.grads, clip);
-      if (this.stage === 2) opt.update(this.params!, 'flat', this.grads, 'shard', lr);
-      else opt.update(this.shardParams!, 'shard', this.grads, 'shard', lr);
-    }
-    if (this.stage === 3) return;
-    // Stages 1-2: every rank contributes its updated pieces; all get the whole vector back.
-    const params = this.params!;
-    for (const [u, unit] of this.model.units.entries()) {
-      const piece = this.partition.pieces[u];
-      const full = await this.group.allGather(params.subarray(piece.flatStart, piece.flatEnd), unit.end - unit.start, { codec: 'fp32' });
-      params.set(full, unit.start);
-    }
-    (this.source as ResidentParams<P>).refresh(params);
+    if (this.stage === 0 && !norm) return local; // identical on every rank: nothing to add up
+    return sumFloat64(local, norm?.group ?? this.group);
   }
 
   /**
@@ -268,65 +312,71 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     return { loss: both[1] > 0 ? both[0] / both[1] : NaN, count: both[1] };
   }
 
-  /** The full fp32 parameters (a collective under stage 3: every rank must call it). */
+  /** This rank's fp32 parameters in full (a collective under stage 3: every rank must call it). */
   async fullParams(): Promise<Float32Array> {
-    if (this.params) return new Float32Array(this.params);
+    if (this.stage < 3) return new Float32Array(this.working.read(0, this.model.totalSize));
     const flat = new Float32Array(this.model.totalSize);
     for (const [u, unit] of this.model.units.entries()) {
-      const piece = this.partition.pieces[u];
-      const mine = this.shardParams!.subarray(piece.shardOffset, piece.shardOffset + piece.flatEnd - piece.flatStart);
-      flat.set(await this.group.allGather(mine, unit.end - unit.start, { codec: 'fp32' }), unit.start);
+      const p = this.partition.pieces[u];
+      const mine = this.working.read(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart);
+      flat.set(await this.group.allGather(mine, unit.end - unit.start, { codec: this.precision }), unit.start);
     }
     return flat;
   }
 
   /**
    * This rank's share of the training state, for a sharded checkpoint: for each of its pieces,
-   * the flat range and views of the fp32 parameters and AdamW's m and v there. Every element of
-   * the flat vector is owned by exactly one rank, whatever the stage (stages 0-2 hold copies of
-   * the rest, which are not written twice). Views: copy them before the next step.
+   * the flat range and the fp32 parameters (the master under 16-bit precisions), AdamW's m and v
+   * there. Every element is owned by exactly one rank, whatever the stage (stages 0-2 hold
+   * copies of the rest, which are not written twice). Views: copy them before the next step.
    */
   exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] } {
-    const adam = this.fullOptimizer ?? this.shardedOptimizer!.optimizer;
+    const adam = this.optimizer;
     return {
       optimizerStep: adam.step,
       pieces: this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
-        const inShard = (v: Float32Array) => v.subarray(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart);
-        const inFlat = (v: Float32Array) => v.subarray(p.flatStart, p.flatEnd);
-        return {
-          flatStart: p.flatStart, flatEnd: p.flatEnd,
-          params: this.params ? inFlat(this.params) : inShard(this.shardParams!),
-          m: this.fullOptimizer ? inFlat(adam.m) : inShard(adam.m),
-          v: this.fullOptimizer ? inFlat(adam.v) : inShard(adam.v),
-        };
+        const at = this.stage === 0 ? p.flatStart : p.shardOffset;
+        const n = p.flatEnd - p.flatStart;
+        return { flatStart: p.flatStart, flatEnd: p.flatEnd, params: this.masterView(p), m: adam.m.subarray(at, at + n), v: adam.v.subarray(at, at + n) };
       }),
     };
   }
 
   /**
    * Restores the training state from any layout: `read(kind, start, end)` returns the values of
-   * flat range [start, end) of the parameters, m or v (a checkpoint reader slices them out of
-   * whatever shards hold them). This rank reads only what its stage keeps: all parameters under
-   * stages 0-2, its own pieces otherwise. Resharding is therefore just reading other ranges.
+   * flat range [start, end) of the (fp32) parameters, m or v, sliced out of whatever shards hold
+   * them. This rank reads only what it keeps: all parameters under stages 0-2, its own pieces
+   * otherwise. Resharding is therefore just reading other ranges.
    */
   async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
-    const adam = this.fullOptimizer ?? this.shardedOptimizer!.optimizer;
-    if (this.params) this.params.set(await read('params', 0, this.model.totalSize));
-    for (const p of this.partition.pieces) {
-      if (p.flatEnd === p.flatStart) continue;
-      const at = this.fullOptimizer ? p.flatStart : p.shardOffset;
-      if (this.shardParams) this.shardParams.set(await read('params', p.flatStart, p.flatEnd), p.shardOffset);
-      if (!this.fullOptimizer) {
-        adam.m.set(await read('m', p.flatStart, p.flatEnd), at);
-        adam.v.set(await read('v', p.flatStart, p.flatEnd), at);
+    const adam = this.optimizer;
+    const total = this.model.totalSize;
+    if (this.stage < 3) this.working.write(0, await read('params', 0, total));
+    if (this.stage === 0) {
+      if (this.master) this.master.set(await read('params', 0, total));
+      adam.m.set(await read('m', 0, total));
+      adam.v.set(await read('v', 0, total));
+    } else {
+      for (const p of this.partition.pieces) {
+        if (p.flatEnd === p.flatStart) continue;
+        const values = await read('params', p.flatStart, p.flatEnd);
+        if (this.master) this.master.set(values, p.shardOffset);
+        if (this.stage === 3) this.working.write(p.shardOffset, values);
+        adam.m.set(await read('m', p.flatStart, p.flatEnd), p.shardOffset);
+        adam.v.set(await read('v', p.flatStart, p.flatEnd), p.shardOffset);
       }
     }
-    if (this.fullOptimizer) {
-      adam.m.set(await read('m', 0, this.model.totalSize));
-      adam.v.set(await read('v', 0, this.model.totalSize));
-    }
     adam.step = optimizerStep;
-    if (this.source instanceof ResidentParams) this.source.refresh(this.params!);
+    if (this.source instanceof ResidentParams) this.source.refresh(this.working);
+  }
+
+  /** fp16's loss-scale state (for checkpoints), or null. */
+  lossScalerState(): LossScalerState | null {
+    return this.scaler?.state() ?? null;
+  }
+
+  loadLossScalerState(state: LossScalerState): void {
+    this.scaler?.loadState(state);
   }
 
   /** The most bytes the backend held at a segment boundary since the last call (0 without a probe). */
@@ -338,11 +388,12 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
 
   /** Model-state bytes held by this rank, measured from its buffers. */
   modelStateBytes(): ModelStateBytes {
-    const paramsMaster = (this.params ?? this.shardParams!).byteLength;
+    const params = this.working.bytes;
+    const master = this.master?.byteLength ?? 0;
     const paramsCompute = this.source instanceof ResidentParams ? this.source.residentBytes : this.source.peakResidentBytes + this.source.peakGatheredBytes;
-    const grads = this.grads.byteLength + (this.sink instanceof ShardedGradSink ? this.sink.peakBucketBytes : 0);
-    const optimizer = this.fullOptimizer ? this.fullOptimizer.m.byteLength + this.fullOptimizer.v.byteLength : this.shardedOptimizer!.bytes;
-    return { paramsMaster, paramsCompute, grads, optimizer, total: paramsMaster + paramsCompute + grads + optimizer };
+    const grads = this.grads.bytes + this.sink.peakBucketBytes;
+    const optimizer = this.optimizer.m.byteLength + this.optimizer.v.byteLength;
+    return { params, master, paramsCompute, grads, optimizer, total: params + master + paramsCompute + grads + optimizer };
   }
 
   dispose(): void {
@@ -364,17 +415,13 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     if (!tied || tied.group.size === 1) return;
     const unit = this.model.units[tied.unit];
     const end = unit.start + tied.length;
-    let view: Float32Array;
-    if (this.stage === 0) {
-      view = this.grads.subarray(unit.start, end);
-    } else {
-      const p = this.partition.pieces[tied.unit];
-      const a = Math.max(p.flatStart, unit.start);
-      const b = Math.min(p.flatEnd, end);
-      if (b <= a) return; // both copies are split alike: the other side has nothing here either
-      view = this.stage === 1 ? this.grads.subarray(a, b) : this.grads.subarray(p.shardOffset + a - p.flatStart, p.shardOffset + b - p.flatStart);
-    }
-    await tied.group.allReduce(view, { op: 'sum' });
+    if (this.stage === 0) return allReduceRange(this.grads, unit.start, end, tied.group);
+    const p = this.partition.pieces[tied.unit];
+    const a = Math.max(p.flatStart, unit.start);
+    const b = Math.min(p.flatEnd, end);
+    if (b <= a) return; // both copies are split alike: the other side has nothing here either
+    const at = this.stage === 1 ? a : p.shardOffset + a - p.flatStart;
+    await allReduceRange(this.grads, at, at + b - a, tied.group);
   }
 }
 
@@ -385,17 +432,6 @@ async function sumFloat64(value: number, group: ReduceGroup): Promise<number> {
   const pair = new Float32Array([hi, value - hi]);
   await group.allReduce(pair, { op: 'sum' });
   return pair[0] + pair[1];
-}
-
-/** Sum of squares of `values`, which hold flat range [start, end), leaving out `exclude` (sorted or not). */
-function sumOfSquaresExcept(values: Float32Array, start: number, end: number, exclude: readonly Range[]): number {
-  let s = sumOfSquares(values);
-  for (const r of exclude) {
-    const a = Math.max(r.start, start);
-    const b = Math.min(r.end, end);
-    if (b > a) s -= sumOfSquares(values.subarray(a - start, b - start));
-  }
-  return s;
 }
 
 /** A batch that counts nothing: the given one with every target masked, or one token. */
