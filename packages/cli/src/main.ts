@@ -10,6 +10,9 @@ import { launchCommand } from './commands/launch.js';
 import { tokenizerCommand } from './commands/tokenizer.js';
 import { workerCommand } from './commands/worker.js';
 import { checkpointCommand } from './commands/checkpoint.js';
+import { finetuneCommand } from './commands/finetune.js';
+import { reportCommand } from './commands/report.js';
+import { taskCommand } from './commands/task.js';
 
 /**
  * `trainer`: the command line. Every action returns its exit code; a TrainerError is printed as
@@ -22,7 +25,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand()]) {
+  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand(), finetuneCommand(), reportCommand(), taskCommand()]) {
     program.addCommand(cmd);
   }
   // addCommand does not pass settings down: errors must come back to main(), not exit the process.

@@ -1,12 +1,14 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadCheckpointModel, loadModelDir, type SavedModel } from '@trainer/launcher';
+import { loadCheckpointModel, loadHuggingFaceExport, loadModelDir, resolvePretrained, type SavedModel } from '@trainer/launcher';
 
 /**
  * A saved model from a path that is a model folder, a run folder holding model/, or a sharded
  * checkpoint (a checkpoint folder, a checkpoints folder, or a run folder with only checkpoints/).
  */
 export async function loadModelFrom(path: string): Promise<SavedModel & { dir: string }> {
+  const source = await resolvePretrained(path); // a `trainer export` folder too
+  if (source.kind === 'huggingface') return loadHuggingFaceExport(source.path);
   if (await exists(join(path, 'manifest.json'))) return loadCheckpointModel(path);
   const candidate = join(path, 'model');
   if (await exists(candidate)) return { ...(await loadModelDir(candidate)), dir: candidate };

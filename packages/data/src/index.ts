@@ -34,3 +34,4 @@ export {
 } from './prepare-tokens.js';
 export { BatchSampler, validationBatches, type BatchSamplerOptions, type MicroBatchSlice, type TokenBatch } from './batch-sampler.js';
 export { loadTokenIdsFile, parseTokenIds, type LoadTokenIdsOptions } from './token-ids-file.js';
+export { streamKey, uniformIndex } from './prng.js';

@@ -30,12 +30,23 @@ export const CorpusDataSchema = z.object({
 /** Uniformly random tokens (throughput benchmarks, like the PyTorch peer). */
 export const SyntheticDataSchema = z.object({ source: z.literal('synthetic') });
 
+/** Fine-tuning: prompt/completion examples (loss on completion tokens only; launcher/src/finetune). */
+export const TaskDataSchema = z.object({
+  source: z.literal('task'),
+  /** Task file (JSON Lines); every worker reads it, so several hosts need a shared path. */
+  path: z.string(),
+  /** Share of prompts held out for the validation loss (split by a hash of the prompt). */
+  valFraction: z.number().min(0).lt(1),
+});
+
 export const TrainJobSchema = z.object({
   kind: z.literal('train'),
   modelName: z.string(),
   model: ModelConfigSchema,
   backend: z.enum(['auto', 'cuda', 'tensorflow', 'wasm', 'cpu']),
-  data: z.discriminatedUnion('source', [CorpusDataSchema, SyntheticDataSchema]),
+  data: z.discriminatedUnion('source', [CorpusDataSchema, SyntheticDataSchema, TaskDataSchema]),
+  /** Start from these parameters (fine-tuning) instead of a fresh initialization. */
+  init: z.object({ kind: z.enum(['model', 'checkpoint', 'huggingface']), path: z.string() }).optional(),
   steps: positiveInt,
   /** Sequences per optimizer step, over all data-parallel ranks. */
   globalBatch: positiveInt,

@@ -8,6 +8,7 @@ import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig 
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
 import { prepareCheckpointing, type CheckpointRequest } from './checkpointing/resume.js';
+import { checkTaskData, type ResolvedFinetune } from './finetune/prepare-finetune.js';
 
 /**
  * Turns the command line into a validated job, before any worker starts: the model config, the
@@ -53,6 +54,8 @@ export interface TrainRequest {
   /** --save-every, --keep-last, --resume. */
   checkpoint?: CheckpointRequest;
 }
+  /** Fine-tuning (trainer finetune): the pretrained model (config, tokenizer, parameters) and the task file. */
+  finetune?: ResolvedFinetune;
 
 export interface PreparedJob {
   job: TrainJob;
@@ -65,7 +68,7 @@ export function defaultCacheDir(): string {
 }
 
 export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => void): Promise<PreparedJob> {
-  const model = resolveModelConfig(req.modelName, req.modelOverrides);
+  const model = req.finetune ? req.finetune.config : resolveModelConfig(req.modelName, req.modelOverrides);
   const seqLen = req.seqLen ?? model.contextLength;
   if (seqLen > model.contextLength) {
     throw new TrainerError('TRAINER_ERR_CONTEXT_TOO_LONG', `--seq-len ${seqLen} is longer than the model's context of ${model.contextLength} tokens`, {
@@ -99,7 +102,10 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
   const synthetic = req.data === 'synthetic';
   let tokenizerJson: string | undefined;
   let corpusTokens: PreparedJob['corpusTokens'];
-  if (!synthetic) {
+  if (req.finetune) {
+    tokenizerJson = req.finetune.tokenizerJson;
+    await checkTaskData(req.finetune, seqLen, req.valFraction, req.evalBatches, log);
+  } else if (!synthetic) {
     const corpus = await loadCorpus(req.data);
     log(`corpus ${corpus.name}: ${corpus.documents.length} documents (${corpus.sourceDescription})`);
     const tokenizer = await obtainTokenizer(req.tokenizerPath, corpus, model.vocabSize, cacheDir, log);
@@ -127,7 +133,9 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     modelName: req.modelName,
     model,
     backend: req.backend,
-    data: synthetic ? { source: 'synthetic' } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
+    data: req.finetune ? { source: 'task', path: req.finetune.taskPath, valFraction: req.valFraction }
+      : synthetic ? { source: 'synthetic' } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
+    ...(req.finetune ? { init: req.finetune.source } : {}),
     steps: req.steps,
     globalBatch: req.globalBatch,
     microBatch,

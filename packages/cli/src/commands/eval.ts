@@ -7,8 +7,9 @@ import { GPT, initBackend } from '@trainer/model';
 import { loadModelFrom } from '../model-source.js';
 import { int, num, oneOf } from '../parse.js';
 import { BACKENDS } from '../train-options.js';
+import { addTaskEvalOptions, runTaskEval, type TaskEvalCliOptions } from './eval-task.js';
 
-interface EvalOptions {
+interface EvalOptions extends TaskEvalCliOptions {
   tokenIds?: string;
   data?: string[];
   batches: number;
@@ -25,8 +26,8 @@ interface EvalOptions {
  * held-out split of a corpus (windows of the model's context).
  */
 export function evalCommand(): Command {
-  return new Command('eval')
-    .description('validation loss and perplexity of a saved model (a run folder or its model/ folder)')
+  return addTaskEvalOptions(new Command('eval')
+    .description('validation loss and perplexity of a saved model (a run folder or its model/ folder); with --task, BLEU and exact match of its completions')
     .argument('<model>', 'run folder or model folder')
     .option('--token-ids <file>', 'JSON array of token-id sequences, each scored as one sequence')
     .option('--data <source...>', 'score the held-out split of this corpus instead (moby-dick, sotu, paths)')
@@ -35,10 +36,11 @@ export function evalCommand(): Command {
     .option('--val-fraction <x>', 'with --data: held-out share (as in training)', num(0.0001, 0.5), 0.05)
     .option('--cache-dir <dir>', 'token cache folder')
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object'))
     .action(exitCode(async (path: string, o: EvalOptions) => {
       const saved = await loadModelFrom(path);
       await initBackend(o.backend, o.json ? () => undefined : (m) => process.stderr.write(m + '\n'));
+      if (o.task) return runTaskEval(saved, { ...o, task: o.task });
       const model = new GPT(saved.config);
       model.setParams(saved.params);
       let lossSum = 0;

@@ -14,6 +14,7 @@ import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { SyntheticBatches } from './synthetic-batches.js';
 
+import { initialParams, openTaskData } from '../finetune/task-data.js';
 /**
  * The training job every worker runs: GPT training over the device mesh (data parallel with
  * ZeRO over the data-parallel group, tensor parallel within each tensor-parallel group).
@@ -34,7 +35,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
   const norm = shape.dp < world ? { group: comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
   const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
-  const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(initParams(job.model, job.seed)), {
+  const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(await initialParams(job)), {
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
@@ -81,8 +82,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     }
     losses.push(r.loss);
     const isLast = step === job.steps - 1;
-    if (data.val && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
-      lastVal = await evaluate(trainer, data.val, job, dp.rank, dp.size);
+    if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
+      lastVal = await evaluate(trainer, data.valBatches, job, dp.rank, dp.size);
     }
     const state = trainer.modelStateBytes();
     const mem = memory();
@@ -137,30 +138,32 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
 
 interface OpenedData {
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
-  val: TokenArray | undefined;
+  /** Validation micro-batches (the first `count` of `microBatch` sequences); absent: no validation. */
+  valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
 }
 
 async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log: (msg: string) => void): Promise<OpenedData> {
   if (job.data.source === 'synthetic') {
     const synthetic = new SyntheticBatches(job.model.vocabSize, job.seqLen, job.seed);
-    return { batch: (step, slice) => synthetic.batch(step, { ...slice, globalBatch: job.globalBatch }), val: undefined };
+    return { batch: (step, slice) => synthetic.batch(step, { ...slice, globalBatch: job.globalBatch }), valBatches: undefined };
   }
   if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job trains on a corpus but no tokenizer came with it');
   const corpus = await loadCorpus(job.data.corpus);
   const split = await prepareTokens({ corpus, tokenizer, cacheDir: job.data.cacheDir, valFraction: job.data.valFraction, log });
   const sampler = new BatchSampler({ tokens: split.train, contextLength: job.seqLen, globalBatch: job.globalBatch, seed: job.seed });
-  return { batch: (step, slice) => sampler.batch(step, slice), val: split.val };
+  return { batch: (step, slice) => sampler.batch(step, slice), valBatches: (microBatch, count) => validationBatches(split.val, job.seqLen, microBatch, count) };
 }
 
+  if (job.data.source === 'task') return openTaskData(job, tokenizer);
 /**
  * Validation loss over the first `evalBatches` global batches of windows of the held-out split
  * (the same windows whatever the number of workers), in micro-batches shared round-robin by rank.
  */
-async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, val: TokenArray, job: TrainJob, rank: number, world: number) {
+async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, valBatches: NonNullable<OpenedData['valBatches']>, job: TrainJob, rank: number, world: number) {
   const mine: MicroBatch[] = [];
   let i = 0;
   const microBatches = (job.evalBatches * job.globalBatch) / job.microBatch;
-  for (const b of validationBatches(val, job.seqLen, job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
+  for (const b of valBatches(job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
 }

@@ -1,0 +1,46 @@
+import { exitCode } from '../action.js';
+import { Command } from 'commander';
+import { BpeTokenizer } from '@trainer/data';
+import { TrainerError } from '@trainer/errors';
+import { createLogger, resolveFinetune } from '@trainer/launcher';
+import { encodeTask, loadTaskFile } from '@trainer/tasks';
+import { addLaunchOptions, runLaunch, type LaunchOptions } from './launch.js';
+
+interface FinetuneOptions extends LaunchOptions {
+  from: string;
+}
+
+/** Options of `launch` that describe the model or corpus: the pretrained model decides them. */
+const MODEL_OPTIONS = ['model', 'vocabSize', 'contextLength', 'layers', 'heads', 'dModel', 'tokenizer'] as const;
+
+/**
+ * `trainer finetune --from MODEL --data task.jsonl [launch options]`: the launch path of
+ * `trainer launch` (every parallel mode applies) with the pretrained model's parameters,
+ * config and tokenizer, and a task file as the data (loss on completion tokens only).
+ */
+export function finetuneCommand(): Command {
+  const cmd = addLaunchOptions(new Command('finetune')
+    .description('fine-tune a saved model on prompt/completion examples (a .jsonl task file); loss on completion tokens only')
+    .requiredOption('--from <model>', 'model folder, run folder, checkpoint, or `trainer export` folder to start from'));
+  return cmd.action(exitCode(async (o: FinetuneOptions) => {
+    for (const name of MODEL_OPTIONS) {
+      if (cmd.getOptionValueSource(name) === 'cli') {
+        throw new TrainerError('TRAINER_ERR_USAGE', `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to finetune: the model and its tokenizer come from --from`, { hint: 'drop the option' });
+      }
+    }
+    if (cmd.getOptionValueSource('data') !== 'cli' || o.data.length !== 1) {
+      throw new TrainerError('TRAINER_ERR_USAGE', 'finetune needs one task file: --data task.jsonl', { hint: 'each line of the file is {"prompt": "...", "completion": "..."}' });
+    }
+    const log = createLogger({ base: { role: 'launcher' } });
+    const finetune = await resolveFinetune({ from: o.from, task: o.data[0] });
+    // Rows only as long as the longest example needs (padding costs compute), unless --seq-len says.
+    let seqLen = o.seqLen;
+    if (seqLen === undefined) {
+      const tokenizer = BpeTokenizer.fromJSON(JSON.parse(finetune.tokenizerJson));
+      const longest = Math.max(...encodeTask(await loadTaskFile(finetune.taskPath), tokenizer, Number.MAX_SAFE_INTEGER, finetune.taskPath).map((e) => e.ids.length));
+      seqLen = Math.min(finetune.config.contextLength, longest - 1);
+      log.info(`rows of ${seqLen} tokens (the longest example; --seq-len overrides)`);
+    }
+    return runLaunch(o, { modelName: finetune.modelName, finetune, seqLen }, log);
+  }));
+}

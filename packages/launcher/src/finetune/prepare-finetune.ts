@@ -1,0 +1,52 @@
+import { BpeTokenizer } from '@trainer/data';
+import { TrainerError } from '@trainer/errors';
+import type { GPTConfig } from '@trainer/model';
+import { resolve } from 'node:path';
+import { loadPretrained, resolvePretrained, type PretrainedSource } from './pretrained.js';
+import { encodeTaskSplit } from './task-data.js';
+
+/**
+ * `trainer finetune --from MODEL --data task.jsonl`: the same launch as training, with the
+ * pretrained model's config, tokenizer and parameters, and a task file as the data. Checked here,
+ * once, before any worker starts: the model loads, the task parses (a malformed line is named),
+ * every example fits a training row, and the held-out split is reported.
+ */
+export interface FinetuneRequest {
+  /** Model folder, run folder, checkpoint, or Hugging Face export. */
+  from: string;
+  /** Task file: JSON Lines of {"prompt", "completion"}. */
+  task: string;
+}
+
+export interface ResolvedFinetune {
+  source: PretrainedSource;
+  modelName: string;
+  config: GPTConfig;
+  tokenizerJson: string;
+  taskPath: string;
+}
+
+export async function resolveFinetune(req: FinetuneRequest): Promise<ResolvedFinetune> {
+  const source = await resolvePretrained(req.from);
+  const saved = await loadPretrained(source);
+  if (!saved.tokenizerJson) {
+    throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${saved.dir} has no tokenizer (tokenizer.json, or trainer-tokenizer.json in an export)`, {
+      hint: 'fine-tuning needs the tokenizer the model was trained with: use the run folder or a `trainer export` of it',
+    });
+  }
+  return { source, modelName: saved.modelName, config: saved.config, tokenizerJson: saved.tokenizerJson, taskPath: resolve(req.task) };
+}
+
+/** Checks the task against the model (every example fits `seqLen`); returns the split's sizes. */
+export async function checkTaskData(f: ResolvedFinetune, seqLen: number, valFraction: number, evalBatches: number, log: (msg: string) => void): Promise<{ train: number; val: number }> {
+  const tokenizer = BpeTokenizer.fromJSON(JSON.parse(f.tokenizerJson));
+  const split = await encodeTaskSplit(f.taskPath, valFraction, tokenizer, seqLen);
+  if (!split.train.length) {
+    throw new TrainerError('TRAINER_ERR_TASK_EMPTY', `every example of ${f.taskPath} fell into the held-out split`, { hint: 'use a smaller --val-fraction or more examples' });
+  }
+  const tokens = split.train.reduce((a, e) => a + e.ids.length - e.promptLength, 0);
+  log(`task ${f.taskPath}: ${split.train.length} training examples (${tokens} completion tokens), ${split.val.length} held out for validation`);
+  if (!split.val.length && evalBatches > 0) log('no example was held out for validation: the run reports training loss only (raise --val-fraction for a validation loss)');
+  log(`fine-tuning from ${f.source.kind} ${f.source.path}`);
+  return { train: split.train.length, val: split.val.length };
+}

@@ -1,0 +1,51 @@
+import { BpeTokenizer } from '@trainer/data';
+import type { MicroBatch } from '@trainer/engine';
+import { TrainerError } from '@trainer/errors';
+import { initParams } from '@trainer/model';
+import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler, taskValidationBatches, type EncodedExample } from '@trainer/tasks';
+import type { TrainJob } from '../job-spec.js';
+import { loadPretrained } from './pretrained.js';
+
+/**
+ * A worker's side of fine-tuning: the task's batches (loss on completion tokens only, rows drawn
+ * by (seed, step) so the trajectory does not depend on the worker count) and the initial
+ * parameters (the pretrained model's, checked against the job's config).
+ */
+export interface TaskSplit {
+  train: EncodedExample[];
+  val: EncodedExample[];
+}
+
+/** Reads, encodes and splits the task file exactly as the coordinator checked it. */
+export async function encodeTaskSplit(path: string, valFraction: number, tokenizer: BpeTokenizer, seqLen: number): Promise<TaskSplit> {
+  const examples = await loadTaskFile(path);
+  const { train, heldOut } = splitByPrompt(examples, valFraction);
+  return { train: encodeTask(train, tokenizer, seqLen, path), val: encodeTask(heldOut, tokenizer, seqLen, path) };
+}
+
+export interface TaskDataSource {
+  batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
+  valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
+}
+
+export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | undefined): Promise<TaskDataSource> {
+  if (job.data.source !== 'task') throw new TrainerError('TRAINER_ERR_PROTOCOL', 'openTaskData called for a job without a task');
+  if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job fine-tunes on a task but no tokenizer came with it');
+  const split = await encodeTaskSplit(job.data.path, job.data.valFraction, tokenizer, job.seqLen);
+  const pad = tokenizer.eotToken;
+  const sampler = new TaskBatchSampler(split.train, { seqLen: job.seqLen, globalBatch: job.globalBatch, seed: job.seed, pad });
+  return {
+    batch: (step, slice) => sampler.batch(step, slice),
+    valBatches: split.val.length ? (microBatch, count) => taskValidationBatches(split.val, job.seqLen, pad, microBatch, count) : undefined,
+  };
+}
+
+/** The parameters training starts from: the pretrained model's (fine-tuning), or a fresh init. */
+export async function initialParams(job: TrainJob): Promise<Float32Array> {
+  if (!job.init) return initParams(job.model, job.seed);
+  const saved = await loadPretrained(job.init);
+  if (JSON.stringify(saved.config) !== JSON.stringify(job.model)) {
+    throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `the model at ${job.init.path} changed since the job was prepared (config ${JSON.stringify(saved.config)})`, { hint: 'start the fine-tuning again' });
+  }
+  return saved.params;
+}
