@@ -4,60 +4,90 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, tmpCheckpointName } from './checkpoint-paths.js';
 import { commitCheckpoint, removeAbandoned } from './commit.js';
-import { checkTensorsMatch, readFlatRange, tensorEntriesFromFlat, type FlatPiece, type FlatTensor } from './flat-layout.js';
+import { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards, type FlatTensor } from './flat-layout.js';
 import { MANIFEST_FILE, STATE_KINDS, type Manifest } from './manifest.js';
 import { CheckpointReader } from './reader.js';
-import { packShard } from './shard-file.js';
+import { forEachRun, regionSize } from './region.js';
+import { packShard, ShardFile } from './shard-file.js';
 import { ShardWriter } from './shard-writer.js';
 import { newestVerified, verifyCheckpoint } from './verify.js';
 
 /**
  * A two-tensor "model" (a [2,3], b [5]: an 11-element flat vector) saved by 2 or 3 ranks with
  * pieces that cut through tensors, committed, read back under other layouts, and broken in every
- * way the issue names.
+ * way the issue names; and a tensor-parallel layout read back under another one.
  */
 const TENSORS: FlatTensor[] = [{ name: 'a', shape: [2, 3], offset: 0 }, { name: 'b', shape: [5], offset: 6 }];
 const UNITS = [[0, 6], [6, 11]];
-const value = (kind: string, i: number, step: number) => (kind === 'params' ? i + 0.5 : kind === 'm' ? i * 10 : i * 100) + step;
+const KIND_BASE = { params: 0.5, m: 1000, v: 2000 };
+/** Every element's value: a function of the state, the tensor, its index in the full tensor and the step. */
+const value = (kind: keyof typeof KIND_BASE, tensor: string, i: number, step: number) => KIND_BASE[kind] + (tensor === 'a' ? 0 : 100) + i + step / 8;
 
 const writer = new ShardWriter();
 afterAll(() => writer.close());
 
-/** Rank r's pieces: every unit split evenly over `world` ranks (as ZeroPartition does). */
-function piecesOf(rank: number, world: number): [number, number][] {
-  return UNITS.map(([s, e]) => {
-    const n = e - s;
-    const base = Math.floor(n / world);
-    const extra = n % world;
-    const start = s + rank * base + Math.min(rank, extra);
-    return [start, start + base + (rank < extra ? 1 : 0)] as [number, number];
-  }).filter(([s, e]) => e > s);
+/** Balanced split of [s, e) into `world` parts (as ZeroPartition does per unit). */
+function split(s: number, e: number, world: number, rank: number): [number, number] {
+  const n = e - s;
+  const base = Math.floor(n / world);
+  const extra = n % world;
+  const start = s + rank * base + Math.min(rank, extra);
+  return [start, start + base + (rank < extra ? 1 : 0)];
 }
 
-async function saveFixture(root: string, step: number, world: number, keepLast = 0): Promise<string> {
+/** One rank: its local flat tensors (regions of the full ones) and its owned ranges of that vector. */
+interface RankLayout { tensors: FlatTensor[]; pieces: [number, number][] }
+
+/** The local flat vector of a rank, of state `kind`, from the full tensors' values. */
+function localValues(tensors: readonly FlatTensor[], kind: keyof typeof KIND_BASE, step: number): Float32Array {
+  const size = Math.max(...tensors.map((t) => t.offset + regionSize(t.shape, t.region)));
+  const out = new Float32Array(size);
+  for (const t of tensors) forEachRun(t.shape, t.region, 0, regionSize(t.shape, t.region), (g, r, n) => {
+    for (let i = 0; i < n; i++) out[t.offset + r + i] = value(kind, t.name, g + i, step);
+  });
+  return out;
+}
+
+async function saveLayout(root: string, step: number, ranks: RankLayout[], keepLast = 0): Promise<string> {
   const tmp = join(root, tmpCheckpointName(step, 'test'));
   await mkdir(tmp, { recursive: true });
   const files: Manifest['files'] = [];
-  const flatFiles: { file: string; pieces: FlatPiece[] }[] = [];
-  for (let rank = 0; rank < world; rank++) {
-    const ranges = piecesOf(rank, world);
-    const tensors = STATE_KINDS.flatMap((kind) => ranges.map(([s, e]) => ({ name: `${kind}:${s}-${e}`, data: Float32Array.from({ length: e - s }, (_, i) => value(kind, s + i, step)) })));
-    const packed = packShard(tensors, { rank: String(rank) });
-    const pieces = ranges.map(([s, e]) => ({ flatStart: s, flatEnd: e, offsets: { params: packed.offsets.get(`params:${s}-${e}`)!, m: packed.offsets.get(`m:${s}-${e}`)!, v: packed.offsets.get(`v:${s}-${e}`)! } }));
+  const shards: { file: string; shard: ShardFile }[] = [];
+  for (const [rank, layout] of ranks.entries()) {
+    const full = { params: localValues(layout.tensors, 'params', step), m: localValues(layout.tensors, 'm', step), v: localValues(layout.tensors, 'v', step) };
+    const pieces = layout.pieces.filter(([s, e]) => e > s).map(([s, e]) => ({ flatStart: s, flatEnd: e, params: full.params.subarray(s, e), m: full.m.subarray(s, e), v: full.v.subarray(s, e) }));
+    const { tensors, metadata } = shardTensors(layout.tensors, pieces);
     const file = `rank-${rank}.safetensors`;
-    const written = await writer.write(join(tmp, file), packed);
+    const written = await writer.write(join(tmp, file), packShard(tensors, { ...metadata, rank: String(rank) }));
     files.push({ name: file, rank, bytes: written.bytes, sha256: written.sha256 });
-    flatFiles.push({ file, pieces });
+    shards.push({ file, shard: await ShardFile.open(join(tmp, file), written.bytes) });
   }
   const manifest: Manifest = {
     format: 'trainer-checkpoint', version: 1, step, optimizerStep: step, createdAt: new Date().toISOString(),
     model: { name: 'toy', config: { size: 11 } }, tokenizer: null,
-    layout: { world, dp: world, tp: 1, pp: 1, zeroStage: 1, precision: 'fp32' },
+    layout: { world: ranks.length, dp: ranks.length, tp: 1, pp: 1, zeroStage: 1, precision: 'fp32' },
     training: { seed: 1 }, lrSchedule: { kind: 'warmup-cosine', lr: 1, minLr: 0.1, warmupSteps: 0, decaySteps: 10, lrAtStep: 1 },
     lossScale: null, rng: { sampler: { kind: 'stateless', seed: 1, nextStep: step }, dropout: null }, metrics: { loss: 1.5 },
-    files, tensors: tensorEntriesFromFlat(TENSORS, flatFiles),
+    files, tensors: tensorEntriesFromShards(ranks[0].tensors.length === 2 ? TENSORS : TP_TENSORS, shards),
   };
+  for (const s of shards) await s.shard.close();
   return (await commitCheckpoint({ root, tmpDir: tmp, manifest, keepLast })).path;
+}
+
+/** The toy model on `world` data-parallel ranks, every unit split evenly. */
+async function saveFixture(root: string, step: number, world: number, keepLast = 0): Promise<string> {
+  return saveLayout(root, step, Array.from({ length: world }, (_, r) => ({ tensors: TENSORS, pieces: UNITS.map(([s, e]) => split(s, e, world, r)) })), keepLast);
+}
+
+/** Tensor parallel: a [4,8] column-parallel in two column groups (like q and k), b [6] replicated, c [6,2] row-parallel. */
+const TP_TENSORS = [{ name: 'a', shape: [4, 8] }, { name: 'b', shape: [6] }, { name: 'c', shape: [6, 2] }];
+function tpTensors(tp: number, t: number): FlatTensor[] {
+  const w = 4 / tp; // columns of a per rank in each of the column groups [0, 4) and [4, 8)
+  const a: FlatTensor = { name: 'a', shape: [4, 8], offset: 0, region: { cols: [[t * w, (t + 1) * w], [4 + t * w, 4 + (t + 1) * w]] } };
+  const aSize = regionSize(a.shape, a.region);
+  const b: FlatTensor = { name: 'b', shape: [6], offset: aSize, owned: t === 0 };
+  const c: FlatTensor = { name: 'c', shape: [6, 2], offset: aSize + 6, region: { rows: split(0, 6, tp, t) } };
+  return [a, b, c];
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -80,16 +110,50 @@ describe('sharded checkpoints', () => {
     checkTensorsMatch(reader, TENSORS);
     for (const kind of STATE_KINDS) {
       const all = await readFlatRange(reader, TENSORS, kind, 0, 11);
-      expect(Array.from(all)).toEqual(Array.from({ length: 11 }, (_, i) => value(kind, i, 7)));
+      expect(Array.from(all)).toEqual(Array.from(localValues(TENSORS, kind, 7)));
     }
     // A rank of a 2-way layout reading its piece of unit 1: 3 elements, 12 bytes per kind.
     const before = reader.bytesRead;
-    expect(Array.from(await readFlatRange(reader, TENSORS, 'v', 6, 9))).toEqual([600 + 7, 700 + 7, 800 + 7]);
+    expect(Array.from(await readFlatRange(reader, TENSORS, 'v', 6, 9))).toEqual(Array.from(localValues(TENSORS, 'v', 7).subarray(6, 9)));
     expect(reader.bytesRead - before).toBe(12);
     await reader.close();
     const report = await verifyCheckpoint(dir);
     expect(report.problems).toEqual([]);
     expect(report.files.map((f) => f.ok)).toEqual([true, true, true]);
+  });
+
+  it('tensor parallel: shards of column- and row-parallel regions, replicas written once, read back under another tp degree and as full tensors', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    // 4 ranks: tp 2 x dp 2; each tp rank's flat vector in two units, split over the dp ranks.
+    const ranks: RankLayout[] = [];
+    for (let t = 0; t < 2; t++) {
+      const tensors = tpTensors(2, t);
+      const units: [number, number][] = [[0, tensors[1].offset], [tensors[1].offset, tensors[2].offset + 6]];
+      for (let d = 0; d < 2; d++) ranks.push({ tensors, pieces: units.map(([s, e]) => split(s, e, 2, d)) });
+    }
+    const dir = await saveLayout(root, 5, ranks);
+    const reader = await CheckpointReader.open(dir);
+    // b (elements 16-21 of tp rank 0's vector) lies in dp rank 0's half of unit 2; tp rank 1 (ranks 2, 3) does not write its replica.
+    expect(reader.manifest.tensors.find((t) => t.name === 'b')!.state.params.map((p) => p.file)).toEqual(['rank-0.safetensors']);
+    expect(reader.manifest.tensors.find((t) => t.name === 'c')!.state.v.map((p) => [p.file, p.slice.rows])).toEqual([
+      ['rank-1.safetensors', [0, 3]], ['rank-3.safetensors', [3, 6]],
+    ]);
+    expect(reader.manifest.tensors.find((t) => t.name === 'a')!.state.m[0].slice.cols).toEqual([[0, 2], [4, 6]]);
+    // The whole model (one rank, no tensor parallelism) and a tp-4 rank's view of it.
+    for (const kind of STATE_KINDS) {
+      const whole: FlatTensor[] = [{ name: 'a', shape: [4, 8], offset: 0 }, { name: 'b', shape: [6], offset: 32 }, { name: 'c', shape: [6, 2], offset: 38 }];
+      expect(Array.from(await readFlatRange(reader, whole, kind, 0, 50)), kind).toEqual(Array.from(localValues(whole, kind, 5)));
+      const other: FlatTensor[] = [
+        { name: 'a', shape: [4, 8], offset: 0, region: { rows: [1, 3], cols: [[1, 4]] } },
+        { name: 'c', shape: [6, 2], offset: 6, region: { rows: [3, 5] } },
+        { name: 'b', shape: [6], offset: 10, region: { cols: [[2, 5]] } },
+      ];
+      expect(Array.from(await readFlatRange(reader, other, kind, 2, 13)), kind).toEqual(Array.from(localValues(other, kind, 5).subarray(2, 13)));
+    }
+    await reader.close();
+    // A layout that writes the replicated tensor twice is refused at commit (overlapping pieces).
+    const twice = ranks.map((r) => ({ ...r, tensors: r.tensors.map((t) => ({ ...t, owned: true })) }));
+    await expect(saveLayout(root, 6, twice)).rejects.toThrow(/b \(params\): overlapping pieces/);
   });
 
   it('keeps the newest K, removes older ones only after a newer commit, and replaces a same-step folder', async () => {

@@ -17,4 +17,5 @@ export {
 export { CheckpointReader, readManifest } from './reader.js';
 export { newestVerified, sha256File, verifyCheckpoint, type VerifyReport } from './verify.js';
 export { commitCheckpoint, removeAbandoned, type CommitRequest, type CommitResult } from './commit.js';
-export { checkTensorsMatch, readFlatRange, tensorEntriesFromFlat, type FlatPiece, type FlatTensor } from './flat-layout.js';
+export { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards, type FlatTensor, type OwnedPiece } from './flat-layout.js';
+export { forEachRun, regionProblem, regionSize, type Region } from './region.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
+import { forEachRun, numel, regionProblem, regionSize } from './region.js';
 
 /**
  * manifest.json: the description of one checkpoint, written by the coordinator last, after every
@@ -7,10 +8,10 @@ import { CheckpointErrorCode, checkpointError } from './errors.js';
  *
  * For every logical tensor (Hugging Face GPT-2 name and shape) and every kind of state
  * (parameters, AdamW's m and v) it lists the pieces that hold it: file, absolute byte offset,
- * byte length and the slice of the tensor covered. Version 1 has one slice kind, `flat`: a
- * range [start, end) of the row-major flattened tensor, which is what a ZeRO piece is. A
- * tensor-parallel shard would add a `box` slice (per-dimension ranges) in a later version; a
- * reader refuses slice kinds it does not know, and versions newer than its own.
+ * byte length and the slice of the tensor covered. A slice is a `region` of the tensor (a
+ * tensor-parallel shard: row and column ranges, region.ts; the whole tensor when absent) and a
+ * range `flat` [start, end) of that region flattened row-major (a ZeRO piece of it). A reader
+ * refuses fields it does not know, and versions newer than its own.
  */
 export const MANIFEST_FORMAT = 'trainer-checkpoint';
 export const MANIFEST_VERSION = 1;
@@ -25,7 +26,8 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 /** A plain file name inside the checkpoint folder: no separators, no '..'. */
 const fileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/);
 
-export const SliceSchema = z.object({ flat: z.tuple([count, count]) }).strict();
+const range = z.tuple([count, count]);
+export const SliceSchema = z.object({ flat: range, rows: range.optional(), cols: z.array(range).min(1).max(1024).optional() }).strict();
 
 export const PieceSchema = z.object({ file: fileName, offset: count, length: count, slice: SliceSchema }).strict();
 export type Piece = z.infer<typeof PieceSchema>;
@@ -84,7 +86,7 @@ export const ManifestSchema = z.object({
 export type Manifest = z.infer<typeof ManifestSchema>;
 
 export function tensorSize(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
+  return numel(shape);
 }
 
 /**
@@ -132,16 +134,24 @@ function checkConsistency(m: Manifest, path: string): void {
     names.add(t.name);
     const size = tensorSize(t.shape);
     for (const kind of STATE_KINDS) {
-      const pieces = [...t.state[kind]].sort((a, b) => a.slice.flat[0] - b.slice.flat[0]);
-      let pos = 0;
-      for (const p of pieces) {
+      // Every piece's runs of tensor elements; together they must tile [0, size) exactly.
+      const runs: [number, number][] = [];
+      for (const p of t.state[kind]) {
         const [s, e] = p.slice.flat;
         const f = files.get(p.file);
         if (!f) throw bad(`${t.name} (${kind}) refers to ${p.file}, which is not listed in files`);
-        if (s !== pos) throw bad(`${t.name} (${kind}): ${s < pos ? 'overlapping pieces' : 'a gap'} at element ${Math.min(s, pos)}`);
-        if (e < s || e > size) throw bad(`${t.name} (${kind}): slice [${s}, ${e}) outside the tensor of ${size} elements`);
+        const problem = regionProblem(t.shape, p.slice);
+        if (problem) throw bad(`${t.name} (${kind}): ${problem}`);
+        const regionElems = regionSize(t.shape, p.slice);
+        if (e < s || e > regionElems) throw bad(`${t.name} (${kind}): slice [${s}, ${e}) outside its region of ${regionElems} elements`);
         if (p.length !== (e - s) * 4) throw bad(`${t.name} (${kind}): ${p.length} bytes for ${e - s} F32 elements`);
         if (p.offset % 4 !== 0 || p.offset + p.length > f.bytes) throw bad(`${t.name} (${kind}): bytes [${p.offset}, ${p.offset + p.length}) outside ${p.file} (${f.bytes} bytes)`);
+        forEachRun(t.shape, p.slice, s, e, (g, _r, n) => runs.push([g, g + n]));
+      }
+      runs.sort((a, b) => a[0] - b[0]);
+      let pos = 0;
+      for (const [s, e] of runs) {
+        if (s !== pos) throw bad(`${t.name} (${kind}): ${s < pos ? 'overlapping pieces' : 'a gap'} at element ${Math.min(s, pos)}`);
         pos = e;
       }
       if (pos !== size) throw bad(`${t.name} (${kind}) is covered up to element ${pos} of ${size}`);

@@ -3,8 +3,20 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { resolveCheckpointDir } from './checkpoint-paths.js';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
-import { MANIFEST_FILE, parseManifest, tensorSize, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
+import { MANIFEST_FILE, parseManifest, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
+import { forEachRun, regionProblem, regionSize, type Region } from './region.js';
 import { ShardFile } from './shard-file.js';
+
+/** A stored run: tensor elements [start, start + n) at byte `byte` of `file`. */
+interface StoredRun {
+  start: number;
+  n: number;
+  file: string;
+  byte: number;
+}
+
+/** Reads closer than this many bytes apart in one file are merged into one read. */
+const MERGE_GAP_BYTES = 64 * 1024;
 
 /**
  * Reads a committed checkpoint, whatever layout wrote it: any slice of any tensor's state is
@@ -17,6 +29,7 @@ import { ShardFile } from './shard-file.js';
 export class CheckpointReader {
   private readonly byName: Map<string, TensorEntry>;
   private readonly shards = new Map<string, Promise<ShardFile>>();
+  private readonly runIndex = new Map<string, StoredRun[]>();
   /** Bytes read from shard files so far (for "reads only what it needs"). */
   bytesRead = 0;
 
@@ -35,22 +48,70 @@ export class CheckpointReader {
   }
 
   /** Elements [start, end) of the row-major flattened tensor `name`'s state `kind`. */
-  async readSlice(kind: StateKind, name: string, start: number, end: number): Promise<Float32Array> {
+  readSlice(kind: StateKind, name: string, start: number, end: number): Promise<Float32Array> {
+    return this.readRegion(kind, name, undefined, start, end);
+  }
+
+  /**
+   * Elements [start, end) of `region` of tensor `name` (flattened row-major; region.ts), for a
+   * rank whose layout (tensor-parallel shard, ZeRO piece) differs from the writer's: the tensor
+   * elements wanted are matched against the runs each stored piece holds, and only those bytes
+   * are read (nearby ones in one read).
+   */
+  async readRegion(kind: StateKind, name: string, region: Region | undefined, start: number, end: number): Promise<Float32Array> {
     const t = this.byName.get(name);
     if (!t) throw checkpointError(CheckpointErrorCode.FORMAT, `${join(this.dir, MANIFEST_FILE)} has no tensor ${name}`, { file: join(this.dir, MANIFEST_FILE) });
-    const size = tensorSize(t.shape);
-    if (!(start >= 0 && start <= end && end <= size)) throw new RangeError(`readSlice: [${start}, ${end}) outside ${name} (${size} elements)`);
+    const problem = regionProblem(t.shape, region);
+    const size = regionSize(t.shape, region);
+    if (problem || !(start >= 0 && start <= end && end <= size)) throw new RangeError(`readRegion: [${start}, ${end}) of ${name} ${JSON.stringify(region ?? {})}: ${problem ?? `outside ${size} elements`}`);
+    const stored = this.storedRuns(t, kind);
+    // What to copy: (file, byte, length in elements, position in the output).
+    const copies: { file: string; byte: number; n: number; out: number }[] = [];
+    forEachRun(t.shape, region, start, end, (g, r, n) => {
+      let i = lowerBound(stored, g);
+      for (let at = g; at < g + n; i++) {
+        const s = stored[i];
+        const take = Math.min(g + n, s.start + s.n) - at;
+        copies.push({ file: s.file, byte: s.byte + (at - s.start) * 4, n: take, out: r - start + (at - g) });
+        at += take;
+      }
+    });
     const out = new Float32Array(end - start);
-    for (const p of t.state[kind]) {
-      const [ps, pe] = p.slice.flat;
-      const s = Math.max(ps, start);
-      const e = Math.min(pe, end);
-      if (e <= s) continue;
-      const shard = await this.shard(p.file);
-      out.set(await shard.readFloat32(p.offset + (s - ps) * 4, (e - s) * 4), s - start);
-      this.bytesRead += (e - s) * 4;
+    copies.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.byte - b.byte));
+    for (let i = 0; i < copies.length;) {
+      // One read for a run of copies from the same file with small gaps between them.
+      let j = i + 1;
+      let last = copies[i].byte + copies[i].n * 4;
+      while (j < copies.length && copies[j].file === copies[i].file && copies[j].byte - last <= MERGE_GAP_BYTES) {
+        last = Math.max(last, copies[j].byte + copies[j].n * 4);
+        j++;
+      }
+      const shard = await this.shard(copies[i].file);
+      const span = await shard.readFloat32(copies[i].byte, last - copies[i].byte);
+      this.bytesRead += last - copies[i].byte;
+      for (let k = i; k < j; k++) {
+        const at = (copies[k].byte - copies[i].byte) / 4;
+        out.set(span.subarray(at, at + copies[k].n), copies[k].out);
+      }
+      i = j;
     }
     return out;
+  }
+
+  /** Every run of tensor elements the pieces of `t`'s state `kind` hold, sorted (they tile it: manifest.ts checks). */
+  private storedRuns(t: TensorEntry, kind: StateKind): StoredRun[] {
+    const key = `${kind}/${t.name}`;
+    let runs = this.runIndex.get(key);
+    if (!runs) {
+      runs = [];
+      for (const p of t.state[kind]) {
+        const [s, e] = p.slice.flat;
+        forEachRun(t.shape, p.slice, s, e, (g, r, n) => runs!.push({ start: g, n, file: p.file, byte: p.offset + (r - s) * 4 }));
+      }
+      runs.sort((a, b) => a.start - b.start);
+      this.runIndex.set(key, runs);
+    }
+    return runs;
   }
 
   /** The tokenizer file saved with the checkpoint (its hash checked), or undefined. */
@@ -96,6 +157,18 @@ export class CheckpointReader {
     }
     return s;
   }
+}
+
+/** Index of the run containing element g (runs tile the tensor, sorted by start). */
+function lowerBound(runs: readonly StoredRun[], g: number): number {
+  let lo = 0;
+  let hi = runs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (runs[mid].start <= g) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /** Reads and validates dir/manifest.json. */

@@ -7,17 +7,17 @@ import { parseSaveFault, saveFaultFor } from './save-fault.js';
 describe('checkpoint control messages and options', () => {
   const written = {
     type: 'checkpoint-written', rank: 1, step: 6, optimizerStep: 6, file: shardFileName(1, 4), bytes: 1024, sha256: 'a'.repeat(64),
-    pieces: [{ flatStart: 0, flatEnd: 10, offsets: { params: 128, m: 168, v: 208 } }], copyMs: 1.5, writeMs: 3,
+    copyMs: 1.5, writeMs: 3,
   };
 
-  it('accepts a well-formed shard report and refuses file names that leave the folder, bad hashes and missing offsets', () => {
+  it('accepts a well-formed shard report and refuses file names that leave the folder, bad hashes and sizes', () => {
     expect(ToCoordinatorSchema.safeParse(written).success).toBe(true);
     expect(written.file).toBe('rank-00001-of-00004.safetensors');
     for (const bad of [
       { ...written, file: '../../etc/passwd' },
       { ...written, file: 'sub/dir.safetensors' },
       { ...written, sha256: 'xyz' },
-      { ...written, pieces: [{ flatStart: 0, flatEnd: 10, offsets: { params: 128 } }] },
+      { ...written, bytes: 1.5 },
       { ...written, step: -1 },
     ]) expect(ToCoordinatorSchema.safeParse(bad).success, JSON.stringify(bad).slice(0, 80)).toBe(false);
     expect(ToCoordinatorSchema.safeParse({ type: 'checkpoint-failed', rank: 0, step: 2, error: { code: 'TRAINER_ERR_CHECKPOINT_DISK_FULL', message: 'full' } }).success).toBe(true);

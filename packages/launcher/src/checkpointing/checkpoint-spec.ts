@@ -5,7 +5,8 @@ import { z } from 'zod';
  * (worker -> coordinator), validated like every other control message.
  *
  *   worker r: copy its state out of the trainer, write + fsync its shard into the temporary
- *             folder (in the background), then report { file, bytes, sha256, pieces } or a failure
+ *             folder (in the background), then report { file, bytes, sha256 } or a failure (the
+ *             shard's header says which slice of which tensor each of its pieces is)
  *   coordinator: once all ranks reported, verify every file, write the manifest, rename, `latest`
  */
 const count = z.number().int().nonnegative();
@@ -27,12 +28,6 @@ export type CheckpointSpec = z.infer<typeof CheckpointSpecSchema>;
 const rank = count;
 const shardName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/);
 
-/** A range of the flat parameter vector in a shard file, with each state's absolute byte offset. */
-const FlatPieceSchema = z.object({
-  flatStart: count, flatEnd: count,
-  offsets: z.object({ params: count, m: count, v: count }),
-});
-
 export const CheckpointWrittenSchema = z.object({
   type: z.literal('checkpoint-written'),
   rank,
@@ -42,7 +37,6 @@ export const CheckpointWrittenSchema = z.object({
   file: shardName,
   bytes: count,
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  pieces: z.array(FlatPieceSchema).max(100_000),
   /** Time the training loop spent copying the state, and the writer thread writing it. */
   copyMs: z.number().nonnegative(),
   writeMs: z.number().nonnegative(),

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  checkpointError, CheckpointErrorCode, checkpointName, commitCheckpoint, removeAbandoned, tensorEntriesFromFlat, tmpCheckpointName, writeFileDurable,
-  MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest,
+  checkpointError, CheckpointErrorCode, checkpointName, commitCheckpoint, removeAbandoned, ShardFile, tensorEntriesFromShards, tmpCheckpointName,
+  writeFileDurable, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest,
 } from '@trainer/checkpoint';
 import { learningRateAt } from '@trainer/engine';
 import { asTrainerError } from '@trainer/errors';
@@ -119,15 +119,20 @@ export class CheckpointCommitter {
     const optimizerSteps = new Set(written.map((w) => w.optimizerStep));
     if (optimizerSteps.size !== 1) throw checkpointError(CheckpointErrorCode.WRITE, `ranks disagree on the optimizer step of checkpoint ${step}: ${[...optimizerSteps].join(', ')}`);
     const schedule = { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps };
-    const layout = paramLayout(job.model);
+    // The tensor table from the shards' own headers (each says which slice of which tensor it holds).
+    const shards: { file: string; shard: ShardFile }[] = [];
+    let tensors: Manifest['tensors'];
+    try {
+      for (const w of written) shards.push({ file: w.file, shard: await ShardFile.open(join(tmpDir, w.file), w.bytes) });
+      tensors = tensorEntriesFromShards(paramLayout(job.model).entries, shards);
+    } finally {
+      for (const s of shards) await s.shard.close();
+    }
     return {
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, step, optimizerStep: written[0].optimizerStep, createdAt: new Date().toISOString(),
       model: { name: job.modelName, config: { ...job.model } },
       tokenizer,
-      layout: {
-        world, dp: world, tp: 1, pp: 1, zeroStage: job.zero, precision: 'fp32',
-        partition: { scheme: 'zero-flat-pieces', ranks: written.map((w) => w.pieces.map((p) => [p.flatStart, p.flatEnd])) },
-      },
+      layout: { world, dp: world / (job.tp * job.pp), tp: job.tp, pp: job.pp, zeroStage: job.zero, precision: 'fp32' },
       training: {
         seed: job.seed, steps: job.steps, globalBatch: job.globalBatch, microBatch: job.microBatch, seqLen: job.seqLen, gradClip: job.gradClip,
         adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay }, data: job.data,
@@ -137,7 +142,7 @@ export class CheckpointCommitter {
       rng: { sampler: { kind: 'stateless', seed: job.seed, nextStep: step }, dropout: null },
       metrics: written[0].metrics ?? {},
       files: written.map((w) => ({ name: w.file, rank: w.rank, bytes: w.bytes, sha256: w.sha256 })),
-      tensors: tensorEntriesFromFlat(layout.entries.map((e) => ({ name: e.name, shape: e.shape, offset: e.offset })), written.map((w) => ({ file: w.file, pieces: w.pieces }))),
+      tensors,
     };
   }
 }

@@ -22,11 +22,6 @@ export interface CheckpointRequest {
 
 export async function prepareCheckpointing(req: CheckpointRequest | undefined, job: TrainJob, world: number, tokenizerJson: string | undefined, log: (msg: string) => void): Promise<CheckpointSpec | undefined> {
   if (!req || (req.saveEvery === 0 && !req.resume)) return undefined;
-  if (job.tp > 1) {
-    throw new TrainerError('TRAINER_ERR_CHECKPOINT_UNSUPPORTED', `sharded checkpoints of tensor-parallel runs (--tp ${job.tp}) are not implemented yet`, {
-      hint: 'train without --save-every/--resume, or with --tp 1 (data parallelism and ZeRO 0-3 are supported)',
-    });
-  }
   const dir = join(job.outDir, CHECKPOINTS_DIR);
   let found: VerifyReport | undefined;
   if (req.resume === 'auto') {
@@ -74,7 +69,9 @@ function checkResumable(m: Manifest, dir: string, job: TrainJob, world: number, 
     .filter(([k, v]) => t[k] !== undefined && t[k] !== v).map(([k, v]) => `${k} ${String(t[k])} -> ${v}`);
   if (m.lrSchedule.lr !== job.lr || m.lrSchedule.minLr !== job.minLr || m.lrSchedule.warmupSteps !== job.warmupSteps) changed.push('learning-rate schedule');
   if (changed.length) log(`resuming with changed hyperparameters (${changed.join(', ')}): the run continues from the saved state but will not retrace the original trajectory`);
-  if (m.layout.zeroStage !== job.zero || m.layout.world !== world) {
-    log(`resharding: the checkpoint was written by ${m.layout.world} worker(s) with ZeRO ${m.layout.zeroStage}; this run has ${world} with ZeRO ${job.zero}: each rank reads the slices it needs`);
+  const was = `${m.layout.world} worker(s) (dp ${m.layout.dp} x tp ${m.layout.tp} x pp ${m.layout.pp}) with ZeRO ${m.layout.zeroStage}`;
+  const now = `${world} (dp ${world / (job.tp * job.pp)} x tp ${job.tp} x pp ${job.pp}) with ZeRO ${job.zero}`;
+  if (m.layout.zeroStage !== job.zero || m.layout.world !== world || m.layout.tp !== job.tp || m.layout.pp !== job.pp) {
+    log(`resharding: the checkpoint was written by ${was}; this run has ${now}: each rank reads the slices it needs`);
   }
 }

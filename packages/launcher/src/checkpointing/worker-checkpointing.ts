@@ -1,11 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, ShardWriter, tmpCheckpointName, writeFailure, STATE_KINDS,
+  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
   type FlatTensor, type StateKind,
 } from '@trainer/checkpoint';
 import { asTrainerError } from '@trainer/errors';
-import { paramLayout, type GPTConfig } from '@trainer/model';
 import type { MetricsRecord } from '../control-protocol.js';
 import type { Logger } from '../logging.js';
 import { shardFileName, type CheckpointFailed, type CheckpointSpec, type CheckpointWritten } from './checkpoint-spec.js';
@@ -31,7 +30,8 @@ export interface WorkerCheckpointingOptions {
   world: number;
   /** Total steps of the job (the last one is always saved when saving is on). */
   steps: number;
-  model: GPTConfig;
+  /** The tensors of this rank's flat vector (local-tensors.ts). */
+  tensors: FlatTensor[];
   trainer: CheckpointableTrainer;
   /** Sends a commit-protocol message to the coordinator. */
   send(m: CheckpointWritten | CheckpointFailed): void;
@@ -40,13 +40,11 @@ export interface WorkerCheckpointingOptions {
 }
 
 export class WorkerCheckpointing {
-  private readonly tensors: FlatTensor[];
   private readonly writer = new ShardWriter();
   private readonly fault: SaveFault | undefined;
   private inFlight: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: WorkerCheckpointingOptions) {
-    this.tensors = paramLayout(o.model).entries.map((e) => ({ name: e.name, shape: e.shape, offset: e.offset }));
     this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
   }
 
@@ -60,8 +58,8 @@ export class WorkerCheckpointing {
     const started = performance.now();
     const reader = await CheckpointReader.open(from.dir);
     try {
-      checkTensorsMatch(reader, this.tensors);
-      await this.o.trainer.importState(reader.manifest.optimizerStep, (kind, s, e) => readFlatRange(reader, this.tensors, kind, s, e));
+      checkTensorsMatch(reader, this.o.tensors);
+      await this.o.trainer.importState(reader.manifest.optimizerStep, (kind, s, e) => readFlatRange(reader, this.o.tensors, kind, s, e));
     } finally {
       await reader.close();
     }
@@ -93,20 +91,14 @@ export class WorkerCheckpointing {
     // The stall: one copy of this rank's pieces (params, m, v) into the shard's buffer.
     const copyStarted = performance.now();
     const { optimizerStep, pieces } = this.o.trainer.exportPieces();
-    const name = (kind: StateKind, p: { flatStart: number; flatEnd: number }) => `${kind}:${p.flatStart}-${p.flatEnd}`;
-    const packed = packShard(STATE_KINDS.flatMap((kind) => pieces.map((p) => ({ name: name(kind, p), data: p[kind] }))), {
-      rank: String(this.o.rank), world: String(this.o.world), step: String(done),
-    });
-    const flatPieces = pieces.map((p) => ({
-      flatStart: p.flatStart, flatEnd: p.flatEnd,
-      offsets: { params: packed.offsets.get(name('params', p))!, m: packed.offsets.get(name('m', p))!, v: packed.offsets.get(name('v', p))! },
-    }));
+    const shard = shardTensors(this.o.tensors, pieces);
+    const packed = packShard(shard.tensors, { ...shard.metadata, rank: String(this.o.rank), world: String(this.o.world), step: String(done) });
     const copyMs = performance.now() - copyStarted;
     const shardBytes = packed.bytes.byteLength; // the buffer is transferred to the writer below
     this.inFlight = this.writer.write(path, packed, { fault: saveFaultFor(this.fault, this.o.rank, done) }).then(
       (w) => this.o.send({
         type: 'checkpoint-written', rank: this.o.rank, step: done, optimizerStep, file: shardFileName(this.o.rank, this.o.world),
-        bytes: w.bytes, sha256: w.sha256, pieces: flatPieces, copyMs, writeMs: w.writeMs, ...(this.o.rank === 0 ? { metrics } : {}),
+        bytes: w.bytes, sha256: w.sha256, copyMs, writeMs: w.writeMs, ...(this.o.rank === 0 ? { metrics } : {}),
       }),
       (err: unknown) => this.fail({ type: 'checkpoint-failed', rank: this.o.rank, step: done, error: asTrainerError(err, 'TRAINER_ERR_CHECKPOINT_WRITE').toJSON() }),
     );

@@ -10,6 +10,7 @@ import type { MetricsRecord } from '../control-protocol.js';
 import type { TrainJob } from '../job-spec.js';
 import { saveModelDir } from '../model-files.js';
 import { WorkerCheckpointing } from '../checkpointing/worker-checkpointing.js';
+import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { SyntheticBatches } from './synthetic-batches.js';
@@ -52,7 +53,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     await writeFile(join(job.outDir, 'partition.json'), JSON.stringify(trainer.partition.describe()) + '\n');
   }
   // Sharded checkpoints: restore (from any layout) before the first step, save every --save-every.
-  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, model: job.model, trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
+  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, tensors: checkpointTensors(model, mesh.coords.tp), trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
   const firstStep = (await checkpoints?.restore()) ?? 0;
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
