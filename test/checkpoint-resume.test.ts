@@ -91,6 +91,35 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     }
   }, 300_000);
 
+  it('fp16: the loss scale is saved and restored (bitwise resume); the fp32 master resumes in bf16 and fp32', async () => {
+    const ws = tinyWorkspace();
+    const job = [...JOB, '--zero', '2'];
+    const ref = await tinyRun(ws, 'fp16', 2, [...job, '--precision', 'fp16', '--save-every', '3']);
+    expect(ref.code, ref.output).toBe(0);
+    const ckpt = join(ref.out, 'checkpoints', 'step-000003');
+    const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
+    expect(manifest.layout.precision).toBe('fp16');
+    expect(manifest.lossScale).toEqual({ scale: 65536, goodSteps: 3, skipsAtMinimum: 0 });
+    const same = await tinyRun(ws, 'fp16-same', 2, [...job, '--precision', 'fp16', '--resume', ckpt]);
+    expectSameTail(same, ref, 3, true, 'same layout and precision (fp16)');
+    const scales = same.metrics.filter((m) => m.rank === 0 && typeof m.loss_scale === 'number').map((m) => m.loss_scale);
+    expect(scales.length).toBe(5);
+    expect(scales.every((s) => s === 65536)).toBe(true);
+    // The scale really comes from the checkpoint: one about to grow (999 good steps of 1000) continues so.
+    writeFileSync(join(ckpt, 'manifest.json'), JSON.stringify({ ...manifest, lossScale: { scale: 1024, goodSteps: 999, skipsAtMinimum: 0 } }));
+    const grown = await tinyRun(ws, 'fp16-scale', 2, [...job, '--precision', 'fp16', '--resume', ckpt]);
+    expect(grown.code, grown.output).toBe(0);
+    expect(grown.metrics.filter((m) => m.rank === 0 && typeof m.loss_scale === 'number').map((m) => m.loss_scale)).toEqual([1024, 2048, 2048, 2048, 2048]);
+    writeFileSync(join(ckpt, 'manifest.json'), JSON.stringify(manifest));
+    // Another precision continues from the same fp32 master: losses within mixed precision's 1% of fp16's.
+    for (const precision of ['bf16', 'fp32']) {
+      const run = await tinyRun(ws, `fp16-to-${precision}`, 1, [...job, '--precision', precision, '--resume', ckpt]);
+      expect(run.code, run.output).toBe(0);
+      expect(run.output).toContain(`with ZeRO 2, fp16; this run has 1 (dp 1 x tp 1 x pp 1) with ZeRO 2${precision === 'fp32' ? '' : ', bf16'}`);
+      for (let step = 3; step < 8; step++) expect(Math.abs(run.summary.losses[step]! - ref.summary.losses[step]!) / ref.summary.losses[step]!, `${precision} step ${step}`).toBeLessThan(0.01);
+    }
+  }, 300_000);
+
   it('--resume auto: starts fresh when there is none, after a crash continues from the newest checkpoint that verifies, skipping a corrupt one', async () => {
     const ws = tinyWorkspace();
     const steps = ['--steps', '60', '--eval-every', '0', '--eval-batches', '1', '--sample-tokens', '0'];

@@ -60,7 +60,8 @@ export const ManifestSchema = z.object({
     tp: z.number().int().positive(),
     pp: z.number().int().positive(),
     zeroStage: z.number().int().min(0).max(3),
-    precision: z.enum(['fp32']),
+    /** How the writer held its working parameters; the saved parameters are its fp32 master copy. */
+    precision: z.enum(['fp32', 'bf16', 'fp16']),
     /** The ZeRO partition of the writer (informative: readers use the tensor pieces). */
     partition: z.unknown().optional(),
   }),
@@ -68,8 +69,8 @@ export const ManifestSchema = z.object({
   training: z.record(z.string(), z.unknown()),
   /** The learning-rate schedule, a pure function of the step, and its value at `step`. */
   lrSchedule: z.object({ kind: z.literal('warmup-cosine'), lr: z.number(), minLr: z.number(), warmupSteps: count, decaySteps: count, lrAtStep: z.number() }),
-  /** Dynamic loss scaling state; null under fp32 (no scaling). */
-  lossScale: z.object({ scale: z.number(), growthTracker: count }).nullable(),
+  /** fp16's dynamic loss scaling state; null without loss scaling (fp32, bf16). */
+  lossScale: z.object({ scale: z.number().positive(), goodSteps: count, skipsAtMinimum: count }).nullable(),
   /**
    * Random state. The sampler is stateless (batch of step s = f(seed, s)), so its position is
    * the step; the model has no dropout, so there is no dropout generator to save.

@@ -40,6 +40,8 @@ export const CheckpointWrittenSchema = z.object({
   /** Time the training loop spent copying the state, and the writer thread writing it. */
   copyMs: z.number().nonnegative(),
   writeMs: z.number().nonnegative(),
+  /** fp16's loss-scale state when the state was copied (null or absent: no loss scaling). */
+  lossScale: z.object({ scale: z.number().positive(), goodSteps: count, skipsAtMinimum: count }).nullable().optional(),
   /** Figures of the step (rank 0): loss, lr, validation loss. */
   metrics: z.record(z.string().max(100), z.number().nullable()).optional(),
 });

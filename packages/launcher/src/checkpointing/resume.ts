@@ -69,9 +69,9 @@ function checkResumable(m: Manifest, dir: string, job: TrainJob, world: number, 
     .filter(([k, v]) => t[k] !== undefined && t[k] !== v).map(([k, v]) => `${k} ${String(t[k])} -> ${v}`);
   if (m.lrSchedule.lr !== job.lr || m.lrSchedule.minLr !== job.minLr || m.lrSchedule.warmupSteps !== job.warmupSteps) changed.push('learning-rate schedule');
   if (changed.length) log(`resuming with changed hyperparameters (${changed.join(', ')}): the run continues from the saved state but will not retrace the original trajectory`);
-  const was = `${m.layout.world} worker(s) (dp ${m.layout.dp} x tp ${m.layout.tp} x pp ${m.layout.pp}) with ZeRO ${m.layout.zeroStage}`;
-  const now = `${world} (dp ${world / (job.tp * job.pp)} x tp ${job.tp} x pp ${job.pp}) with ZeRO ${job.zero}`;
-  if (m.layout.zeroStage !== job.zero || m.layout.world !== world || m.layout.tp !== job.tp || m.layout.pp !== job.pp) {
+  const was = `${m.layout.world} worker(s) (dp ${m.layout.dp} x tp ${m.layout.tp} x pp ${m.layout.pp}) with ZeRO ${m.layout.zeroStage}${m.layout.precision !== 'fp32' ? `, ${m.layout.precision}` : ''}`;
+  const now = `${world} (dp ${world / (job.tp * job.pp)} x tp ${job.tp} x pp ${job.pp}) with ZeRO ${job.zero}${job.precision !== 'fp32' ? `, ${job.precision}` : ''}`;
+  if (m.layout.zeroStage !== job.zero || m.layout.world !== world || m.layout.tp !== job.tp || m.layout.pp !== job.pp || m.layout.precision !== job.precision) {
     log(`resharding: the checkpoint was written by ${was}; this run has ${now}: each rank reads the slices it needs`);
   }
 }

@@ -22,7 +22,12 @@ import { parseSaveFault, saveFaultFor, type SaveFault } from './save-fault.js';
 export interface CheckpointableTrainer {
   exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] };
   importState(optimizerStep: number, read: (kind: StateKind, start: number, end: number) => Promise<Float32Array>): Promise<void>;
+  /** fp16's dynamic loss scaling (null under fp32 and bf16). */
+  lossScalerState(): LossScale | null;
+  loadLossScalerState(state: LossScale): void;
 }
+
+type LossScale = { scale: number; goodSteps: number; skipsAtMinimum: number };
 
 export interface WorkerCheckpointingOptions {
   spec: CheckpointSpec;
@@ -60,6 +65,8 @@ export class WorkerCheckpointing {
     try {
       checkTensorsMatch(reader, this.o.tensors);
       await this.o.trainer.importState(reader.manifest.optimizerStep, (kind, s, e) => readFlatRange(reader, this.o.tensors, kind, s, e));
+      // fp16 continues with the saved loss scale; from a checkpoint without one it starts afresh.
+      if (reader.manifest.lossScale) this.o.trainer.loadLossScalerState(reader.manifest.lossScale);
     } finally {
       await reader.close();
     }
@@ -91,6 +98,7 @@ export class WorkerCheckpointing {
     // The stall: one copy of this rank's pieces (params, m, v) into the shard's buffer.
     const copyStarted = performance.now();
     const { optimizerStep, pieces } = this.o.trainer.exportPieces();
+    const lossScale = this.o.trainer.lossScalerState();
     const shard = shardTensors(this.o.tensors, pieces);
     const packed = packShard(shard.tensors, { ...shard.metadata, rank: String(this.o.rank), world: String(this.o.world), step: String(done) });
     const copyMs = performance.now() - copyStarted;
@@ -98,7 +106,7 @@ export class WorkerCheckpointing {
     this.inFlight = this.writer.write(path, packed, { fault: saveFaultFor(this.fault, this.o.rank, done) }).then(
       (w) => this.o.send({
         type: 'checkpoint-written', rank: this.o.rank, step: done, optimizerStep, file: shardFileName(this.o.rank, this.o.world),
-        bytes: w.bytes, sha256: w.sha256, copyMs, writeMs: w.writeMs, ...(this.o.rank === 0 ? { metrics } : {}),
+        bytes: w.bytes, sha256: w.sha256, copyMs, lossScale: lossScale ? { ...lossScale } : null, writeMs: w.writeMs, ...(this.o.rank === 0 ? { metrics } : {}),
       }),
       (err: unknown) => this.fail({ type: 'checkpoint-failed', rank: this.o.rank, step: done, error: asTrainerError(err, 'TRAINER_ERR_CHECKPOINT_WRITE').toJSON() }),
     );
