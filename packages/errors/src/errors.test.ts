@@ -19,6 +19,10 @@ describe('TrainerError', () => {
     expect(back.details).toEqual({ rank: 3 });
   });
 
+  it('serializes without undefined fields (wire formats refuse them)', () => {
+    expect(Object.keys(new TrainerError('TRAINER_ERR_EXAMPLE', 'm').toJSON())).toEqual(['code', 'message']);
+  });
+
   it('wraps unexpected errors as internal ones', () => {
     const wrapped = asTrainerError(new RangeError('boom'));
     expect(wrapped.code).toBe('TRAINER_ERR_INTERNAL');

@@ -34,9 +34,14 @@ export class TrainerError extends Error {
     return this.hint ? `${this.code}: ${this.message}\n  hint: ${this.hint}` : `${this.code}: ${this.message}`;
   }
 
-  /** A plain object that survives msgpack/JSON, for sending an error to another process. */
+  /** A plain object that survives msgpack/JSON, for sending an error to another process (absent fields left out, not undefined). */
   toJSON(): SerializedTrainerError {
-    return { code: this.code, message: this.message, hint: this.hint, details: this.details };
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
   }
 }
 

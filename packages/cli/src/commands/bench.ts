@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addAllReduceBench } from './bench/allreduce.js';
 import { addParallelBench } from './bench/parallel.js';
+import { addTableBench } from './bench/table.js';
 import { addTrainBench } from './bench/train.js';
 import { addZeroBench } from './bench/zero.js';
 
@@ -14,5 +15,6 @@ export function benchCommand(): Command {
   addTrainBench(cmd);
   addZeroBench(cmd);
   addParallelBench(cmd);
+  addTableBench(cmd);
   return cmd;
 }
