@@ -21,3 +21,15 @@ fi
 pnpm install --frozen-lockfile --reporter=append-only 2>&1 | grep -v -E '^\.\.\./@tensorflow/tfjs-node(-gpu)? install' || true
 test -d node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
 pnpm build
+
+# The dashboard's browser test drives Debian's headless Chromium (never a downloaded browser build).
+# Installed only where it is missing, and only where apt-get can (root on Debian/Ubuntu).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium (Debian package) for the dashboard's browser test"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium is missing and cannot be installed here (needs root and apt-get); the browser test will fail" >&2
+  fi
+fi

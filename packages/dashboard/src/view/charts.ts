@@ -63,7 +63,8 @@ export function lineChart(o: LineChartOptions): string {
   const margin = (y1 - y0) * 0.05;
   y0 -= margin;
   y1 += margin;
-  if (!o.logY && all.every((p) => p[1] >= 0)) y0 = Math.max(0, y0);
+  // Non-negative figures (loss, bytes, tokens/s) are drawn from 0, so small wiggles look small.
+  if (!o.logY && all.every((p) => p[1] >= 0)) y0 = 0;
   const px = (x: number) => PAD.left + ((x - x0) / (x1 - x0)) * (W - PAD.left - PAD.right);
   const py = (y: number) => H - PAD.bottom - ((tf(y) - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
   const parts: string[] = [head];
