@@ -56,13 +56,22 @@ describe('resume from sharded checkpoints (multi-process)', () => {
       expect(run.output).toContain(`resharding: the checkpoint was written by 2 worker(s) (dp 2 x tp 1 x pp 1) with ZeRO 1; this run has ${nodes} (dp ${nodes} x tp 1 x pp 1) with ZeRO ${zero}`);
       const reads = run.metrics.filter((m) => typeof m.resume_bytes_read === 'number').map((m) => m.resume_bytes_read as number);
       expect(reads.length, label).toBe(nodes);
-      // Stage 0 keeps everything (params, m, v: 12 bytes per parameter on every rank); stages
-      // 1-2 all parameters but only their pieces of m and v; stage 3 only its pieces of all three.
+      // Stage 0 keeps everything (params, m, v: 12 bytes per parameter on every rank); stage 3
+      // only its pieces of all three (together: the checkpoint once); stages 1-2 all parameters
+      // but only their pieces of m and v (the engine may read its parameter pieces a second time
+      // for its master copy: at most 4/N more). Pieces differ by under one element per unit.
       const full = 12 * total;
-      const perRank = zero === 0 ? full : zero === 3 ? full / nodes : 4 * total + (8 * total) / nodes;
+      const slack = 12 * 8;
       const sum = reads.reduce((a, b) => a + b, 0);
-      expect(sum, label).toBe(zero === 3 ? full : nodes * 4 * total + (zero === 0 ? nodes * 8 * total : 8 * total));
-      for (const r of reads) expect(Math.abs(r - perRank), label).toBeLessThanOrEqual(12 * 8); // pieces differ by < 1 element per unit
+      for (const r of reads) {
+        if (zero === 0) expect(r, label).toBe(full);
+        else if (zero === 3) expect(Math.abs(r - full / nodes), label).toBeLessThanOrEqual(slack);
+        else {
+          expect(r, label).toBeGreaterThanOrEqual(4 * total + (8 * total) / nodes - slack);
+          expect(r, label).toBeLessThanOrEqual(4 * total + (12 * total) / nodes + slack);
+        }
+      }
+      if (zero === 3) expect(sum, label).toBe(full);
     }
   }, 300_000);
 
