@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { resolveCheckpointDir } from './checkpoint-paths.js';
@@ -176,9 +176,15 @@ export async function readManifest(dir: string): Promise<Manifest> {
   const path = join(dir, MANIFEST_FILE);
   let text: string;
   try {
+    const { size } = await stat(path);
+    if (size > MAX_MANIFEST_BYTES) throw checkpointError(CheckpointErrorCode.FORMAT, `${path} is ${size} bytes, above the ${MAX_MANIFEST_BYTES}-byte limit for a manifest`, { file: path });
     text = await readFile(path, 'utf8');
   } catch (err) {
+    if ((err as { code?: string }).code === CheckpointErrorCode.FORMAT) throw err;
     throw checkpointError(CheckpointErrorCode.NOT_FOUND, `${dir} has no readable ${MANIFEST_FILE}: a checkpoint without a manifest is never loaded`, { cause: err, file: path });
   }
   return parseManifest(text, path);
 }
+
+/** Upper bound on manifest.json (a few hundred bytes per tensor piece; far below this). */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
