@@ -99,4 +99,31 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
       process.stdout.write(`dashboard update latency (coordinator receives a record -> page drawn): median ${median(latencies)} ms, max ${Math.max(...latencies)} ms over ${latencies.length} samples; screenshot test-artifacts/dashboard.png\n`);
     }
   }, 180_000);
+
+  it('serves on --dashboard-port when asked, and not at all with --no-dashboard', async () => {
+    const ws = tinyWorkspace();
+    const own = startTrainer(['launch', '--nodes', '1', '--dashboard-port', '0', ...tinyJobArgs(ws, ['--out', ws.out('a'), '--steps', '1500'])], { env: { TRAINER_TOKEN: TOKEN } });
+    let url = '';
+    let coordinatorPort = 0;
+    await waitFor(() => {
+      const lines = logLines(own.output());
+      url = /http:\/\/\S+/.exec(lines.map((l) => String(l.msg ?? '')).find((m) => m.startsWith('dashboard: ')) ?? '')?.[0] ?? '';
+      coordinatorPort = Number(lines.find((l) => l.msg === 'coordinator listening')?.port ?? 0);
+      return Boolean(url && coordinatorPort);
+    }, 60_000, 'the dashboard link');
+    const port = Number(/:(\d+)\//.exec(url)![1]);
+    expect(port).not.toBe(coordinatorPort);
+    const key = url.slice(url.indexOf('key=') + 4);
+    const m = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${key}` } });
+    expect(m.status).toBe(200);
+    expect(await m.text()).toMatch(/^trainer_world_size 1$/m);
+    // the control port itself stays a WebSocket endpoint
+    expect((await fetch(`http://127.0.0.1:${coordinatorPort}/metrics`)).status).toBe(426);
+    expect((await own.result).code).toBe(0);
+
+    const none = startTrainer(['launch', '--nodes', '1', '--no-dashboard', ...tinyJobArgs(ws, ['--out', ws.out('b')])], { env: { TRAINER_TOKEN: TOKEN } });
+    const r = await none.result;
+    expect(r.code, none.output()).toBe(0);
+    expect(logLines(none.output()).some((l) => String(l.msg ?? '').startsWith('dashboard: '))).toBe(false);
+  }, 120_000);
 });
