@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -251,6 +252,21 @@ describe('sharded checkpoints', () => {
       ['step-000006', 'TRAINER_ERR_CHECKPOINT_NOT_FOUND'], ['step-000004', 'TRAINER_ERR_CHECKPOINT_SHARD_TRUNCATED'],
     ]);
     expect(await codeOf(resolveCheckpointDir(join(root, 'step-000006')))).toBe('TRAINER_ERR_CHECKPOINT_NOT_FOUND');
+  });
+
+  it('reuses the previous shard buffer, handed back by the writer thread, and writes the same bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-'));
+    const data = Float32Array.from({ length: 1000 }, (_, i) => i / 7);
+    const first = await writer.write(join(dir, 'a'), packShard([{ name: 'x', data }], { step: '9' }));
+    const spare = writer.takeBuffer();
+    expect(spare?.byteLength).toBe(first.bytes);
+    expect(writer.takeBuffer()).toBeUndefined();
+    const packed = packShard([{ name: 'x', data }], { step: '10' }, spare); // a header a few bytes longer still fits
+    expect(packed.bytes.buffer).toBe(spare);
+    const second = await writer.write(join(dir, 'b'), packed);
+    const fresh = packShard([{ name: 'x', data }], { step: '10' });
+    expect(second.sha256).toBe(createHash('sha256').update(fresh.bytes).digest('hex'));
+    expect((await readFile(join(dir, 'b'))).equals(Buffer.from(fresh.bytes))).toBe(true);
   });
 
   it('a full disk fails the write with DISK_FULL naming the file and leaves no partial file', async () => {

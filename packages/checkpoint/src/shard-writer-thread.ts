@@ -18,7 +18,7 @@ export interface WriteTask {
 }
 
 export type WriteReply =
-  | { id: number; ok: true; bytes: number; sha256: string; writeMs: number }
+  | { id: number; ok: true; bytes: number; sha256: string; writeMs: number; buffer: ArrayBuffer }
   | { id: number; ok: false; message: string; errno?: string };
 
 /** Linux refuses single writes above 0x7ffff000 bytes; 1 GiB chunks stay below. */
@@ -49,12 +49,12 @@ async function writeShard(task: WriteTask): Promise<WriteReply> {
   await fh.close();
   await rename(partial, task.path);
   await fsyncDir(dirname(task.path));
-  return { id: task.id, ok: true, bytes: task.bytes.length, sha256, writeMs: performance.now() - started };
+  return { id: task.id, ok: true, bytes: task.bytes.length, sha256, writeMs: performance.now() - started, buffer: task.bytes.buffer as ArrayBuffer };
 }
 
 parentPort!.on('message', (task: WriteTask) => {
   writeShard(task).then(
-    (reply) => parentPort!.postMessage(reply),
+    (reply) => parentPort!.postMessage(reply, reply.ok ? [reply.buffer] : []), // the buffer goes back for the next save
     (err: unknown) => parentPort!.postMessage({
       id: task.id, ok: false, message: err instanceof Error ? err.message : String(err),
       ...(typeof (err as { code?: unknown })?.code === 'string' ? { errno: (err as { code: string }).code } : {}),

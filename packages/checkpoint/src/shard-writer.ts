@@ -25,11 +25,20 @@ export class ShardWriter {
   private thread: Worker | undefined;
   private nextId = 0;
   private readonly pending = new Map<number, { path: string; resolve: (w: WrittenShard) => void; reject: (e: Error) => void }>();
+  /** The last written shard's buffer, back from the thread, for the next packShard. */
+  private spare: ArrayBuffer | undefined;
+
+  /** A buffer to pack the next shard into (see packShard), if a previous write returned one. */
+  takeBuffer(): ArrayBuffer | undefined {
+    const b = this.spare;
+    this.spare = undefined;
+    return b;
+  }
 
   /** Writes `packed` to `path`. The packed buffer is transferred: do not use it afterwards. */
   write(path: string, packed: PackedShard, opts: { fault?: ShardWriteFault } = {}): Promise<WrittenShard> {
     const { bytes } = packed;
-    if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) throw new RangeError('ShardWriter: the packed shard must own its whole buffer');
+    if (bytes.byteOffset !== 0) throw new RangeError('ShardWriter: the packed shard must start its buffer (which is transferred)');
     const thread = this.ensureThread();
     const id = this.nextId++;
     const done = new Promise<WrittenShard>((resolve, reject) => this.pending.set(id, { path, resolve, reject }));
@@ -55,7 +64,10 @@ export class ShardWriter {
       if (!p) return;
       this.pending.delete(reply.id);
       if (this.pending.size === 0) t.unref();
-      if (reply.ok) p.resolve({ path: p.path, bytes: reply.bytes, sha256: reply.sha256, writeMs: reply.writeMs });
+      if (reply.ok) {
+        this.spare = reply.buffer;
+        p.resolve({ path: p.path, bytes: reply.bytes, sha256: reply.sha256, writeMs: reply.writeMs });
+      }
       else p.reject(writeFailure(Object.assign(new Error(reply.message), reply.errno ? { code: reply.errno } : {}), p.path));
     });
     t.on('error', (err) => this.failAll(err));

@@ -100,7 +100,7 @@ export class WorkerCheckpointing {
     const { optimizerStep, pieces } = this.o.trainer.exportPieces();
     const lossScale = this.o.trainer.lossScalerState();
     const shard = shardTensors(this.o.tensors, pieces);
-    const packed = packShard(shard.tensors, { ...shard.metadata, rank: String(this.o.rank), world: String(this.o.world), step: String(done) });
+    const packed = packShard(shard.tensors, { ...shard.metadata, rank: String(this.o.rank), world: String(this.o.world), step: String(done) }, this.writer.takeBuffer());
     const copyMs = performance.now() - copyStarted;
     const shardBytes = packed.bytes.byteLength; // the buffer is transferred to the writer below
     this.inFlight = this.writer.write(path, packed, { fault: saveFaultFor(this.fault, this.o.rank, done) }).then(
