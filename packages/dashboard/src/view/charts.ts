@@ -24,6 +24,8 @@ export interface LineChartOptions {
   formatY?: (v: number) => string;
   /** Log-scale y axis (perplexity). */
   logY?: boolean;
+  /** Byte values: ticks at round numbers of KiB/MiB/GiB rather than of powers of ten. */
+  bytes?: boolean;
 }
 
 const PAD = { left: 56, right: 12, top: 40, bottom: 30 };
@@ -53,7 +55,11 @@ export function lineChart(o: LineChartOptions): string {
   }
   let x0 = Math.min(...all.map((p) => p[0]));
   let x1 = Math.max(...all.map((p) => p[0]));
-  if (x1 === x0) x1 = x0 + 1;
+  if (x1 === x0) {
+    // one step so far: put it in the middle
+    x0 -= 1;
+    x1 += 1;
+  }
   let y0 = Math.min(...all.map((p) => tf(p[1])));
   let y1 = Math.max(...all.map((p) => tf(p[1])));
   if (y1 === y0) {
@@ -69,7 +75,7 @@ export function lineChart(o: LineChartOptions): string {
   const py = (y: number) => H - PAD.bottom - ((tf(y) - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
   const parts: string[] = [head];
   // Axes and grid.
-  const yTicks = o.logY ? logTicks(y0, y1) : niceTicks(y0, y1, 4);
+  const yTicks = o.logY ? logTicks(y0, y1) : o.bytes ? binaryTicks(y0, y1) : niceTicks(y0, y1, 4);
   for (const t of yTicks) {
     const y = py(t).toFixed(1);
     parts.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y}" y2="${y}" class="grid"/>`);
@@ -93,6 +99,13 @@ export function lineChart(o: LineChartOptions): string {
   });
   parts.push('</svg>');
   return parts.join('');
+}
+
+/** Nice ticks in the largest binary unit (KiB, MiB, GiB) below the top value. */
+function binaryTicks(lo: number, hi: number): number[] {
+  let unit = 1;
+  while (hi / unit >= 1024 && unit < 2 ** 40) unit *= 1024;
+  return niceTicks(lo / unit, hi / unit, 4).map((t) => t * unit);
 }
 
 function logTicks(lo: number, hi: number): number[] {

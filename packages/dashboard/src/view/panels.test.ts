@@ -24,6 +24,12 @@ describe('panels and charts', () => {
     expect(lineChart({ title: 'ppl', logY: true, series: [{ name: 'p', color: '#000', points: [[1, 0], [2, 10], [3, 100]] }] })).toContain('data-points="2"');
   });
 
+  it('puts byte ticks on round binary units', () => {
+    const svg = lineChart({ title: 'bytes', bytes: true, formatY: formatBytes, series: [{ name: 'b', color: '#000', points: [[1, 8.2 * 2 ** 20], [2, 8.3 * 2 ** 20]] }] });
+    expect(svg).toContain('>5.0 MiB</text>');
+    expect(svg).not.toMatch(/>4\.8 MiB</);
+  });
+
   it('picks readable ticks and formats', () => {
     expect(niceTicks(0, 10, 5)).toEqual([0, 2, 4, 6, 8, 10]);
     expect(niceTicks(0.13, 0.61, 4)).toEqual([0.2, 0.4, 0.6]); // step 0.2: the first of 1, 2, 5 x 0.1 above (0.61 - 0.13) / 4

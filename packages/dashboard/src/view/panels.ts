@@ -74,11 +74,11 @@ function charts(s: RunState): string {
   const ppl = lineChart({ title: 'validation perplexity', xLabel: 'step', logY: true, series: [{ name: 'perplexity', color: COLORS.val, points: series(pts, (p) => p.valPerplexity), dots: true }] });
   const tokens = lineChart({ title: 'throughput (tokens/s)', xLabel: 'step', series: [{ name: 'tokens/s', color: COLORS.tokens, points: series(pts, (p) => p.tokensPerS) }] });
   const bytes = lineChart({
-    title: 'bytes sent per step (all ranks)', xLabel: 'step', formatY: (v) => formatBytes(v),
+    title: 'bytes sent per step (all ranks)', xLabel: 'step', formatY: (v) => formatBytes(v), bytes: true,
     series: [{ name: 'bytes/step', color: COLORS.bytes, points: series(pts, (p) => (p.ranksReported ? p.bytesSent : undefined)) }],
   });
   const rate = lineChart({
-    title: 'send rate per rank (bytes sent / step time)', xLabel: 'step', formatY: (v) => formatRate(v),
+    title: 'send rate per rank (bytes sent / step time)', xLabel: 'step', formatY: (v) => formatRate(v), bytes: true,
     series: [{ name: 'mean over ranks', color: COLORS.rate, points: series(pts, (p) => (p.stepMs && p.ranksReported ? (p.bytesSent / p.ranksReported / p.stepMs) * 1000 : undefined)) }],
   });
   const ranks = s.sortedRanks();
