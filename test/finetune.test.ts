@@ -27,7 +27,8 @@ function losses(out: string): number[] {
 
 beforeAll(async () => {
   writeFileSync(task, pairs.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n') + '\n');
-  const r = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', pretrained, '--steps', '6'])]);
+  // 2 blocks, so that a pipeline of 2 stages can fine-tune it too
+  const r = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', pretrained, '--steps', '6', '--layers', '2'])]);
   expect(r.code, r.stdout + r.stderr).toBe(0);
 }, 120_000);
 
@@ -57,9 +58,9 @@ describe('trainer finetune (multi-process)', () => {
     expect(l[l.length - 1]).toBeLessThan(l[0]);
   }, 120_000);
 
-  it('follows the same trajectory on 2 workers, with ZeRO-2 and with tensor parallelism', async () => {
+  it('follows the same trajectory on 2 workers, with ZeRO-2, tensor and pipeline parallelism', async () => {
     const one = losses(ws.out('ft-1'));
-    for (const [name, extra] of [['ft-dp2', ['--nodes', '2']], ['ft-zero2', ['--nodes', '2', '--zero', '2']], ['ft-tp2', ['--nodes', '2', '--tp', '2']]] as const) {
+    for (const [name, extra] of [['ft-dp2', ['--nodes', '2']], ['ft-zero2', ['--nodes', '2', '--zero', '2']], ['ft-tp2', ['--nodes', '2', '--tp', '2']], ['ft-pp2', ['--nodes', '2', '--pp', '2']]] as const) {
       const out = ws.out(name);
       const r = await runTrainer(['finetune', '--from', pretrained, '--data', task, '--out', out, ...FT, ...extra]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
