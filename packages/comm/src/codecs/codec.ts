@@ -1,32 +1,35 @@
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
-import { bf16Codec } from './bf16.js';
-import { fp16Codec } from './fp16.js';
+import { bf16Codec, fp16Codec } from './half-codecs.js';
 import { fp32Codec } from './fp32.js';
 
 /** How fp32 values travel on the wire. Accumulation is always in fp32 after decoding. */
 export type Codec = 'fp32' | 'bf16' | 'fp16';
+
 /** An elementwise reduction. avg is sum followed by a division by the group size. */
 export type ReduceOp = 'sum' | 'max';
 
 /**
- * A wire codec: fp32 values <-> `bytesPerElement`-byte wire values, plus the fused loops the ring
- * collectives run on every received piece. `wire` arguments are 4-byte aligned views into frames
- * (the frame layout guarantees it) holding exactly `local.length` values.
+ * A wire codec: fp32 values <-> `bytesPerElement`-byte wire values, and the fused steps the ring
+ * collectives run on every piece. `values` is caller memory (any Float32Array); `wire` holds
+ * exactly values.length wire values and, except for fp32's plain copies, must be a BufferPool
+ * buffer (a view into a KernelArena), since the SIMD kernels work there: `values` is staged into
+ * the arena's scratch area, transformed together with `wire`, and copied back when it changes.
  */
 export interface WireCodec {
   readonly name: Codec;
   readonly bytesPerElement: 2 | 4;
-  /** wire[i] = enc(src[i]) */
-  encode(src: Float32Array, wire: Uint8Array): void;
-  /** dst[i] = dec(wire[i]) */
-  decode(wire: Uint8Array, dst: Float32Array): void;
-  /** wire[i] = enc(op(local[i], dec(wire[i]))): a ring step that forwards the partial result. */
-  reduceIntoWire(local: Float32Array, wire: Uint8Array, op: ReduceOp): void;
-  /** local[i] = op(local[i], dec(wire[i])): the step that completes this rank's shard. */
-  reduceIntoLocal(local: Float32Array, wire: Uint8Array, op: ReduceOp): void;
-  /** local[i] = dec(enc(local[i])): so an owner keeps exactly what every other rank decodes. */
-  roundTrip(local: Float32Array): void;
+  /** wire[i] = enc(values[i]); keep: values[i] = dec(wire[i]) too, so an owner keeps what the others decode. */
+  encode(values: Float32Array, wire: Uint8Array, keep: boolean): void;
+  /** values[i] = dec(wire[i]) */
+  decode(wire: Uint8Array, values: Float32Array): void;
+  /** wire[i] = enc(op(dec(wire[i]), values[i])): a ring step that forwards the partial result. */
+  reduceIntoWire(values: Float32Array, wire: Uint8Array, op: ReduceOp): void;
+  /**
+   * values[i] = op(values[i], dec(wire[i])) / divisor: the step that completes this rank's shard.
+   * round: then also wire[i] = enc(values[i]) and values[i] = dec(wire[i]) (ready to all-gather).
+   */
+  reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void;
 }
 
 const CODECS: Record<Codec, WireCodec> = { fp32: fp32Codec, bf16: bf16Codec, fp16: fp16Codec };
@@ -38,3 +41,7 @@ export function getCodec(name: unknown): WireCodec {
   });
 }
 
+/** The kernels' code for an op. */
+export function opCode(op: ReduceOp): number {
+  return op === 'max' ? 1 : 0;
+}

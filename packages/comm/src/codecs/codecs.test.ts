@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeBf16, encodeBf16 } from './bf16.js';
 import { getCodec, type Codec } from './codec.js';
 import { decodeFp16, encodeFp16 } from './fp16.js';
+import { BufferPool } from '../collectives/buffer-pool.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -122,36 +123,105 @@ describe('fp16 codec', () => {
   });
 });
 
-describe('WireCodec fused loops', () => {
+/** The JS reference of one codec: fp32 <-> 16-bit codes (fp32: the identity). */
+const REFERENCE: Record<Codec, { enc(x: Float32Array): Uint16Array | Float32Array; dec(w: Uint16Array | Float32Array): Float32Array }> = {
+  fp32: { enc: (x) => x.slice(), dec: (w) => Float32Array.from(w) },
+  bf16: { enc: (x) => ((o) => (encodeBf16(x, o), o))(new Uint16Array(x.length)), dec: (w) => ((o) => (decodeBf16(w as Uint16Array, o), o))(new Float32Array(w.length)) },
+  fp16: { enc: (x) => ((o) => (encodeFp16(x, o), o))(new Uint16Array(x.length)), dec: (w) => ((o) => (decodeFp16(w as Uint16Array, o), o))(new Float32Array(w.length)) },
+};
+
+/** Bit patterns, with every NaN made the same (wasm may return any NaN; only NaN-ness is defined). */
+function bits(x: Float32Array): number[] {
+  return Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length), (b) => ((b & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : b));
+}
+
+function codesOf(wire: Uint8Array, codec: Codec, n: number): Uint16Array | Float32Array {
+  return codec === 'fp32' ? new Float32Array(wire.buffer, wire.byteOffset, n).slice() : new Uint16Array(wire.buffer, wire.byteOffset, n).slice();
+}
+
+describe('WireCodec (SIMD kernels) against the scalar references', () => {
+  const pool = new BufferPool(64 * 1024);
+  const all = testValues();
+  // lengths around the 8-lane blocks, so every tail size runs
+  const LENGTHS = [0, 1, 2, 5, 7, 8, 9, 15, 16, 17, 31, 1001];
+
   for (const name of ['fp32', 'bf16', 'fp16'] as Codec[]) {
-    it(`${name}: reduceIntoWire / reduceIntoLocal / roundTrip agree with encode and decode`, () => {
-      const c = getCodec(name);
-      const n = 1001;
-      const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 100);
-      const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 1.3) * 50);
-      const wire = new Uint8Array(n * c.bytesPerElement);
-      c.encode(b, wire);
-      const bDec = new Float32Array(n);
-      c.decode(wire, bDec);
+    const c = getCodec(name);
+    const ref = REFERENCE[name];
 
-      const local = a.slice();
-      c.reduceIntoLocal(local, wire, 'sum');
-      for (let i = 0; i < n; i++) expect(local[i]).toBe(Math.fround(a[i] + bDec[i]));
-
-      const maxed = a.slice();
-      c.reduceIntoLocal(maxed, wire, 'max');
-      for (let i = 0; i < n; i++) expect(maxed[i]).toBe(Math.max(a[i], bDec[i]));
-
-      c.reduceIntoWire(a, wire, 'sum');
-      const fwd = new Float32Array(n);
-      c.decode(wire, fwd);
-      const expectRounded = local.slice();
-      c.roundTrip(expectRounded);
-      expect(Array.from(fwd)).toEqual(Array.from(expectRounded));
-      if (name === 'fp32') expect(Array.from(expectRounded)).toEqual(Array.from(local));
-      else expect(expectRounded.some((v, i) => v !== local[i])).toBe(true); // lossy codecs do round
+    it(`${name}: encode and decode match the reference bit for bit, on awkward values and every tail length`, () => {
+      for (let start = 0; start + 4096 <= all.length; start += 4096) {
+        const xs = all.subarray(start, start + 4096);
+        const wire = pool.acquire(xs.length * c.bytesPerElement);
+        c.encode(xs, wire, false);
+        expect(Array.from(codesOf(wire, name, xs.length))).toEqual(Array.from(ref.enc(xs)));
+        const back = new Float32Array(xs.length);
+        c.decode(wire, back);
+        expect(bits(back)).toEqual(bits(ref.dec(ref.enc(xs))));
+        const kept = xs.slice();
+        c.encode(kept, wire, true);
+        expect(bits(kept)).toEqual(bits(back));
+        pool.release(wire);
+      }
+      for (const n of LENGTHS) {
+        const xs = all.subarray(100, 100 + n);
+        const wire = pool.acquire(n * c.bytesPerElement);
+        c.encode(xs, wire, false);
+        expect(Array.from(codesOf(wire, name, n))).toEqual(Array.from(ref.enc(xs)));
+        pool.release(wire);
+      }
     });
+
+    for (const op of ['sum', 'max'] as const) {
+      it(`${name} ${op}: reduceIntoWire and reduceIntoLocal (with divisor and rounding) equal decode-combine-encode`, () => {
+        const combine = (a: number, b: number): number => (op === 'max' ? Math.max(a, b) : Math.fround(a + b));
+        for (const n of LENGTHS) {
+          const a = all.subarray(3000, 3000 + n);
+          const b = all.subarray(7000, 7000 + n);
+          const bDec = ref.dec(ref.enc(b));
+          const wire = pool.acquire(n * c.bytesPerElement);
+
+          c.encode(b, wire, false);
+          c.reduceIntoWire(a, wire, op);
+          const summed = Float32Array.from(bDec, (v, i) => combine(v, a[i]));
+          // compared decoded, NaNs made equal: a sum of opposite infinities is a NaN of unspecified sign
+          expect(bits(ref.dec(codesOf(wire, name, n))), `reduceIntoWire n=${n}`).toEqual(bits(ref.dec(ref.enc(summed))));
+
+          for (const divisor of [1, 3]) {
+            for (const round of [false, true]) {
+              c.encode(b, wire, false);
+              const local = a.slice();
+              c.reduceIntoLocal(local, wire, op, divisor, round);
+              const want = Float32Array.from(a, (v, i) => Math.fround(combine(v, bDec[i]) / divisor));
+              if (round) {
+                expect(bits(ref.dec(codesOf(wire, name, n))), `reduceIntoLocal codes n=${n}`).toEqual(bits(ref.dec(ref.enc(want))));
+                expect(bits(local), `reduceIntoLocal rounded n=${n}`).toEqual(bits(ref.dec(ref.enc(want))));
+              } else {
+                expect(bits(local), `reduceIntoLocal n=${n} divisor ${divisor}`).toEqual(bits(want));
+              }
+            }
+          }
+          pool.release(wire);
+        }
+      });
+    }
   }
+
+  it('lossy codecs do round, fp32 does not', () => {
+    const xs = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 100);
+    for (const name of ['fp32', 'bf16', 'fp16'] as Codec[]) {
+      const c = getCodec(name);
+      const wire = pool.acquire(64 * c.bytesPerElement);
+      const kept = xs.slice();
+      c.encode(kept, wire, true);
+      expect(kept.some((v, i) => v !== xs[i])).toBe(name !== 'fp32');
+      pool.release(wire);
+    }
+  });
+
+  it('refuses a wire buffer outside the kernel arenas', () => {
+    expect(() => getCodec('bf16').reduceIntoWire(new Float32Array(4), new Uint8Array(8), 'sum')).toThrow(/kernel arena/);
+  });
 
   it('refuses an unknown codec with a coded error', () => {
     expect(() => getCodec('int8')).toThrow(expect.objectContaining({ code: 'TRAINER_ERR_INVALID_ARGUMENT' }));

@@ -1,6 +1,3 @@
-import type { ReduceOp, WireCodec } from './codec.js';
-import { combineInto, scratchF32, u16View } from './loops.js';
-
 /**
  * IEEE 754 half precision (1 sign, 5 exponent, 10 mantissa bits), rounded to nearest even.
  * Magnitudes that round past 65504 become infinity (as IEEE rounding does), magnitudes below
@@ -58,32 +55,3 @@ export function decodeFp16(src: Uint16Array, dst: Float32Array): void {
   const n = dst.length;
   for (let i = 0; i < n; i++) dst[i] = t[src[i]];
 }
-
-export const fp16Codec: WireCodec = {
-  name: 'fp16',
-  bytesPerElement: 2,
-  encode(src: Float32Array, wire: Uint8Array): void {
-    encodeFp16(src, u16View(wire, src.length));
-  },
-  decode(wire: Uint8Array, dst: Float32Array): void {
-    decodeFp16(u16View(wire, dst.length), dst);
-  },
-  reduceIntoWire(local: Float32Array, wire: Uint8Array, op: ReduceOp): void {
-    const w = u16View(wire, local.length);
-    const tmp = scratchF32(local.length);
-    decodeFp16(w, tmp);
-    combineInto(tmp, local, op);
-    encodeFp16(tmp, w);
-  },
-  reduceIntoLocal(local: Float32Array, wire: Uint8Array, op: ReduceOp): void {
-    const tmp = scratchF32(local.length);
-    decodeFp16(u16View(wire, local.length), tmp);
-    combineInto(local, tmp, op);
-  },
-  roundTrip(local: Float32Array): void {
-    const t = halfTable();
-    const bits = new Uint32Array(local.buffer, local.byteOffset, local.length);
-    const n = local.length;
-    for (let i = 0; i < n; i++) local[i] = t[f32BitsToF16(bits[i])];
-  },
-};

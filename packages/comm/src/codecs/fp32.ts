@@ -1,21 +1,41 @@
-import type { ReduceOp, WireCodec } from './codec.js';
-import { combineInto, f32View } from './loops.js';
+import { KernelArena } from '../kernels/kernel-arena.js';
+import { opCode, type ReduceOp, type WireCodec } from './codec.js';
 
-/** fp32 on the wire: a byte copy; the reductions are the plain add (or max) loops. */
+function f32View(bytes: Uint8Array, length: number): Float32Array {
+  return new Float32Array(bytes.buffer, bytes.byteOffset, length);
+}
+
+/** The arena of a wire buffer the kernels must work on. */
+export function arenaOf(wire: Uint8Array): KernelArena {
+  const arena = KernelArena.of(wire);
+  if (!arena) throw new RangeError('wire buffer is not in a kernel arena (acquire it from the BufferPool)');
+  return arena;
+}
+
+/**
+ * fp32 on the wire: encode and decode are byte copies; the reductions run in the SIMD kernels
+ * (4 lanes), with the caller's values staged into the wire buffer's arena.
+ */
 export const fp32Codec: WireCodec = {
   name: 'fp32',
   bytesPerElement: 4,
-  encode(src: Float32Array, wire: Uint8Array): void {
-    f32View(wire, src.length).set(src);
+  encode(values: Float32Array, wire: Uint8Array): void {
+    f32View(wire, values.length).set(values);
   },
-  decode(wire: Uint8Array, dst: Float32Array): void {
-    dst.set(f32View(wire, dst.length));
+  decode(wire: Uint8Array, values: Float32Array): void {
+    values.set(f32View(wire, values.length));
   },
-  reduceIntoWire(local: Float32Array, wire: Uint8Array, op: ReduceOp): void {
-    combineInto(f32View(wire, local.length), local, op);
+  reduceIntoWire(values: Float32Array, wire: Uint8Array, op: ReduceOp): void {
+    const arena = arenaOf(wire);
+    arena.stage(values);
+    arena.kernels.combineF32(wire.byteOffset, arena.scratch, values.length, opCode(op));
   },
-  reduceIntoLocal(local: Float32Array, wire: Uint8Array, op: ReduceOp): void {
-    combineInto(local, f32View(wire, local.length), op);
+  reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void {
+    const arena = arenaOf(wire);
+    arena.stage(values);
+    arena.kernels.combineF32(arena.scratch, wire.byteOffset, values.length, opCode(op));
+    if (divisor !== 1) arena.kernels.divideF32(arena.scratch, values.length, divisor);
+    arena.unstage(values);
+    if (round) f32View(wire, values.length).set(values); // fp32 rounds nothing; the wire just holds the result
   },
-  roundTrip(): void {},
 };

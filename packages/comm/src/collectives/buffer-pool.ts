@@ -1,30 +1,51 @@
+import { KernelArena } from '../kernels/kernel-arena.js';
+
+/** Memory an arena aims for; small slots are grouped (up to MAX_SLOTS_PER_ARENA) until it is reached. */
+const ARENA_TARGET_BYTES = 16 * 1024 * 1024;
+const MAX_SLOTS_PER_ARENA = 256;
+
 /**
- * Reusable byte buffers for received pieces and encoded sends, by exact size (pieces are
- * mostly one size). Fresh large allocations cost page faults and GC work on every piece;
- * reusing a few dozen buffers removes both. Buffers are 8-byte aligned (own ArrayBuffers).
+ * The wire buffers of the ring collectives: received pieces and encoded sends, at most
+ * `slotBytes` each (the communicator's piece size in fp32 bytes). They live in KernelArenas, so
+ * the codec kernels can work on them in place, and are reused: fresh large allocations would cost
+ * page faults and GC work on every piece. Arenas are added when every slot is taken (a slow
+ * neighbour can hold many pieces) and kept for reuse.
  */
 export class BufferPool {
-  private readonly free = new Map<number, Uint8Array[]>();
-  private readonly owned = new WeakSet<Uint8Array>();
+  private readonly arenas: KernelArena[] = [];
+  private readonly slotsPerArena: number;
 
-  constructor(private readonly maxPerSize = 8) {}
+  constructor(readonly slotBytes: number) {
+    this.slotsPerArena = Math.max(1, Math.min(MAX_SLOTS_PER_ARENA, Math.floor(ARENA_TARGET_BYTES / slotBytes)));
+  }
 
+  /** A buffer of exactly `bytes` (at most slotBytes) inside a kernel arena. */
   acquire(bytes: number): Uint8Array {
-    const buf = this.free.get(bytes)?.pop() ?? new Uint8Array(Buffer.allocUnsafeSlow(bytes).buffer, 0, bytes);
-    this.owned.add(buf);
+    if (bytes > this.slotBytes) throw new RangeError(`BufferPool: ${bytes} bytes requested, slots hold ${this.slotBytes}`);
+    for (const arena of this.arenas) {
+      const buf = arena.acquire(bytes);
+      if (buf) return buf;
+    }
+    const arena = new KernelArena(this.slotBytes, this.slotsPerArena);
+    this.arenas.push(arena);
+    return arena.acquire(bytes)!;
+  }
+
+  /** Returns a buffer to its arena; anything the pool did not hand out is ignored. */
+  release(buf: Uint8Array | undefined): void {
+    if (buf) KernelArena.of(buf)?.release(buf);
+  }
+
+  /** `payload` itself if it is a pool buffer, else a pool buffer holding a copy of it. */
+  adopt(payload: Uint8Array): Uint8Array {
+    if (KernelArena.of(payload)) return payload;
+    const buf = this.acquire(payload.byteLength);
+    buf.set(payload);
     return buf;
   }
 
-  /** Returns a buffer to the pool; anything the pool did not hand out is ignored. */
-  release(buf: Uint8Array | undefined): void {
-    if (!buf || !this.owned.has(buf)) return;
-    this.owned.delete(buf);
-    let list = this.free.get(buf.byteLength);
-    if (!list) this.free.set(buf.byteLength, (list = []));
-    if (list.length < this.maxPerSize) list.push(buf);
-  }
-
-  owns(buf: Uint8Array | undefined): boolean {
-    return buf !== undefined && this.owned.has(buf);
+  /** Arenas created so far (for tests and stats). */
+  get arenaCount(): number {
+    return this.arenas.length;
   }
 }

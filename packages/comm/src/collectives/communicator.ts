@@ -52,7 +52,7 @@ export class Communicator extends EventEmitter implements GroupHost {
   private readonly groups = new Map<string, GroupState>();
   private readonly groupCounts = new Map<string, number>();
   private readonly orphans = new Map<string, Array<[number, Header, Uint8Array | undefined]>>();
-  readonly pool = new BufferPool();
+  readonly pool: BufferPool;
   private readonly server: ChannelServer | undefined;
   private readonly defaults: GroupDefaults;
   private controlBytesSent = 0;
@@ -66,6 +66,7 @@ export class Communicator extends EventEmitter implements GroupHost {
     this.logger = opts.logger;
     this.server = opts.server;
     this.defaults = opts.defaults;
+    this.pool = new BufferPool(opts.defaults.pieceElems * 4);
     for (const [rank, { send, recv }] of opts.channels) {
       const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? send.remoteAddress }, channel: send, recv, queue: new SendQueue(send), departed: false, lost: false };
       this.peers.set(rank, peer);
@@ -195,10 +196,14 @@ export class Communicator extends EventEmitter implements GroupHost {
       const deadline = Date.now() + CLOSE_FLUSH_TIMEOUT_MS;
       const busy = (): boolean => [...this.peers.values()].some((p) => p.channel.isOpen && (p.queue.length > 0 || p.channel.bufferedAmount > 0));
       while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      for (const p of this.peers.values()) {
-        p.channel.close('communicator closed');
-        p.recv.close('communicator closed');
-      }
+      // The goodbye travels on the channel we send on, after our data. That channel is closed
+      // first and the other one only once it has closed (onPeerClosed closes both): closing both
+      // at once could let the peer see the second socket close before it read the goodbye on the
+      // first, and report a loss.
+      for (const p of this.peers.values()) p.channel.close('communicator closed');
+      const closeDeadline = Date.now() + CLOSE_FLUSH_TIMEOUT_MS;
+      while ([...this.peers.values()].some((p) => !p.lost) && Date.now() < closeDeadline) await new Promise((r) => setTimeout(r, 5));
+      for (const p of this.peers.values()) p.recv.close('communicator closed');
       await this.server?.close();
     })();
     return this.closing;

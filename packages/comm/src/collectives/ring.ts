@@ -1,7 +1,6 @@
 import type { WireCodec, ReduceOp } from '../codecs/codec.js';
 import type { Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
-import { combineInto } from '../codecs/loops.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { shardRange } from './shard.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
@@ -78,6 +77,11 @@ export class RingCollective extends CollectiveOp {
     if (params.kind !== 'reduceScatter') this.expected += sum(this.r); // every shard but our own
   }
 
+  /** Applied to the reduced shard: the group size for op 'avg', else 1. */
+  private get divisor(): number {
+    return this.p.average ? this.n : 1;
+  }
+
   upstream(): number[] {
     return [this.prev];
   }
@@ -87,31 +91,28 @@ export class RingCollective extends CollectiveOp {
     return this.p.buf.subarray(start, Math.min(this.ends[shard], start + this.p.pieceElems));
   }
 
-  /** Our values of a piece as wire bytes: the buffer itself for fp32 (zero copy), else an encoded pooled copy. */
-  private wireOf(values: Float32Array): Uint8Array {
+  /** Our values of a piece as wire bytes: the buffer itself for fp32 (zero copy), else an encoded pool buffer (keep: round our values too). */
+  private wireOf(values: Float32Array, keep: boolean): Uint8Array {
     const { codec } = this.p;
     if (codec.name === 'fp32') return bytesOf(values);
     const out = this.link.pool.acquire(values.length * codec.bytesPerElement);
-    codec.encode(values, out);
+    codec.encode(values, out, keep);
     return out;
   }
 
   start(): void {
-    const { codec, kind } = this.p;
+    const { kind } = this.p;
     if (kind !== 'allGather') {
       const shard = this.prev; // reduce-scatter step 0: our own values of shard r-1
       for (let pc = 0; pc < this.pieces[shard]; pc++) {
-        this.sendTracked(this.next, () => ({ header: this.header(PHASE_REDUCE_SCATTER, shard, pc), payload: this.wireOf(this.slice(shard, pc)) }));
+        this.sendTracked(this.next, () => ({ header: this.header(PHASE_REDUCE_SCATTER, shard, pc), payload: this.wireOf(this.slice(shard, pc), false) }));
       }
     } else {
-      // all-gather step 0: our own shard, rounded first so we keep what the others will decode
-      codec.roundTrip(this.p.buf.subarray(this.starts[this.r], this.ends[this.r]));
-      for (let pc = 0; pc < this.pieces[this.r]; pc++) this.sendGathered(pc);
+      // all-gather step 0: our own shard, rounded as it is encoded so we keep what the others decode
+      for (let pc = 0; pc < this.pieces[this.r]; pc++) {
+        this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: this.wireOf(this.slice(this.r, pc), true) }));
+      }
     }
-  }
-
-  private sendGathered(pc: number): void {
-    this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: this.wireOf(this.slice(this.r, pc)) }));
   }
 
   /** Where an incoming piece goes: straight into the output for an fp32 all-gather piece, else a pooled buffer. */
@@ -125,9 +126,9 @@ export class RingCollective extends CollectiveOp {
     // the forwarded pieces of larger rings it made no measurable difference, so they wait).
     if (located.shard !== this.r) return this.link.pool.acquire(length);
     const buffer = this.link.pool.acquire(length);
-    const wire = new Float32Array(buffer.buffer, buffer.byteOffset, located.values.length);
     const { flag, values } = located;
-    const op = this.p.op;
+    const { codec, op } = this.p;
+    const divisor = this.divisor;
     this.reducedEarly.set(flag, 0);
     return {
       buffer,
@@ -135,7 +136,7 @@ export class RingCollective extends CollectiveOp {
         const done = this.reducedEarly.get(flag);
         const upTo = filled >>> 2;
         if (done === undefined || (upTo - done < MIN_EARLY_REDUCE && upTo !== values.length)) return;
-        combineInto(values.subarray(done, upTo), wire.subarray(done, upTo), op);
+        codec.reduceIntoLocal(values.subarray(done, upTo), buffer.subarray(done * 4, upTo * 4), op, divisor, false);
         this.reducedEarly.set(flag, upTo);
       },
     };
@@ -164,8 +165,10 @@ export class RingCollective extends CollectiveOp {
     }
     this.seen[flag] = 1;
     this.received++;
-    const wire = payload!;
+    const pool = this.link.pool;
     if (phase === PHASE_REDUCE_SCATTER) {
+      const wire = pool.adopt(payload!);
+      if (wire !== payload) pool.release(payload);
       // Elements already reduced as they arrived (fp32, received in place) are skipped.
       const early = this.reducedEarly.get(flag) ?? 0;
       this.reducedEarly.delete(flag);
@@ -176,21 +179,27 @@ export class RingCollective extends CollectiveOp {
         this.sendTracked(this.next, () => ({ header: h, payload: wire }));
         return;
       }
-      if (rest.length > 0) codec.reduceIntoLocal(rest, restWire, op); // our shard is complete
-      this.link.pool.release(wire);
-      if (this.p.average) {
-        const n = this.n;
-        for (let i = 0; i < values.length; i++) values[i] /= n;
+      // our shard is complete; a lossy codec also encodes it for the all-gather (and keeps the rounded values)
+      const lossy = kind === 'allReduce' && codec.name !== 'fp32';
+      if (rest.length > 0) codec.reduceIntoLocal(rest, restWire, op, this.divisor, lossy);
+      if (lossy) {
+        this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: wire }));
+        return;
       }
-      if (kind === 'allReduce') {
-        codec.roundTrip(values);
-        this.sendGathered(pc);
-      }
+      pool.release(wire);
+      if (kind === 'allReduce') this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: bytesOf(values) }));
       return;
     }
-    if (!sameMemory(wire, values)) codec.decode(wire, values);
+    let wire = payload!;
+    if (!sameMemory(wire, values)) {
+      if (codec.name !== 'fp32') {
+        wire = pool.adopt(payload!);
+        if (wire !== payload) pool.release(payload);
+      }
+      codec.decode(wire, values);
+    }
     // the next rank is the last to need this shard; forward from where it now lives
     if (shard !== this.next) this.sendTracked(this.next, () => ({ header: h, payload: wire }));
-    else this.link.pool.release(wire);
+    else pool.release(wire);
   }
 }

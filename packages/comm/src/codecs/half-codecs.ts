@@ -1,0 +1,47 @@
+import { opCode, type ReduceOp, type WireCodec } from './codec.js';
+import { arenaOf } from './fp32.js';
+
+interface HalfKernels {
+  encode: 'encodeBf16' | 'encodeFp16';
+  decode: 'decodeBf16' | 'decodeFp16';
+  reduceWire: 'reduceWireBf16' | 'reduceWireFp16';
+  reduceLocal: 'reduceLocalBf16' | 'reduceLocalFp16';
+}
+
+/**
+ * A 16-bit wire format run by the SIMD kernels (8 values per step): the caller's fp32 values are
+ * staged into the wire buffer's arena, converted and combined there in one pass, and copied back
+ * when they change. The formats are defined by the scalar references in bf16.ts and fp16.ts,
+ * which the kernels match bit for bit (tested).
+ */
+function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
+  return {
+    name,
+    bytesPerElement: 2,
+    encode(values: Float32Array, wire: Uint8Array, keep: boolean): void {
+      const arena = arenaOf(wire);
+      arena.stage(values);
+      arena.kernels[k.encode](arena.scratch, wire.byteOffset, values.length, keep ? 1 : 0);
+      if (keep) arena.unstage(values);
+    },
+    decode(wire: Uint8Array, values: Float32Array): void {
+      const arena = arenaOf(wire);
+      arena.kernels[k.decode](wire.byteOffset, arena.scratch, values.length);
+      arena.unstage(values);
+    },
+    reduceIntoWire(values: Float32Array, wire: Uint8Array, op: ReduceOp): void {
+      const arena = arenaOf(wire);
+      arena.stage(values);
+      arena.kernels[k.reduceWire](arena.scratch, wire.byteOffset, values.length, opCode(op));
+    },
+    reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void {
+      const arena = arenaOf(wire);
+      arena.stage(values);
+      arena.kernels[k.reduceLocal](arena.scratch, wire.byteOffset, values.length, opCode(op), divisor, round ? 1 : 0);
+      arena.unstage(values);
+    },
+  };
+}
+
+export const bf16Codec = halfCodec('bf16', { encode: 'encodeBf16', decode: 'decodeBf16', reduceWire: 'reduceWireBf16', reduceLocal: 'reduceLocalBf16' });
+export const fp16Codec = halfCodec('fp16', { encode: 'encodeFp16', decode: 'decodeFp16', reduceWire: 'reduceWireFp16', reduceLocal: 'reduceLocalFp16' });
