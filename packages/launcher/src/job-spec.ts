@@ -59,6 +59,8 @@ export const TrainJobSchema = z.object({
   zero: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]),
   /** Tensor-parallel group size (Megatron); the data-parallel size is world / (tp x pp). */
   tp: positiveInt,
+  /** How parameters and gradients are held and communicated (compute is fp32 on every backend). */
+  precision: z.enum(['fp32', 'bf16', 'fp16']),
   /** Recompute each block's forward in backward instead of keeping its activations. */
   activationCheckpointing: z.boolean(),
   /** Pipeline stages (1F1B schedule over the micro-batches of each step). */

@@ -43,6 +43,7 @@ export interface TrainRequest {
   ppSplit?: number[];
   microBatches?: number;
   activationCheckpointing?: boolean;
+  precision?: TrainJob['precision'];
   backend: TrainJob['backend'];
   evalEvery?: number;
   evalBatches: number;
@@ -53,9 +54,9 @@ export interface TrainRequest {
   sample: TrainJob['sample'];
   /** --save-every, --keep-last, --resume. */
   checkpoint?: CheckpointRequest;
-}
   /** Fine-tuning (trainer finetune): the pretrained model (config, tokenizer, parameters) and the task file. */
   finetune?: ResolvedFinetune;
+}
 
 export interface PreparedJob {
   job: TrainJob;
@@ -145,6 +146,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     tp,
     pp,
     activationCheckpointing: req.activationCheckpointing ?? false,
+    precision: req.precision ?? 'fp32',
     ...(req.ppSplit ? { ppSplit: req.ppSplit } : {}),
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,

@@ -14,8 +14,8 @@ import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { SyntheticBatches } from './synthetic-batches.js';
-
 import { initialParams, openTaskData } from '../finetune/task-data.js';
+
 /**
  * The training job every worker runs: GPT training over the device mesh (data parallel with
  * ZeRO over the data-parallel group, tensor parallel within each tensor-parallel group).
@@ -24,6 +24,10 @@ import { initialParams, openTaskData } from '../finetune/task-data.js';
 export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
   const backend = await initBackend(job.backend, (msg) => logger.info(msg));
+  if (job.precision !== 'fp32' && rank === 0) {
+    logger.info(`precision ${job.precision}: working parameters and gradients held and communicated in ${job.precision}, fp32 master and AdamW state` +
+      `${job.precision === 'fp16' ? ', dynamic loss scaling' : ''}; compute in fp32 on the ${backend.name} backend (TF.js has no 16-bit float kernels)`);
+  }
 
   const tokenizerJson = ctx.payload ? Buffer.from(ctx.payload).toString('utf8') : undefined;
   const tokenizer = tokenizerJson ? BpeTokenizer.fromJSON(JSON.parse(tokenizerJson)) : undefined;
@@ -40,6 +44,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
+    precision: job.precision,
     pipeline: shape.pp > 1 ? { stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO } : undefined,
     stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
@@ -97,10 +102,11 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
         loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens, tokens_per_s: (tokensPerStep * 1000) / stepMs,
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
-      params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
+      params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
       bytes_sent: comm.stats.bytesSent - sentBefore,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
+      ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
     });
     await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
@@ -132,7 +138,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
     peak_tf_bytes: peakTfBytes, rss_bytes: process.memoryUsage().rss,
     ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: timedSteps ? timedIdle / timedSteps : NaN } : {}),
-    model_state_bytes: state.total, params_bytes: state.paramsMaster + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
+    model_state_bytes: state.total, params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
     num_tensors: memory().numTensors,
   };
 }
@@ -148,6 +154,7 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
     const synthetic = new SyntheticBatches(job.model.vocabSize, job.seqLen, job.seed);
     return { batch: (step, slice) => synthetic.batch(step, { ...slice, globalBatch: job.globalBatch }), valBatches: undefined };
   }
+  if (job.data.source === 'task') return openTaskData(job, tokenizer);
   if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job trains on a corpus but no tokenizer came with it');
   const corpus = await loadCorpus(job.data.corpus);
   const split = await prepareTokens({ corpus, tokenizer, cacheDir: job.data.cacheDir, valFraction: job.data.valFraction, log });
@@ -155,7 +162,6 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
   return { batch: (step, slice) => sampler.batch(step, slice), valBatches: (microBatch, count) => validationBatches(split.val, job.seqLen, microBatch, count) };
 }
 
-  if (job.data.source === 'task') return openTaskData(job, tokenizer);
 /**
  * Validation loss over the first `evalBatches` global batches of windows of the held-out split
  * (the same windows whatever the number of workers), in micro-batches shared round-robin by rank.
