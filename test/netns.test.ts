@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestNetwork, netnsUnavailableReason, type TestNetwork } from './helpers/netns.js';
+
+const reason = netnsUnavailableReason();
+if (reason) console.warn(`skipping network-namespace tests: ${reason}`);
+
+let net: TestNetwork | undefined;
+afterEach(() => net?.destroy());
+
+/** The test hosts themselves: separate addresses, reachable from each other, a link that can be cut. */
+describe.skipIf(reason !== null)('test network of namespaces', () => {
+  it('gives each host its own address, reachable by the others and by the gateway', async () => {
+    net = createTestNetwork(2);
+    const [a, b] = net.hosts;
+    expect(a.ip).not.toBe(b.ip);
+    const addrs = execFileSync('ip', ['-n', a.namespace, '-4', 'addr', 'show'], { encoding: 'utf8' });
+    expect(addrs).toContain(a.ip);
+    expect(addrs).not.toContain(b.ip);
+    // A TCP connection from host a to a server on host b, by address.
+    const server = net.spawn(b, process.execPath, ['-e', `require('net').createServer((s) => s.end('hello from b')).listen(7777, '${b.ip}', () => console.log('up'))`]);
+    await new Promise((r) => server.stdout!.once('data', r));
+    const client = net.spawn(a, process.execPath, ['-e', `require('net').connect(7777, '${b.ip}').on('data', (d) => { console.log(String(d)); process.exit(0); })`]);
+    const reply = await new Promise<string>((r) => client.stdout!.once('data', (d) => r(String(d))));
+    expect(reply.trim()).toBe('hello from b');
+    net.setLink(b, false);
+    const cut = net.spawn(a, process.execPath, ['-e', `require('net').connect({ port: 7777, host: '${b.ip}', timeout: 1500 }).on('timeout', () => { console.log('timeout'); process.exit(0); }).on('data', () => { console.log('connected'); process.exit(0); })`]);
+    const after = await new Promise<string>((r) => cut.stdout!.once('data', (d) => r(String(d))));
+    expect(after.trim()).toBe('timeout');
+  });
+});
