@@ -28,7 +28,7 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     const ws = tinyWorkspace();
     const out = ws.out('run');
     // A run of a few seconds: 2 workers, ZeRO-2, small steps.
-    const run = startTrainer(['launch', '--nodes', '2', '--zero', '2', ...tinyJobArgs(ws, ['--out', out, '--steps', '600', '--layers', '2', '--d-model', '64', '--eval-every', '100', '--global-batch', '8'])], {
+    const run = startTrainer(['launch', '--nodes', '2', '--zero', '2', ...tinyJobArgs(ws, ['--out', out, '--steps', '600', '--layers', '2', '--d-model', '64', '--eval-every', '100', '--global-batch', '8', '--save-every', '50', '--keep-last', '2'])], {
       env: { TRAINER_TOKEN: TOKEN }, timeoutMs: 150_000,
     });
     let url = '';
@@ -74,6 +74,9 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     expect(await page.locator('#layout tbody tr').count()).toBe(2);
     expect(await page.locator('#layout').innerText()).toContain('ZeRO-2: parameters (full), gradients and optimizer state shard 2/2');
     expect(await page.locator('#chart-memory rect').count()).toBeGreaterThan(3);
+    // Checkpoints committed by the coordinator show up as events.
+    await page.waitForFunction(() => document.querySelectorAll('#events tr.event-checkpoint').length >= 1, undefined, { timeout: 60_000 });
+    expect(await page.locator('#events tr.event-checkpoint').first().innerText()).toMatch(/checkpoint .* committed \(/);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 

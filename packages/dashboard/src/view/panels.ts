@@ -75,11 +75,12 @@ function charts(s: RunState): string {
   const tokens = lineChart({ title: 'throughput (tokens/s)', xLabel: 'step', series: [{ name: 'tokens/s', color: COLORS.tokens, points: series(pts, (p) => p.tokensPerS) }] });
   const bytes = lineChart({
     title: 'bytes sent per step (all ranks)', xLabel: 'step', formatY: (v) => formatBytes(v), bytes: true,
-    series: [{ name: 'bytes/step', color: COLORS.bytes, points: series(pts, (p) => (p.ranksReported ? p.bytesSent : undefined)) }],
+    // only steps every rank has reported (the newest is often still partial)
+    series: [{ name: 'bytes/step', color: COLORS.bytes, points: series(pts, (p) => (p.ranksReported >= world ? p.bytesSent : undefined)) }],
   });
   const rate = lineChart({
     title: 'send rate per rank (bytes sent / step time)', xLabel: 'step', formatY: (v) => formatRate(v), bytes: true,
-    series: [{ name: 'mean over ranks', color: COLORS.rate, points: series(pts, (p) => (p.stepMs && p.ranksReported ? (p.bytesSent / p.ranksReported / p.stepMs) * 1000 : undefined)) }],
+    series: [{ name: 'mean over ranks', color: COLORS.rate, points: series(pts, (p) => (p.stepMs && p.ranksReported >= world ? (p.bytesSent / p.ranksReported / p.stepMs) * 1000 : undefined)) }],
   });
   const ranks = s.sortedRanks();
   const bars = stackedBars({
