@@ -33,6 +33,24 @@ export class BlockSaved implements Saved {
   }
 }
 
+/** A block's parameter gradients, keyed by Hugging Face local names, from its layers' gradients. */
+export function blockGrads(g: Record<'ln1' | 'qkv' | 'proj' | 'ln2' | 'fc' | 'mlp', { dParams: ParamGrads }>): ParamGrads {
+  return {
+    'ln_1.weight': g.ln1.dParams.weight,
+    'ln_1.bias': g.ln1.dParams.bias,
+    'attn.c_attn.weight': g.qkv.dParams.weight,
+    'attn.c_attn.bias': g.qkv.dParams.bias,
+    'attn.c_proj.weight': g.proj.dParams.weight,
+    'attn.c_proj.bias': g.proj.dParams.bias,
+    'ln_2.weight': g.ln2.dParams.weight,
+    'ln_2.bias': g.ln2.dParams.bias,
+    'mlp.c_fc.weight': g.fc.dParams.weight,
+    'mlp.c_fc.bias': g.fc.dParams.bias,
+    'mlp.c_proj.weight': g.mlp.dParams.weight,
+    'mlp.c_proj.bias': g.mlp.dParams.bias,
+  };
+}
+
 export class Block implements Layer<BlockParams, BlockSaved> {
   private readonly ln1: Layer<LayerNormParams, Saved>;
   private readonly ln2: Layer<LayerNormParams, Saved>;
@@ -96,21 +114,7 @@ export class Block implements Layer<BlockParams, BlockSaved> {
       const ln1 = this.ln1.backward(p.ln1, s.ln1, qkv.dx);
       const dx = tf.add(dx2, ln1.dx);
       disposeAll(dx2, proj.dx, attn.dx, qkv.dx, ln1.dx);
-      const dParams: ParamGrads = {
-        'ln_1.weight': ln1.dParams.weight,
-        'ln_1.bias': ln1.dParams.bias,
-        'attn.c_attn.weight': qkv.dParams.weight,
-        'attn.c_attn.bias': qkv.dParams.bias,
-        'attn.c_proj.weight': proj.dParams.weight,
-        'attn.c_proj.bias': proj.dParams.bias,
-        'ln_2.weight': ln2.dParams.weight,
-        'ln_2.bias': ln2.dParams.bias,
-        'mlp.c_fc.weight': fc.dParams.weight,
-        'mlp.c_fc.bias': fc.dParams.bias,
-        'mlp.c_proj.weight': mlp.dParams.weight,
-        'mlp.c_proj.bias': mlp.dParams.bias,
-      };
-      return { dx, dParams };
+      return { dx, dParams: blockGrads({ ln1, qkv, proj, ln2, fc, mlp }) };
     } finally {
       saved.release(); // no-op for the parts already consumed; frees the rest if a step threw
     }

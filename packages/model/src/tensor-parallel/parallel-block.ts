@@ -16,8 +16,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockParams } from '../layers/block.js';
-import { BlockSaved } from '../layers/block.js';
-import type { BackwardResult, ParamGrads } from '../layers/layer.js';
+import { BlockSaved, blockGrads } from '../layers/block.js';
+import type { BackwardResult } from '../layers/layer.js';
 import { disposeAll } from '../layers/layer.js';
 import type { LayerSet } from '../layers/layer-set.js';
 import { copyToTensorParallelRegionBackward, reduceFromTensorParallelRegionForward, type TensorParallelGroup } from './mappings.js';
@@ -75,21 +75,7 @@ export class TensorParallelBlock {
       const ln1 = L.layerNorm.backward(p.local.ln1, s.ln1, qkvDx);
       const dx = tf.add(dx2, ln1.dx);
       disposeAll(dx2, proj.dx, attn.dx, qkv.dx, qkvDx, ln1.dx);
-      const dParams: ParamGrads = {
-        'ln_1.weight': ln1.dParams.weight,
-        'ln_1.bias': ln1.dParams.bias,
-        'attn.c_attn.weight': qkv.dParams.weight,
-        'attn.c_attn.bias': qkv.dParams.bias,
-        'attn.c_proj.weight': proj.dParams.weight,
-        'attn.c_proj.bias': proj.dParams.bias,
-        'ln_2.weight': ln2.dParams.weight,
-        'ln_2.bias': ln2.dParams.bias,
-        'mlp.c_fc.weight': fc.dParams.weight,
-        'mlp.c_fc.bias': fc.dParams.bias,
-        'mlp.c_proj.weight': mlp.dParams.weight,
-        'mlp.c_proj.bias': mlp.dParams.bias,
-      };
-      return { dx, dParams };
+      return { dx, dParams: blockGrads({ ln1, qkv, proj, ln2, fc, mlp }) };
     } finally {
       saved.release();
     }
