@@ -9,7 +9,7 @@ import { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards
 import { MANIFEST_FILE, STATE_KINDS, type Manifest } from './manifest.js';
 import { CheckpointReader } from './reader.js';
 import { forEachRun, regionSize } from './region.js';
-import { packShard, ShardFile } from './shard-file.js';
+import { packShard, ShardFile, shardSize } from './shard-file.js';
 import { ShardWriter } from './shard-writer.js';
 import { newestVerified, verifyCheckpoint } from './verify.js';
 
@@ -267,6 +267,14 @@ describe('sharded checkpoints', () => {
     const fresh = packShard([{ name: 'x', data }], { step: '10' });
     expect(second.sha256).toBe(createHash('sha256').update(fresh.bytes).digest('hex'));
     expect((await readFile(join(dir, 'b'))).equals(Buffer.from(fresh.bytes))).toBe(true);
+    // A buffer prepared by the thread ahead of the first save, of the size shardSize predicts.
+    writer.takeBuffer();
+    const size = shardSize([{ name: 'x', data }], { step: '10' });
+    expect(size).toBe(fresh.bytes.byteLength);
+    await writer.prepare(size);
+    const prepared = writer.takeBuffer();
+    expect(prepared?.byteLength).toBe(size);
+    expect(packShard([{ name: 'x', data }], { step: '10' }, prepared).bytes.buffer).toBe(prepared);
   });
 
   it('a full disk fails the write with DISK_FULL naming the file and leaves no partial file', async () => {

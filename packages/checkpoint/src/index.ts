@@ -4,7 +4,7 @@ export {
 } from './safetensors.js';
 export { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';
 export { fsyncDir, writeFileDurable } from './durable.js';
-export { packShard, ShardFile, SHARD_FORMAT, SHARD_FORMAT_VERSION, type PackedShard } from './shard-file.js';
+export { packShard, shardSize, ShardFile, SHARD_FORMAT, SHARD_FORMAT_VERSION, type PackedShard } from './shard-file.js';
 export { ShardWriter, type ShardWriteFault, type WrittenShard } from './shard-writer.js';
 export {
   parseManifest, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, STATE_KINDS,

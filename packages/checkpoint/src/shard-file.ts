@@ -48,6 +48,12 @@ export function packShard(tensors: readonly { name: string; data: Float32Array }
   return { bytes, offsets };
 }
 
+/** The byte size packShard will give these tensors and metadata (nothing is copied). */
+export function shardSize(tensors: readonly { name: string; data: Float32Array }[], metadata: Record<string, string> = {}): number {
+  const meta = { ...metadata, format: SHARD_FORMAT, format_version: String(SHARD_FORMAT_VERSION) };
+  return encodeSafetensors(tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [t.data.length], data: bytesOf(t.data) })), meta).reduce((s, p) => s + p.byteLength, 0);
+}
+
 /** An open shard file: header validated, data read by byte range. */
 export class ShardFile {
   private constructor(

@@ -17,14 +17,22 @@ export interface WriteTask {
   fault?: 'enospc' | 'corrupt';
 }
 
+/** Allocate a buffer of `bytes` and touch every page, off the training thread (the first save's copy then finds it mapped). */
+export interface PrepareTask {
+  prepare: number;
+}
+
+/** Replies to writes (with the buffer handed back, or the error) and to prepares. */
+
 export type WriteReply =
+  | { prepared: ArrayBuffer }
   | { id: number; ok: true; bytes: number; sha256: string; writeMs: number; buffer: ArrayBuffer }
   | { id: number; ok: false; message: string; errno?: string };
 
 /** Linux refuses single writes above 0x7ffff000 bytes; 1 GiB chunks stay below. */
 const MAX_WRITE = 1 << 30;
 
-async function writeShard(task: WriteTask): Promise<WriteReply> {
+async function writeShard(task: WriteTask): Promise<Extract<WriteReply, { ok: true }>> {
   const started = performance.now();
   const partial = `${task.path}.partial`;
   const sha256 = createHash('sha256').update(task.bytes).digest('hex');
@@ -52,9 +60,15 @@ async function writeShard(task: WriteTask): Promise<WriteReply> {
   return { id: task.id, ok: true, bytes: task.bytes.length, sha256, writeMs: performance.now() - started, buffer: task.bytes.buffer as ArrayBuffer };
 }
 
-parentPort!.on('message', (task: WriteTask) => {
+parentPort!.on('message', (task: WriteTask | PrepareTask) => {
+  if ('prepare' in task) {
+    const buffer = new ArrayBuffer(task.prepare);
+    new Uint8Array(buffer).fill(1); // any value: the point is to fault every page in here
+    parentPort!.postMessage({ prepared: buffer } satisfies WriteReply, [buffer]);
+    return;
+  }
   writeShard(task).then(
-    (reply) => parentPort!.postMessage(reply, reply.ok ? [reply.buffer] : []), // the buffer goes back for the next save
+    (reply) => parentPort!.postMessage(reply, [reply.buffer]), // the buffer goes back for the next save
     (err: unknown) => parentPort!.postMessage({
       id: task.id, ok: false, message: err instanceof Error ? err.message : String(err),
       ...(typeof (err as { code?: unknown })?.code === 'string' ? { errno: (err as { code: string }).code } : {}),

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';
 import type { PackedShard } from './shard-file.js';
-import type { WriteReply, WriteTask } from './shard-writer-thread.js';
+import type { PrepareTask, WriteReply, WriteTask } from './shard-writer-thread.js';
 
 /**
  * Writes packed shards in the background, on a thread of its own: the caller's only cost is
@@ -27,8 +27,19 @@ export class ShardWriter {
   private readonly pending = new Map<number, { path: string; resolve: (w: WrittenShard) => void; reject: (e: Error) => void }>();
   /** The last written shard's buffer, back from the thread, for the next packShard. */
   private spare: ArrayBuffer | undefined;
+  private readonly preparing: (() => void)[] = [];
 
-  /** A buffer to pack the next shard into (see packShard), if a previous write returned one. */
+  /**
+   * Has the thread allocate and touch a buffer of `bytes` (the expected shard size) and hand it
+   * over, so that even the first save copies into memory already mapped.
+   */
+  prepare(bytes: number): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.preparing.push(resolve));
+    this.ensureThread().postMessage({ prepare: bytes } satisfies PrepareTask);
+    return ready;
+  }
+
+  /** A buffer to pack the next shard into (see packShard), if a previous write or prepare returned one. */
   takeBuffer(): ArrayBuffer | undefined {
     const b = this.spare;
     this.spare = undefined;
@@ -54,12 +65,18 @@ export class ShardWriter {
     this.thread = undefined;
     if (t) await t.terminate();
     this.failAll(new Error('the shard writer was closed'));
+    for (const resolve of this.preparing.splice(0)) resolve(); // nothing more will be prepared
   }
 
   private ensureThread(): Worker {
     if (this.thread) return this.thread;
     const t = new Worker(threadScript());
     t.on('message', (reply: WriteReply) => {
+      if ('prepared' in reply) {
+        this.spare ??= reply.prepared;
+        this.preparing.shift()?.();
+        return;
+      }
       const p = this.pending.get(reply.id);
       if (!p) return;
       this.pending.delete(reply.id);

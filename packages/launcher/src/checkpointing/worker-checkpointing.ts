@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
+  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, shardSize, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
   type FlatTensor, type StateKind,
 } from '@trainer/checkpoint';
 import { asTrainerError } from '@trainer/errors';
@@ -51,6 +51,16 @@ export class WorkerCheckpointing {
 
   constructor(private readonly o: WorkerCheckpointingOptions) {
     this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
+    if (o.spec.saveEvery > 0) {
+      // The writer thread maps a buffer of the shard's size now, so the first save's copy is as quick as the next ones.
+      const shard = shardTensors(o.tensors, o.trainer.exportPieces().pieces);
+      void this.writer.prepare(shardSize(shard.tensors, { ...shard.metadata, ...this.shardMetadata(o.steps) }));
+    }
+  }
+
+  /** The shard header's metadata besides the slices (the largest step gives the longest header). */
+  private shardMetadata(step: number): Record<string, string> {
+    return { rank: String(this.o.rank), world: String(this.o.world), step: String(step) };
   }
 
   /**
@@ -100,7 +110,7 @@ export class WorkerCheckpointing {
     const { optimizerStep, pieces } = this.o.trainer.exportPieces();
     const lossScale = this.o.trainer.lossScalerState();
     const shard = shardTensors(this.o.tensors, pieces);
-    const packed = packShard(shard.tensors, { ...shard.metadata, rank: String(this.o.rank), world: String(this.o.world), step: String(done) }, this.writer.takeBuffer());
+    const packed = packShard(shard.tensors, { ...shard.metadata, ...this.shardMetadata(done) }, this.writer.takeBuffer());
     const copyMs = performance.now() - copyStarted;
     const shardBytes = packed.bytes.byteLength; // the buffer is transferred to the writer below
     this.inFlight = this.writer.write(path, packed, { fault: saveFaultFor(this.fault, this.o.rank, done) }).then(
