@@ -1,12 +1,11 @@
 export { AdamW, DEFAULT_ADAMW, type AdamWConfig, type AdamWState, type Range } from './adamw.js';
 export { learningRateAt, type LrSchedule } from './lr-schedule.js';
-export { clipFactor, scaleInPlace, sumOfSquares } from './grad-clip.js';
-export { allReduceGradients, gradientBuckets, DEFAULT_GRADIENT_SYNC, type GradientSyncOptions } from './gradient-sync.js';
+export { clipFactor } from './grad-clip.js';
+export { gradientBuckets, DEFAULT_GRADIENT_SYNC, type GradientSyncOptions } from './gradient-sync.js';
 export { countTargets, type StepResult, type TrainerOptions } from './trainer-options.js';
 export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner.js';
 export { buildMesh, coordinatesOf, meshGroupRanks, meshShape, rankOf, type Mesh, type MeshCoordinates, type MeshShape } from './device-mesh.js';
 export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
-export { ShardedAdamW } from './zero/sharded-adamw.js';
 export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
 export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
 export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';

@@ -1,11 +1,11 @@
 import { TrainerError } from '@trainer/errors';
-import { AdamW, type Range } from '../adamw.js';
+import type { Range } from '../adamw.js';
 import { clipFactor } from '../grad-clip.js';
 import { DEFAULT_GRADIENT_SYNC } from '../gradient-sync.js';
 import type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel } from '../interfaces.js';
 import { learningRateAt } from '../lr-schedule.js';
 import { DynamicLossScaler, type LossScalerOptions, type LossScalerState } from '../precision/loss-scaler.js';
-import { makeStore, type Precision, type VectorStore } from '../precision/vector-store.js';
+import type { Precision, VectorStore } from '../precision/vector-store.js';
 import { SegmentRunner, type ParamSource } from '../segment-runner.js';
 import { runPipelineForward, runPipelineSchedule, type PipelineStage } from '../pipeline/pipeline-executor.js';
 import { countTargets, type StepResult, type TrainerOptions } from '../trainer-options.js';
@@ -13,6 +13,7 @@ import { FullGradSink, ShardedGradSink } from './grad-sinks.js';
 import { GatheredParams, ResidentParams } from './param-sources.js';
 import { ZeroPartition } from './partition.js';
 import { allReduceRange, allReduceStore, reduceScatterStoreByUnit } from './store-reductions.js';
+import { ZeroState } from './zero-state.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 
@@ -90,14 +91,10 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
   readonly precision: Precision;
   readonly partition: ZeroPartition;
   private readonly runner: SegmentRunner<A, P>;
-  /** Working parameters: full (stages 0-2) or own pieces in shard space (stage 3). */
+  /** Working parameters, fp32 master, gradients and AdamW state this rank keeps (zero-state.ts). */
+  private readonly state: ZeroState;
   private readonly working: VectorStore;
-  /** fp32 master (16-bit precisions): full under stage 0, own pieces in shard space otherwise. */
-  private readonly master: Float32Array | null;
-  /** Full gradient (stages 0-1) or own gradient pieces (stages 2-3). */
   private readonly grads: VectorStore;
-  /** AdamW over all of the vector (stage 0) or over this rank's shard space (stages 1-3). */
-  private readonly optimizer: AdamW;
   private readonly scaler: DynamicLossScaler | null;
   private readonly source: ResidentParams<P> | GatheredParams<P>;
   private readonly sink: FullGradSink | ShardedGradSink;
@@ -126,17 +123,9 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
       checkpointActivations: options.checkpointActivations,
     });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
-    const shardSize = this.partition.shardSize;
-    const own = new Float32Array(shardSize);
-    this.partition.gatherOwned(initialParams, own);
-    const mixed = this.precision !== 'fp32';
-    this.working = makeStore(this.precision, this.stage === 3 ? shardSize : model.totalSize, this.stage === 3 ? own : initialParams);
-    // The master's values: what the working copy rounds (16-bit) or the working copy itself (fp32).
-    this.master = mixed ? (this.stage === 0 ? new Float32Array(initialParams) : own) : null;
-    this.grads = makeStore(this.precision, this.stage >= 2 ? shardSize : model.totalSize);
-    this.optimizer = this.stage === 0
-      ? new AdamW(options.adamw, { start: 0, end: model.totalSize }, model.decayRanges)
-      : new AdamW(options.adamw, { start: 0, end: shardSize }, this.partition.toShardSpace(model.decayRanges));
+    this.state = new ZeroState(model.totalSize, this.partition, this.stage, this.precision, options.adamw, model.decayRanges, initialParams);
+    this.working = this.state.working;
+    this.grads = this.state.grads;
     this.scaler = this.precision === 'fp16' ? new DynamicLossScaler(options.lossScaler) : null;
     if (this.stage === 3) {
       this.source = new GatheredParams(model, group, this.partition, this.working, this.precision);
@@ -203,22 +192,7 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
 
   /** AdamW on the master, with gradients multiplied by `factor` (clipping and loss-scale undo). */
   private async update(factor: number, lr: number): Promise<void> {
-    const all = [{ flatStart: 0, flatEnd: this.model.totalSize, shardOffset: 0 }];
-    const pieces = this.stage === 0 ? all : this.partition.pieces;
-    const chunks = pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
-      const n = p.flatEnd - p.flatStart;
-      const g = this.stage >= 2 ? this.grads.read(p.shardOffset, p.shardOffset + n) : this.grads.read(p.flatStart, p.flatEnd);
-      if (factor !== 1) for (let i = 0; i < g.length; i++) g[i] *= factor;
-      return { offset: p.shardOffset, params: this.masterView(p), grads: g };
-    });
-    this.optimizer.updateChunks(chunks, lr);
-    if (this.master) {
-      // The working copy is the master's rounding.
-      for (const c of chunks) {
-        const p = pieces.find((x) => x.shardOffset === c.offset && x.flatEnd > x.flatStart)!;
-        this.working.write(this.stage === 3 ? p.shardOffset : p.flatStart, c.params);
-      }
-    }
+    this.state.applyUpdate(factor, lr);
     if (this.stage === 3) return;
     if (this.stage >= 1) {
       // Stages 1-2: every rank contributes its updated pieces; all get the whole vector back.
@@ -231,29 +205,13 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     (this.source as ResidentParams<P>).refresh(this.working);
   }
 
-  /** fp32 values the optimizer updates for a piece: the master, or the fp32 working copy itself. */
-  private masterView(p: { flatStart: number; flatEnd: number; shardOffset: number }): Float32Array {
-    const n = p.flatEnd - p.flatStart;
-    if (this.master) return this.stage === 0 ? this.master.subarray(p.flatStart, p.flatEnd) : this.master.subarray(p.shardOffset, p.shardOffset + n);
-    return this.stage === 3 ? this.working.read(p.shardOffset, p.shardOffset + n) : this.working.read(p.flatStart, p.flatEnd);
-  }
-
   /** Whether any rank's gradients overflowed (fp16): a max over every rank holding gradients. */
   private async anyOverflow(): Promise<boolean> {
-    const mine = this.ownRanges().some(([a, b]) => this.grads.hasNonFinite(a, b));
+    const mine = this.state.ownGradientRanges().some(([a, b]) => this.grads.hasNonFinite(a, b));
     this.scalar[0] = mine ? 1 : 0;
     const group = this.options.norm?.group ?? this.group;
     if (group.size > 1) await group.allReduce(this.scalar, { op: 'max' });
     return this.scalar[0] > 0;
-  }
-
-  /** [start, end) ranges of `grads` this rank holds valid sums for, with their flat starts. */
-  private ownRanges(): [number, number, number][] {
-    if (this.stage === 0) return [[0, this.grads.length, 0]];
-    return this.partition.pieces.map((p) => {
-      const n = p.flatEnd - p.flatStart;
-      return this.stage >= 2 ? [p.shardOffset, p.shardOffset + n, p.flatStart] : [p.flatStart, p.flatEnd, p.flatStart];
-    });
   }
 
   /**
@@ -265,7 +223,7 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     const norm = this.options.norm;
     let local = 0;
     if (this.stage > 0 || this.group.rank === 0 || !norm) {
-      for (const [a, b, flat] of this.ownRanges()) {
+      for (const [a, b, flat] of this.state.ownGradientRanges()) {
         local += this.grads.sumOfSquares(a, b);
         for (const r of norm?.exclude ?? []) {
           const x = Math.max(r.start, flat);
@@ -324,49 +282,14 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
     return flat;
   }
 
-  /**
-   * This rank's share of the training state, for a sharded checkpoint: for each of its pieces,
-   * the flat range and the fp32 parameters (the master under 16-bit precisions), AdamW's m and v
-   * there. Every element is owned by exactly one rank, whatever the stage (stages 0-2 hold
-   * copies of the rest, which are not written twice). Views: copy them before the next step.
-   */
-  exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] } {
-    const adam = this.optimizer;
-    return {
-      optimizerStep: adam.step,
-      pieces: this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
-        const at = this.stage === 0 ? p.flatStart : p.shardOffset;
-        const n = p.flatEnd - p.flatStart;
-        return { flatStart: p.flatStart, flatEnd: p.flatEnd, params: this.masterView(p), m: adam.m.subarray(at, at + n), v: adam.v.subarray(at, at + n) };
-      }),
-    };
+  /** This rank's share of the training state, for a sharded checkpoint (ZeroState.exportPieces). */
+  exportPieces(): ReturnType<ZeroState['exportPieces']> {
+    return this.state.exportPieces();
   }
 
-  /**
-   * Restores the training state from any layout: `read(kind, start, end)` returns the values of
-   * flat range [start, end) of the (fp32) parameters, m or v, sliced out of whatever shards hold
-   * them. This rank reads only what it keeps: all parameters under stages 0-2, its own pieces
-   * otherwise. Resharding is therefore just reading other ranges.
-   */
-  async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
-    const adam = this.optimizer;
-    const total = this.model.totalSize;
-    if (this.stage < 3) this.working.write(0, await read('params', 0, total));
-    if (this.stage === 0) {
-      if (this.master) this.master.set(await read('params', 0, total));
-      adam.m.set(await read('m', 0, total));
-      adam.v.set(await read('v', 0, total));
-    } else {
-      for (const p of this.partition.pieces) {
-        if (p.flatEnd === p.flatStart) continue;
-        const values = await read('params', p.flatStart, p.flatEnd);
-        if (this.master) this.master.set(values, p.shardOffset);
-        if (this.stage === 3) this.working.write(p.shardOffset, values);
-        adam.m.set(await read('m', p.flatStart, p.flatEnd), p.shardOffset);
-        adam.v.set(await read('v', p.flatStart, p.flatEnd), p.shardOffset);
-      }
-    }
-    adam.step = optimizerStep;
+  /** Restores the training state from any layout (ZeroState.importState), then re-uploads. */
+  async importState(optimizerStep: number, read: Parameters<ZeroState['importState']>[1]): Promise<void> {
+    await this.state.importState(optimizerStep, read);
     if (this.source instanceof ResidentParams) this.source.refresh(this.working);
   }
 
@@ -388,11 +311,9 @@ export class ZeroTrainer<A extends Disposable, P extends Disposable> {
 
   /** Model-state bytes held by this rank, measured from its buffers. */
   modelStateBytes(): ModelStateBytes {
-    const params = this.working.bytes;
-    const master = this.master?.byteLength ?? 0;
+    const { params, master, grads: held, optimizer } = this.state.bytes();
     const paramsCompute = this.source instanceof ResidentParams ? this.source.residentBytes : this.source.peakResidentBytes + this.source.peakGatheredBytes;
-    const grads = this.grads.bytes + this.sink.peakBucketBytes;
-    const optimizer = this.optimizer.m.byteLength + this.optimizer.v.byteLength;
+    const grads = held + this.sink.peakBucketBytes;
     return { params, master, paramsCompute, grads, optimizer, total: params + master + paramsCompute + grads + optimizer };
   }
 
