@@ -25,7 +25,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
   const backend = await initBackend(job.backend, (msg) => logger.info(msg));
   if (job.precision !== 'fp32' && rank === 0) {
-    logger.info(`precision ${job.precision}: working parameters and gradients held and communicated in ${job.precision}, fp32 master and AdamW state` +
+    logger.warn(`precision ${job.precision}: working parameters and gradients held and communicated in ${job.precision}, fp32 master and AdamW state` +
       `${job.precision === 'fp16' ? ', dynamic loss scaling' : ''}; compute in fp32 on the ${backend.name} backend (TF.js has no 16-bit float kernels)`);
   }
 
