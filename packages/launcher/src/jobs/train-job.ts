@@ -120,7 +120,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const gpt = new GPT(job.model);
     gpt.setParams(finalParams);
     const prompt = tokenizer.encode(job.sample.prompt);
-    const ids = gpt.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed });
+    // A fine-tuned model ends its completions with <|endoftext|>: the sample stops there.
+    const stopToken = job.data.source === 'task' ? tokenizer.eotToken : undefined;
+    const ids = gpt.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed, stopToken });
     gpt.dispose();
     sample = tokenizer.decode(ids);
   }
