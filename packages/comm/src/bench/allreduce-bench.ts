@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { TrainerError } from '@trainer/errors';
 import { CommErrorCode } from '../codes.js';
 import { getCodec, type Codec } from '../codecs/codec.js';
+import { checkAlgorithm, type CollectiveAlgorithm } from '../collectives/algorithm.js';
 import type { PeerAddress } from '../collectives/data-plane.js';
 import type { WorkerInit, WorkerReport, WorkerStart } from './allreduce-worker.js';
 
@@ -20,6 +21,9 @@ export interface AllReduceBenchResult {
   busbw_gbs: number;
   /** Rank 0's CPU time (user + system) per call: less sensitive than time_ms to other load on the machine. */
   cpu_ms?: number;
+  /** CPU time per call summed over all ranks, and its kernel (system) part: on a machine with fewer cores than ranks, the cost. */
+  cpu_all_ms?: number;
+  sys_all_ms?: number;
 }
 
 export interface AllReduceBenchOptions {
@@ -34,6 +38,8 @@ export interface AllReduceBenchOptions {
   timeoutMs?: number;
   /** Ring piece size in bytes (default DEFAULT_PIECE_BYTES). */
   pieceBytes?: number;
+  /** Reduce-scatter / all-gather algorithm (default 'auto'). */
+  algorithm?: CollectiveAlgorithm;
   /** Per-peer send window in bytes (default DEFAULT_DATA_HIGH_WATER_MARK). */
   highWaterMark?: number;
   /** How the local workers connect: 'unix' (default, Unix domain sockets) or 'tcp' (loopback TCP). */
@@ -62,6 +68,7 @@ function validate(opts: AllReduceBenchOptions): void {
   }
   if (opts.reps !== undefined && (!Number.isInteger(opts.reps) || opts.reps < 1)) throw bad(`reps must be a positive integer, got ${opts.reps}`, 'omit it for the default');
   getCodec(opts.codec ?? 'fp32');
+  checkAlgorithm(opts.algorithm ?? 'auto', 'benchAllReduce');
 }
 
 /**
@@ -92,6 +99,7 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
       };
       const timer = setTimeout(() => fail(benchError(`benchmark did not finish within ${opts.timeoutMs ?? DEFAULT_BENCH_TIMEOUT_MS} ms`, 'use fewer or smaller sizes, or raise timeoutMs')), opts.timeoutMs ?? DEFAULT_BENCH_TIMEOUT_MS);
       const addresses: Array<PeerAddress | undefined> = new Array(world).fill(undefined);
+      const perSize = new Map<number, Array<Extract<WorkerReport, { type: 'result' }>>>();
       let listening = 0;
       let done = 0;
       for (let rank = 0; rank < world; rank++) {
@@ -108,12 +116,22 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
             if (++listening === world) {
               const peers = addresses as PeerAddress[];
               children.forEach((c, r) => c.send({
-                type: 'start', peers, sizes: opts.sizes, codec, reps: opts.reps, pieceBytes: opts.pieceBytes, crash: r === opts.crashRank,
+                type: 'start', peers, sizes: opts.sizes, codec, reps: opts.reps, pieceBytes: opts.pieceBytes, algorithm: opts.algorithm, crash: r === opts.crashRank,
               } satisfies WorkerStart));
             }
           } else if (m.type === 'result') {
-            const algbw = m.bytes / (m.time_ms / 1e3) / 1e9;
-            const r: AllReduceBenchResult = { world, bytes: m.bytes, codec, time_ms: m.time_ms, algbw_gbs: algbw, busbw_gbs: (algbw * 2 * (world - 1)) / world, cpu_ms: m.cpu_ms };
+            // every rank reports; time is rank 0's (as in the gloo reference), CPU is summed
+            const seen = perSize.get(m.bytes) ?? [];
+            perSize.set(m.bytes, seen);
+            seen[rank] = m;
+            if (seen.filter(Boolean).length < world) return;
+            perSize.delete(m.bytes);
+            const first = seen[0];
+            const algbw = first.bytes / (first.time_ms / 1e3) / 1e9;
+            const r: AllReduceBenchResult = {
+              world, bytes: first.bytes, codec, time_ms: first.time_ms, algbw_gbs: algbw, busbw_gbs: (algbw * 2 * (world - 1)) / world, cpu_ms: first.cpu_ms,
+              cpu_all_ms: seen.reduce((a, x) => a + x.cpu_ms, 0), sys_all_ms: seen.reduce((a, x) => a + x.sys_ms, 0),
+            };
             results.push(r);
             opts.onResult?.(r);
           } else if (m.type === 'error') {

@@ -6,17 +6,18 @@
 import { performance } from 'node:perf_hooks';
 import { asTrainerError } from '@trainer/errors';
 import type { Codec } from '../codecs/codec.js';
+import type { CollectiveAlgorithm } from '../collectives/algorithm.js';
 import { DataPlane, type PeerAddress } from '../collectives/data-plane.js';
 
 export interface WorkerInit { type: 'init'; rank: number; world: number; token: string; highWaterMark?: number; localTransport?: 'unix' | 'tcp' }
 export interface WorkerStart {
-  type: 'start'; peers: PeerAddress[]; sizes: number[]; codec: Codec; reps: number | undefined; pieceBytes?: number;
+  type: 'start'; peers: PeerAddress[]; sizes: number[]; codec: Codec; reps: number | undefined; pieceBytes?: number; algorithm?: CollectiveAlgorithm;
   /** Test hook: exit with code 3 right after connecting (to exercise the parent's cleanup). */
   crash?: boolean;
 }
 export type WorkerReport =
   | { type: 'listening'; host: string; port: number }
-  | { type: 'result'; bytes: number; time_ms: number; cpu_ms: number; reps: number }
+  | { type: 'result'; bytes: number; time_ms: number; cpu_ms: number; sys_ms: number; reps: number }
   | { type: 'error'; error: { code: string; message: string } }
   | { type: 'done' };
 
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   const plane = await DataPlane.listen({ token: init.token, highWaterMark: init.highWaterMark, localTransport: init.localTransport });
   send({ type: 'listening', ...plane.address });
   const start = await nextMessage<WorkerStart>();
-  const comm = await plane.connect({ rank: init.rank, world: init.world, peers: start.peers, pieceBytes: start.pieceBytes, collectiveTimeoutMs: 120_000 });
+  const comm = await plane.connect({ rank: init.rank, world: init.world, peers: start.peers, pieceBytes: start.pieceBytes, algorithm: start.algorithm, collectiveTimeoutMs: 120_000 });
   if (start.crash) process.exit(3);
   const group = comm.worldGroup;
   for (const bytes of start.sizes) {
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < reps; i++) await group.allReduce(buf, { codec: start.codec });
     const dt = (performance.now() - t0) / reps;
     const cpu = process.cpuUsage(c0);
-    if (init.rank === 0) send({ type: 'result', bytes, time_ms: dt, cpu_ms: (cpu.user + cpu.system) / 1e3 / reps, reps });
+    send({ type: 'result', bytes, time_ms: dt, cpu_ms: (cpu.user + cpu.system) / 1e3 / reps, sys_ms: cpu.system / 1e3 / reps, reps });
   }
   await group.barrier();
   send({ type: 'done' });

@@ -30,6 +30,10 @@ export interface WireCodec {
    * round: then also wire[i] = enc(values[i]) and values[i] = dec(wire[i]) (ready to all-gather).
    */
   reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void;
+  /** acc[i] = dec(wire[i]), where acc is a pool buffer of fp32 values (wire may be any buffer). */
+  decodeInto(wire: Uint8Array, acc: Uint8Array): void;
+  /** acc[i] = op(acc[i], dec(wire[i])), where acc is a pool buffer of fp32 values (wire may be any buffer). */
+  accumulate(acc: Uint8Array, wire: Uint8Array, op: ReduceOp): void;
 }
 
 const CODECS: Record<Codec, WireCodec> = { fp32: fp32Codec, bf16: bf16Codec, fp16: fp16Codec };

@@ -13,6 +13,16 @@ export function arenaOf(wire: Uint8Array): KernelArena {
 }
 
 /**
+ * Where the kernels of `arena` find `wire`: at its own offset when it lives there, else in a copy
+ * in the arena's scratch area (a buffer of another arena, or no arena at all).
+ */
+export function addressIn(arena: KernelArena, wire: Uint8Array): number {
+  if (KernelArena.of(wire) === arena) return wire.byteOffset;
+  new Uint8Array(arena.scratchF32.buffer, arena.scratch, wire.byteLength).set(wire);
+  return arena.scratch;
+}
+
+/**
  * fp32 on the wire: encode and decode are byte copies; the reductions run in the SIMD kernels
  * (4 lanes), with the caller's values staged into the wire buffer's arena.
  */
@@ -37,5 +47,12 @@ export const fp32Codec: WireCodec = {
     if (divisor !== 1) arena.kernels.divideF32(arena.scratch, values.length, divisor);
     arena.unstage(values);
     if (round) f32View(wire, values.length).set(values); // fp32 rounds nothing; the wire just holds the result
+  },
+  decodeInto(wire: Uint8Array, acc: Uint8Array): void {
+    acc.set(wire);
+  },
+  accumulate(acc: Uint8Array, wire: Uint8Array, op: ReduceOp): void {
+    const arena = arenaOf(acc);
+    arena.kernels.combineF32(acc.byteOffset, addressIn(arena, wire), acc.byteLength / 4, opCode(op));
   },
 };

@@ -1,5 +1,5 @@
 import { opCode, type ReduceOp, type WireCodec } from './codec.js';
-import { arenaOf } from './fp32.js';
+import { addressIn, arenaOf } from './fp32.js';
 
 interface HalfKernels {
   encode: 'encodeBf16' | 'encodeFp16';
@@ -39,6 +39,14 @@ function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
       arena.stage(values);
       arena.kernels[k.reduceLocal](arena.scratch, wire.byteOffset, values.length, opCode(op), divisor, round ? 1 : 0);
       arena.unstage(values);
+    },
+    decodeInto(wire: Uint8Array, acc: Uint8Array): void {
+      const arena = arenaOf(acc);
+      arena.kernels[k.decode](addressIn(arena, wire), acc.byteOffset, acc.byteLength / 4);
+    },
+    accumulate(acc: Uint8Array, wire: Uint8Array, op: ReduceOp): void {
+      const arena = arenaOf(acc);
+      arena.kernels[k.reduceLocal](acc.byteOffset, addressIn(arena, wire), acc.byteLength / 4, opCode(op), 1, 0);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { KernelArena } from '../kernels/kernel-arena.js';
 
 /** Memory an arena aims for; small slots are grouped (up to MAX_SLOTS_PER_ARENA) until it is reached. */
-const ARENA_TARGET_BYTES = 16 * 1024 * 1024;
+const ARENA_TARGET_BYTES = 64 * 1024 * 1024;
 const MAX_SLOTS_PER_ARENA = 256;
 
 /**

@@ -80,6 +80,26 @@ export abstract class CollectiveOp {
       };
     });
   }
+
+  /**
+   * Sends one payload to several group ranks; a pool buffer goes back to the pool after the last
+   * of the writes (not after each, which would hand it out again while still being written).
+   */
+  protected sendShared(to: readonly number[], header: Header, payload: Uint8Array): void {
+    let left = to.length;
+    for (const dst of to) {
+      this.pendingWrites++;
+      this.link.send(dst, {
+        header,
+        payload,
+        onWritten: () => {
+          if (--left === 0) this.link.pool.release(payload);
+          this.pendingWrites--;
+          if (this.pendingWrites === 0) this.onProgress();
+        },
+      });
+    }
+  }
 }
 
 /** A barrier: nothing but the arrivals. */

@@ -51,11 +51,11 @@ function expectIdenticalAcrossRanks(bufs: Float32Array[], what: string): void {
 const LENGTHS = [0, 1, 3, 7, 100, 1001, 5003];
 const PIECE_BYTES = 1024; // 256 elements per piece, so long buffers take many pipelined pieces
 
-for (const world of [1, 2, 3, 4, 5]) {
-  describe(`collectives, world ${world}`, () => {
+for (const [world, algorithm] of [1, 2, 3, 4, 5].flatMap((n) => (['ring', 'direct'] as const).map((a) => [n, a] as const))) {
+  describe(`collectives, world ${world}, ${algorithm}`, () => {
     let w: TestWorld;
     beforeAll(async () => {
-      w = await makeWorld(world, { pieceBytes: PIECE_BYTES });
+      w = await makeWorld(world, { pieceBytes: PIECE_BYTES, algorithm });
     });
     afterAll(async () => {
       await w.close();
@@ -212,10 +212,47 @@ for (const world of [1, 2, 3, 4, 5]) {
   });
 }
 
+describe('ring and direct', () => {
+  it('give bit-identical fp32 results (the same summation order), for every op and world 3-5', async () => {
+    for (const world of [3, 4, 5]) {
+      const w = await makeWorld(world, { pieceBytes: PIECE_BYTES });
+      try {
+        for (const op of ['sum', 'avg', 'max'] as const) {
+          const inputs = w.comms.map((_, r) => values(r, 5003, 11));
+          const ring = inputs.map((x) => x.slice());
+          const direct = inputs.map((x) => x.slice());
+          await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(ring[r], { op, algorithm: 'ring' })));
+          await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(direct[r], { op, algorithm: 'direct' })));
+          expectIdenticalAcrossRanks([ring[0], direct[0]], `world ${world} ${op}`);
+        }
+      } finally {
+        await w.close();
+      }
+    }
+  });
+
+  it('ranks that pick different algorithms get a mismatch naming both, not a hang; auto is direct at world 4', async () => {
+    const w = await makeWorld(4, { pieceBytes: PIECE_BYTES });
+    try {
+      const results = await Promise.allSettled(w.comms.map((c, r) => c.worldGroup.allReduce(new Float32Array(100), r === 0 ? { algorithm: 'ring' } : {})));
+      for (const res of results) {
+        expect(res.status).toBe('rejected');
+        const err = (res as PromiseRejectedResult).reason as { code: string; message: string };
+        expect(err.code).toBe('TRAINER_ERR_COLLECTIVE_MISMATCH');
+        expect(err.message).toMatch(/allReduce:sum\(/);
+        expect(err.message).toMatch(/allReduce:sum@direct\(/);
+      }
+      await expect(w.comms[0].newGroup([0, 1, 2, 3]).allReduce(new Float32Array(4), { algorithm: 'tree' as 'ring' })).rejects.toMatchObject({ code: 'TRAINER_ERR_INVALID_ARGUMENT' });
+    } finally {
+      await w.close();
+    }
+  });
+});
+
 describe('large buffers with the default piece size', () => {
-  it('are reduced exactly while they arrive (several reads per piece), for worlds 2 and 3', async () => {
-    for (const world of [2, 3]) {
-      const w = await makeWorld(world);
+  it('are reduced exactly while they arrive (several reads per piece), worlds 2-4, ring and direct', async () => {
+    for (const [world, algorithm] of [[2, 'ring'], [3, 'ring'], [3, 'direct'], [4, 'direct']] as const) {
+      const w = await makeWorld(world, { algorithm });
       try {
         const length = (4 << 20) / 4 + 3; // 4 MiB + 3 elements: several direct reads per 2 MiB piece
         const bufs = w.comms.map((_, r) => Float32Array.from({ length }, (_, i) => ((i * 7 + r) % 1000) - 500));
@@ -223,7 +260,7 @@ describe('large buffers with the default piece size', () => {
         for (let i = 0; i < length; i += 997) {
           let want = 0;
           for (let r = 0; r < world; r++) want += ((i * 7 + r) % 1000) - 500;
-          if (bufs[0][i] !== want) throw new Error(`world ${world} element ${i}: ${bufs[0][i]} != ${want}`);
+          if (bufs[0][i] !== want) throw new Error(`world ${world} ${algorithm} element ${i}: ${bufs[0][i]} != ${want}`);
         }
         for (let r = 1; r < world; r++) expect(Buffer.from(bufs[r].buffer).equals(Buffer.from(bufs[0].buffer))).toBe(true);
       } finally {

@@ -9,6 +9,7 @@ import { connectChannel } from '../transport/connect-channel.js';
 import { ChannelServer } from '../transport/channel-server.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import { silentLogger, type Logger } from '../transport/logger.js';
+import { checkAlgorithm, type CollectiveAlgorithm } from './algorithm.js';
 import { Communicator } from './communicator.js';
 
 export interface PeerAddress { rank: number; host: string; port: number }
@@ -19,6 +20,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
 export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 300_000;
 /** Pipelined piece size of the ring collectives, in fp32 bytes (tuned with the allreduce benchmark). */
 export const DEFAULT_PIECE_BYTES = 2 * 1024 * 1024;
+/** Largest piece: wire buffers of this size live in WebAssembly memories (at most 4 GiB each). */
+export const MAX_PIECE_BYTES = 256 * 1024 * 1024;
 /** Per-peer bytes in the socket before the collectives queue more (keeps several pieces in flight). */
 export const DEFAULT_DATA_HIGH_WATER_MARK = 1024 * 1024;
 const ROLE = 'data';
@@ -58,6 +61,8 @@ export interface DataPlaneConnectOptions {
   collectiveTimeoutMs?: number;
   /** Pipelined piece size in bytes, a multiple of 4 (default DEFAULT_PIECE_BYTES). Must be equal on every rank. */
   pieceBytes?: number;
+  /** Reduce-scatter / all-gather algorithm (default 'auto', see chooseAlgorithm). Must be equal on every rank. */
+  algorithm?: CollectiveAlgorithm;
 }
 
 /**
@@ -119,9 +124,10 @@ export class DataPlane extends EventEmitter {
     this.connected = true;
     this.me = { rank, world };
     const pieceBytes = opts.pieceBytes ?? DEFAULT_PIECE_BYTES;
-    if (!Number.isInteger(pieceBytes) || pieceBytes < 4 || pieceBytes % 4 !== 0) {
-      throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `pieceBytes must be a positive multiple of 4, got ${pieceBytes}`, { hint: 'omit it for the default' });
+    if (!Number.isInteger(pieceBytes) || pieceBytes < 4 || pieceBytes % 4 !== 0 || pieceBytes > MAX_PIECE_BYTES) {
+      throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `pieceBytes must be a multiple of 4 in [4, ${MAX_PIECE_BYTES}], got ${pieceBytes}`, { hint: 'omit it for the default' });
     }
+    const algorithm = checkAlgorithm(opts.algorithm ?? 'auto', 'DataPlane.connect');
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const byRank = new Map(opts.peers.map((p) => [p.rank, p]));
@@ -173,7 +179,7 @@ export class DataPlane extends EventEmitter {
     return new Communicator({
       rank, world, hosts, server: this.server, logger: this.logger,
       channels: new Map([...channels].map(([r, send]) => [r, { send, recv: dialed.get(r)! }])),
-      defaults: { timeoutMs: opts.collectiveTimeoutMs ?? DEFAULT_COLLECTIVE_TIMEOUT_MS, pieceElems: pieceBytes / 4 },
+      defaults: { timeoutMs: opts.collectiveTimeoutMs ?? DEFAULT_COLLECTIVE_TIMEOUT_MS, pieceElems: pieceBytes / 4, algorithm },
     });
   }
 

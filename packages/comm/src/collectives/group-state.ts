@@ -103,7 +103,10 @@ export class GroupState implements GroupLink {
         if (early) {
           this.early.delete(op.seq);
           for (const [from, desc] of early.arrivals) this.arrive(op, from, desc);
-          for (const [from, h, payload] of early.data) if (!this.failure) this.data(op, from, h, payload);
+          for (const [from, h, payload] of early.data) {
+            if (this.failure) this.host.pool.release(payload);
+            else this.data(op, from, h, payload);
+          }
         }
       } catch (err) {
         this.fail(err instanceof TrainerError ? err : protocolError(this.name, this.ranks[this.rank], String(err)), true);
@@ -117,8 +120,14 @@ export class GroupState implements GroupLink {
   targetFor(fromGlobal: number, h: Header, length: number): Uint8Array | PayloadTarget | undefined {
     if (this.failure || h.t !== MSG_DATA) return undefined;
     const from = this.index.get(fromGlobal);
-    const running = typeof h.s === 'number' ? this.running.get(h.s) : undefined;
-    if (from === undefined || !running || !sameDescriptor(readDescriptor(h), running.op.desc)) return undefined;
+    if (from === undefined || typeof h.s !== 'number') return undefined;
+    const running = this.running.get(h.s);
+    if (!running) {
+      // A piece of a collective this rank has not reached yet (a faster neighbour already started
+      // it): land it in a pool buffer, which the collective will take over without a copy.
+      return Number.isInteger(h.s) && h.s >= this.nextSeq && length <= this.host.pool.slotBytes ? this.host.pool.acquire(length) : undefined;
+    }
+    if (!sameDescriptor(readDescriptor(h), running.op.desc)) return undefined;
     try {
       return running.op.target(from, h, length);
     } catch {
@@ -131,25 +140,33 @@ export class GroupState implements GroupLink {
     const from = this.index.get(fromGlobal);
     if (from === undefined || from === this.rank) {
       this.host.logger.warn({ group: this.name, from: fromGlobal }, 'message for a group the sender is not in; dropped');
+      this.host.pool.release(payload);
       return;
     }
     if (h.t === MSG_ABORT) {
       this.onAbort(fromGlobal, h);
       return;
     }
-    if (this.failure) return;
+    if (this.failure) {
+      this.host.pool.release(payload);
+      return;
+    }
     if (h.t === MSG_P2P) {
       this.guard(fromGlobal, () => this.p2p.onMessage(from, h, payload));
       return;
     }
     const seq = h.s;
     if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0) {
+      this.host.pool.release(payload);
       this.fail(protocolError(this.name, fromGlobal, `bad sequence number ${JSON.stringify(seq)}`), true);
       return;
     }
     const running = this.running.get(seq);
     if (!running) {
-      if (seq < this.nextSeq) return; // a finished collective cannot receive more; already failed ones are ignored
+      if (seq < this.nextSeq) {
+        this.host.pool.release(payload); // a finished collective cannot receive more; already failed ones are ignored
+        return;
+      }
       let early = this.early.get(seq);
       if (!early) this.early.set(seq, (early = { arrivals: new Map(), data: [] }));
       if (h.t === MSG_ARRIVAL) early.arrivals.set(from, readDescriptor(h));
@@ -247,6 +264,7 @@ export class GroupState implements GroupLink {
       r.reject(err);
     }
     this.running.clear();
+    for (const e of this.early.values()) for (const [, , payload] of e.data) this.host.pool.release(payload);
     this.early.clear();
     this.p2p.fail(err);
     if (!tellOthers) return;

@@ -4,7 +4,10 @@ import { getCodec, type Codec } from '../codecs/codec.js';
 import { BarrierOp } from './collective-op.js';
 import { BroadcastOp } from './broadcast.js';
 import type { GroupState } from './group-state.js';
-import { RingCollective, type RingKind } from './ring.js';
+import { checkAlgorithm, chooseAlgorithm, type CollectiveAlgorithm } from './algorithm.js';
+import { DirectCollective } from './direct.js';
+import { RingCollective } from './ring.js';
+import type { ShardedKind } from './shard-pieces.js';
 import { shardRange } from './shard.js';
 import type { Descriptor } from './wire.js';
 
@@ -13,12 +16,15 @@ export interface CollectiveOptions {
   codec?: Codec;
   /** Fail with TRAINER_ERR_COLLECTIVE_TIMEOUT after this long (default: the communicator's collectiveTimeoutMs). */
   timeoutMs?: number;
+  /** Ring or direct exchange (default: the communicator's algorithm); must be the same on every rank. */
+  algorithm?: CollectiveAlgorithm;
 }
 
 /** Settings a group takes from its communicator. */
 export interface GroupDefaults {
   timeoutMs: number;
   pieceElems: number;
+  algorithm: CollectiveAlgorithm;
 }
 
 function badArg(message: string, hint: string): TrainerError {
@@ -117,15 +123,18 @@ export class ProcessGroup {
     await this.state.p2p.recv(asBytes(into, 'recv'), src, this.tag(opts.tag), this.timeout(opts.timeoutMs));
   }
 
-  private async ring(kind: RingKind, buf: Float32Array, opts: CollectiveOptions, op: 'sum' | 'avg' | 'max'): Promise<void> {
+  private async ring(kind: ShardedKind, buf: Float32Array, opts: CollectiveOptions, op: 'sum' | 'avg' | 'max'): Promise<void> {
     this.memberRank();
     const codec = getCodec(opts.codec ?? 'fp32');
+    const algorithm = chooseAlgorithm(checkAlgorithm(opts.algorithm ?? this.defaults.algorithm, kind), this.size);
     if (this.size === 1) return;
     const pieceElems = this.defaults.pieceElems;
-    const desc: Descriptor = { op: kind === 'allReduce' || kind === 'reduceScatter' ? `${kind}:${op}` : kind, bytes: buf.byteLength, codec: codec.name, root: -1, piece: pieceElems };
-    await this.state.run((seq) => new RingCollective(this.state, seq, desc, {
-      kind, buf, codec, op: op === 'max' ? 'max' : 'sum', average: op === 'avg', pieceElems,
-    }), this.timeout(opts.timeoutMs));
+    // the algorithm is part of the agreement: ranks that chose differently get a mismatch, not a hang
+    const name = (kind === 'allReduce' || kind === 'reduceScatter' ? `${kind}:${op}` : kind) + (algorithm === 'direct' ? '@direct' : '');
+    const desc: Descriptor = { op: name, bytes: buf.byteLength, codec: codec.name, root: -1, piece: pieceElems };
+    const params = { kind, buf, codec, op: op === 'max' ? 'max' as const : 'sum' as const, average: op === 'avg', pieceElems };
+    await this.state.run((seq) => (algorithm === 'direct' ? new DirectCollective(this.state, seq, desc, params) : new RingCollective(this.state, seq, desc, params)),
+      this.timeout(opts.timeoutMs));
   }
 
   private memberRank(): number {

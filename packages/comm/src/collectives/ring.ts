@@ -1,26 +1,11 @@
-import type { WireCodec, ReduceOp } from '../codecs/codec.js';
 import type { Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
-import { shardRange } from './shard.js';
+import { ShardPieces, type ShardedParams } from './shard-pieces.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
-
-export type RingKind = 'allReduce' | 'reduceScatter' | 'allGather';
 
 /** Reduce an arriving fp32 piece in steps of at least this many elements (64 KiB). */
 const MIN_EARLY_REDUCE = 16 * 1024;
-
-export interface RingParams {
-  kind: RingKind;
-  /** The full-length fp32 buffer: reduced in place (allReduce, own shard for reduceScatter), or the allGather output. */
-  buf: Float32Array;
-  codec: WireCodec;
-  op: ReduceOp;
-  /** Divide the reduced shard by the group size (op 'avg'). */
-  average: boolean;
-  /** Elements per pipelined piece. */
-  pieceElems: number;
-}
 
 /**
  * Ring reduce-scatter and ring all-gather over n ranks, pipelined in pieces.
@@ -39,42 +24,25 @@ export interface RingParams {
  * received piece and forwarded from there.
  */
 export class RingCollective extends CollectiveOp {
-  private readonly p: RingParams;
+  private readonly p: ShardedParams;
   private readonly n: number;
   private readonly r: number;
   private readonly next: number;
   private readonly prev: number;
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
-  private readonly pieces: number[] = [];
-  /** One flag per (phase, shard, piece), to refuse duplicates. */
-  private readonly seen: Uint8Array;
-  private readonly seenBase: number[] = [];
-  private readonly totalPieces: number;
+  private readonly layout: ShardPieces;
   /** fp32 pieces of our own shard being received: elements already added while still in cache. */
   private readonly reducedEarly = new Map<number, number>();
 
-  constructor(link: GroupLink, seq: number, desc: Descriptor, params: RingParams) {
+  constructor(link: GroupLink, seq: number, desc: Descriptor, params: ShardedParams) {
     super(link, seq, desc);
     this.p = params;
     this.n = link.size;
     this.r = link.rank;
     this.next = (this.r + 1) % this.n;
     this.prev = (this.r - 1 + this.n) % this.n;
-    let total = 0;
-    for (let c = 0; c < this.n; c++) {
-      const { start, end } = shardRange(params.buf.length, this.n, c);
-      this.starts.push(start);
-      this.ends.push(end);
-      this.pieces.push(Math.ceil((end - start) / params.pieceElems));
-      this.seenBase.push(total);
-      total += this.pieces[c];
-    }
-    this.totalPieces = total;
-    this.seen = new Uint8Array(2 * total);
-    const sum = (skip: number): number => this.pieces.reduce((acc, k, c) => (c === skip ? acc : acc + k), 0);
-    if (params.kind !== 'allGather') this.expected += sum(this.prev); // every shard but the one we start with
-    if (params.kind !== 'reduceScatter') this.expected += sum(this.r); // every shard but our own
+    this.layout = new ShardPieces(params.buf, this.n, params.pieceElems);
+    if (params.kind !== 'allGather') this.expected += this.layout.piecesExcept(this.prev); // every shard but the one we start with
+    if (params.kind !== 'reduceScatter') this.expected += this.layout.piecesExcept(this.r); // every shard but our own
   }
 
   /** Applied to the reduced shard: the group size for op 'avg', else 1. */
@@ -87,8 +55,7 @@ export class RingCollective extends CollectiveOp {
   }
 
   private slice(shard: number, piece: number): Float32Array {
-    const start = this.starts[shard] + piece * this.p.pieceElems;
-    return this.p.buf.subarray(start, Math.min(this.ends[shard], start + this.p.pieceElems));
+    return this.layout.slice(shard, piece);
   }
 
   /** Our values of a piece as wire bytes: the buffer itself for fp32 (zero copy), else an encoded pool buffer (keep: round our values too). */
@@ -104,12 +71,12 @@ export class RingCollective extends CollectiveOp {
     const { kind } = this.p;
     if (kind !== 'allGather') {
       const shard = this.prev; // reduce-scatter step 0: our own values of shard r-1
-      for (let pc = 0; pc < this.pieces[shard]; pc++) {
+      for (let pc = 0; pc < this.layout.pieces[shard]; pc++) {
         this.sendTracked(this.next, () => ({ header: this.header(PHASE_REDUCE_SCATTER, shard, pc), payload: this.wireOf(this.slice(shard, pc), false) }));
       }
     } else {
       // all-gather step 0: our own shard, rounded as it is encoded so we keep what the others decode
-      for (let pc = 0; pc < this.pieces[this.r]; pc++) {
+      for (let pc = 0; pc < this.layout.pieces[this.r]; pc++) {
         this.sendTracked(this.next, () => ({ header: this.header(PHASE_ALL_GATHER, this.r, pc), payload: this.wireOf(this.slice(this.r, pc), true) }));
       }
     }
@@ -147,11 +114,11 @@ export class RingCollective extends CollectiveOp {
     if (from !== this.prev) return undefined;
     const phase = intField(h, 'ph', PHASE_REDUCE_SCATTER, PHASE_ALL_GATHER + 1);
     const shard = intField(h, 'sh', 0, this.n);
-    const pc = intField(h, 'pc', 0, this.pieces[shard]);
+    const pc = intField(h, 'pc', 0, this.layout.pieces[shard]);
     const kind = this.p.kind;
     if (phase === PHASE_REDUCE_SCATTER ? kind === 'allGather' || shard === this.prev : kind === 'reduceScatter' || shard === this.r) return undefined;
-    const flag = phase * this.totalPieces + this.seenBase[shard] + pc;
-    if (this.seen[flag]) return undefined;
+    const flag = this.layout.flag(phase, shard, pc);
+    if (this.layout.isSeen(flag)) return undefined;
     return { phase, shard, pc, flag, values: this.slice(shard, pc) };
   }
 
@@ -163,7 +130,7 @@ export class RingCollective extends CollectiveOp {
     if ((payload?.byteLength ?? 0) !== values.length * codec.bytesPerElement) {
       throw new RangeError(`piece ${pc} of shard ${shard} has ${payload?.byteLength ?? 0} bytes, expected ${values.length * codec.bytesPerElement}`);
     }
-    this.seen[flag] = 1;
+    this.layout.markSeen(flag);
     this.received++;
     const pool = this.link.pool;
     if (phase === PHASE_REDUCE_SCATTER) {

@@ -111,15 +111,15 @@ describe('KernelArena', () => {
 
 describe('BufferPool', () => {
   it('adds arenas when every slot is taken and reuses released buffers', () => {
-    const pool = new BufferPool(8 * 1024 * 1024); // two slots per 16 MiB arena
-    const bufs = [pool.acquire(100), pool.acquire(8 * 1024 * 1024), pool.acquire(4)];
+    const pool = new BufferPool(32 * 1024 * 1024); // two slots per 64 MiB arena
+    const bufs = [pool.acquire(100), pool.acquire(32 * 1024 * 1024), pool.acquire(4)];
     expect(pool.arenaCount).toBe(2);
     for (const b of bufs) pool.release(b);
     pool.acquire(64);
     pool.acquire(64);
     pool.acquire(64);
     expect(pool.arenaCount).toBe(2);
-    expect(() => pool.acquire(8 * 1024 * 1024 + 4)).toThrow(RangeError);
+    expect(() => pool.acquire(32 * 1024 * 1024 + 4)).toThrow(RangeError);
   });
 
   it('adopts foreign payloads by copying them into a slot', () => {
