@@ -106,7 +106,13 @@ function memory(s: RunState): string {
 
 function layout(s: RunState): string {
   const l = s.layout;
-  if (!l) return '<section class="layout panel"><h2>parallel layout</h2><p>ranks are not assigned yet</p></section>';
+  if (!l) {
+    const i = s.info;
+    const shape = i ? ` (dp ${i.dp} x tp ${i.tp} x pp ${i.pp}, ZeRO ${i.zero})` : '';
+    // a report is rebuilt from files that do not record hosts and pids
+    const why = s.status.state === 'waiting' ? 'ranks are not assigned yet' : 'the placement of ranks (hosts, devices) was not recorded';
+    return `<section class="layout panel"><h2>parallel layout${escapeHtml(shape)}</h2><p>${why}</p></section>`;
+  }
   const axes = Object.keys(l.axes);
   const head = `<tr><th>rank</th><th>host</th><th>pid</th><th>device</th>${axes.map((a) => `<th>${escapeHtml(a)}</th>`).join('')}<th>holds</th></tr>`;
   const rows = l.ranks.map((r) => `<tr><td>${r.rank}</td><td>${escapeHtml(r.host)}</td><td>${r.pid}</td><td>${escapeHtml(r.device)}</td>${axes.map((a) => `<td>${r.coords[a] ?? ''}</td>`).join('')}<td>${r.holds.map(escapeHtml).join('<br>')}</td></tr>`);
