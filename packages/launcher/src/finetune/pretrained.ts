@@ -41,7 +41,7 @@ async function readJsonObject(p: string): Promise<Record<string, unknown> | unde
 export async function resolvePretrained(path: string): Promise<PretrainedSource> {
   const abs = resolve(path);
   if (!(await exists(abs))) {
-    throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `--from ${path} does not exist`, { hint: 'pass a run folder, its model/ folder, a checkpoint, or a `trainer export` folder' });
+    throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${path} does not exist`, { hint: 'pass a run folder, its model/ folder, a checkpoint, or a `trainer export` folder' });
   }
   if (await exists(join(abs, 'manifest.json'))) return { kind: 'checkpoint', path: abs };
   if (await exists(join(abs, 'model', 'config.json'))) return { kind: 'model', path: join(abs, 'model') };
