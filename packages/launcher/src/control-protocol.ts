@@ -14,6 +14,12 @@ import { JobSpecSchema } from './job-spec.js';
 export const CONTROL_ROLE = 'control';
 export const CONTROL_PROTOCOL_VERSION = 1;
 
+/**
+ * What the coordinator accepts on one control message: headers up to 64 KiB (metrics, reports)
+ * and no real payload (only the coordinator sends one: the tokenizer with the assignment).
+ */
+export const CONTROL_LIMITS = { maxHeaderBytes: 64 * 1024, maxPayloadBytes: 1024 } as const;
+
 const rank = z.number().int().nonnegative();
 
 export const WorkerHelloSchema = z.object({
@@ -28,12 +34,14 @@ export const WorkerHelloSchema = z.object({
   dataHost: z.string().max(255),
   dataPort: z.number().int().min(1).max(65535),
   device: z.string().max(255),
+  /** The rendezvous round this worker was started for (set by the launcher or agent that restarts workers). */
+  round: z.number().int().nonnegative().optional(),
 });
 export type WorkerHello = z.infer<typeof WorkerHelloSchema>;
 
 export const HeartbeatHelloSchema = z.object({ kind: z.literal('heartbeat'), protocol: z.literal(CONTROL_PROTOCOL_VERSION), rank, pid: z.number().int().positive() });
 
-const PeerSchema = z.object({ rank, host: z.string(), port: z.number().int().min(1).max(65535) });
+const PeerSchema = z.object({ rank, host: z.string().max(255), port: z.number().int().min(1).max(65535) });
 
 const SerializedErrorSchema = z.object({
   code: z.string().max(100),
@@ -44,7 +52,7 @@ const SerializedErrorSchema = z.object({
 
 /** Coordinator -> worker. */
 export const ToWorkerSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('assign'), rank, world: z.number().int().positive(), peers: z.array(PeerSchema), job: JobSpecSchema }),
+  z.object({ type: z.literal('assign'), rank, world: z.number().int().positive(), round: z.number().int().nonnegative().default(0), peers: z.array(PeerSchema).max(1 << 16), job: JobSpecSchema }),
   z.object({ type: z.literal('heartbeat'), t: z.number() }),
   z.object({ type: z.literal('abort'), reason: z.string().max(10_000) }),
   z.object({ type: z.literal('finish') }),

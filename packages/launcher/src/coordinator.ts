@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { ChannelServer, type Channel } from '@trainer/comm';
 import { TrainerError, type SerializedTrainerError } from '@trainer/errors';
 import {
-  CONTROL_ROLE, HeartbeatHelloSchema, ToCoordinatorSchema, WorkerHelloSchema, message,
+  CONTROL_LIMITS, CONTROL_ROLE, HeartbeatHelloSchema, ToCoordinatorSchema, WorkerHelloSchema, message,
   type MetricsRecord, type ToWorker, type WorkerHello,
 } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
@@ -10,6 +10,12 @@ import type { Logger } from './logging.js';
 import { createDashboard, openDashboard, type DashboardSettings } from './run-dashboard.js';
 import type { Dashboard } from '@trainer/dashboard';
 import { CheckpointCommitter } from './checkpointing/committer.js';
+import { rankOrder } from './rank-order.js';
+import type { ElasticRendezvous } from './supervision/elastic.js';
+import { blameSuspect, DEFAULT_ATTRIBUTION_GRACE_MS, suspectsOf, type JobOutcome, type WorkerFailure } from './failure-attribution.js';
+
+export { rankOrder } from './rank-order.js';
+export { suspectsOf, DEFAULT_ATTRIBUTION_GRACE_MS, type JobOutcome, type WorkerFailure } from './failure-attribution.js';
 
 /**
  * The coordinator: rendezvous, rank assignment, health, and the run's single point of truth
@@ -21,6 +27,11 @@ import { CheckpointCommitter } from './checkpointing/committer.js';
  * the job. Workers report metrics and, at the end, a result; when every rank has reported, the
  * coordinator tells them to finish. The first failure (an error report, a lost connection, a
  * silent worker) aborts every worker and decides the outcome; later failures are consequences.
+ *
+ * Rounds: with a restart supervisor (supervision/restart-supervisor.ts) a failed round does not
+ * end the job. The coordinator keeps listening, and `nextRound` starts rendezvous round k+1:
+ * new worker processes (respawned by the local launcher or the per-host agents, or restarted by
+ * a scheduler) join, get ranks and the job again, resumed from the latest checkpoint.
  */
 export interface CoordinatorOptions {
   host: string;
@@ -31,7 +42,7 @@ export interface CoordinatorOptions {
   /** Bytes every worker receives with its assignment (the tokenizer file). */
   jobPayload?: Uint8Array;
   heartbeatIntervalMs?: number;
-  /** A worker silent this long is declared failed (default 30 s: a step may block a busy CPU). */
+  /** A worker silent this long is declared failed (default 10 s; heartbeats come from a thread, so a long step does not silence them). */
   heartbeatTimeoutMs?: number;
   /** How long to wait for all workers to join (torchrun's default is 900 s). */
   rendezvousTimeoutMs?: number;
@@ -43,32 +54,9 @@ export interface CoordinatorOptions {
   logger: Logger;
   /** The live dashboard: on the control port (default), on a port of its own, or off (false). */
   dashboard?: DashboardSettings | false;
+  /** Continue with fewer workers when the rendezvous times out short of the world (--min-nodes). */
+  elastic?: ElasticRendezvous;
 }
-
-export interface WorkerFailure {
-  rank: number | undefined;
-  host: string;
-  pid: number | undefined;
-  lastStep: number | undefined;
-  error: SerializedTrainerError;
-}
-
-/**
- * Errors that are consequences of another rank's failure: they name the suspect(s) in their
- * details (`rank` for a lost peer, `missing` for a timeout). The root cause is the suspect's.
- */
-const CONSEQUENTIAL_CODES = new Set([
-  'TRAINER_ERR_PEER_LOST', 'TRAINER_ERR_COLLECTIVE_TIMEOUT', 'TRAINER_ERR_CONNECT_TIMEOUT', 'TRAINER_ERR_CONNECT_FAILED',
-]);
-
-export function suspectsOf(error: SerializedTrainerError): number[] {
-  if (!CONSEQUENTIAL_CODES.has(error.code) || !error.details) return [];
-  const { rank, missing } = error.details as { rank?: unknown; missing?: unknown };
-  if (Array.isArray(missing)) return missing.filter((r): r is number => Number.isInteger(r));
-  return Number.isInteger(rank) ? [rank as number] : [];
-}
-
-export type JobOutcome = { ok: true; results: MetricsRecord[] } | { ok: false; failure: WorkerFailure };
 
 interface Member {
   rank: number;
@@ -83,10 +71,8 @@ interface Member {
   reportedFailure?: boolean;
 }
 
-export const DEFAULT_ATTRIBUTION_GRACE_MS = 3000;
-
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 export const DEFAULT_RENDEZVOUS_TIMEOUT_MS = 300_000;
 
 export class Coordinator extends EventEmitter {
@@ -94,10 +80,21 @@ export class Coordinator extends EventEmitter {
   private readonly server: ChannelServer;
   private readonly opts: CoordinatorOptions;
   private readonly log: Logger;
-  private readonly waiting: { hello: WorkerHello; channel: Channel }[] = [];
+  private readonly waiting: { hello: WorkerHello; channel: Channel; forRound: number }[] = [];
   private members: Member[] = [];
-  /** Commits sharded checkpoints as the workers' shards come in (when the job saves any). */
-  private readonly committer: CheckpointCommitter | undefined;
+  /** Commits sharded checkpoints as the workers' shards come in (when the job saves any); one per round. */
+  private committer: CheckpointCommitter | undefined;
+  /** Rendezvous round: 0 for the first workers, +1 for every restart. */
+  private roundNumber = 0;
+  /** This round's job and world (a restart resumes from a checkpoint; an elastic one may have fewer workers). */
+  private job: JobSpec;
+  private world: number;
+  private rendezvousTimer: NodeJS.Timeout | undefined;
+  private lastBeat = Date.now();
+  /** Set by a restart supervisor: failed rounds are handed to it instead of ending the job. */
+  private restartHandler: ((failure: WorkerFailure) => void) | undefined;
+  private aborting = false;
+  private ended = false;
   private outcome: JobOutcome | undefined;
   /** A failure that blames another rank, held while that rank's own failure may still arrive. */
   private pending: { failure: WorkerFailure; suspects: number[]; timer: NodeJS.Timeout } | undefined;
@@ -116,17 +113,92 @@ export class Coordinator extends EventEmitter {
     server.on('channel', (ch: Channel) => this.admit(ch));
     server.on('reject', (info: { remoteAddress: string; code: string; reason: string }) =>
       this.log.warn({ remote: info.remoteAddress, code: info.code }, `refused a control connection: ${info.reason}`));
+    this.job = opts.job;
+    this.world = opts.world;
     const interval = opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.timers.push(setInterval(() => this.beat(), interval));
-    const rendezvousMs = opts.rendezvousTimeoutMs ?? DEFAULT_RENDEZVOUS_TIMEOUT_MS;
-    this.timers.push(setTimeout(() => this.rendezvousTimedOut(rendezvousMs), rendezvousMs));
-    const ckpt = opts.job.checkpoint;
-    if (ckpt && ckpt.saveEvery > 0) this.committer = new CheckpointCommitter({ spec: ckpt, job: opts.job, world: opts.world, tokenizer: opts.jobPayload, logger: this.log, onEvent: (e) => this.emit('checkpoint', e) });
+    this.armRendezvous();
+  }
+
+  /** The current rendezvous round (0 until the first restart). */
+  get round(): number {
+    return this.roundNumber;
+  }
+
+  /** True once the job's outcome is final (`done` has settled). */
+  get isOver(): boolean {
+    return this.ended;
+  }
+
+  /** Hands every failed round to `handler` (a restart supervisor), which calls nextRound or conclude. */
+  superviseRestarts(handler: (failure: WorkerFailure) => void): void {
+    this.restartHandler = handler;
+  }
+
+  /**
+   * Starts round `round + 1` for `world` workers running `job`, after a failed round: its members
+   * are forgotten (their channels closed, which also stops their heartbeat threads), the
+   * rendezvous starts over with its timeout, and workers that joined while the supervisor
+   * decided are kept for it.
+   */
+  nextRound(job: JobSpec, world: number): void {
+    if (!this.outcome || this.outcome.ok || this.ended) throw new Error('nextRound: the current round has not failed, or the job is over');
+    for (const m of this.members) {
+      m.channel.close('round over');
+      m.heartbeat?.close('round over');
+    }
+    this.roundNumber += 1;
+    this.job = job;
+    this.world = world;
+    this.members = [];
+    this.outcome = undefined;
+    this.committer = undefined; // the supervisor settled it (settleCheckpoints)
+    for (const w of this.waiting.filter((x) => x.forRound !== this.roundNumber)) w.channel.close('round over');
+    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((x) => x.forRound === this.roundNumber));
+    this.armRendezvous();
+    this.log.info({ round: this.roundNumber, world }, `round ${this.roundNumber}: waiting for ${world} worker(s)`);
+    this.emit('round', { round: this.roundNumber, world, job });
+    if (this.waiting.length >= world) this.assignRanks();
+  }
+
+  /** Ends the job with this outcome (the supervisor stops restarting). */
+  conclude(outcome: JobOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.rendezvousTimer);
+    this.settle(outcome);
+  }
+
+  /** Lets a commit under way finish and removes the folders of saves that can no longer complete. */
+  async settleCheckpoints(): Promise<void> {
+    await this.committer?.close();
+  }
+
+  /**
+   * A worker process ended on a host whose agent reported it: its rank if it had one, else (it
+   * died before the ranks were assigned) a failure of the rendezvous naming the host.
+   */
+  processExitedOn(host: string, pid: number, localRank: number, code: number | null, signal: NodeJS.Signals | null, round: number): void {
+    if (code === 0 || round !== this.roundNumber) return;
+    const m = this.members.find((x) => x.hello.host === host && x.hello.pid === pid);
+    if (m) return this.processExited(m.rank, pid, code, signal, round);
+    if (this.members.length > 0) return;
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    this.fail({
+      rank: undefined, host, pid, lastStep: undefined,
+      error: { code: 'TRAINER_ERR_WORKER_EXITED', message: `worker local rank ${localRank} on host ${host} (pid ${pid}) ${how} before the ranks were assigned`, hint: 'its last log lines above say why' },
+    });
+  }
+
+  private armRendezvous(): void {
+    clearTimeout(this.rendezvousTimer);
+    const ms = this.opts.rendezvousTimeoutMs ?? DEFAULT_RENDEZVOUS_TIMEOUT_MS;
+    this.rendezvousTimer = setTimeout(() => this.rendezvousTimedOut(ms), ms);
   }
 
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
     const dash = createDashboard(opts.token, opts.dashboard);
-    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, logger: opts.logger, onHttpRequest: dash?.sharedPortHandler });
+    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, limits: CONTROL_LIMITS, logger: opts.logger, onHttpRequest: dash?.sharedPortHandler });
     const c = new Coordinator(server, opts);
     opts.logger.info({ host: c.address.host, port: c.address.port, world: opts.world }, 'coordinator listening');
     c.dashboard = dash?.dashboard;
@@ -138,10 +210,10 @@ export class Coordinator extends EventEmitter {
    * A local worker process ended (the launcher sees exits the coordinator cannot). A non-zero
    * exit of a worker that had not reported a failure itself is a primary failure of its rank.
    */
-  processExited(rank: number, pid: number | undefined, code: number | null, signal: NodeJS.Signals | null): void {
-    if (code === 0) return;
+  processExited(rank: number, pid: number | undefined, code: number | null, signal: NodeJS.Signals | null, round = this.roundNumber): void {
+    if (code === 0 || round !== this.roundNumber) return;
     const m = this.members[rank];
-    if (m?.reportedFailure) return;
+    if (m?.reportedFailure || (m && pid !== undefined && m.hello.pid !== pid)) return;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     this.fail({
       rank, host: m?.hello.host ?? 'localhost', pid: pid ?? m?.hello.pid, lastStep: m?.lastStep,
@@ -151,7 +223,11 @@ export class Coordinator extends EventEmitter {
 
   /** Stops every worker with a reason (Ctrl-C, a launcher-side failure). */
   abort(reason: string, error?: SerializedTrainerError): void {
-    this.fail({ rank: undefined, host: 'launcher', pid: process.pid, lastStep: undefined, error: error ?? { code: 'TRAINER_ERR_ABORTED', message: reason } });
+    const failure: WorkerFailure = { rank: undefined, host: 'launcher', pid: process.pid, lastStep: undefined, error: error ?? { code: 'TRAINER_ERR_ABORTED', message: reason } };
+    this.aborting = true;
+    // Between rounds nothing runs: the job ends here, and the supervisor does not restart it.
+    if (this.outcome && !this.outcome.ok) return this.conclude({ ok: false, failure });
+    this.fail(failure);
   }
 
   /** After the outcome: waits (bounded) for workers to close their connections themselves. */
@@ -167,6 +243,7 @@ export class Coordinator extends EventEmitter {
   async close(): Promise<void> {
     await this.committer?.close(); // a commit under way completes; unfinished saves are removed
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.rendezvousTimer);
     if (this.pending) clearTimeout(this.pending.timer);
     for (const m of this.members) {
       m.channel.close('coordinator closing');
@@ -180,19 +257,30 @@ export class Coordinator extends EventEmitter {
   private admit(ch: Channel): void {
     const kind = (ch.remoteHello as { kind?: unknown }).kind;
     if (kind === 'heartbeat') return this.admitHeartbeat(ch);
+    if (kind === 'agent') {
+      // Per-host agents (supervision/agent-pool.ts) start and stop the workers of each round.
+      if (this.listenerCount('agent') > 0) return void this.emit('agent', ch);
+      this.log.warn({ remote: ch.remoteAddress }, 'refused an agent: this coordinator was not started with agents');
+      return ch.close('no agents expected');
+    }
     const hello = WorkerHelloSchema.safeParse(ch.remoteHello);
     if (!hello.success) {
       this.log.warn({ remote: ch.remoteAddress }, `dropped a control connection with an invalid hello: ${hello.error.message}`);
       return ch.close('invalid hello');
     }
-    if (this.members.length > 0 || this.outcome) {
-      this.log.warn({ remote: ch.remoteAddress, host: hello.data.host }, 'refused a worker: the job already has all its workers');
-      this.send(ch, { type: 'abort', reason: `this job already has its ${this.opts.world} workers` });
+    // Between rounds (the supervisor deciding) a worker waits for the next one; a worker started for another round is a straggler.
+    const forRound = this.outcome ? this.roundNumber + 1 : this.roundNumber;
+    const betweenRounds = this.outcome !== undefined && !this.outcome.ok && this.restartHandler !== undefined && !this.aborting && !this.ended;
+    const stray = hello.data.round !== undefined && hello.data.round !== forRound;
+    if (stray || (this.outcome && !betweenRounds) || (!this.outcome && this.members.length > 0)) {
+      const reason = stray ? `it was started for round ${hello.data.round}, and this is round ${forRound}` : `this job already has its ${this.world} workers`;
+      this.log.warn({ remote: ch.remoteAddress, host: hello.data.host }, `refused a worker: ${stray ? reason : 'the job already has all its workers'}`);
+      this.send(ch, { type: 'abort', reason });
       return ch.close('world full');
     }
-    const entry = { hello: hello.data, channel: ch };
+    const entry = { hello: hello.data, channel: ch, forRound };
     this.waiting.push(entry);
-    this.log.info({ host: hello.data.host, pid: hello.data.pid, localRank: hello.data.localRank }, `worker joined (${this.waiting.length}/${this.opts.world})`);
+    this.log.info({ host: hello.data.host, pid: hello.data.pid, localRank: hello.data.localRank, round: forRound }, `worker joined (${this.waiting.filter((w) => w.forRound === forRound).length}/${this.world})`);
     ch.on('close', () => {
       const i = this.waiting.indexOf(entry);
       if (i >= 0 && this.members.length === 0) {
@@ -200,7 +288,7 @@ export class Coordinator extends EventEmitter {
         this.log.warn({ host: hello.data.host, pid: hello.data.pid }, 'a worker left before the job started');
       }
     });
-    if (this.waiting.length === this.opts.world) this.assignRanks();
+    if (!this.outcome && this.waiting.length === this.world) this.assignRanks();
   }
 
   private admitHeartbeat(ch: Channel): void {
@@ -214,26 +302,38 @@ export class Coordinator extends EventEmitter {
     ch.on('message', () => (member.lastSeen = Date.now()));
   }
 
-  private assignRanks(): void {
-    const order = rankOrder(this.waiting.map((w) => w.hello), this.opts.world);
+  /** Ranks for the waiting workers: all `world` of them, or (elastic) the first `world` with a resized job. */
+  private assignRanks(world = this.world, job = this.job): void {
+    clearTimeout(this.rendezvousTimer);
+    for (const w of this.waiting.splice(world)) {
+      this.send(w.channel, { type: 'abort', reason: `not needed: round ${this.roundNumber} runs on ${world} workers` });
+      w.channel.close('not needed');
+    }
+    // An elastic round has fewer workers than the ranks the environment gave them: ranks are reassigned.
+    const order = rankOrder(this.waiting.map((w) => w.hello), world, world < this.opts.world);
     if (order instanceof TrainerError) {
       for (const w of this.waiting) this.send(w.channel, { type: 'abort', reason: order.message });
       return this.fail({ rank: undefined, host: 'coordinator', pid: process.pid, lastStep: undefined, error: order.toJSON() });
     }
+    this.world = world;
+    this.job = job;
     this.members = order.map((i, rank) => ({ rank, ...this.waiting[i], lastSeen: Date.now() }));
     this.waiting.length = 0;
+    const ckpt = job.checkpoint;
+    if (ckpt && ckpt.saveEvery > 0) this.committer = new CheckpointCommitter({ spec: ckpt, job, world, tokenizer: this.opts.jobPayload, logger: this.log, onEvent: (e) => this.emit('checkpoint', e) });
     const peers = this.members.map((m) => ({ rank: m.rank, host: m.hello.dataHost, port: m.hello.dataPort }));
     for (const m of this.members) {
       m.channel.on('message', (header: Record<string, unknown>) => this.onMessage(m, header));
       m.channel.on('close', () => this.onClose(m));
       m.channel.on('error', (err: Error) => this.log.warn({ rank: m.rank, err: err.message }, 'control channel error'));
-      this.send(m.channel, { type: 'assign', rank: m.rank, world: this.opts.world, peers, job: this.opts.job }, this.opts.jobPayload);
+      this.send(m.channel, { type: 'assign', rank: m.rank, world, round: this.roundNumber, peers, job }, this.opts.jobPayload);
     }
-    this.log.info({ world: this.opts.world, ranks: this.members.map((m) => `${m.rank}:${m.hello.host}/${m.hello.pid}`) }, 'ranks assigned');
-    this.emit('assigned', this.members.map((m) => ({ rank: m.rank, host: m.hello.host, pid: m.hello.pid, device: m.hello.device })));
+    this.log.info({ world, round: this.roundNumber, ranks: this.members.map((m) => `${m.rank}:${m.hello.host}/${m.hello.pid}`) }, 'ranks assigned');
+    this.emit('assigned', this.members.map((m) => ({ rank: m.rank, host: m.hello.host, pid: m.hello.pid, device: m.hello.device })), { round: this.roundNumber, world });
   }
 
   private onMessage(m: Member, header: Record<string, unknown>): void {
+    if (!this.members.includes(m)) return; // a member of a round that is over
     m.lastSeen = Date.now();
     const parsed = ToCoordinatorSchema.safeParse(header);
     if (!parsed.success) {
@@ -268,7 +368,7 @@ export class Coordinator extends EventEmitter {
 
   private onClose(m: Member): void {
     m.closed = true;
-    if (this.outcome || m.reportedFailure) return;
+    if (this.outcome || m.reportedFailure || !this.members.includes(m)) return;
     this.fail(this.failure(m, {
       code: 'TRAINER_ERR_WORKER_LOST',
       message: `lost the connection to worker rank ${m.rank} (host ${m.hello.host}, pid ${m.hello.pid}) before it finished`,
@@ -279,10 +379,14 @@ export class Coordinator extends EventEmitter {
   private beat(): void {
     const now = Date.now();
     const timeout = this.opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    // When this process itself stalled (a long synchronous task, a swapping machine) the silence
+    // was ours: skip one check, so heartbeats queued meanwhile are read first.
+    const stalled = now - this.lastBeat > 3 * (this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS);
+    this.lastBeat = now;
     for (const m of this.members) {
       this.send(m.channel, { type: 'heartbeat', t: now });
       if (m.heartbeat) this.send(m.heartbeat, { type: 'heartbeat', t: now });
-      if (!this.outcome && now - m.lastSeen > timeout) {
+      if (!this.outcome && !stalled && now - m.lastSeen > timeout) {
         this.fail(this.failure(m, {
           code: 'TRAINER_ERR_HEARTBEAT_TIMEOUT',
           message: `worker rank ${m.rank} on host ${m.hello.host} (pid ${m.hello.pid}) has been silent for ${((now - m.lastSeen) / 1000).toFixed(1)} s`,
@@ -295,11 +399,19 @@ export class Coordinator extends EventEmitter {
   private rendezvousTimedOut(ms: number): void {
     if (this.members.length > 0 || this.outcome) return;
     const joined = this.waiting.map((w) => `${w.hello.host}/${w.hello.pid}`);
+    const elastic = this.opts.elastic;
+    const shrunk = elastic && this.waiting.length >= elastic.minWorld ? elastic.shrink(this.waiting.length, this.job) : undefined;
+    if (shrunk) {
+      const what = `only ${joined.length} of ${this.world} workers joined round ${this.roundNumber} within ${ms / 1000} s; continuing on ${shrunk.world} (at least ${elastic!.minWorld}: --min-nodes)`;
+      this.log.warn({ round: this.roundNumber, joined: joined.length, world: shrunk.world }, what);
+      this.emit('event', { kind: 'elastic', title: `continuing on ${shrunk.world} of ${this.world} workers`, detail: what });
+      return this.assignRanks(shrunk.world, shrunk.job);
+    }
     this.fail({
       rank: undefined, host: 'coordinator', pid: process.pid, lastStep: undefined,
       error: {
         code: 'TRAINER_ERR_RENDEZVOUS_TIMEOUT',
-        message: `only ${joined.length} of ${this.opts.world} workers joined within ${ms / 1000} s${joined.length ? ` (${joined.join(', ')})` : ''}`,
+        message: `only ${joined.length} of ${this.world} workers joined within ${ms / 1000} s${joined.length ? ` (${joined.join(', ')})` : ''}${elastic ? `, fewer than --min-nodes allows (${elastic.minWorld})` : ''}`,
         hint: 'start the missing workers with --coordinator HOST:PORT and the same token, or check that they can reach this host',
       },
     });
@@ -309,7 +421,7 @@ export class Coordinator extends EventEmitter {
     if (this.outcome) return;
     this.outcome = { ok: true, results: this.members.map((m) => m.result!) };
     for (const m of this.members) this.send(m.channel, { type: 'finish' });
-    this.settle(this.outcome);
+    this.conclude(this.outcome);
   }
 
   private failure(m: Member, error: SerializedTrainerError): WorkerFailure {
@@ -329,23 +441,13 @@ export class Coordinator extends EventEmitter {
       if (this.pending) return;
       const grace = this.opts.attributionGraceMs ?? DEFAULT_ATTRIBUTION_GRACE_MS;
       this.log.warn({ rank: failure.rank, suspects, code: failure.error.code }, `worker rank ${failure.rank} reports a failure of rank ${suspects.join(', ')}: ${failure.error.message}`);
-      this.pending = { failure, suspects, timer: setTimeout(() => this.decide(this.blameSuspect(failure, suspects[0])), grace) };
+      this.pending = { failure, suspects, timer: setTimeout(() => {
+        const s = this.members[suspects[0]];
+        this.decide(blameSuspect(failure, { rank: s.rank, host: s.hello.host, pid: s.hello.pid, lastStep: s.lastStep }));
+      }, grace) };
       return;
     }
     this.decide(failure);
-  }
-
-  private blameSuspect(report: WorkerFailure, suspect: number): WorkerFailure {
-    const s = this.members[suspect];
-    return {
-      rank: suspect, host: s.hello.host, pid: s.hello.pid, lastStep: s.lastStep,
-      error: {
-        code: report.error.code,
-        message: `worker rank ${suspect} (host ${s.hello.host}, pid ${s.hello.pid}) stopped responding to its peers; rank ${report.rank} reports: ${report.error.message}`,
-        hint: 'the process is hung, or the network between the hosts failed; check the log of that rank and its host',
-        details: { reportedBy: report.rank, ...(report.error.details ?? {}) },
-      },
-    };
   }
 
   private decide(failure: WorkerFailure): void {
@@ -357,7 +459,9 @@ export class Coordinator extends EventEmitter {
     this.log.error({ rank: failure.rank, host: failure.host, lastStep: failure.lastStep, code: failure.error.code }, `${who} failed: ${failure.error.message}`);
     const reason = `${who} failed: ${failure.error.code}: ${failure.error.message}`;
     for (const m of [...this.members, ...this.waiting]) this.send(m.channel, { type: 'abort', reason });
-    this.settle(this.outcome);
+    // With a restart supervisor the failed round is its to handle: restart, or conclude the job.
+    if (this.restartHandler && !this.aborting) return this.restartHandler(failure);
+    this.conclude(this.outcome);
   }
 
   private send(ch: Channel, m: ToWorker, payload?: Uint8Array): void {
@@ -367,26 +471,4 @@ export class Coordinator extends EventEmitter {
       // A closed channel is reported by its 'close' event; nothing more to do here.
     }
   }
-}
-
-/**
- * Rank order: RANK from the environment when every worker has one (each rank exactly once);
- * otherwise sorted by host, then local rank, then pid, so co-located workers get adjacent ranks.
- * Returns indices into `hellos` in rank order.
- */
-export function rankOrder(hellos: readonly WorkerHello[], world: number): number[] | TrainerError {
-  const requested = hellos.map((h) => h.requestedRank);
-  if (requested.every((r) => r !== undefined)) {
-    const byRank = new Map<number, number>();
-    for (const [i, r] of requested.entries()) {
-      if (r! >= world) return new TrainerError('TRAINER_ERR_RANK_CONFLICT', `a worker asked for RANK=${r} but the world size is ${world}`, { hint: 'RANK must be below WORLD_SIZE' });
-      if (byRank.has(r!)) return new TrainerError('TRAINER_ERR_RANK_CONFLICT', `two workers asked for RANK=${r} (${hellos[byRank.get(r!)!].host} and ${hellos[i].host})`, { hint: 'give every worker a distinct RANK, or none' });
-      byRank.set(r!, i);
-    }
-    return Array.from({ length: world }, (_, r) => byRank.get(r)!);
-  }
-  return hellos
-    .map((h, i) => ({ h, i }))
-    .sort((a, b) => (a.h.host < b.h.host ? -1 : a.h.host > b.h.host ? 1 : a.h.localRank - b.h.localRank || a.h.pid - b.h.pid))
-    .map((x) => x.i);
 }

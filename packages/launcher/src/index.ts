@@ -10,6 +10,7 @@ export { prepareTrainJob, defaultCacheDir, type TrainRequest, type PreparedJob }
 export { RunReporter, formatDuration } from './run-reporter.js';
 export { saveModelDir, loadModelDir, MODEL_FORMAT, MODEL_FORMAT_VERSION, type SavedModel } from './model-files.js';
 export { runTrainJob } from './jobs/train-job.js';
+export * from './supervision/index.js';
 export { loadCheckpointModel } from './checkpointing/checkpoint-model.js';
 export type { CheckpointEvent } from './checkpointing/committer.js';
 export type { MetricsRecord } from './control-protocol.js';

@@ -57,7 +57,9 @@ describe('environment and addresses', () => {
   });
 
   it('parses fault specs and refuses bad ones', () => {
-    expect(parseFault('rank=1,step=3,kind=exit')).toEqual({ rank: 1, step: 3, kind: 'exit' });
+    expect(parseFault('rank=1,step=3,kind=exit')).toEqual({ rank: 1, step: 3, kind: 'exit', round: 0 });
+    expect(parseFault('rank=1,step=3,kind=kill,round=any')).toEqual({ rank: 1, step: 3, kind: 'kill', round: undefined });
+    expect(() => parseFault('rank=1,step=3,kind=kill,round=x')).toThrow(/TRAINER_FAULT/);
     expect(parseFault(undefined)).toBeUndefined();
     expect(() => parseFault('rank=1,kind=boom')).toThrow(/TRAINER_FAULT/);
   });

@@ -1,15 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { TrainerError } from '@trainer/errors';
 import { Coordinator, type CoordinatorOptions, type JobOutcome } from './coordinator.js';
-import { cudaVisibleDevices, type GpuInfo } from './devices.js';
-import { relayWorkerOutput, wantsPrettyLogs, type Logger } from './logging.js';
-import { TOKEN_ENV } from './cluster-token.js';
+import type { GpuInfo } from './devices.js';
+import { wantsPrettyLogs } from './logging.js';
+import { LocalWorkers } from './supervision/local-workers.js';
+import { RestartSupervisor, type RestartSummary } from './supervision/restart-supervisor.js';
 
 /**
  * `trainer launch` on one machine: a coordinator in this process and `world` worker processes
  * (`trainer worker`), their output relayed with rank labels. Whatever happens (the job ends, a
  * worker fails, Ctrl-C/SIGTERM, the coordinator fails) every child is stopped before this
- * returns: first asked (abort), then SIGKILLed after a grace period.
+ * returns: first asked (abort), then SIGKILLed after a grace period. With --max-restarts a
+ * failed round is followed by another (supervision/): all children are started again and
+ * resume from the latest checkpoint.
  */
 export interface LocalLaunchOptions extends Omit<CoordinatorOptions, 'host' | 'port'> {
   /** The CLI entry a worker runs: [node, script, 'worker', ...]. */
@@ -22,29 +24,27 @@ export interface LocalLaunchOptions extends Omit<CoordinatorOptions, 'host' | 'p
   env?: NodeJS.ProcessEnv;
   /** Called once ranks are assigned and whenever a worker reports metrics. */
   onCoordinator?: (c: Coordinator) => void;
+  /** Restarts of the whole group after failures (default 0: a failure ends the run). */
+  maxRestarts?: number;
 }
 
 export interface LaunchResult {
   outcome: JobOutcome;
-  /** Exit code for the launcher: 0 success, 1 failure, 128+n on signal n. */
+  /** Exit code for the launcher: 0 success, 1 failure, 3 stopped because a restart could not succeed, 128+n on signal n. */
   exitCode: number;
-  /** Each worker's exit: code or signal. */
+  /** Each worker's exit in the last round: code or signal. */
   exits: { rank: number; code: number | null; signal: NodeJS.Signals | null }[];
+  /** Restarts, lost steps and their causes (summary.json). */
+  restarts: RestartSummary;
 }
 
 export async function launchLocal(opts: LocalLaunchOptions): Promise<LaunchResult> {
   const log = opts.logger;
   const coordinator = await Coordinator.start({ ...opts, host: '127.0.0.1', port: opts.port ?? 0 });
   opts.onCoordinator?.(coordinator);
-  const pretty = wantsPrettyLogs();
-  const children: ChildProcess[] = [];
-  const exits: LaunchResult['exits'] = [];
+  const workers = new LocalWorkers({ coordinator, command: opts.workerCommand, gpus: opts.gpus, token: opts.token, env: opts.env, pretty: wantsPrettyLogs() });
+  const supervisor = new RestartSupervisor(coordinator, { maxRestarts: opts.maxRestarts ?? 0, job: opts.job, world: opts.world, launcher: workers, logger: log });
   let signalExit: number | undefined;
-
-  const exited = (child: ChildProcess) =>
-    child.exitCode !== null || child.signalCode !== null
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const onSignal = (signal: NodeJS.Signals) => {
     signalExit = signal === 'SIGINT' ? 130 : 143;
@@ -55,51 +55,19 @@ export async function launchLocal(opts: LocalLaunchOptions): Promise<LaunchResul
   process.on('SIGTERM', onSignal);
 
   try {
-    for (let localRank = 0; localRank < opts.world; localRank++) {
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        ...opts.env,
-        [TOKEN_ENV]: opts.token,
-        LOCAL_RANK: String(localRank),
-        RANK: String(localRank),
-        WORLD_SIZE: String(opts.world),
-        TRAINER_LOG_FORMAT: 'json',
-      };
-      const device = cudaVisibleDevices(localRank, opts.gpus);
-      if (device !== undefined) env.CUDA_VISIBLE_DEVICES = device;
-      const child = spawn(opts.workerCommand.execPath, [...opts.workerCommand.args, '--coordinator', `127.0.0.1:${coordinator.address.port}`], {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      const label = `rank ${localRank}`;
-      relayWorkerOutput(child.stdout!, label, pretty, (t) => process.stdout.write(t));
-      relayWorkerOutput(child.stderr!, label, pretty, (t) => process.stderr.write(t));
-      child.on('exit', (code, signal) => {
-        exits.push({ rank: localRank, code, signal });
-        // Local workers are started with RANK = local rank, so the rank is known here.
-        coordinator.processExited(localRank, child.pid, code, signal);
-      });
-      child.on('error', (err) => coordinator.abort(`cannot start a worker: ${err.message}`));
-    }
-
+    workers.startRound(0, opts.world);
     const outcome = await coordinator.done;
     // Give workers time to exit on their own (they were told to finish or abort), then kill.
-    await Promise.race([Promise.all(children.map(exited)), sleep(opts.exitGraceMs ?? (outcome.ok ? 10_000 : 3000))]);
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await Promise.all(children.map(exited));
-    const exitCode = signalExit ?? (outcome.ok && exits.every((e) => e.code === 0) ? 0 : 1);
-    return { outcome, exitCode, exits };
+    await workers.finish(opts.exitGraceMs ?? (outcome.ok ? 10_000 : 3000));
+    const exits = workers.exits.map((e) => ({ rank: e.localRank, code: e.code, signal: e.signal }));
+    const exitCode = signalExit ?? (outcome.ok ? (exits.every((e) => e.code === 0) ? 0 : 1) : supervisor.exitCode(outcome));
+    return { outcome, exitCode, exits, restarts: supervisor.summary() };
   } finally {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    workers.kill();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await coordinator.close();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 export function assertWorldFitsGpus(world: number, gpus: readonly GpuInfo[], backend: string): void {

@@ -55,10 +55,10 @@ export class RunReporter {
     this.log.info(parts.join(' | '));
   }
 
-  /** Writes summary.json and returns it. */
-  async finish(outcome: JobOutcome): Promise<Record<string, unknown>> {
+  /** Writes summary.json and returns it; `extra`: more fields (the restarts, the exit code). */
+  async finish(outcome: JobOutcome, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     await new Promise<void>((resolve) => (this.stream ? this.stream.end(resolve) : resolve()));
-    const base = { ...this.extra, losses: this.losses, wall_s: (Date.now() - this.started) / 1000, ...(this.checkpoints.length ? { checkpoints: this.checkpoints } : {}) };
+    const base = { ...this.extra, ...extra, losses: this.losses, wall_s: (Date.now() - this.started) / 1000, ...(this.checkpoints.length ? { checkpoints: this.checkpoints } : {}) };
     const summary = outcome.ok
       ? { ok: true, ...base, ...outcome.results[0] }
       : { ok: false, ...base, failure: outcome.failure };

@@ -18,6 +18,8 @@ import type { HeartbeatThreadData } from './heartbeat-thread.js';
 export interface JobContext {
   rank: number;
   world: number;
+  /** The rendezvous round (0, then +1 for every restart of the group). */
+  round: number;
   comm: Communicator;
   job: JobSpec;
   /** Bytes sent with the assignment (the tokenizer file). */
@@ -36,6 +38,10 @@ export interface WorkerOptions {
   token: string;
   localRank: number;
   requestedRank?: number;
+  /** The round this worker was started for (TRAINER_ROUND, set by whoever restarts workers). */
+  round?: number;
+  /** How failures name this host (default: the OS hostname; agents pass the hostfile's name). */
+  hostName?: string;
   /** Address peers use to reach this worker's data plane (default: the interface that routes to the coordinator). */
   advertiseHost?: string;
   device: string;
@@ -53,9 +59,10 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   const listenHost = isLoopback(advertiseHost) ? advertiseHost : '0.0.0.0';
   const dataPlane = await DataPlane.listen({ host: listenHost, port: 0, advertiseHost, token: opts.token, logger: log });
   const hello: WorkerHello = {
-    kind: 'worker', protocol: CONTROL_PROTOCOL_VERSION, host: hostname(), pid: process.pid, localRank: opts.localRank,
+    kind: 'worker', protocol: CONTROL_PROTOCOL_VERSION, host: opts.hostName ?? hostname(), pid: process.pid, localRank: opts.localRank,
     dataHost: dataPlane.address.host, dataPort: dataPlane.address.port, device: opts.device,
     ...(opts.requestedRank === undefined ? {} : { requestedRank: opts.requestedRank }),
+    ...(opts.round === undefined ? {} : { round: opts.round }),
   };
   const control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log });
   log.info({ coordinator: `${opts.coordinator.host}:${opts.coordinator.port}`, data: `${dataPlane.address.host}:${dataPlane.address.port}` }, 'joined the coordinator; waiting for the other workers');
@@ -78,7 +85,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   });
   finished.catch(() => undefined);
 
-  const assignment = await new Promise<{ rank: number; world: number; peers: { rank: number; host: string; port: number }[]; job: JobSpec; payload?: Uint8Array }>((resolve, reject) => {
+  const assignment = await new Promise<{ rank: number; world: number; round: number; peers: { rank: number; host: string; port: number }[]; job: JobSpec; payload?: Uint8Array }>((resolve, reject) => {
     control.once('close', () => reject(new TrainerError('TRAINER_ERR_COORDINATOR_LOST', 'the coordinator closed the connection before assigning a rank')));
     control.on('message', (header: Record<string, unknown>, payload?: Uint8Array) => {
       const parsed = ToWorkerSchema.safeParse(header);
@@ -97,7 +104,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     jobLog.info({ world: assignment.world }, 'data plane connected to all peers');
     send({ type: 'ready', rank });
     const result = await opts.runJob({
-      rank, world: assignment.world, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
+      rank, world: assignment.world, round: assignment.round, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
       report: (record) => send({ type: 'metrics', rank, record }),
       send,
     });

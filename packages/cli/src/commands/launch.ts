@@ -1,8 +1,9 @@
 import { exitCode } from '../action.js';
 import { Command } from 'commander';
 import {
-  assertWorldFitsGpus, createLogger, detectGpus, generateClusterToken, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
+  assertWorldFitsGpus, createLogger, detectGpus, elasticRendezvous, generateClusterToken, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
 } from '@trainer/launcher';
+import { addRestartOptions, type RestartCliOptions } from '../cluster-options.js';
 import { CLI_BIN } from '../paths.js';
 import { warnIfModelStateExceedsMemory } from '../memory-check.js';
 import { int } from '../parse.js';
@@ -10,7 +11,7 @@ import { printRunSummary } from '../summary.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 import type { Logger, TrainRequest } from '@trainer/launcher';
 
-export interface LaunchOptions extends TrainCliOptions {
+export interface LaunchOptions extends TrainCliOptions, RestartCliOptions {
   nodes: number;
   procsPerNode?: number;
   port?: number;
@@ -29,7 +30,7 @@ export function addLaunchOptions(cmd: Command): Command {
     .option('--procs-per-node <n>', 'workers per node (default 1; on GPU machines one per GPU)', int(1, 1024))
     .option('--port <n>', 'coordinator port (default: any free port)', int(0, 65535))
     .option('--token-file <file>', 'cluster token file (default: TRAINER_TOKEN, or a fresh token per launch)');
-  return addTrainOptions(cmd);
+  return addRestartOptions(addTrainOptions(cmd));
 }
 
 /** Runs a local launch; `extra` overrides the request (fine-tuning: the task and the initial model). */
@@ -54,8 +55,10 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
     rendezvousTimeoutMs: o.rendezvousTimeout * 1000,
     dashboard: dashboardSettings(o),
     onCoordinator: (c) => reporter.attach(c),
+    maxRestarts: o.maxRestarts,
+    ...(o.minNodes !== undefined ? { elastic: elasticRendezvous(o.minNodes * perNode, { microBatch: o.microBatch, microBatches: o.microBatches }) } : {}),
   });
-  const summary = await reporter.finish(result.outcome);
+  const summary = await reporter.finish(result.outcome, { ...result.restarts, exit_code: result.exitCode });
   printRunSummary(summary, job.outDir);
   return result.exitCode;
 }

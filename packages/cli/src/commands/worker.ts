@@ -31,8 +31,14 @@ export function workerCommand(): Command {
       const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: true }))!;
       const log = createLogger({ base: { role: 'worker' } });
       const cuda = process.env.CUDA_VISIBLE_DEVICES;
+      // Set by the launcher or agent that starts (and restarts) this worker: its round, and how its host is named.
+      const round = process.env.TRAINER_ROUND ? Number(process.env.TRAINER_ROUND) : undefined;
+      if (round !== undefined && !(Number.isInteger(round) && round >= 0)) {
+        throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_ROUND=${JSON.stringify(process.env.TRAINER_ROUND)} is not a round number`, { hint: 'unset TRAINER_ROUND' });
+      }
       const code = await runWorker({
         coordinator, token, localRank: env.localRank ?? 0, requestedRank: env.rank, advertiseHost: o.advertiseHost,
+        ...(round !== undefined ? { round } : {}), ...(process.env.TRAINER_HOST_NAME ? { hostName: process.env.TRAINER_HOST_NAME } : {}),
         device: cuda ? `cuda:${cuda}` : 'cpu', logger: log, runJob: runTrainJob,
       });
       // Exit explicitly: native backends may hold the event loop open after the job.

@@ -8,6 +8,8 @@ import { TrainerError } from '@trainer/errors';
  *   kind=throw   raise a TrainerError (an ordinary failure with a message)
  *   kind=hang    block the main thread forever (a hung process; heartbeats keep beating)
  *   kind=silent  stop the heartbeat thread too, by blocking every thread (a frozen host)
+ *   round=R      only in rendezvous round R (default 0: the first workers, not their restarts);
+ *                round=any in every round (a failure that a restart reproduces)
  *
  * Unset (the normal case) it costs one comparison per step.
  */
@@ -15,6 +17,8 @@ export interface Fault {
   rank: number;
   step: number;
   kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent';
+  /** The round it fires in; undefined: every round. */
+  round: number | undefined;
 }
 
 export function parseFault(spec: string | undefined): Fault | undefined {
@@ -23,15 +27,16 @@ export function parseFault(spec: string | undefined): Fault | undefined {
   const rank = Number(fields.rank);
   const step = Number(fields.step);
   const kind = fields.kind as Fault['kind'];
-  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent'].includes(kind)) {
-    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent"`, { hint: 'unset TRAINER_FAULT' });
+  const round = fields.round === undefined ? 0 : fields.round === 'any' ? undefined : Number(fields.round);
+  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent'].includes(kind) || (round !== undefined && !Number.isInteger(round))) {
+    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent[,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
   }
-  return { rank, step, kind };
+  return { rank, step, kind, round };
 }
 
-export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number): void {
-  if (!fault || fault.rank !== rank || fault.step !== step) return;
-  process.stderr.write(`injecting fault ${fault.kind} at rank ${rank}, step ${step} (TRAINER_FAULT)\n`);
+export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number, round = 0): void {
+  if (!fault || fault.rank !== rank || fault.step !== step || (fault.round !== undefined && fault.round !== round)) return;
+  process.stderr.write(`injecting fault ${fault.kind} at rank ${rank}, step ${step}, round ${round} (TRAINER_FAULT) at ${Date.now()}\n`);
   switch (fault.kind) {
     case 'exit':
       process.exit(3);

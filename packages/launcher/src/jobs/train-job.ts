@@ -73,7 +73,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const fault = parseFault(process.env.TRAINER_FAULT);
 
   for (let step = firstStep; step < job.steps; step++) {
-    maybeInjectFault(fault, rank, step);
+    maybeInjectFault(fault, rank, step, ctx.round);
     const sentBefore = comm.stats.bytesSent;
     const started = performance.now();
     const micro: MicroBatch[] = [];
@@ -103,7 +103,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
-      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors,
+      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: process.memoryUsage.rss(),
       bytes_sent: comm.stats.bytesSent - sentBefore,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
