@@ -45,6 +45,8 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     const page = await browser.context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    const requested: string[] = [];
+    page.on('request', (req) => requested.push(req.url()));
     await page.goto(url);
     expect(page.url()).toBe(`${base}/`); // the key left the address bar for a cookie
     const lossPoints = () => page.evaluate(() => Number(document.getElementById('chart-loss')?.dataset.points ?? 0));
@@ -93,6 +95,9 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     const r = await run.result;
     expect(r.code, run.output()).toBe(0);
     expect(errors).toEqual([]);
+    // Offline: the page fetched nothing but the coordinator's own files.
+    expect(requested.filter((u) => !u.startsWith(`${base}/`))).toEqual([]);
+    expect(requested).toContain(`${base}/assets/app.js`);
     // The cluster token is in no log line, URL or command line; the key is not the token.
     expect(run.output()).not.toContain(TOKEN);
     expect(key).not.toContain(TOKEN);
