@@ -34,6 +34,12 @@ export interface WireCodec {
   decodeInto(wire: Uint8Array, acc: Uint8Array): void;
   /** acc[i] = op(acc[i], dec(wire[i])), where acc is a pool buffer of fp32 values (wire may be any buffer). */
   accumulate(acc: Uint8Array, wire: Uint8Array, op: ReduceOp): void;
+  /**
+   * values[i] = dec(enc(op(values[i], acc[i]) / divisor)), with the codes written over the start
+   * of acc (an fp32 pool buffer), in one staging of values: a finished shard piece, ready to send.
+   * Returns the codes (a view of acc's first values.length * bytesPerElement bytes).
+   */
+  finishInto(values: Float32Array, acc: Uint8Array, op: ReduceOp, divisor: number): Uint8Array;
 }
 
 const CODECS: Record<Codec, WireCodec> = { fp32: fp32Codec, bf16: bf16Codec, fp16: fp16Codec };

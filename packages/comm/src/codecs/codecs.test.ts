@@ -207,6 +207,41 @@ describe('WireCodec (SIMD kernels) against the scalar references', () => {
     }
   }
 
+  for (const name of ['fp32', 'bf16', 'fp16'] as Codec[]) {
+    it(`${name}: decodeInto, accumulate (same arena, another arena, no arena) and finishInto match the reference`, () => {
+      const c = getCodec(name);
+      const ref = REFERENCE[name];
+      const other = new BufferPool(64 * 1024); // a second pool: its buffers live in another arena
+      for (const n of LENGTHS) {
+        const a = all.subarray(3000, 3000 + n);
+        const b = all.subarray(7000, 7000 + n);
+        const aDec = ref.dec(ref.enc(a));
+        const bDec = ref.dec(ref.enc(b));
+        for (const [label, wireB] of [['same', pool.acquire(n * c.bytesPerElement)], ['other', other.acquire(n * c.bytesPerElement)], ['none', new Uint8Array(n * c.bytesPerElement)]] as const) {
+          const acc = pool.acquire(n * 4);
+          const wireA = pool.acquire(n * c.bytesPerElement);
+          c.encode(a, wireA, false);
+          c.decodeInto(wireA, acc);
+          expect(bits(new Float32Array(acc.buffer, acc.byteOffset, n)), `decodeInto n=${n}`).toEqual(bits(aDec));
+          if (label === 'none') new Uint8Array(wireB.buffer, wireB.byteOffset, wireB.byteLength).set(new Uint8Array(ref.enc(b).buffer));
+          else c.encode(b, wireB, false);
+          c.accumulate(acc, wireB, 'sum');
+          const sum = Float32Array.from(aDec, (v, i) => Math.fround(v + bDec[i]));
+          expect(bits(new Float32Array(acc.buffer, acc.byteOffset, n)), `accumulate (${label} arena) n=${n}`).toEqual(bits(sum));
+          const own = b.slice();
+          const codes = c.finishInto(own, acc, 'sum', 3);
+          const want = ref.dec(ref.enc(Float32Array.from(b, (v, i) => Math.fround(Math.fround(v + sum[i]) / 3))));
+          expect(bits(own), `finishInto n=${n}`).toEqual(bits(want));
+          expect(codes.byteOffset).toBe(acc.byteOffset);
+          expect(bits(ref.dec(codesOf(codes, name, n))), `finishInto codes n=${n}`).toEqual(bits(want));
+          for (const x of [acc, wireA]) pool.release(x);
+          pool.release(wireB);
+          other.release(wireB);
+        }
+      }
+    });
+  }
+
   it('lossy codecs do round, fp32 does not', () => {
     const xs = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 100);
     for (const name of ['fp32', 'bf16', 'fp16'] as Codec[]) {

@@ -55,4 +55,8 @@ export const fp32Codec: WireCodec = {
     const arena = arenaOf(acc);
     arena.kernels.combineF32(acc.byteOffset, addressIn(arena, wire), acc.byteLength / 4, opCode(op));
   },
+  finishInto(values: Float32Array, acc: Uint8Array, op: ReduceOp, divisor: number): Uint8Array {
+    fp32Codec.reduceIntoLocal(values, acc, op, divisor, true);
+    return acc.subarray(0, values.length * 4);
+  },
 };

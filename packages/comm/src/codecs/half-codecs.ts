@@ -48,6 +48,16 @@ function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
       const arena = arenaOf(acc);
       arena.kernels[k.reduceLocal](acc.byteOffset, addressIn(arena, wire), acc.byteLength / 4, opCode(op), 1, 0);
     },
+    finishInto(values: Float32Array, acc: Uint8Array, op: ReduceOp, divisor: number): Uint8Array {
+      const arena = arenaOf(acc);
+      const n = values.length;
+      arena.stage(values);
+      arena.kernels.combineF32(arena.scratch, acc.byteOffset, n, opCode(op));
+      if (divisor !== 1) arena.kernels.divideF32(arena.scratch, n, divisor);
+      arena.kernels[k.encode](arena.scratch, acc.byteOffset, n, 1); // the codes overwrite the sums they came from
+      arena.unstage(values);
+      return acc.subarray(0, n * 2);
+    },
   };
 }
 

@@ -163,9 +163,16 @@ export class DirectCollective extends CollectiveOp {
     if (f.next < this.n) return;
     // every other rank's contribution is in: add our own values last
     const values = this.layout.slice(this.r, pc);
-    fp32Codec.reduceIntoLocal(values, f.acc!, op, this.p.average ? this.n : 1, false);
-    pool.release(f.acc);
+    const acc = f.acc!;
     f.acc = undefined;
+    const divisor = this.p.average ? this.n : 1;
+    if (this.p.kind === 'allReduce' && codec.name !== 'fp32') {
+      // sum, round and encode for the all-gather in one pass; the codes go out from the accumulator
+      this.sendShared(this.others, this.header(PHASE_ALL_GATHER, this.r, pc), codec.finishInto(values, acc, op, divisor));
+      return;
+    }
+    fp32Codec.reduceIntoLocal(values, acc, op, divisor, false);
+    pool.release(acc);
     if (this.p.kind === 'allReduce') this.sendOwnPiece(pc);
   }
 }
