@@ -5,7 +5,7 @@ import { BpeTokenizer } from '@trainer/data';
 import { loadModelDir } from '@trainer/launcher';
 import { GPT, initBackend } from '@trainer/model';
 // @trainer/tasks is a dependency of the launcher and the CLI, not of the workspace root.
-import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler } from '../packages/tasks/dist/index.js';
+import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler } from '@trainer/tasks';
 import { killAllStarted, runTrainer } from './helpers/processes.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
