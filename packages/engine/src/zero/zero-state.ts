@@ -106,17 +106,21 @@ export class ZeroState {
   async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
     const adam = this.optimizer;
     const total = this.totalSize;
-    if (this.stage < 3) this.working.write(0, await read('params', 0, total));
+    // Stages 0-2 keep every parameter: read them once; their master pieces come from the same values.
+    const all = this.stage < 3 ? await read('params', 0, total) : null;
+    if (all) this.working.write(0, all);
     if (this.stage === 0) {
-      if (this.master) this.master.set(await read('params', 0, total));
+      if (this.master) this.master.set(all!);
       adam.m.set(await read('m', 0, total));
       adam.v.set(await read('v', 0, total));
     } else {
       for (const p of this.partition.pieces) {
         if (p.flatEnd === p.flatStart) continue;
-        const values = await read('params', p.flatStart, p.flatEnd);
-        if (this.master) this.master.set(values, p.shardOffset);
-        if (this.stage === 3) this.working.write(p.shardOffset, values);
+        if (this.master || this.stage === 3) {
+          const values = all ? all.subarray(p.flatStart, p.flatEnd) : await read('params', p.flatStart, p.flatEnd);
+          if (this.master) this.master.set(values, p.shardOffset);
+          if (this.stage === 3) this.working.write(p.shardOffset, values);
+        }
         adam.m.set(await read('m', p.flatStart, p.flatEnd), p.shardOffset);
         adam.v.set(await read('v', p.flatStart, p.flatEnd), p.shardOffset);
       }
