@@ -64,7 +64,16 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     ...(opts.requestedRank === undefined ? {} : { requestedRank: opts.requestedRank }),
     ...(opts.round === undefined ? {} : { round: opts.round }),
   };
-  const control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log });
+  // Until the job starts, a failure must also close the data plane's listening server: it would
+  // keep the process alive after the error is reported (a worker that cannot reach its
+  // coordinator would hang instead of exiting).
+  let control: Channel;
+  try {
+    control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log });
+  } catch (err) {
+    await dataPlane.close();
+    throw err;
+  }
   log.info({ coordinator: `${opts.coordinator.host}:${opts.coordinator.port}`, data: `${dataPlane.address.host}:${dataPlane.address.port}` }, 'joined the coordinator; waiting for the other workers');
 
   let rank = -1;
@@ -91,6 +100,10 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       const parsed = ToWorkerSchema.safeParse(header);
       if (parsed.success && parsed.data.type === 'assign') resolve({ ...parsed.data, payload });
     });
+  }).catch(async (err: unknown) => {
+    closeQuietly(control);
+    await dataPlane.close();
+    throw err;
   });
   rank = assignment.rank;
   const jobLog = log.child({ rank });
