@@ -33,3 +33,16 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: chromium is missing and cannot be installed here (needs root and apt-get); the browser test will fail" >&2
   fi
 fi
+
+# The deployment tests validate docker/docker-compose.yml with Debian's docker-compose (its
+# `config` needs no Docker engine) and read YAML with its python3-yaml. Installed only where
+# missing; --no-install-recommends keeps the Docker engine (docker.io) out.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing docker-compose (Debian package) for the deployment tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  else
+    echo "setup: docker-compose is missing and cannot be installed here (needs root and apt-get); the compose tests will fail" >&2
+  fi
+fi
