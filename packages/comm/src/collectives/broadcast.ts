@@ -61,6 +61,6 @@ export class BroadcastOp extends CollectiveOp {
     this.seen[pc] = 1;
     this.received++;
     if (!sameMemory(payload!, dst)) dst.set(payload!);
-    if (this.next !== this.desc.root) this.sendTracked(this.next, () => ({ header: h, payload: dst }));
+    if (this.next !== this.desc.root) this.sendTracked(this.next, () => ({ header: this.header(PHASE_BROADCAST, 0, pc), payload: dst }));
   }
 }

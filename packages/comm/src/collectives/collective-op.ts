@@ -1,4 +1,4 @@
-import type { Header } from '../transport/frame.js';
+import { HeaderTemplate, type Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { Outgoing } from './send-queue.js';
@@ -28,7 +28,8 @@ export abstract class CollectiveOp {
   pendingWrites = 0;
   /** Set by the group: re-checks completion after a write finished. */
   onProgress: () => void = () => {};
-  private readonly baseHeader: Header;
+  /** The data header of this collective; pieces add their phase, shard and piece index. */
+  private readonly template: HeaderTemplate;
 
   constructor(
     protected readonly link: GroupLink,
@@ -36,7 +37,7 @@ export abstract class CollectiveOp {
     readonly desc: Descriptor,
   ) {
     this.arrivals.set(link.rank, desc);
-    this.baseHeader = { t: MSG_DATA, g: link.id, s: seq, ...descriptorFields(desc) };
+    this.template = new HeaderTemplate({ t: MSG_DATA, g: link.id, s: seq, ...descriptorFields(desc) }, ['ph', 'sh', 'pc']);
   }
 
   get complete(): boolean {
@@ -57,15 +58,16 @@ export abstract class CollectiveOp {
     return undefined;
   }
 
-  protected header(phase: number, shard: number, piece: number): Header {
-    return { ...this.baseHeader, ph: phase, sh: shard, pc: piece };
+  /** The encoded header of one piece (the same bytes whoever sends that piece). */
+  protected header(phase: number, shard: number, piece: number): Uint8Array {
+    return this.template.encode([phase, shard, piece]);
   }
 
   /**
    * Sends `payload` (or what `build` returns, built when the socket has room) and counts it until
    * written; pooled buffers go back to the pool then.
    */
-  protected sendTracked(to: number, build: () => { header: Header; payload: Uint8Array | undefined }): void {
+  protected sendTracked(to: number, build: () => { header: Header | Uint8Array; payload: Uint8Array | undefined }): void {
     this.pendingWrites++;
     this.link.send(to, () => {
       const { header, payload } = build();
@@ -85,7 +87,7 @@ export abstract class CollectiveOp {
    * Sends one payload to several group ranks; a pool buffer goes back to the pool after the last
    * of the writes (not after each, which would hand it out again while still being written).
    */
-  protected sendShared(to: readonly number[], header: Header, payload: Uint8Array): void {
+  protected sendShared(to: readonly number[], header: Uint8Array, payload: Uint8Array): void {
     let left = to.length;
     for (const dst of to) {
       this.pendingWrites++;

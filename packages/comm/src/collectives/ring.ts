@@ -143,7 +143,7 @@ export class RingCollective extends CollectiveOp {
       const restWire = early > 0 ? wire.subarray(early * 4) : wire;
       if (shard !== this.r) {
         if (rest.length > 0) codec.reduceIntoWire(rest, restWire, op); // partial result, forwarded in the same buffer
-        this.sendTracked(this.next, () => ({ header: h, payload: wire }));
+        this.sendTracked(this.next, () => ({ header: this.header(phase, shard, pc), payload: wire }));
         return;
       }
       // our shard is complete; a lossy codec also encodes it for the all-gather (and keeps the rounded values)
@@ -166,7 +166,7 @@ export class RingCollective extends CollectiveOp {
       codec.decode(wire, values);
     }
     // the next rank is the last to need this shard; forward from where it now lives
-    if (shard !== this.next) this.sendTracked(this.next, () => ({ header: h, payload: wire }));
+    if (shard !== this.next) this.sendTracked(this.next, () => ({ header: this.header(phase, shard, pc), payload: wire }));
     else pool.release(wire);
   }
 }

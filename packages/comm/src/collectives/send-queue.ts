@@ -3,7 +3,8 @@ import type { Header } from '../transport/frame.js';
 
 /** One outgoing message: the payload is written from this memory (keep it until onWritten). */
 export interface OutgoingMessage {
-  header: Header;
+  /** The header, or its encoded bytes (a HeaderTemplate's). */
+  header: Header | Uint8Array;
   payload?: Uint8Array;
   /** Runs once the payload has been handed to the kernel (or dropped because the channel closed). */
   onWritten?: () => void;

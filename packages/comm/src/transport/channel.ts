@@ -129,15 +129,16 @@ export class Channel extends EventEmitter {
   }
 
   /**
-   * Sends one message: `header` is msgpack-encoded. In ws mode the payload is copied once into the
+   * Sends one message: `header` is msgpack-encoded (or already is: bytes from encodeHeader or a
+   * HeaderTemplate, sent as they are). In ws mode the payload is copied once into the
    * frame; in stream mode it is written from your memory, so keep it unchanged until `onWritten`
    * runs. Returns false when bufferedAmount is above the high-water mark: wait for 'drain' before
    * sending more. Throws TRAINER_ERR_CHANNEL_CLOSED on a closed channel.
    */
-  send(header: Record<string, unknown>, payload?: Uint8Array, onWritten?: (err?: Error | null) => void): boolean {
+  send(header: Header | Uint8Array, payload?: Uint8Array, onWritten?: (err?: Error | null) => void): boolean {
     this.checkOpen();
     if (!this.link) return this.sendFrame(encodeFrame(header, payload), onWritten);
-    this.link.send(encodeHeader(header), payload, (err) => {
+    this.link.send(header instanceof Uint8Array ? header : encodeHeader(header), payload, (err) => {
       this.onSent(err);
       onWritten?.(err);
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocFrame, decodeFrame, encodeFrame, encodeHeader } from './frame.js';
+import { allocFrame, decodeFrame, decodeHeader, encodeFrame, encodeHeader, HeaderTemplate } from './frame.js';
 import { DEFAULT_LIMITS, resolveLimits } from './limits.js';
 
 const limits = DEFAULT_LIMITS;
@@ -71,6 +71,22 @@ describe('frame', () => {
 
   it('refuses a non-object header on the sending side too', () => {
     expect(codeOf(() => encodeHeader([1] as unknown as Record<string, unknown>))).toBe('TRAINER_ERR_INVALID_ARGUMENT');
+  });
+
+  it('HeaderTemplate encodes the same map as encodeHeader, for every integer width', () => {
+    const base = { t: 'c', g: '0,1,2#0', s: 12345, op: 'allReduce:sum@direct', n: 67108864, c: 'bf16', r: -1, pe: 524288 };
+    const tpl = new HeaderTemplate(base, ['ph', 'sh', 'pc']);
+    for (const v of [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1]) {
+      const bytes = tpl.encode([1, v, 3]);
+      expect(decodeHeader(bytes)).toEqual({ ...base, ph: 1, sh: v, pc: 3 });
+      const frame = encodeFrame(bytes, Uint8Array.from([9, 8, 7]));
+      expect(decodeFrame(frame, DEFAULT_LIMITS).header).toEqual({ ...base, ph: 1, sh: v, pc: 3 });
+    }
+    expect(() => tpl.encode([1, -1, 0])).toThrow(RangeError);
+    expect(() => tpl.encode([1, 2 ** 32, 0])).toThrow(RangeError);
+    expect(() => tpl.encode([1, 0.5, 0])).toThrow(RangeError);
+    expect(() => new HeaderTemplate(base, ['t'])).toThrow(RangeError); // a key of the base
+    expect(() => new HeaderTemplate(Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`k${i}`, i])), ['a', 'b'])).toThrow(RangeError);
   });
 
   it('refuses nonsense limits', () => {

@@ -50,6 +50,75 @@ export function encodeHeader(header: Header): Uint8Array {
 }
 
 /**
+ * A header sent many times with only a few small integer fields changing (the data pieces of a
+ * collective): the constant part is encoded once, and `encode` appends the integer fields in
+ * msgpack's own encoding. The result is an ordinary msgpack map, decoded and validated by the
+ * receiver like any other header; it only saves re-encoding (and re-allocating) the same fields.
+ */
+export class HeaderTemplate {
+  private readonly entries: Uint8Array;
+  private readonly count: number;
+  private readonly keys: Uint8Array[];
+
+  constructor(base: Header, intKeys: readonly string[]) {
+    const bytes = encodeHeader(base);
+    const count = Object.keys(base).length + intKeys.length;
+    // a fixmap (0x80 | n) of up to 15 entries; anything else falls back to encoding in full
+    if ((bytes[0] & 0xf0) !== 0x80 || count > 15 || intKeys.some((k) => k.length > 31 || Object.hasOwn(base, k))) {
+      throw new RangeError('HeaderTemplate: base must encode as a small map and the integer keys must be new short strings');
+    }
+    this.entries = bytes.slice(1);
+    this.count = count;
+    this.keys = intKeys.map((k) => Uint8Array.from([0xa0 | k.length, ...Buffer.from(k, 'latin1')]));
+  }
+
+  /** The header with intKeys[i] = values[i] (non-negative integers below 2^32). */
+  encode(values: readonly number[]): Uint8Array {
+    let size = 1 + this.entries.length;
+    for (let i = 0; i < values.length; i++) size += this.keys[i].length + uintBytes(values[i]);
+    const out = new Uint8Array(size);
+    out[0] = 0x80 | this.count;
+    out.set(this.entries, 1);
+    let o = 1 + this.entries.length;
+    for (let i = 0; i < values.length; i++) {
+      out.set(this.keys[i], o);
+      o += this.keys[i].length;
+      o = writeUint(out, o, values[i]);
+    }
+    return out;
+  }
+}
+
+function uintBytes(v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v >= 2 ** 32) throw new RangeError(`HeaderTemplate: ${v} is not a u32`);
+  return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
+}
+
+function writeUint(out: Uint8Array, o: number, v: number): number {
+  if (v < 0x80) {
+    out[o] = v;
+    return o + 1;
+  }
+  if (v < 0x100) {
+    out[o] = 0xcc;
+    out[o + 1] = v;
+    return o + 2;
+  }
+  if (v < 0x10000) {
+    out[o] = 0xcd;
+    out[o + 1] = v >>> 8;
+    out[o + 2] = v & 0xff;
+    return o + 3;
+  }
+  out[o] = 0xce;
+  out[o + 1] = v >>> 24;
+  out[o + 2] = (v >>> 16) & 0xff;
+  out[o + 3] = (v >>> 8) & 0xff;
+  out[o + 4] = v & 0xff;
+  return o + 5;
+}
+
+/**
  * Allocates a frame for a header and a payload of `payloadLength` bytes, writes the prefix and
  * header, and returns it with the payload's offset so the caller can fill the payload in place.
  */
@@ -62,9 +131,9 @@ export function allocFrame(headerBytes: Uint8Array, payloadLength: number): { fr
   return { frame, payloadOffset };
 }
 
-/** One frame holding a copy of `payload` (collectives fill frames in place with allocFrame instead). */
-export function encodeFrame(header: Header, payload?: Uint8Array): Buffer {
-  const { frame, payloadOffset } = allocFrame(encodeHeader(header), payload ? payload.byteLength : 0);
+/** One frame holding a copy of `payload`; the header as an object or as encoded bytes (encodeHeader, HeaderTemplate). */
+export function encodeFrame(header: Header | Uint8Array, payload?: Uint8Array): Buffer {
+  const { frame, payloadOffset } = allocFrame(header instanceof Uint8Array ? header : encodeHeader(header), payload ? payload.byteLength : 0);
   if (payload) frame.set(payload, payloadOffset);
   return frame;
 }
