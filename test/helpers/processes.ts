@@ -27,11 +27,12 @@ const started: RunningTrainer[] = [];
  * Starts `trainer <args>` with a unique marker in its environment, inherited by every worker it
  * spawns, so a test can find (and kill) every process of its run, orphans included.
  */
-export function startTrainer(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningTrainer {
+export function startTrainer(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): RunningTrainer {
   const marker = `trainer-test-${randomUUID()}`;
   const child = spawn(process.execPath, [TRAINER_BIN, ...args], {
     env: { ...process.env, TRAINER_LOG_FORMAT: 'json', TRAINER_TEST_MARKER: marker, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   let stdout = '';
   let stderr = '';

@@ -13,6 +13,7 @@ import { checkpointCommand } from './commands/checkpoint.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { reportCommand } from './commands/report.js';
 import { taskCommand } from './commands/task.js';
+import { agentCommand } from './commands/agent.js';
 
 /**
  * `trainer`: the command line. Every action returns its exit code; a TrainerError is printed as
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand(), finetuneCommand(), reportCommand(), taskCommand()]) {
+  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand(), finetuneCommand(), reportCommand(), taskCommand(), agentCommand()]) {
     program.addCommand(cmd);
   }
   // addCommand does not pass settings down: errors must come back to main(), not exit the process.

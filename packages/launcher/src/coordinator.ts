@@ -74,6 +74,8 @@ interface Member {
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 export const DEFAULT_RENDEZVOUS_TIMEOUT_MS = 300_000;
+/** How long a closed connection waits for the agent's report of how its worker ended. */
+export const EXIT_REPORT_GRACE_MS = 1000;
 
 export class Coordinator extends EventEmitter {
   readonly address: { host: string; port: number };
@@ -369,11 +371,14 @@ export class Coordinator extends EventEmitter {
   private onClose(m: Member): void {
     m.closed = true;
     if (this.outcome || m.reportedFailure || !this.members.includes(m)) return;
-    this.fail(this.failure(m, {
+    const lost = this.failure(m, {
       code: 'TRAINER_ERR_WORKER_LOST',
       message: `lost the connection to worker rank ${m.rank} (host ${m.hello.host}, pid ${m.hello.pid}) before it finished`,
       hint: 'the worker process exited or its host became unreachable; its own log says why',
-    }));
+    });
+    // A host's agent reports how the process ended (exit code, signal) a moment later: the more precise cause wins.
+    if (this.listenerCount('agent') > 0) setTimeout(() => this.members.includes(m) && this.fail(lost), EXIT_REPORT_GRACE_MS).unref();
+    else this.fail(lost);
   }
 
   private beat(): void {

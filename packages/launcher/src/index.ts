@@ -11,6 +11,7 @@ export { RunReporter, formatDuration } from './run-reporter.js';
 export { saveModelDir, loadModelDir, MODEL_FORMAT, MODEL_FORMAT_VERSION, type SavedModel } from './model-files.js';
 export { runTrainJob } from './jobs/train-job.js';
 export * from './supervision/index.js';
+export { loadTlsFiles, type TlsConfig, type TlsPaths } from './tls-files.js';
 export { loadCheckpointModel } from './checkpointing/checkpoint-model.js';
 export type { CheckpointEvent } from './checkpointing/committer.js';
 export type { MetricsRecord } from './control-protocol.js';

@@ -1,9 +1,13 @@
 import { exitCode } from '../action.js';
 import { Command } from 'commander';
+import { TrainerError } from '@trainer/errors';
 import {
-  assertWorldFitsGpus, createLogger, detectGpus, elasticRendezvous, generateClusterToken, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
+  assertWorldFitsGpus, createLogger, detectGpus, elasticRendezvous, generateClusterToken, inSlurmAllocation, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
 } from '@trainer/launcher';
-import { addRestartOptions, type RestartCliOptions } from '../cluster-options.js';
+import { addRestartOptions, addTlsOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
+import { oneOf } from '../parse.js';
+import { tlsEnv } from '../tls.js';
+import { runHostLaunch } from './launch-hosts.js';
 import { CLI_BIN } from '../paths.js';
 import { warnIfModelStateExceedsMemory } from '../memory-check.js';
 import { int } from '../parse.js';
@@ -11,17 +15,33 @@ import { printRunSummary } from '../summary.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 import type { Logger, TrainRequest } from '@trainer/launcher';
 
-export interface LaunchOptions extends TrainCliOptions, RestartCliOptions {
+export interface LaunchOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions {
   nodes: number;
   procsPerNode?: number;
   port?: number;
   tokenFile?: string;
+  hostfile?: string;
+  launcher?: 'local' | 'ssh' | 'srun';
+  sshOpts?: string;
+  masterAddr?: string;
+  bindHost?: string;
 }
 
 export function launchCommand(): Command {
   const cmd = addLaunchOptions(new Command('launch')
     .description('train on this machine: a coordinator and one worker process per node (per GPU when GPUs are present)'));
-  return cmd.action(exitCode((o: LaunchOptions) => runLaunch(o)));
+  cmd.option('--hostfile <file>', 'several machines: one host per line (NAME [slots=N]); an agent is started on each over SSH, which starts its workers')
+    .option('--launcher <how>', 'local, ssh (with --hostfile) or srun (default: srun inside a Slurm allocation of several nodes, ssh with --hostfile, else local)', oneOf(['local', 'ssh', 'srun'] as const))
+    .option('--ssh-opts <options>', 'extra options for ssh, e.g. "-p 2222 -i ~/.ssh/cluster -F ./ssh_config"')
+    .option('--master-addr <host>', 'the address the hosts use to reach this machine (default: the interface that routes to the first host)')
+    .option('--bind-host <addr>', 'address the coordinator listens on in a multi-host launch (default 0.0.0.0)');
+  addTlsOptions(cmd);
+  return cmd.action(exitCode((o: LaunchOptions, command: Command) => {
+    const how = o.launcher ?? (o.hostfile ? 'ssh' : inSlurmAllocation() ? 'srun' : 'local');
+    if (how === 'ssh' && !o.hostfile) throw new TrainerError('TRAINER_ERR_USAGE', '--launcher ssh needs --hostfile', { hint: 'list the hosts in a file, one per line: NAME [slots=N]' });
+    if (how === 'local') return runLaunch(o);
+    return runHostLaunch(how === 'srun' ? { ...o, hostfile: undefined } : o, command.getOptionValueSource('nodes') === 'cli');
+  }));
 }
 
 /** The options of `launch` (also those of `finetune`, the same launch with another data source). */
@@ -56,6 +76,7 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
     dashboard: dashboardSettings(o),
     onCoordinator: (c) => reporter.attach(c),
     maxRestarts: o.maxRestarts,
+    env: tlsEnv(o),
     ...(o.minNodes !== undefined ? { elastic: elasticRendezvous(o.minNodes * perNode, { microBatch: o.microBatch, microBatches: o.microBatches }) } : {}),
   });
   const summary = await reporter.finish(result.outcome, { ...result.restarts, exit_code: result.exitCode });
