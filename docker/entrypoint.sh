@@ -9,7 +9,13 @@ set -eu
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 if [ "${1:-}" = worker ]; then
   shift
-  node "$root/docker/wait-for-coordinator.mjs" "$@"
+  # In the background, so that a stop signal while waiting ends the wait too (a shell waiting
+  # for a foreground child would die alone and leave it behind).
+  node "$root/docker/wait-for-coordinator.mjs" "$@" &
+  waiter=$!
+  trap 'kill -TERM "$waiter" 2>/dev/null; exit 143' TERM INT
+  wait "$waiter" || exit $?
+  trap - TERM INT
   set -- worker "$@"
 fi
 exec node "$root/packages/cli/bin/trainer.js" "$@"

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageSettings, parseDockerfile, REPO, type DockerInstruction } from './helpers/deploy-files.js';
 import { BASE_PATH, TINY_MODEL_OPTIONS } from './helpers/deploy-hosts.js';
+import { killMarked, pidsWithMarker, waitFor } from './helpers/processes.js';
 
 /**
  * The images, checked without a Docker engine (none runs here): both Dockerfiles parse, what they
@@ -172,7 +173,9 @@ describe('docker/Dockerfile and docker/Dockerfile.gpu', () => {
 describe('docker/entrypoint.sh (the images\' `trainer`)', () => {
   const dirs: string[] = [];
   const pids: number[] = [];
+  const markers: string[] = [];
   afterEach(() => {
+    for (const m of markers.splice(0)) killMarked(m);
     for (const pid of pids.splice(0)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -227,6 +230,22 @@ describe('docker/entrypoint.sh (the images\' `trainer`)', () => {
     const unknown = await run(ENTRYPOINT, ['worker', '--coordinator', 'no-such-host.invalid:29500'], { ...baseEnv, TRAINER_TOKEN: TOKEN, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), TRAINER_WAIT_TIMEOUT: '1' });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/the coordinator at no-such-host\.invalid:29500 did not accept a connection within 1 s \(last error: (ENOTFOUND|EAI_AGAIN)\)/);
+  }, 30_000);
+
+  it('a worker stopped while it waits (docker stop, a pod deleted) ends with its wait, leaving nothing behind', async () => {
+    const port = await freePort();
+    const marker = `deploy-docker-${process.pid}-${port}`;
+    markers.push(marker);
+    const worker = spawn(ENTRYPOINT, ['worker'], { env: { ...baseEnv, TRAINER_TOKEN: TOKEN, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), TRAINER_TEST_MARKER: marker }, stdio: ['ignore', 'pipe', 'pipe'] });
+    pids.push(worker.pid!);
+    const done = new Promise<number | null>((r) => worker.on('close', r));
+    let err = '';
+    worker.stderr.on('data', (d) => (err += d));
+    await waitFor(() => err.includes('waiting for the coordinator'), 10_000, 'the worker to wait');
+    expect(pidsWithMarker(marker).length).toBe(2); // the entry point's shell and its waiter
+    worker.kill('SIGTERM');
+    expect(await done).toBe(143);
+    await waitFor(() => pidsWithMarker(marker).length === 0, 5000, 'the waiter to end');
   }, 30_000);
 
   it('bad waiting settings and a missing address are coded errors, not hangs', async () => {
