@@ -31,9 +31,9 @@ const TEMP_CODES: usize = 32;
 // @ts-ignore: decorator
 @inline function encodeBf16x4(b: v128): v128 {
   const hi = i32x4.shr_u(b, 16);
-  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(b, i32x4.splat(0x7fff)), v128.and(hi, i32x4.splat(1))), 16);
-  const nan = i32x4.gt_s(v128.and(b, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
-  return v128.bitselect(v128.or(hi, i32x4.splat(0x40)), rounded, nan);
+  const lsb = i32x4.shr_u(i32x4.shl(b, 15), 31); // bit 16, the lowest kept bit
+  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(b, i32x4.splat(0x7fff)), lsb), 16);
+  return v128.bitselect(v128.or(hi, i32x4.splat(0x40)), rounded, f32x4.ne(b, b));
 }
 
 /**
@@ -109,7 +109,7 @@ const TEMP_CODES: usize = 32;
   v128.store(w, i16x8.narrow_i32x4_u(encode4(codec, lo), encode4(codec, hi)));
 }
 
-/** f = op(f, dec(codes)) / div; with round, codes = enc(f) and f = dec(codes). */
+/** f = op(f, dec(codes)) / div; with round, codes = enc(f) and f = dec(codes) (all in registers). */
 // @ts-ignore: decorator
 @inline function reduceLocal8(codec: i32, op: i32, f: usize, w: usize, div: f32, round: bool): void {
   const codes = v128.load(w);
@@ -119,9 +119,14 @@ const TEMP_CODES: usize = 32;
     lo = f32x4.div(lo, f32x4.splat(div));
     hi = f32x4.div(hi, f32x4.splat(div));
   }
+  if (round) {
+    const out = i16x8.narrow_i32x4_u(encode4(codec, lo), encode4(codec, hi));
+    v128.store(w, out);
+    lo = decode4(codec, i32x4.extend_low_i16x8_u(out));
+    hi = decode4(codec, i32x4.extend_high_i16x8_u(out));
+  }
   v128.store(f, lo);
   v128.store(f, hi, 16);
-  if (round) encode8(codec, f, w, true);
 }
 
 /** Copies the tail (fewer than 8 elements) to the temporary, so the 8-lane code can run on it. */

@@ -40,6 +40,8 @@ export interface AllReduceBenchOptions {
   pieceBytes?: number;
   /** Reduce-scatter / all-gather algorithm (default 'auto'). */
   algorithm?: CollectiveAlgorithm;
+  /** The buffer reduced: a plain Float32Array (default, what most callers pass) or one from Communicator.allocBuffer. */
+  buffer?: 'plain' | 'registered';
   /** Per-peer send window in bytes (default DEFAULT_DATA_HIGH_WATER_MARK). */
   highWaterMark?: number;
   /** How the local workers connect: 'unix' (default, Unix domain sockets) or 'tcp' (loopback TCP). */
@@ -69,6 +71,7 @@ function validate(opts: AllReduceBenchOptions): void {
   if (opts.reps !== undefined && (!Number.isInteger(opts.reps) || opts.reps < 1)) throw bad(`reps must be a positive integer, got ${opts.reps}`, 'omit it for the default');
   getCodec(opts.codec ?? 'fp32');
   checkAlgorithm(opts.algorithm ?? 'auto', 'benchAllReduce');
+  if (opts.buffer !== undefined && opts.buffer !== 'plain' && opts.buffer !== 'registered') throw bad(`unknown buffer kind ${JSON.stringify(opts.buffer)}`, "use 'plain' or 'registered'");
 }
 
 /**
@@ -116,7 +119,7 @@ export async function benchAllReduce(opts: AllReduceBenchOptions): Promise<AllRe
             if (++listening === world) {
               const peers = addresses as PeerAddress[];
               children.forEach((c, r) => c.send({
-                type: 'start', peers, sizes: opts.sizes, codec, reps: opts.reps, pieceBytes: opts.pieceBytes, algorithm: opts.algorithm, crash: r === opts.crashRank,
+                type: 'start', peers, sizes: opts.sizes, codec, reps: opts.reps, pieceBytes: opts.pieceBytes, algorithm: opts.algorithm, registered: opts.buffer === 'registered', crash: r === opts.crashRank,
               } satisfies WorkerStart));
             }
           } else if (m.type === 'result') {

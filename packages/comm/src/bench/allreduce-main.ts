@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/allreduce-main.js --world 4 --sizes 1MiB,16MiB,64MiB [--codec fp32|bf16|fp16]
- *  [--reps N] [--piece 512KiB] [--window 4MiB] [--algorithm ring|direct|auto] [--transport unix|tcp] [--prof DIR] [--json]`: the all-reduce benchmark from a shell
+ *  [--reps N] [--piece 512KiB] [--window 4MiB] [--algorithm ring|direct|auto] [--buffer plain|registered] [--transport unix|tcp] [--prof DIR] [--json]`: the all-reduce benchmark from a shell
  * (the trainer CLI wires the same function to `trainer bench allreduce`).
  */
 import { asTrainerError } from '@trainer/errors';
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     reps: arg('reps') ? Number(arg('reps')) : undefined,
     pieceBytes: arg('piece') ? parseSize(arg('piece')!) : undefined,
     algorithm: arg('algorithm') as CollectiveAlgorithm | undefined,
+    buffer: arg('buffer') as 'plain' | 'registered' | undefined,
     highWaterMark: arg('window') ? parseSize(arg('window')!) : undefined,
     localTransport: arg('transport') === 'tcp' ? 'tcp' : 'unix',
     workerExecArgv: arg('prof') ? ['--cpu-prof', `--cpu-prof-dir=${arg('prof')}`] : undefined,

@@ -12,6 +12,8 @@ import { DataPlane, type PeerAddress } from '../collectives/data-plane.js';
 export interface WorkerInit { type: 'init'; rank: number; world: number; token: string; highWaterMark?: number; localTransport?: 'unix' | 'tcp' }
 export interface WorkerStart {
   type: 'start'; peers: PeerAddress[]; sizes: number[]; codec: Codec; reps: number | undefined; pieceBytes?: number; algorithm?: CollectiveAlgorithm;
+  /** Reduce a Communicator.allocBuffer array instead of a plain one. */
+  registered?: boolean;
   /** Test hook: exit with code 3 right after connecting (to exercise the parent's cleanup). */
   crash?: boolean;
 }
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
   if (start.crash) process.exit(3);
   const group = comm.worldGroup;
   for (const bytes of start.sizes) {
-    const buf = new Float32Array(bytes / 4).fill(init.rank + 1);
+    const buf = (start.registered ? comm.allocBuffer(bytes / 4) : new Float32Array(bytes / 4)).fill(init.rank + 1);
     const reps = start.reps ?? defaultReps(bytes);
     for (let i = 0; i < 2; i++) await group.allReduce(buf, { codec: start.codec });
     await group.barrier();

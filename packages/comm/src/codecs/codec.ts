@@ -13,8 +13,9 @@ export type ReduceOp = 'sum' | 'max';
  * A wire codec: fp32 values <-> `bytesPerElement`-byte wire values, and the fused steps the ring
  * collectives run on every piece. `values` is caller memory (any Float32Array); `wire` holds
  * exactly values.length wire values and, except for fp32's plain copies, must be a BufferPool
- * buffer (a view into a KernelArena), since the SIMD kernels work there: `values` is staged into
- * the arena's scratch area, transformed together with `wire`, and copied back when it changes.
+ * buffer (a view into a KernelArena), since the SIMD kernels work there: `values` is used in place
+ * when it lives in the same arena (Communicator.allocBuffer), else copied into the arena's scratch
+ * area, transformed together with `wire`, and copied back when it changes.
  */
 export interface WireCodec {
   readonly name: Codec;

@@ -24,7 +24,8 @@ export function addressIn(arena: KernelArena, wire: Uint8Array): number {
 
 /**
  * fp32 on the wire: encode and decode are byte copies; the reductions run in the SIMD kernels
- * (4 lanes), with the caller's values staged into the wire buffer's arena.
+ * (4 lanes), on the caller's values in place when they live in the wire buffer's arena
+ * (Communicator.allocBuffer), else on a copy in its scratch area.
  */
 export const fp32Codec: WireCodec = {
   name: 'fp32',
@@ -37,15 +38,14 @@ export const fp32Codec: WireCodec = {
   },
   reduceIntoWire(values: Float32Array, wire: Uint8Array, op: ReduceOp): void {
     const arena = arenaOf(wire);
-    arena.stage(values);
-    arena.kernels.combineF32(wire.byteOffset, arena.scratch, values.length, opCode(op));
+    arena.kernels.combineF32(wire.byteOffset, arena.place(values), values.length, opCode(op));
   },
   reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void {
     const arena = arenaOf(wire);
-    arena.stage(values);
-    arena.kernels.combineF32(arena.scratch, wire.byteOffset, values.length, opCode(op));
-    if (divisor !== 1) arena.kernels.divideF32(arena.scratch, values.length, divisor);
-    arena.unstage(values);
+    const at = arena.place(values);
+    arena.kernels.combineF32(at, wire.byteOffset, values.length, opCode(op));
+    if (divisor !== 1) arena.kernels.divideF32(at, values.length, divisor);
+    arena.unplace(values, at);
     if (round) f32View(wire, values.length).set(values); // fp32 rounds nothing; the wire just holds the result
   },
   decodeInto(wire: Uint8Array, acc: Uint8Array): void {

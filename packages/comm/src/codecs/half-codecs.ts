@@ -10,8 +10,8 @@ interface HalfKernels {
 
 /**
  * A 16-bit wire format run by the SIMD kernels (8 values per step): the caller's fp32 values are
- * staged into the wire buffer's arena, converted and combined there in one pass, and copied back
- * when they change. The formats are defined by the scalar references in bf16.ts and fp16.ts,
+ * converted and combined with the wire in one pass, in place when they live in the wire buffer's
+ * arena (Communicator.allocBuffer), else on a copy in its scratch area, copied back when they change. The formats are defined by the scalar references in bf16.ts and fp16.ts,
  * which the kernels match bit for bit (tested).
  */
 function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
@@ -20,25 +20,25 @@ function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
     bytesPerElement: 2,
     encode(values: Float32Array, wire: Uint8Array, keep: boolean): void {
       const arena = arenaOf(wire);
-      arena.stage(values);
-      arena.kernels[k.encode](arena.scratch, wire.byteOffset, values.length, keep ? 1 : 0);
-      if (keep) arena.unstage(values);
+      const at = arena.place(values);
+      arena.kernels[k.encode](at, wire.byteOffset, values.length, keep ? 1 : 0);
+      if (keep) arena.unplace(values, at);
     },
     decode(wire: Uint8Array, values: Float32Array): void {
       const arena = arenaOf(wire);
-      arena.kernels[k.decode](wire.byteOffset, arena.scratch, values.length);
-      arena.unstage(values);
+      const at = arena.outputFor(values);
+      arena.kernels[k.decode](wire.byteOffset, at, values.length);
+      arena.unplace(values, at);
     },
     reduceIntoWire(values: Float32Array, wire: Uint8Array, op: ReduceOp): void {
       const arena = arenaOf(wire);
-      arena.stage(values);
-      arena.kernels[k.reduceWire](arena.scratch, wire.byteOffset, values.length, opCode(op));
+      arena.kernels[k.reduceWire](arena.place(values), wire.byteOffset, values.length, opCode(op));
     },
     reduceIntoLocal(values: Float32Array, wire: Uint8Array, op: ReduceOp, divisor: number, round: boolean): void {
       const arena = arenaOf(wire);
-      arena.stage(values);
-      arena.kernels[k.reduceLocal](arena.scratch, wire.byteOffset, values.length, opCode(op), divisor, round ? 1 : 0);
-      arena.unstage(values);
+      const at = arena.place(values);
+      arena.kernels[k.reduceLocal](at, wire.byteOffset, values.length, opCode(op), divisor, round ? 1 : 0);
+      arena.unplace(values, at);
     },
     decodeInto(wire: Uint8Array, acc: Uint8Array): void {
       const arena = arenaOf(acc);
@@ -51,11 +51,11 @@ function halfCodec(name: 'bf16' | 'fp16', k: HalfKernels): WireCodec {
     finishInto(values: Float32Array, acc: Uint8Array, op: ReduceOp, divisor: number): Uint8Array {
       const arena = arenaOf(acc);
       const n = values.length;
-      arena.stage(values);
-      arena.kernels.combineF32(arena.scratch, acc.byteOffset, n, opCode(op));
-      if (divisor !== 1) arena.kernels.divideF32(arena.scratch, n, divisor);
-      arena.kernels[k.encode](arena.scratch, acc.byteOffset, n, 1); // the codes overwrite the sums they came from
-      arena.unstage(values);
+      const at = arena.place(values);
+      arena.kernels.combineF32(at, acc.byteOffset, n, opCode(op));
+      if (divisor !== 1) arena.kernels.divideF32(at, n, divisor);
+      arena.kernels[k.encode](at, acc.byteOffset, n, 1); // the codes overwrite the sums they came from
+      arena.unplace(values, at);
       return acc.subarray(0, n * 2);
     },
   };

@@ -249,6 +249,62 @@ describe('ring and direct', () => {
   });
 });
 
+describe('registered buffers (Communicator.allocBuffer)', () => {
+  it('give bit-identical results to plain arrays: every codec and op, ring and direct, worlds 2-4', async () => {
+    for (const world of [2, 3, 4]) {
+      const w = await makeWorld(world, { pieceBytes: PIECE_BYTES });
+      try {
+        for (const algorithm of ['ring', 'direct'] as const) {
+          for (const codec of ['fp32', 'bf16', 'fp16'] as Codec[]) {
+            for (const op of ['sum', 'avg', 'max'] as const) {
+              const inputs = w.comms.map((_, r) => values(r, 5003, 3));
+              const plain = inputs.map((x) => x.slice());
+              const registered = w.comms.map((c, r) => {
+                const b = c.allocBuffer(5003);
+                b.set(inputs[r]);
+                return b;
+              });
+              await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(plain[r], { op, codec, algorithm })));
+              await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(registered[r], { op, codec, algorithm })));
+              expectIdenticalAcrossRanks([plain[0], registered[0]], `world ${world} ${algorithm} ${codec} ${op}`);
+              expectIdenticalAcrossRanks(registered, `world ${world} ${algorithm} ${codec} ${op} registered`);
+            }
+            const shards = await Promise.all(w.comms.map((c, r) => {
+              const b = c.allocBuffer(1001);
+              b.set(values(r, 1001, 4));
+              return c.worldGroup.reduceScatter(b, { codec, algorithm });
+            }));
+            const plainShards = await Promise.all(w.comms.map((c, r) => c.worldGroup.reduceScatter(values(r, 1001, 4), { codec, algorithm })));
+            shards.forEach((sh, r) => expect(Array.from(sh)).toEqual(Array.from(plainShards[r])));
+          }
+        }
+      } finally {
+        await w.close();
+      }
+    }
+  });
+
+  it('are zeroed, refuse bad lengths with a coded error, and work with the default piece size', async () => {
+    const w = await makeWorld(2);
+    try {
+      const b = w.comms[0].allocBuffer(10);
+      expect(Array.from(b)).toEqual(new Array(10).fill(0));
+      expect(w.comms[0].allocBuffer(0).length).toBe(0);
+      for (const bad of [-1, 1.5, 2 ** 40]) expect(() => w.comms[0].allocBuffer(bad)).toThrow(expect.objectContaining({ code: 'TRAINER_ERR_INVALID_ARGUMENT' }));
+      const length = (4 << 20) / 4 + 3;
+      const bufs = w.comms.map((c, r) => {
+        const x = c.allocBuffer(length);
+        for (let i = 0; i < length; i++) x[i] = ((i * 7 + r) % 1000) - 500;
+        return x;
+      });
+      await Promise.all(w.comms.map((c, r) => c.worldGroup.allReduce(bufs[r])));
+      for (let i = 0; i < length; i += 997) expect(bufs[1][i]).toBe(((i * 7) % 1000) - 500 + ((i * 7 + 1) % 1000) - 500);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
 describe('large buffers with the default piece size', () => {
   it('are reduced exactly while they arrive (several reads per piece), worlds 2-4, ring and direct', async () => {
     for (const [world, algorithm] of [[2, 'ring'], [3, 'ring'], [3, 'direct'], [4, 'direct']] as const) {

@@ -11,6 +11,8 @@ import { ProcessGroup, type GroupDefaults } from './process-group.js';
 import { SendQueue, type Outgoing } from './send-queue.js';
 import { MSG_BYE, peerLostError, type PeerInfo } from './wire.js';
 
+/** Largest Communicator.allocBuffer (a WebAssembly memory holds at most 4 GiB; 1 GiB of fp32 leaves room for its wire slots). */
+export const MAX_BUFFER_ELEMENTS = 256 * 1024 * 1024;
 /** How long close() waits for queued data to reach the sockets before closing them. */
 export const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
 
@@ -118,6 +120,29 @@ export class Communicator extends EventEmitter implements GroupHost {
       }
     }
     return new ProcessGroup(state, this.defaults);
+  }
+
+  /**
+   * A zeroed Float32Array for collectives (like NCCL's registered buffers): it lives in a
+   * WebAssembly memory of its own next to wire buffers, so the codec kernels read and write it in
+   * place instead of copying each piece in and out (about half the CPU of the bf16 and fp16
+   * codecs, less for fp32). Any Float32Array works with every collective; this one is faster.
+   * Allocate once and reuse: each is a separate WebAssembly memory. At most MAX_BUFFER_ELEMENTS.
+   */
+  allocBuffer(length: number): Float32Array {
+    if (!Number.isInteger(length) || length < 0 || length > MAX_BUFFER_ELEMENTS) {
+      throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `allocBuffer: length must be an integer in [0, ${MAX_BUFFER_ELEMENTS}], got ${length}`, {
+        hint: 'split larger data into several buffers, or use a plain Float32Array',
+      });
+    }
+    try {
+      return this.pool.allocBuffer(length);
+    } catch (err) {
+      throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `allocBuffer: cannot allocate ${length} values: ${(err as Error).message}`, {
+        hint: 'the buffer and its wire slots must fit one WebAssembly memory (2 GiB) and the machine: use a smaller buffer or pieceBytes',
+        cause: err,
+      });
+    }
   }
 
   sendData(globalRank: number, item: Outgoing): void {

@@ -1,6 +1,7 @@
 import type { Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
 import { fp32Codec } from '../codecs/fp32.js';
+import { KernelArena } from '../kernels/kernel-arena.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { ShardPieces, type ShardedParams } from './shard-pieces.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
@@ -38,6 +39,8 @@ export class DirectCollective extends CollectiveOp {
   private readonly r: number;
   private readonly others: number[] = [];
   private readonly layout: ShardPieces;
+  /** The arena of the caller's buffer, when it has one (Communicator.allocBuffer): wire buffers are taken there first. */
+  private readonly near: KernelArena | undefined;
   private readonly folds: Fold[] = [];
   /** Reduce-scatter pieces received, one flag per (sender, piece of our shard). */
   private readonly contributed: Uint8Array;
@@ -49,6 +52,7 @@ export class DirectCollective extends CollectiveOp {
     this.r = link.rank;
     for (let k = 1; k < this.n; k++) this.others.push((this.r + k) % this.n);
     this.layout = new ShardPieces(params.buf, this.n, params.pieceElems);
+    this.near = KernelArena.of(params.buf);
     const own = this.layout.pieces[this.r];
     if (params.kind !== 'allGather') {
       this.expected += (this.n - 1) * own;
@@ -76,7 +80,7 @@ export class DirectCollective extends CollectiveOp {
         this.sendTracked(j, () => {
           const values = this.layout.slice(j, pc);
           if (codec.name === 'fp32') return { header: this.header(PHASE_REDUCE_SCATTER, j, pc), payload: bytesOf(values) };
-          const wire = this.link.pool.acquire(values.length * codec.bytesPerElement);
+          const wire = this.link.pool.acquire(values.length * codec.bytesPerElement, this.near);
           codec.encode(values, wire, false);
           return { header: this.header(PHASE_REDUCE_SCATTER, j, pc), payload: wire };
         });
@@ -93,7 +97,7 @@ export class DirectCollective extends CollectiveOp {
       this.sendShared(this.others, header, bytesOf(values));
       return;
     }
-    const wire = this.link.pool.acquire(values.length * codec.bytesPerElement);
+    const wire = this.link.pool.acquire(values.length * codec.bytesPerElement, this.near);
     codec.encode(values, wire, true);
     this.sendShared(this.others, header, wire);
   }
@@ -103,7 +107,7 @@ export class DirectCollective extends CollectiveOp {
     const located = this.locate(from, h);
     if (!located || length !== located.values.length * this.p.codec.bytesPerElement) return undefined;
     if (located.phase === PHASE_ALL_GATHER && this.p.codec.name === 'fp32') return bytesOf(located.values);
-    return this.link.pool.acquire(length);
+    return this.link.pool.acquire(length, this.near);
   }
 
   /** Validates a piece's address: reduce-scatter pieces are of our shard, all-gather pieces of the sender's. */
@@ -153,7 +157,7 @@ export class DirectCollective extends CollectiveOp {
       f.parked.delete(f.next);
       if (f.acc === undefined) {
         if (codec.name === 'fp32') f.acc = pool.adopt(wire); // the first contribution is the sum so far
-        else codec.decodeInto(wire, (f.acc = pool.acquire(wire.byteLength * 2)));
+        else codec.decodeInto(wire, (f.acc = pool.acquire(wire.byteLength * 2, this.near)));
       } else {
         codec.accumulate(f.acc, wire, op);
       }

@@ -1,5 +1,6 @@
 import type { Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
+import { KernelArena } from '../kernels/kernel-arena.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { ShardPieces, type ShardedParams } from './shard-pieces.js';
 import { PHASE_ALL_GATHER, PHASE_REDUCE_SCATTER, type Descriptor } from './wire.js';
@@ -30,6 +31,8 @@ export class RingCollective extends CollectiveOp {
   private readonly next: number;
   private readonly prev: number;
   private readonly layout: ShardPieces;
+  /** The arena of the caller's buffer, when it has one (Communicator.allocBuffer): wire buffers are taken there first. */
+  private readonly near: KernelArena | undefined;
   /** fp32 pieces of our own shard being received: elements already added while still in cache. */
   private readonly reducedEarly = new Map<number, number>();
 
@@ -41,6 +44,7 @@ export class RingCollective extends CollectiveOp {
     this.next = (this.r + 1) % this.n;
     this.prev = (this.r - 1 + this.n) % this.n;
     this.layout = new ShardPieces(params.buf, this.n, params.pieceElems);
+    this.near = KernelArena.of(params.buf);
     if (params.kind !== 'allGather') this.expected += this.layout.piecesExcept(this.prev); // every shard but the one we start with
     if (params.kind !== 'reduceScatter') this.expected += this.layout.piecesExcept(this.r); // every shard but our own
   }
@@ -62,7 +66,7 @@ export class RingCollective extends CollectiveOp {
   private wireOf(values: Float32Array, keep: boolean): Uint8Array {
     const { codec } = this.p;
     if (codec.name === 'fp32') return bytesOf(values);
-    const out = this.link.pool.acquire(values.length * codec.bytesPerElement);
+    const out = this.link.pool.acquire(values.length * codec.bytesPerElement, this.near);
     codec.encode(values, out, keep);
     return out;
   }
@@ -86,13 +90,13 @@ export class RingCollective extends CollectiveOp {
   override target(from: number, h: Header, length: number): Uint8Array | PayloadTarget | undefined {
     const located = this.locate(from, h);
     if (!located || length !== located.values.length * this.p.codec.bytesPerElement) return undefined;
-    if (this.p.codec.name !== 'fp32') return this.link.pool.acquire(length);
+    if (this.p.codec.name !== 'fp32') return this.link.pool.acquire(length, this.near);
     if (located.phase === PHASE_ALL_GATHER) return bytesOf(located.values);
     // The piece that completes our shard is added into our buffer part by part, right after the
     // kernel wrote each part, while it is still in cache (measured: ~8% faster at world 2; for
     // the forwarded pieces of larger rings it made no measurable difference, so they wait).
-    if (located.shard !== this.r) return this.link.pool.acquire(length);
-    const buffer = this.link.pool.acquire(length);
+    if (located.shard !== this.r) return this.link.pool.acquire(length, this.near);
+    const buffer = this.link.pool.acquire(length, this.near);
     const { flag, values } = located;
     const { codec, op } = this.p;
     const divisor = this.divisor;

@@ -100,7 +100,7 @@ describe('KernelArena', () => {
     const arena = KernelArena.of(wire)!;
     const got = new Float32Array(65535); // an odd count, so the last 7 run through the tail
     arena.kernels.decodeFp16(wire.byteOffset, arena.scratch, got.length);
-    arena.unstage(got);
+    arena.unplace(got, arena.scratch);
     const want = new Float32Array(65535);
     decodeFp16(new Uint16Array(wire.buffer, wire.byteOffset, 65535), want);
     for (let h = 0; h < got.length; h++) {

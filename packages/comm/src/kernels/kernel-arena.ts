@@ -45,9 +45,10 @@ const arenas = new WeakMap<ArrayBuffer, KernelArena>();
 /**
  * A fixed-size WebAssembly memory with its own instance of the codec kernels: an fp32 scratch
  * area of `slotBytes` (where caller values are staged, since a kernel can only touch its own
- * memory) and `slots` wire buffers of `slotBytes` each, handed out as Uint8Array views. The memory
- * is never grown: growing would detach every view handed out, including ones a socket is still
- * writing from. A view's byteOffset is its address for the kernels.
+ * memory), `slots` wire buffers of `slotBytes` each, handed out as Uint8Array views, and
+ * optionally a caller's fp32 buffer (Communicator.allocBuffer), which the kernels then read and
+ * write in place. The memory is never grown: growing would detach every view handed out,
+ * including ones a socket is still writing from. A view's byteOffset is its address for the kernels.
  */
 export class KernelArena {
   readonly kernels: CodecKernelExports;
@@ -59,12 +60,16 @@ export class KernelArena {
   private readonly free: number[] = [];
   private readonly inUse = new Set<number>();
 
-  constructor(slotBytes: number, slots: number) {
-    if (!Number.isInteger(slotBytes) || slotBytes < 4 || slotBytes % 4 !== 0 || !Number.isInteger(slots) || slots < 1) {
-      throw new RangeError(`KernelArena: bad geometry ${slotBytes} x ${slots}`);
+  /** The caller's buffer (bufferLength fp32 values after the slots), if the arena was made with one. */
+  readonly buffer: Float32Array | undefined;
+
+  constructor(slotBytes: number, slots: number, bufferLength = 0) {
+    if (!Number.isInteger(slotBytes) || slotBytes < 4 || slotBytes % 4 !== 0 || !Number.isInteger(slots) || slots < 1 || !Number.isInteger(bufferLength) || bufferLength < 0) {
+      throw new RangeError(`KernelArena: bad geometry ${slotBytes} x ${slots} + ${bufferLength}`);
     }
     const stride = align64(slotBytes);
-    const bytes = KERNEL_TEMP_BYTES + stride * (slots + 1);
+    const bufferStart = KERNEL_TEMP_BYTES + stride * (slots + 1);
+    const bytes = bufferStart + bufferLength * 4;
     if (bytes > MAX_ARENA_BYTES) throw new RangeError(`KernelArena: ${bytes} bytes exceeds ${MAX_ARENA_BYTES}`);
     compiled ??= new WebAssembly.Module(Buffer.from(CODEC_KERNELS_WASM_BASE64, 'base64'));
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / PAGE_BYTES) });
@@ -74,6 +79,7 @@ export class KernelArena {
     this.scratch = KERNEL_TEMP_BYTES;
     this.scratchF32 = new Float32Array(this.heap, this.scratch, slotBytes / 4);
     for (let s = slots; s >= 1; s--) this.free.push(KERNEL_TEMP_BYTES + s * stride);
+    this.buffer = bufferLength > 0 ? new Float32Array(this.heap, bufferStart, bufferLength) : undefined;
     arenas.set(this.heap, this);
   }
 
@@ -101,14 +107,24 @@ export class KernelArena {
     return true;
   }
 
-  /** Copies `values` into the scratch area (values.length <= slotBytes / 4). */
-  stage(values: Float32Array): void {
+  /**
+   * The address of `values` for the kernels: their own when they live in this arena (no copy),
+   * else the scratch area holding a copy (values.length <= slotBytes / 4).
+   */
+  place(values: Float32Array): number {
+    if (values.buffer === this.heap) return values.byteOffset;
     this.scratchF32.set(values);
+    return this.scratch;
   }
 
-  /** Copies the first values.length scratch values back into `values`. */
-  unstage(values: Float32Array): void {
-    values.set(this.scratchF32.subarray(0, values.length));
+  /** Where a kernel should write values it produces: in place when they live here, else the scratch area. */
+  outputFor(values: Float32Array): number {
+    return values.buffer === this.heap ? values.byteOffset : this.scratch;
+  }
+
+  /** After a kernel wrote at `at` (from place or outputFor): copies the result into `values` unless it was written in place. */
+  unplace(values: Float32Array, at: number): void {
+    if (at === this.scratch) values.set(this.scratchF32.subarray(0, values.length));
   }
 }
 
