@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
  */
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), '../packages/comm/dist/testing/rank-worker.js');
 
-interface Reply { type: string; id?: number; values?: number[]; info?: { rank: number; host: string; reason: string }; error?: { code: string; message: string; details?: Record<string, unknown> }; host?: string; port?: number }
+interface Reply { type: string; id?: number; values?: number[]; digest?: string; info?: { rank: number; host: string; reason: string }; error?: { code: string; message: string; details?: Record<string, unknown> }; host?: string; port?: number }
 
 class Rank {
   readonly child: ChildProcess;
@@ -72,6 +72,34 @@ function rankInput(rank: number, length: number): Float32Array {
 }
 
 describe('comm across processes', () => {
+  it('4 processes: ring and direct, plain and registered buffers agree; every rank gets the same bytes (fp32, bf16)', async () => {
+    const ranks = await startWorld(4);
+    const length = 3_000_001; // 12 MiB: shards of two 2 MiB pieces, one shorter
+    let id = 100;
+    const digests = new Map<string, string>();
+    for (const codec of ['fp32', 'bf16'] as const) {
+      for (const algorithm of ['ring', 'direct'] as const) {
+        for (const registered of [false, true]) {
+          const my = ++id;
+          ranks.forEach((r) => r.send({ type: 'allReduce', id: my, length, codec, op: 'sum', algorithm, registered, digest: true }));
+          const replies = await Promise.all(ranks.map((r) => r.next((m) => m.id === my, 60_000)));
+          for (const rep of replies) expect(rep.type, JSON.stringify(rep.error)).toBe('result');
+          expect(new Set(replies.map((x) => x.digest)).size).toBe(1); // identical bytes on every rank
+          digests.set(`${codec}/${algorithm}/${registered}`, replies[0].digest!);
+          const inputs = [0, 1, 2, 3].map((r) => rankInput(r, length));
+          replies[0].values!.forEach((v, k) => {
+            const i = k * 9973;
+            const want = inputs.reduce((acc, x) => acc + x[i], 0);
+            expect(Math.abs(v - want)).toBeLessThanOrEqual((codec === 'fp32' ? 1e-5 : 2 ** -7) * 200);
+          });
+        }
+      }
+    }
+    // registered buffers change nothing; for fp32 the two algorithms form the same sums
+    for (const codec of ['fp32', 'bf16']) for (const alg of ['ring', 'direct']) expect(digests.get(`${codec}/${alg}/true`)).toBe(digests.get(`${codec}/${alg}/false`));
+    expect(digests.get('fp32/direct/false')).toBe(digests.get('fp32/ring/false'));
+  }, 120_000);
+
   it('all-reduces, all-gathers and broadcasts between 3 processes', async () => {
     const ranks = await startWorld(3);
     const length = 100_003;

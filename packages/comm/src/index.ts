@@ -16,11 +16,13 @@ export { ChannelServer } from './transport/channel-server.js';
 export type { Codec, ReduceOp } from './codecs/codec.js';
 export { shardRange } from './collectives/shard.js';
 export type { CollectiveOptions } from './collectives/process-group.js';
+export type { CollectiveAlgorithm } from './collectives/algorithm.js';
+export { chooseAlgorithm, DIRECT_MAX_RANKS } from './collectives/algorithm.js';
 export { ProcessGroup } from './collectives/process-group.js';
-export { Communicator } from './collectives/communicator.js';
+export { Communicator, MAX_BUFFER_ELEMENTS } from './collectives/communicator.js';
 export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } from './collectives/data-plane.js';
 export {
-  DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK, unixSocketPath,
+  DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK, MAX_PIECE_BYTES, unixSocketPath,
 } from './collectives/data-plane.js';
 export type { AllReduceBenchResult, AllReduceBenchOptions } from './bench/allreduce-bench.js';
 export { benchAllReduce } from './bench/allreduce-bench.js';

@@ -4,8 +4,10 @@
  * collectives on request; reports 'peer-lost' events and errors with their codes. Exits when the
  * parent goes away.
  */
+import { createHash } from 'node:crypto';
 import { asTrainerError } from '@trainer/errors';
 import type { Codec } from '../codecs/codec.js';
+import type { CollectiveAlgorithm } from '../collectives/algorithm.js';
 import type { Communicator } from '../collectives/communicator.js';
 import { DataPlane, type PeerAddress } from '../collectives/data-plane.js';
 import { shardRange } from '../collectives/shard.js';
@@ -13,7 +15,14 @@ import { shardRange } from '../collectives/shard.js';
 export type RankCommand =
   | { type: 'init'; rank: number; world: number; token: string }
   | { type: 'connect'; peers: PeerAddress[]; collectiveTimeoutMs: number }
-  | { type: 'allReduce'; id: number; length: number; codec: Codec; op: 'sum' | 'avg' | 'max' }
+  | {
+    type: 'allReduce'; id: number; length: number; codec: Codec; op: 'sum' | 'avg' | 'max';
+    algorithm?: CollectiveAlgorithm;
+    /** Reduce a Communicator.allocBuffer array. */
+    registered?: boolean;
+    /** Reply with a sha256 of the result's bytes and every 9973rd value instead of all values. */
+    digest?: boolean;
+  }
   | { type: 'allGather'; id: number; length: number }
   | { type: 'broadcast'; id: number; length: number; root: number }
   | { type: 'close' };
@@ -44,9 +53,16 @@ async function handle(cmd: RankCommand): Promise<void> {
       reply({ type: 'connected' });
       return;
     case 'allReduce': {
-      const buf = rankInput(rank, cmd.length);
-      await comm!.worldGroup.allReduce(buf, { codec: cmd.codec, op: cmd.op });
-      reply({ type: 'result', id: cmd.id, values: Array.from(buf) });
+      const input = rankInput(rank, cmd.length);
+      const buf = cmd.registered ? comm!.allocBuffer(cmd.length) : input;
+      if (buf !== input) buf.set(input);
+      await comm!.worldGroup.allReduce(buf, { codec: cmd.codec, op: cmd.op, algorithm: cmd.algorithm });
+      if (!cmd.digest) {
+        reply({ type: 'result', id: cmd.id, values: Array.from(buf) });
+        return;
+      }
+      const digest = createHash('sha256').update(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)).digest('hex');
+      reply({ type: 'result', id: cmd.id, digest, values: Array.from(buf.filter((_, i) => i % 9973 === 0)) });
       return;
     }
     case 'allGather': {
