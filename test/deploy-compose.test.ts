@@ -235,3 +235,16 @@ describe.skipIf(reason !== null)('docker compose up, then restart, with every se
     for (const h of c.hosts) expect(c.processes(h), h.names[0]).toEqual([]);
   }, 240_000);
 });
+
+describe('the README on docker-compose', () => {
+  it('names every variable the compose files read, and the files it runs exist', () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### docker-compose'), readme.indexOf('### Slurm'));
+    const variables = new Set([COMPOSE, COMPOSE_GPU].flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/\$\{(TRAINER_[A-Z_]+)/g)].map((m) => m[1])));
+    expect(variables.size).toBeGreaterThan(5);
+    for (const v of variables) expect(section, v).toContain('`' + v + '`');
+    const files = [...readme.matchAll(/(?:-f |sbatch )((?:docker|scripts)\/[\w./-]+)/g)].map((m) => m[1]);
+    expect(new Set(files)).toEqual(new Set(['docker/docker-compose.yml', 'docker/docker-compose.gpu.yml', 'scripts/slurm/train.sbatch', 'docker/Dockerfile.gpu', 'docker/k8s/pvc.yaml', 'docker/k8s/trainer.yaml']));
+    for (const f of files) expect(existsSync(join(REPO, f)), f).toBe(true);
+  });
+});
