@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { int } from './parse.js';
+import type { TrainJob } from '@trainer/launcher';
+import { int, num } from './parse.js';
 
 /**
  * Options of the processes that make up a cluster run: restarts and elastic resume (`launch`,
@@ -10,6 +11,7 @@ import { int } from './parse.js';
 export interface RestartCliOptions {
   maxRestarts: number;
   minNodes?: number;
+  collectiveTimeout?: number;
 }
 
 export interface TlsCliOptions {
@@ -21,7 +23,14 @@ export interface TlsCliOptions {
 export function addRestartOptions(cmd: Command): Command {
   return cmd
     .option('--max-restarts <n>', 'after a failure, restart all workers from the latest checkpoint, up to n times (torchrun\'s model)', int(0, 10_000), 0)
-    .option('--min-nodes <n>', 'elastic: when fewer nodes than --nodes join a round within --rendezvous-timeout, continue with at least this many (the checkpoint is resharded)', int(1, 1 << 20));
+    .option('--min-nodes <n>', 'elastic: when fewer nodes than --nodes join a round within --rendezvous-timeout, continue with at least this many (the checkpoint is resharded)', int(1, 1 << 20))
+    .option('--collective-timeout <s>', 'a collective waiting this long for a rank fails the round, naming that rank (default 300)', num(0.1));
+}
+
+/** Failure-detection options that travel in the job (the workers apply them). */
+export function applyFailureOptions(job: TrainJob, o: RestartCliOptions): TrainJob {
+  if (o.collectiveTimeout !== undefined) job.collectiveTimeoutMs = Math.round(o.collectiveTimeout * 1000);
+  return job;
 }
 
 export function addTlsOptions(cmd: Command): Command {

@@ -376,9 +376,8 @@ export class Coordinator extends EventEmitter {
       message: `lost the connection to worker rank ${m.rank} (host ${m.hello.host}, pid ${m.hello.pid}) before it finished`,
       hint: 'the worker process exited or its host became unreachable; its own log says why',
     });
-    // A host's agent reports how the process ended (exit code, signal) a moment later: the more precise cause wins.
-    if (this.listenerCount('agent') > 0) setTimeout(() => this.members.includes(m) && this.fail(lost), EXIT_REPORT_GRACE_MS).unref();
-    else this.fail(lost);
+    // The launcher or the host's agent reports how the process ended (exit code, signal) a moment later: the more precise cause wins.
+    setTimeout(() => this.members.includes(m) && this.fail(lost), EXIT_REPORT_GRACE_MS).unref();
   }
 
   private beat(): void {

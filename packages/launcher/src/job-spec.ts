@@ -82,6 +82,8 @@ export const TrainJobSchema = z.object({
   warmupTimingSteps: nonNegativeInt,
   /** Run folder shared by all ranks (rank 0 writes the final model there). Empty: write nothing. */
   outDir: z.string(),
+  /** A collective waiting this long for a rank fails every rank, naming it (--collective-timeout; default comm's 300 s). */
+  collectiveTimeoutMs: positiveInt.optional(),
   /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
   checkpoint: CheckpointSpecSchema.optional(),
   sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),

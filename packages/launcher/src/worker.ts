@@ -113,7 +113,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   });
 
   try {
-    const comm = await dataPlane.connect({ rank, world: assignment.world, peers: assignment.peers, collectiveTimeoutMs: opts.collectiveTimeoutMs });
+    const comm = await dataPlane.connect({ rank, world: assignment.world, peers: assignment.peers, collectiveTimeoutMs: assignment.job.collectiveTimeoutMs ?? opts.collectiveTimeoutMs });
     jobLog.info({ world: assignment.world }, 'data plane connected to all peers');
     send({ type: 'ready', rank });
     const result = await opts.runJob({

@@ -2,12 +2,14 @@ import { exitCode } from '../action.js';
 import { Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Coordinator, createLogger, generateClusterToken, prepareTrainJob, resolveClusterToken, RunReporter, writeTokenFile } from '@trainer/launcher';
+import { Coordinator, createLogger, elasticRendezvous, generateClusterToken, prepareTrainJob, resolveClusterToken, RestartSupervisor, RunReporter, writeTokenFile } from '@trainer/launcher';
+import { addRestartOptions, addTlsOptions, applyFailureOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
+import { channelTls } from '../tls.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 
-interface CoordinatorCliOptions extends TrainCliOptions {
+interface CoordinatorCliOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions {
   nodes: number;
   port: number;
   host: string;
@@ -21,11 +23,12 @@ export function coordinatorCommand(): Command {
     .option('--port <n>', 'port to listen on', int(1, 65535), 29500)
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--token-file <file>', 'cluster token file (default: TRAINER_TOKEN, or a new token written to <out>/cluster.token)');
-  addTrainOptions(cmd);
+  addRestartOptions(addTrainOptions(cmd));
+  addTlsOptions(cmd);
   return cmd.action(exitCode(async (o: CoordinatorCliOptions) => {
     const log = createLogger({ base: { role: 'coordinator' } });
     const prepared = await prepareTrainJob(toTrainRequest(o, o.nodes), (msg) => log.info(msg));
-    const { job } = prepared;
+    const job = applyFailureOptions(prepared.job, o);
     let token = await resolveClusterToken({ tokenFile: o.tokenFile, required: false });
     if (!token) {
       token = generateClusterToken();
@@ -40,9 +43,12 @@ export function coordinatorCommand(): Command {
       host: o.host, port: o.port, token, world: o.nodes, job, logger: log,
       jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,
       heartbeatTimeoutMs: o.heartbeatTimeout * 1000, rendezvousTimeoutMs: o.rendezvousTimeout * 1000,
-      dashboard: dashboardSettings(o),
+      dashboard: dashboardSettings(o), ...(await channelTls(o)),
+      ...(o.minNodes !== undefined ? { elastic: elasticRendezvous(o.minNodes, { microBatch: o.microBatch, microBatches: o.microBatches }) } : {}),
     });
     reporter.attach(coordinator);
+    // Restarts: failed workers are restarted by whoever started them (a scheduler) and rejoin for the next round.
+    const supervisor = new RestartSupervisor(coordinator, { maxRestarts: o.maxRestarts, job, world: o.nodes, logger: log });
     const stop = (signal: string) => coordinator.abort(`the coordinator received ${signal}`);
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -50,8 +56,9 @@ export function coordinatorCommand(): Command {
     const outcome = await coordinator.done;
     await coordinator.drain();
     await coordinator.close();
-    const summary = await reporter.finish(outcome);
+    const exit = supervisor.exitCode(outcome);
+    const summary = await reporter.finish(outcome, { ...supervisor.summary(), exit_code: exit });
     printRunSummary(summary, job.outDir);
-    return outcome.ok ? 0 : 1;
+    return exit;
   }));
 }

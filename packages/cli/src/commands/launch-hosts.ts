@@ -7,6 +7,7 @@ import { CLI_BIN } from '../paths.js';
 import { printRunSummary } from '../summary.js';
 import { dashboardSettings, toTrainRequest } from '../train-options.js';
 import { tlsEnv } from '../tls.js';
+import { applyFailureOptions } from '../cluster-options.js';
 import type { LaunchOptions } from './launch.js';
 
 /**
@@ -37,7 +38,7 @@ export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, log: 
   const world = hosts.reduce((s, h) => s + h.slots, 0);
   log.info(`${hosts.length} host(s), ${world} worker(s): ${hosts.map((h) => `${h.host} x${h.slots}`).join(', ')}`);
   const prepared = await prepareTrainJob(toTrainRequest(o, world), (msg) => log.info(msg));
-  const { job } = prepared;
+  const job = applyFailureOptions(prepared.job, o);
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
   const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: 'train', world, hosts: hosts.map((h) => h.host), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume));

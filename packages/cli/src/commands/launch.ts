@@ -4,7 +4,7 @@ import { TrainerError } from '@trainer/errors';
 import {
   assertWorldFitsGpus, createLogger, detectGpus, elasticRendezvous, generateClusterToken, inSlurmAllocation, launchLocal, prepareTrainJob, resolveClusterToken, RunReporter,
 } from '@trainer/launcher';
-import { addRestartOptions, addTlsOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
+import { addRestartOptions, addTlsOptions, applyFailureOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
 import { oneOf } from '../parse.js';
 import { tlsEnv } from '../tls.js';
 import { runHostLaunch } from './launch-hosts.js';
@@ -61,7 +61,7 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
   assertWorldFitsGpus(world, gpus, o.backend);
   if (gpus.length) log.info(`${gpus.length} GPU(s) found: ${gpus.map((g) => `${g.index}: ${g.name}`).join(', ')}`);
   const prepared = await prepareTrainJob(toTrainRequest(o, world, extra), (msg) => log.info(msg));
-  const { job } = prepared;
+  const job = applyFailureOptions(prepared.job, o);
   warnIfModelStateExceedsMemory(job, world, gpus.length > 0, (msg) => log.warn(msg));
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
   const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: job.init ? 'finetune' : 'train', world, tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });

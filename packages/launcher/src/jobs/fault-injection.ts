@@ -8,6 +8,7 @@ import { TrainerError } from '@trainer/errors';
  *   kind=throw   raise a TrainerError (an ordinary failure with a message)
  *   kind=hang    block the main thread forever (a hung process; heartbeats keep beating)
  *   kind=silent  stop the heartbeat thread too, by blocking every thread (a frozen host)
+ *   kind=desync  start an all-reduce of another size while the others run the step's (a desynchronized collective)
  *   round=R      only in rendezvous round R (default 0: the first workers, not their restarts);
  *                round=any in every round (a failure that a restart reproduces)
  *
@@ -16,7 +17,7 @@ import { TrainerError } from '@trainer/errors';
 export interface Fault {
   rank: number;
   step: number;
-  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent';
+  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent' | 'desync';
   /** The round it fires in; undefined: every round. */
   round: number | undefined;
 }
@@ -28,27 +29,30 @@ export function parseFault(spec: string | undefined): Fault | undefined {
   const step = Number(fields.step);
   const kind = fields.kind as Fault['kind'];
   const round = fields.round === undefined ? 0 : fields.round === 'any' ? undefined : Number(fields.round);
-  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent'].includes(kind) || (round !== undefined && !Number.isInteger(round))) {
-    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent[,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
+  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent', 'desync'].includes(kind) || (round !== undefined && !Number.isInteger(round))) {
+    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent|desync[,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
   }
   return { rank, step, kind, round };
 }
 
-export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number, round = 0): void {
-  if (!fault || fault.rank !== rank || fault.step !== step || (fault.round !== undefined && fault.round !== round)) return;
+/** Injects the fault when it is due; returns 'desync' when the caller must issue the stray collective. */
+export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number, round = 0): 'desync' | undefined {
+  if (!fault || fault.rank !== rank || fault.step !== step || (fault.round !== undefined && fault.round !== round)) return undefined;
   process.stderr.write(`injecting fault ${fault.kind} at rank ${rank}, step ${step}, round ${round} (TRAINER_FAULT) at ${Date.now()}\n`);
   switch (fault.kind) {
     case 'exit':
       process.exit(3);
     case 'kill':
       process.kill(process.pid, 'SIGKILL');
-      return;
+      return undefined;
     case 'throw':
       throw new TrainerError('TRAINER_ERR_INJECTED_FAULT', `fault injected at rank ${rank}, step ${step}`);
     case 'hang':
       for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
     case 'silent':
       process.kill(process.pid, 'SIGSTOP');
-      return;
+      return undefined;
+    case 'desync':
+      return 'desync';
   }
 }

@@ -73,7 +73,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const fault = parseFault(process.env.TRAINER_FAULT);
 
   for (let step = firstStep; step < job.steps; step++) {
-    maybeInjectFault(fault, rank, step, ctx.round);
+    if (maybeInjectFault(fault, rank, step, ctx.round) === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
     const sentBefore = comm.stats.bytesSent;
     const started = performance.now();
     const micro: MicroBatch[] = [];
