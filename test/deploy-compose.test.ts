@@ -246,5 +246,10 @@ describe('the README on docker-compose', () => {
     const files = [...readme.matchAll(/(?:-f |sbatch )((?:docker|scripts)\/[\w./-]+)/g)].map((m) => m[1]);
     expect(new Set(files)).toEqual(new Set(['docker/docker-compose.yml', 'docker/docker-compose.gpu.yml', 'scripts/slurm/train.sbatch', 'docker/Dockerfile.gpu', 'docker/k8s/pvc.yaml', 'docker/k8s/trainer.yaml']));
     for (const f of files) expect(existsSync(join(REPO, f)), f).toBe(true);
+    // The cluster section's link to the SSH launch section resolves (GitHub's heading anchors).
+    for (const m of readme.matchAll(/\]\(#([a-z0-9-]+)\)/g)) {
+      const headings = [...readme.matchAll(/^#+ (.+)$/gm)].map((h) => h[1].toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+      expect(headings, `#${m[1]}`).toContain(m[1]);
+    }
   });
 });
