@@ -2,6 +2,7 @@ export { CommErrorCode } from './codes.js';
 export type { Logger } from './transport/logger.js';
 export { silentLogger } from './transport/logger.js';
 export type { ChannelLimits } from './transport/limits.js';
+export type { TlsOptions } from './transport/tls.js';
 export { DEFAULT_LIMITS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_HANDSHAKE_TIMEOUT_MS } from './transport/limits.js';
 export type { Header, DecodedFrame } from './transport/frame.js';
 export { encodeFrame, decodeFrame } from './transport/frame.js';

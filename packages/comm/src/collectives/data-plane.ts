@@ -9,6 +9,7 @@ import { connectChannel } from '../transport/connect-channel.js';
 import { ChannelServer } from '../transport/channel-server.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import { silentLogger, type Logger } from '../transport/logger.js';
+import type { TlsOptions } from '../transport/tls.js';
 import { checkAlgorithm, type CollectiveAlgorithm } from './algorithm.js';
 import { Communicator } from './communicator.js';
 
@@ -42,6 +43,8 @@ export interface DataPlaneListenOptions {
    * the TCP port (unixSocketPath(port)), falling back to TCP; 'tcp' always over TCP.
    */
   localTransport?: 'unix' | 'tcp';
+  /** TLS for every data channel (then same-machine peers use TLS over TCP too, not the Unix socket). */
+  tls?: TlsOptions;
 }
 
 /**
@@ -102,11 +105,11 @@ export class DataPlane extends EventEmitter {
     let plane: DataPlane | undefined;
     const server = await ChannelServer.listen({
       host, port: opts.port ?? 0, token: opts.token, role: ROLE, limits: opts.limits, logger: opts.logger,
-      highWaterMark: opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true,
+      highWaterMark: opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true, tls: opts.tls,
       hello: () => ({ rank: plane?.me?.rank ?? -1, world: plane?.me?.world ?? -1 }),
     });
     plane = new DataPlane(server, { host: opts.advertiseHost ?? advertisable(host), port: server.address.port }, opts);
-    if ((opts.localTransport ?? 'unix') === 'unix' && process.platform !== 'win32') {
+    if ((opts.localTransport ?? 'unix') === 'unix' && !opts.tls && process.platform !== 'win32') {
       try {
         await server.listenUnix(unixSocketPath(server.address.port));
       } catch (err) {
@@ -191,13 +194,13 @@ export class DataPlane extends EventEmitter {
 
   private async dial(peer: PeerAddress, rank: number, world: number, deadline: number): Promise<Channel> {
     const path = unixSocketPath(peer.port);
-    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && isLocalHost(peer.host) && (path.startsWith('\0') || existsSync(path));
+    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && !this.opts.tls && isLocalHost(peer.host) && (path.startsWith('\0') || existsSync(path));
     for (;;) {
       try {
         const ch = await connectChannel({
           host: peer.host, port: peer.port, socketPath: useUnix ? path : undefined, token: this.opts.token, role: ROLE, hello: { rank, world },
           limits: this.opts.limits, logger: this.opts.logger, timeoutMs: Math.max(1, Math.min(10_000, deadline - Date.now())),
-          highWaterMark: this.opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true,
+          highWaterMark: this.opts.highWaterMark ?? DEFAULT_DATA_HIGH_WATER_MARK, stream: true, tls: this.opts.tls,
         });
         const r = ch.remoteHello.rank;
         if (r !== -1 && r !== peer.rank) {

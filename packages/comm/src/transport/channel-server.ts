@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -10,6 +11,7 @@ import { Channel } from './channel.js';
 import { HandshakeInbox, refuse, serverHandshake, validateRole, validateToken } from './handshake.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_MAX_MESSAGE_BYTES, maxMessageBytes, resolveLimits, type ChannelLimits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
+import { serverTlsOptions, type TlsOptions } from './tls.js';
 import { setIncomingMessageLimit } from './ws-internals.js';
 
 export interface ChannelServerOptions {
@@ -33,6 +35,8 @@ export interface ChannelServerOptions {
    * Without it such requests get 426 Upgrade Required. The handler does its own authentication.
    */
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** TLS (wss): clients must present a certificate from the same CA (a Unix socket listener stays plain). */
+  tls?: TlsOptions;
 }
 
 export interface ChannelRejectInfo { remoteAddress: string; code: string; reason: string }
@@ -73,9 +77,10 @@ export class ChannelServer extends EventEmitter {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new TrainerError(CommErrorCode.INVALID_ARGUMENT, `port must be an integer in [0, 65535], got ${String(port)}`, { hint: 'use 0 for a free port' });
     }
-    const http = createServer(opts.onHttpRequest ?? ((_req, res) => {
+    const handler = opts.onHttpRequest ?? ((_req: IncomingMessage, res: ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('trainer comm endpoint: WebSocket upgrade required\n');
-    }));
+    });
+    const http: Server = opts.tls ? createTlsServer(serverTlsOptions(opts.tls), handler) : createServer(handler);
     const wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -93,6 +98,11 @@ export class ChannelServer extends EventEmitter {
     const server = new ChannelServer(http, wss, { host, port: info.port });
     http.on('error', (err) => logger.error({ err: err.message }, 'channel server error'));
     http.on('clientError', (err: Error, socket: Duplex) => server.onClientError(err, socket));
+    // A client without a certificate from the CA (or not speaking TLS at all) never reaches the handshake.
+    http.on('tlsClientError', (err: Error, socket: Duplex) => {
+      server.reject(remoteOf(socket), CommErrorCode.AUTH_FAILED, `TLS handshake failed: ${err.message}`, logger);
+      socket.destroy();
+    });
     wss.on('wsClientError', (err: Error, socket: Duplex) => {
       server.reject(remoteOf(socket), CommErrorCode.FRAME_INVALID, `invalid WebSocket upgrade: ${err.message}`, logger);
       socket.destroy();

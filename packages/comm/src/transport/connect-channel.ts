@@ -8,6 +8,7 @@ import { DirectReader } from './direct-reader.js';
 import { clientHandshake, HandshakeInbox, refuse, validateRole, validateToken } from './handshake.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_MAX_MESSAGE_BYTES, maxMessageBytes, resolveLimits, type ChannelLimits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
+import { clientTlsOptions, type TlsOptions } from './tls.js';
 import { setIncomingMessageLimit, zeroMask } from './ws-internals.js';
 
 export interface ConnectChannelOptions {
@@ -25,6 +26,8 @@ export interface ConnectChannelOptions {
   stream?: boolean;
   /** Connect through this Unix domain socket (a ChannelServer.listenUnix path) instead of host:port. */
   socketPath?: string;
+  /** TLS (wss) with these certificates; the server must use TLS too. Not used over a Unix socket. */
+  tls?: TlsOptions;
 }
 
 /** Opens a WebSocket to a ChannelServer and runs the client side of the handshake. */
@@ -39,9 +42,11 @@ export async function connectChannel(opts: ConnectChannelOptions): Promise<Chann
   const remoteAddress = `${hostPart}:${opts.port}`;
   // Stream mode opens its socket itself (DirectReader), so it can reach any socket path,
   // including Linux abstract names, which ws+unix URLs cannot carry.
-  const reader = opts.stream ? new DirectReader(opts.socketPath) : undefined;
-  const url = opts.socketPath && !reader ? `ws+unix:${opts.socketPath}:/` : `ws://${remoteAddress}/`;
+  const secure = opts.tls !== undefined && !opts.socketPath;
+  const reader = opts.stream ? new DirectReader(opts.socketPath, secure) : undefined;
+  const url = opts.socketPath && !reader ? `ws+unix:${opts.socketPath}:/` : `${secure ? 'wss' : 'ws'}://${remoteAddress}/`;
   const ws = new WebSocket(url, {
+    ...(secure ? (clientTlsOptions(opts.tls!) as unknown as ClientOptions) : {}),
     ...(reader ? { createConnection: reader.createConnection as unknown as ClientOptionsCreateConnection } : {}),
     perMessageDeflate: false,
     maxPayload: maxMessageBytes(limits),

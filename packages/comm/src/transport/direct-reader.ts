@@ -1,4 +1,5 @@
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 /** Where the next socket read should land, and what to do with the bytes once it has. */
 export interface ReadTarget {
@@ -23,14 +24,15 @@ export class DirectReader {
   private target: ReadTarget | undefined;
   socket: Socket | undefined;
 
-  /** `socketPath`: connect to this Unix socket (abstract names included) instead of host:port. */
-  constructor(private readonly socketPath?: string) {}
+  /** `socketPath`: connect to this Unix socket (abstract names included) instead of host:port; `secure`: TLS (options from ws). */
+  constructor(private readonly socketPath?: string, private readonly secure = false) {}
 
   /** A `createConnection` for ws that opens the socket in onread mode. */
   readonly createConnection = (options: NetConnectOpts & { socketPath?: string }): Socket => {
     const path = this.socketPath ?? options.socketPath;
     const opts = { ...options, ...(path ? { path } : {}) } as NetConnectOpts;
-    this.socket = connect({ ...opts, onread: { buffer: () => this.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+    const onread = { buffer: () => this.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) };
+    this.socket = this.secure ? tlsConnect({ ...(opts as ConnectionOptions), onread } as ConnectionOptions) : connect({ ...opts, onread });
     return this.socket;
   };
 
