@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ChannelServer, type Channel } from '@trainer/comm';
+import { ChannelServer, type Channel, type TlsOptions } from '@trainer/comm';
 import { TrainerError, type SerializedTrainerError } from '@trainer/errors';
 import {
   CONTROL_LIMITS, CONTROL_ROLE, HeartbeatHelloSchema, ToCoordinatorSchema, WorkerHelloSchema, message,
@@ -56,6 +56,8 @@ export interface CoordinatorOptions {
   dashboard?: DashboardSettings | false;
   /** Continue with fewer workers when the rendezvous times out short of the world (--min-nodes). */
   elastic?: ElasticRendezvous;
+  /** TLS (wss) on the control port: workers and agents must present a certificate of the same CA. */
+  tls?: TlsOptions;
 }
 
 interface Member {
@@ -200,7 +202,7 @@ export class Coordinator extends EventEmitter {
 
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
     const dash = createDashboard(opts.token, opts.dashboard);
-    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, limits: CONTROL_LIMITS, logger: opts.logger, onHttpRequest: dash?.sharedPortHandler });
+    const server = await ChannelServer.listen({ host: opts.host, port: opts.port, token: opts.token, role: CONTROL_ROLE, limits: CONTROL_LIMITS, logger: opts.logger, onHttpRequest: dash?.sharedPortHandler, tls: opts.tls });
     const c = new Coordinator(server, opts);
     opts.logger.info({ host: c.address.host, port: c.address.port, world: opts.world }, 'coordinator listening');
     c.dashboard = dash?.dashboard;

@@ -16,6 +16,8 @@ export interface HeartbeatThreadData {
   pid: number;
   intervalMs: number;
   coordinatorTimeoutMs: number;
+  /** PEM strings when the control port uses TLS. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 const data = workerData as HeartbeatThreadData;
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
   const ch = await connectChannel({
     host: data.host, port: data.port, token: data.token, role: CONTROL_ROLE,
     hello: { kind: 'heartbeat', protocol: CONTROL_PROTOCOL_VERSION, rank: data.rank, pid: data.pid },
+    ...(data.tls ? { tls: data.tls } : {}),
   });
   let lastHeard = Date.now();
   ch.on('message', () => (lastHeard = Date.now()));

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { connectChannel, DataPlane, type Channel, type Communicator } from '@trainer/comm';
+import { connectChannel, DataPlane, type Channel, type Communicator, type TlsOptions } from '@trainer/comm';
 import { TrainerError, asTrainerError } from '@trainer/errors';
 import { CONTROL_PROTOCOL_VERSION, CONTROL_ROLE, ToWorkerSchema, message, type MetricsRecord, type ToCoordinator, type WorkerHello } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
@@ -51,13 +51,15 @@ export interface WorkerOptions {
   /** The coordinator silent this long means it is gone: the worker stops itself. */
   coordinatorTimeoutMs?: number;
   collectiveTimeoutMs?: number;
+  /** TLS (wss) for the control connection and every data channel (then also between peers on one machine). */
+  tls?: TlsOptions;
 }
 
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   const log = opts.logger;
   const advertiseHost = opts.advertiseHost ?? (await localAddressTowards(opts.coordinator.host));
   const listenHost = isLoopback(advertiseHost) ? advertiseHost : '0.0.0.0';
-  const dataPlane = await DataPlane.listen({ host: listenHost, port: 0, advertiseHost, token: opts.token, logger: log });
+  const dataPlane = await DataPlane.listen({ host: listenHost, port: 0, advertiseHost, token: opts.token, logger: log, tls: opts.tls });
   const hello: WorkerHello = {
     kind: 'worker', protocol: CONTROL_PROTOCOL_VERSION, host: opts.hostName ?? hostname(), pid: process.pid, localRank: opts.localRank,
     dataHost: dataPlane.address.host, dataPort: dataPlane.address.port, device: opts.device,
@@ -69,7 +71,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   // coordinator would hang instead of exiting).
   let control: Channel;
   try {
-    control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log });
+    control = await connectChannel({ ...opts.coordinator, token: opts.token, role: CONTROL_ROLE, hello: hello as unknown as Record<string, unknown>, logger: log, tls: opts.tls });
   } catch (err) {
     await dataPlane.close();
     throw err;
@@ -110,6 +112,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   const heartbeat = startHeartbeatThread({
     host: opts.coordinator.host, port: opts.coordinator.port, token: opts.token, rank, pid: process.pid,
     intervalMs: opts.heartbeatIntervalMs ?? 1000, coordinatorTimeoutMs: opts.coordinatorTimeoutMs ?? 60_000,
+    ...(opts.tls ? { tls: { cert: String(opts.tls.cert), key: String(opts.tls.key), ca: String(opts.tls.ca) } } : {}),
   });
 
   try {

@@ -6,7 +6,7 @@ import { TrainerError } from '@trainer/errors';
 import { CLI_BIN } from '../paths.js';
 import { printRunSummary } from '../summary.js';
 import { dashboardSettings, toTrainRequest } from '../train-options.js';
-import { tlsEnv } from '../tls.js';
+import { channelTls, tlsEnv } from '../tls.js';
 import { applyFailureOptions } from '../cluster-options.js';
 import type { LaunchOptions } from './launch.js';
 
@@ -51,7 +51,7 @@ export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, log: 
     execPath: process.execPath, cliPath: CLI_BIN, cwd, env: { ...travellingEnv(process.env, cwd), ...tlsEnv(o) },
     jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,
     heartbeatTimeoutMs: o.heartbeatTimeout * 1000, rendezvousTimeoutMs: o.rendezvousTimeout * 1000,
-    dashboard: dashboardSettings(o), maxRestarts: o.maxRestarts,
+    dashboard: dashboardSettings(o), maxRestarts: o.maxRestarts, ...(await channelTls(o)),
     ...(minWorld !== undefined ? { elastic: elasticRendezvous(minWorld, { microBatch: o.microBatch, microBatches: o.microBatches }) } : {}),
     onCoordinator: (c) => reporter.attach(c),
   });

@@ -6,7 +6,7 @@ import {
 } from '@trainer/launcher';
 import { addRestartOptions, addTlsOptions, applyFailureOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
 import { oneOf } from '../parse.js';
-import { tlsEnv } from '../tls.js';
+import { channelTls, tlsEnv } from '../tls.js';
 import { runHostLaunch } from './launch-hosts.js';
 import { CLI_BIN } from '../paths.js';
 import { warnIfModelStateExceedsMemory } from '../memory-check.js';
@@ -76,7 +76,7 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
     dashboard: dashboardSettings(o),
     onCoordinator: (c) => reporter.attach(c),
     maxRestarts: o.maxRestarts,
-    env: tlsEnv(o),
+    env: tlsEnv(o), ...(await channelTls(o)),
     ...(o.minNodes !== undefined ? { elastic: elasticRendezvous(o.minNodes * perNode, { microBatch: o.microBatch, microBatches: o.microBatches }) } : {}),
   });
   const summary = await reporter.finish(result.outcome, { ...result.restarts, exit_code: result.exitCode });

@@ -2,8 +2,10 @@ import { exitCode } from '../action.js';
 import { Command } from 'commander';
 import { TrainerError } from '@trainer/errors';
 import { createLogger, parseHostPort, readTorchrunEnv, resolveClusterToken, runTrainJob, runWorker } from '@trainer/launcher';
+import { addTlsOptions, type TlsCliOptions } from '../cluster-options.js';
+import { channelTls } from '../tls.js';
 
-interface WorkerCliOptions {
+interface WorkerCliOptions extends TlsCliOptions {
   coordinator?: string;
   advertiseHost?: string;
   tokenFile?: string;
@@ -11,7 +13,7 @@ interface WorkerCliOptions {
 }
 
 export function workerCommand(): Command {
-  return new Command('worker')
+  return addTlsOptions(new Command('worker'))
     .description('join a coordinator as one worker (torchrun-style MASTER_ADDR/MASTER_PORT/RANK/LOCAL_RANK/WORLD_SIZE are read too)')
     .option('--coordinator <host:port>', 'the coordinator to join (default: MASTER_ADDR:MASTER_PORT)')
     .option('--advertise-host <host>', 'address peers use to reach this worker (default: the interface facing the coordinator)')
@@ -38,7 +40,7 @@ export function workerCommand(): Command {
       }
       const code = await runWorker({
         coordinator, token, localRank: env.localRank ?? 0, requestedRank: env.rank, advertiseHost: o.advertiseHost,
-        ...(round !== undefined ? { round } : {}), ...(process.env.TRAINER_HOST_NAME ? { hostName: process.env.TRAINER_HOST_NAME } : {}),
+        ...(round !== undefined ? { round } : {}), ...(await channelTls(o)), ...(process.env.TRAINER_HOST_NAME ? { hostName: process.env.TRAINER_HOST_NAME } : {}),
         device: cuda ? `cuda:${cuda}` : 'cpu', logger: log, runJob: runTrainJob,
       });
       // Exit explicitly: native backends may hold the event loop open after the job.
