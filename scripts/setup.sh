@@ -46,3 +46,17 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     echo "setup: docker-compose is missing and cannot be installed here (needs root and apt-get); the compose tests will fail" >&2
   fi
 fi
+
+# The multi-host tests (test/hosts-*.test.ts, test/failures-hosts.test.ts) run an OpenSSH server
+# in each test host's network namespace and reach it with ssh, as `trainer launch --hostfile`
+# does; openssl makes the TLS tests' certificates. Installed only where missing (the server is
+# not started here: the tests start their own, on the test hosts' addresses only).
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing openssh-server, openssh-client and openssl (Debian packages) for the multi-host and TLS tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client openssl >/dev/null
+  else
+    echo "setup: sshd, ssh or openssl is missing and cannot be installed here (needs root and apt-get); the multi-host tests will skip, saying why" >&2
+  fi
+fi
