@@ -270,3 +270,46 @@ export function divideF32(dst: usize, n: i32, div: f32): void {
   for (let i: usize = 0; i < body; i += 4) v128.store(dst + (i << 2), f32x4.div(v128.load(dst + (i << 2)), d4));
   for (let i = body; i < <usize>n; i++) store<f32>(dst + (i << 2), load<f32>(dst + (i << 2)) / div);
 }
+
+// @ts-ignore: decorator
+@inline function fold4(op: i32, count: i32, dst: usize, a: usize, b: usize, c: usize, o: usize): v128 {
+  let t = v128.load(a + o);
+  if (count > 1) t = combine(op, t, v128.load(b + o));
+  if (count > 2) t = combine(op, t, v128.load(c + o));
+  return combine(op, t, v128.load(dst + o));
+}
+
+// @ts-ignore: decorator
+@inline function foldLoop(op: i32, count: i32, dst: usize, a: usize, b: usize, c: usize, n: i32, div: f32): void {
+  const body = <usize>(n & ~3);
+  const d4 = f32x4.splat(div);
+  for (let i: usize = 0; i < body; i += 4) {
+    const o = i << 2;
+    let r = fold4(op, count, dst, a, b, c, o);
+    if (div != 1) r = f32x4.div(r, d4);
+    v128.store(dst + o, r);
+  }
+  for (let i = body; i < <usize>n; i++) {
+    const o = i << 2;
+    let t = load<f32>(a + o);
+    if (count > 1) t = combine1(op, t, load<f32>(b + o));
+    if (count > 2) t = combine1(op, t, load<f32>(c + o));
+    t = combine1(op, t, load<f32>(dst + o));
+    store<f32>(dst + o, div != 1 ? t / div : t);
+  }
+}
+
+/**
+ * dst[i] = op(op(op(a[i], b[i]), c[i]), dst[i]) / div with `count` (1..3) of a, b, c: the
+ * contributions to a piece summed in their fixed order and our own values (dst) last, in one
+ * pass instead of one pass per contribution.
+ */
+export function foldF32(dst: usize, a: usize, b: usize, c: usize, count: i32, n: i32, op: i32, div: f32): void {
+  if (op == MAX) {
+    if (count >= 3) foldLoop(MAX, 3, dst, a, b, c, n, div);
+    else if (count == 2) foldLoop(MAX, 2, dst, a, b, c, n, div);
+    else foldLoop(MAX, 1, dst, a, b, c, n, div);
+  } else if (count >= 3) foldLoop(SUM, 3, dst, a, b, c, n, div);
+  else if (count == 2) foldLoop(SUM, 2, dst, a, b, c, n, div);
+  else foldLoop(SUM, 1, dst, a, b, c, n, div);
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBf16, encodeBf16 } from './bf16.js';
 import { getCodec, type Codec } from './codec.js';
+import { foldContributions } from './fp32.js';
 import { decodeFp16, encodeFp16 } from './fp16.js';
 import { BufferPool } from '../collectives/buffer-pool.js';
 
@@ -241,6 +242,37 @@ describe('WireCodec (SIMD kernels) against the scalar references', () => {
       }
     });
   }
+
+  it('fp32 foldContributions sums 1-3 contributions in order, own values last, in one pass; refuses mixed arenas', () => {
+    const other = new BufferPool(64 * 1024);
+    for (const count of [1, 2, 3]) {
+      for (const n of LENGTHS) {
+        for (const [op, divisor] of [['sum', 1], ['sum', 4], ['max', 1]] as const) {
+          const own = all.subarray(11000, 11000 + n);
+          const contributions = [0, 1, 2].slice(0, count).map((k) => all.subarray(2000 * (k + 1), 2000 * (k + 1) + n));
+          const wires = contributions.map((c) => {
+            const w = pool.acquire(n * 4);
+            new Float32Array(w.buffer, w.byteOffset, n).set(c);
+            return w;
+          });
+          const combine = (a: number, b: number): number => (op === 'max' ? Math.max(a, b) : Math.fround(a + b));
+          const want = Float32Array.from(own, (v, i) => {
+            let t = contributions[0][i];
+            for (let k = 1; k < count; k++) t = combine(t, contributions[k][i]);
+            return Math.fround(combine(t, v) / divisor);
+          });
+          const got = own.slice();
+          expect(foldContributions(got, wires, op, divisor)).toBe(true);
+          expect(bits(got), `count ${count} n=${n} ${op}/${divisor}`).toEqual(bits(want));
+          for (const w of wires) pool.release(w);
+        }
+      }
+    }
+    const mixed = [pool.acquire(16), other.acquire(16)];
+    const untouched = Float32Array.from([1, 2, 3, 4]);
+    expect(foldContributions(untouched, mixed, 'sum', 1)).toBe(false);
+    expect(Array.from(untouched)).toEqual([1, 2, 3, 4]);
+  });
 
   it('lossy codecs do round, fp32 does not', () => {
     const xs = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 100);

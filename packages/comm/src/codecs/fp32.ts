@@ -60,3 +60,21 @@ export const fp32Codec: WireCodec = {
     return acc.subarray(0, values.length * 4);
   },
 };
+
+/** Most contributions foldContributions sums in one pass (the kernel's a, b, c). */
+export const MAX_FOLDED = 3;
+
+/**
+ * values[i] = op(...op(op(w0[i], w1[i]), w2[i])..., values[i]) / divisor for up to MAX_FOLDED fp32
+ * pool buffers `wires`: the contributions to a piece in their fixed order, our own values last,
+ * in one pass over memory. Returns false (and does nothing) unless all wires share one arena.
+ */
+export function foldContributions(values: Float32Array, wires: readonly Uint8Array[], op: ReduceOp, divisor: number): boolean {
+  const arena = KernelArena.of(wires[0]);
+  if (!arena || wires.length > MAX_FOLDED || wires.some((w) => KernelArena.of(w) !== arena)) return false;
+  const at = arena.place(values);
+  const [a, b, c] = wires.map((w) => w.byteOffset);
+  arena.kernels.foldF32(at, a, b ?? 0, c ?? 0, wires.length, values.length, opCode(op), divisor);
+  arena.unplace(values, at);
+  return true;
+}

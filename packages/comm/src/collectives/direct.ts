@@ -1,6 +1,6 @@
 import type { Header } from '../transport/frame.js';
 import type { PayloadTarget } from '../transport/stream-link.js';
-import { fp32Codec } from '../codecs/fp32.js';
+import { foldContributions, fp32Codec, MAX_FOLDED } from '../codecs/fp32.js';
 import { KernelArena } from '../kernels/kernel-arena.js';
 import { bytesOf, CollectiveOp, intField, sameMemory, type GroupLink } from './collective-op.js';
 import { ShardPieces, type ShardedParams } from './shard-pieces.js';
@@ -153,6 +153,19 @@ export class DirectCollective extends CollectiveOp {
     const f = this.folds[pc];
     const { codec, op } = this.p;
     const pool = this.link.pool;
+    if (codec.name === 'fp32' && this.n - 1 <= MAX_FOLDED) {
+      // fp32 with up to 3 contributions: wait for all, then one pass (c1 + c2 + c3 + own) instead
+      // of one pass per contribution; falls through when they are not in one arena
+      if (f.parked.size < this.n - 1) return;
+      const wires = this.others.map((_, i) => f.parked.get(i + 1)!);
+      if (foldContributions(this.layout.slice(this.r, pc), wires, op, this.p.average ? this.n : 1)) {
+        f.parked.clear();
+        f.next = this.n;
+        for (const w of wires) pool.release(w);
+        if (this.p.kind === 'allReduce') this.sendOwnPiece(pc);
+        return;
+      }
+    }
     for (let wire = f.parked.get(f.next); wire !== undefined; wire = f.parked.get(f.next)) {
       f.parked.delete(f.next);
       if (f.acc === undefined) {

@@ -21,6 +21,8 @@ export interface CodecKernelExports {
   combineF32(dst: number, src: number, n: number, op: number): void;
   /** dst = dst / div */
   divideF32(dst: number, n: number, div: number): void;
+  /** dst = op(op(op(a, b), c), dst) / div, with `count` (1..3) of a, b, c */
+  foldF32(dst: number, a: number, b: number, c: number, count: number, n: number, op: number, div: number): void;
 }
 
 // The WebAssembly global (this package's TypeScript libs do not declare it).
