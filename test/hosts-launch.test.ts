@@ -1,13 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
 import { killAllStarted, logLines, pidsWithMarker, startTrainer, waitFor } from './helpers/processes.js';
+import { createTestNetwork, netnsUnavailableReason } from './helpers/netns.js';
 import { createSshHosts, sshHostsUnavailableReason, type SshTestHosts } from './helpers/ssh-hosts.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
 const reason = sshHostsUnavailableReason();
+const netnsReason = netnsUnavailableReason();
 if (reason) console.warn(`skipping the multi-host launch tests: ${reason}`);
 
 const TOKEN = 'hosts-test-token-0123456789abcdef';
@@ -39,20 +41,20 @@ function cmdlineOf(pid: number): string {
 describe.skipIf(reason !== null)('trainer launch --hostfile (SSH to separate hosts)', () => {
   it('trains on 2 hosts over TCP between their addresses, with the working directory and environment travelling, the token on no command line, and the same result as one machine', async () => {
     const ws = tinyWorkspace();
-    const reference: TinyRun = await tinyRun(ws, 'local', 2, ['--steps', '40']);
+    const reference: TinyRun = await tinyRun(ws, 'local', 2, ['--steps', '150', '--eval-every', '50']);
     expect(reference.code, reference.output).toBe(0);
 
     hosts = await createSshHosts(2);
     writeFileSync(join(ws.dir, 'hostfile'), `# two test hosts\n${hosts.hosts[0].ip} slots=1\n${hosts.hosts[1].ip} slots=1\n`);
     writeFileSync(join(ws.dir, '.trainer_env'), 'FROM_ENV_FILE=yes\n');
     // Relative paths: they only resolve on the hosts if the working directory travelled.
-    const args = tinyJobArgs({ corpus: 'corpus.txt', cache: 'cache' }, ['--out', 'run', '--steps', '40']);
+    const args = tinyJobArgs({ corpus: 'corpus.txt', cache: 'cache' }, ['--out', 'run', '--steps', '150', '--eval-every', '50']);
     const run = startTrainer(['launch', '--hostfile', 'hostfile', '--ssh-opts', hosts.sshOptions, ...args], {
       cwd: ws.dir, env: { TRAINER_TOKEN: TOKEN, TRAINER_PROBE: 'travelled' },
     });
     // While it trains: the workers run on the hosts, with the environment, and talk TCP between host addresses.
     const seen = { netns: new Set<string>(), env: [] as Record<string, string>[], tcp: '', unix: '', unixConnected: '', cmdlines: [] as string[] };
-    await waitFor(() => /step +3\/40/.test(run.output()) || run.child.exitCode !== null, 90_000, 'training to start');
+    await waitFor(() => /step +\d+\/150/.test(run.output()) || run.child.exitCode !== null, 90_000, 'training to start');
     for (const pid of pidsWithMarker(run.marker)) {
       seen.cmdlines.push(cmdlineOf(pid));
       if (!cmdlineOf(pid).includes(' worker ')) continue;
@@ -87,7 +89,7 @@ describe.skipIf(reason !== null)('trainer launch --hostfile (SSH to separate hos
     const labels = new Set(logLines(r.stdout).map((l) => l.worker).filter(Boolean));
     expect(labels).toEqual(new Set([`${hosts.hosts[0].ip}/0`, `${hosts.hosts[1].ip}/0`, hosts.hosts[0].ip, hosts.hosts[1].ip]));
     const summary = JSON.parse(readFileSync(join(ws.dir, 'run', 'summary.json'), 'utf8'));
-    expect(summary).toMatchObject({ ok: true, world: 2, steps: 40, restarts: 0, hosts: [hosts.hosts[0].ip, hosts.hosts[1].ip] });
+    expect(summary).toMatchObject({ ok: true, world: 2, steps: 150, restarts: 0, hosts: [hosts.hosts[0].ip, hosts.hosts[1].ip] });
     const hostRun = { ...reference, params: (await tinyRunParams(join(ws.dir, 'run'))) };
     expect(maxParamDiff(reference, hostRun)).toBe(0);
     await waitFor(() => pidsWithMarker(run.marker).length === 0, 10_000, 'every agent and worker to exit');
@@ -117,3 +119,55 @@ async function tinyRunParams(out: string): Promise<Map<string, Float32Array>> {
   const model = await readSafetensors(join(out, 'model', 'model.safetensors'));
   return new Map([...model.tensors].map(([n, t]) => [n, asFloat32(t)]));
 }
+
+/** A stand-in for Slurm's srun: runs its command once per node, each node a network namespace of the test. */
+const FAKE_SRUN = `#!/usr/bin/env node
+const { spawn } = require('child_process');
+const args = process.argv.slice(2);
+let nodes = 1, chdir = process.cwd(), i = 0;
+for (; i < args.length && args[i].startsWith('--'); i++) {
+  const [k, v] = args[i].split('=');
+  if (k === '--nodes') nodes = Number(v);
+  if (k === '--chdir') chdir = v;
+}
+const namespaces = process.env.FAKE_SRUN_NAMESPACES.split(',');
+let left = nodes, worst = 0;
+const tasks = [];
+for (let n = 0; n < nodes; n++) {
+  const env = { ...process.env, SLURMD_NODENAME: 'node-' + n, SLURM_PROCID: String(n), SLURM_NODEID: String(n) };
+  const c = spawn('ip', ['netns', 'exec', namespaces[n], ...args.slice(i)], { cwd: chdir, env, stdio: 'inherit' });
+  tasks.push(c);
+  c.on('exit', (code) => { worst = Math.max(worst, code ?? 1); if (--left === 0) process.exit(worst); });
+}
+process.on('SIGTERM', () => { for (const c of tasks) c.kill('SIGKILL'); process.exit(143); });
+`;
+
+describe.skipIf(netnsReason !== null)('trainer launch inside a Slurm allocation (srun)', () => {
+  it('starts one agent per node with srun, the token in the environment, hosts named by Slurm', async () => {
+    const ws = tinyWorkspace();
+    const net = createTestNetwork(2);
+    try {
+      mkdirSync(join(ws.dir, 'bin'));
+      writeFileSync(join(ws.dir, 'bin', 'srun'), FAKE_SRUN, { mode: 0o755 });
+      const run = startTrainer(['launch', '--master-addr', net.gatewayIp, '--procs-per-node', '1', ...tinyJobArgs(ws, ['--out', ws.out('run'), '--steps', '40'])], {
+        env: {
+          TRAINER_TOKEN: TOKEN, SLURM_JOB_ID: '42', SLURM_JOB_NUM_NODES: '2', FAKE_SRUN_NAMESPACES: net.hosts.map((h) => h.namespace).join(','),
+          PATH: `${join(ws.dir, 'bin')}:${process.env.PATH}`,
+        },
+      });
+      await waitFor(() => /step +3\/40/.test(run.output()) || run.child.exitCode !== null, 90_000, 'training to start');
+      const cmdlines = pidsWithMarker(run.marker).map(cmdlineOf);
+      const r = await run.result;
+      expect(r.code, run.output()).toBe(0);
+      expect(cmdlines.some((c) => /srun --nodes=2 --ntasks=2 --ntasks-per-node=1/.test(c))).toBe(true);
+      expect(cmdlines.filter((c) => c.includes(' agent ')).length).toBeGreaterThanOrEqual(2);
+      for (const c of cmdlines) expect(c).not.toContain(TOKEN);
+      const labels = new Set(logLines(r.stdout).map((l) => l.worker).filter(Boolean));
+      expect(labels).toContain('node-0/0');
+      expect(labels).toContain('node-1/0');
+      expect(JSON.parse(readFileSync(join(ws.out('run'), 'summary.json'), 'utf8'))).toMatchObject({ ok: true, world: 2, nodes: 2 });
+    } finally {
+      net.destroy();
+    }
+  }, 120_000);
+});

@@ -40,7 +40,7 @@ export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, log: 
   const prepared = await prepareTrainJob(toTrainRequest(o, world), (msg) => log.info(msg));
   const job = applyFailureOptions(prepared.job, o);
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
-  const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: 'train', world, hosts: hosts.map((h) => h.host), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
+  const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: 'train', world, ...(via.kind === 'ssh' ? { hosts: hosts.map((h) => h.host) } : { nodes: hosts.length }), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume));
   const firstHost = hosts[0].host.replace(/^.*@/, '').replace(/^\[|\]$/g, '');
   const advertiseHost = o.masterAddr ?? (via.kind === 'ssh' ? await localAddressTowards(firstHost) : (await import('node:os')).hostname());
