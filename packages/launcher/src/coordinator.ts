@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ChannelServer, type Channel, type TlsOptions } from '@trainer/comm';
+import { ChannelServer, type Channel } from '@trainer/comm';
 import { TrainerError, type SerializedTrainerError } from '@trainer/errors';
 import {
   CONTROL_LIMITS, CONTROL_ROLE, HeartbeatHelloSchema, ToCoordinatorSchema, WorkerHelloSchema, message,
@@ -7,14 +7,18 @@ import {
 } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
 import type { Logger } from './logging.js';
-import { createDashboard, openDashboard, type DashboardSettings } from './run-dashboard.js';
+import { createDashboard, openDashboard } from './run-dashboard.js';
 import type { Dashboard } from '@trainer/dashboard';
 import { CheckpointCommitter } from './checkpointing/committer.js';
 import { rankOrder } from './rank-order.js';
-import type { ElasticRendezvous } from './supervision/elastic.js';
+import { Rendezvous, type Joiner } from './rendezvous.js';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_RENDEZVOUS_TIMEOUT_MS, EXIT_REPORT_GRACE_MS, type CoordinatorOptions,
+} from './coordinator-options.js';
 import { blameSuspect, DEFAULT_ATTRIBUTION_GRACE_MS, suspectsOf, type JobOutcome, type WorkerFailure } from './failure-attribution.js';
 
 export { rankOrder } from './rank-order.js';
+export * from './coordinator-options.js';
 export { suspectsOf, DEFAULT_ATTRIBUTION_GRACE_MS, type JobOutcome, type WorkerFailure } from './failure-attribution.js';
 
 /**
@@ -33,33 +37,6 @@ export { suspectsOf, DEFAULT_ATTRIBUTION_GRACE_MS, type JobOutcome, type WorkerF
  * new worker processes (respawned by the local launcher or the per-host agents, or restarted by
  * a scheduler) join, get ranks and the job again, resumed from the latest checkpoint.
  */
-export interface CoordinatorOptions {
-  host: string;
-  port: number;
-  token: string;
-  world: number;
-  job: JobSpec;
-  /** Bytes every worker receives with its assignment (the tokenizer file). */
-  jobPayload?: Uint8Array;
-  heartbeatIntervalMs?: number;
-  /** A worker silent this long is declared failed (default 10 s; heartbeats come from a thread, so a long step does not silence them). */
-  heartbeatTimeoutMs?: number;
-  /** How long to wait for all workers to join (torchrun's default is 900 s). */
-  rendezvousTimeoutMs?: number;
-  /**
-   * When a worker reports a failure that points at another rank (a lost peer, a collective
-   * timeout), how long to wait for that rank's own failure before blaming it on their word.
-   */
-  attributionGraceMs?: number;
-  logger: Logger;
-  /** The live dashboard: on the control port (default), on a port of its own, or off (false). */
-  dashboard?: DashboardSettings | false;
-  /** Continue with fewer workers when the rendezvous times out short of the world (--min-nodes). */
-  elastic?: ElasticRendezvous;
-  /** TLS (wss) on the control port: workers and agents must present a certificate of the same CA. */
-  tls?: TlsOptions;
-}
-
 interface Member {
   rank: number;
   hello: WorkerHello;
@@ -73,18 +50,13 @@ interface Member {
   reportedFailure?: boolean;
 }
 
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
-export const DEFAULT_RENDEZVOUS_TIMEOUT_MS = 300_000;
-/** How long a closed connection waits for the agent's report of how its worker ended. */
-export const EXIT_REPORT_GRACE_MS = 1000;
-
 export class Coordinator extends EventEmitter {
   readonly address: { host: string; port: number };
   private readonly server: ChannelServer;
   private readonly opts: CoordinatorOptions;
   private readonly log: Logger;
-  private readonly waiting: { hello: WorkerHello; channel: Channel; forRound: number }[] = [];
+  /** Workers waiting for a round's ranks (rendezvous.ts). */
+  private readonly rendezvous: Rendezvous;
   private members: Member[] = [];
   /** Commits sharded checkpoints as the workers' shards come in (when the job saves any); one per round. */
   private committer: CheckpointCommitter | undefined;
@@ -93,7 +65,6 @@ export class Coordinator extends EventEmitter {
   /** This round's job and world (a restart resumes from a checkpoint; an elastic one may have fewer workers). */
   private job: JobSpec;
   private world: number;
-  private rendezvousTimer: NodeJS.Timeout | undefined;
   private lastBeat = Date.now();
   /** Set by a restart supervisor: failed rounds are handed to it instead of ending the job. */
   private restartHandler: ((failure: WorkerFailure) => void) | undefined;
@@ -121,7 +92,24 @@ export class Coordinator extends EventEmitter {
     this.world = opts.world;
     const interval = opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.timers.push(setInterval(() => this.beat(), interval));
-    this.armRendezvous();
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias -- live values for the rendezvous
+    this.rendezvous = new Rendezvous({
+      get round() { return self.roundNumber; },
+      get world() { return self.world; },
+      get job() { return self.job; },
+      phase: () => this.phase(),
+      assign: (joiners, world, job) => this.assignRanks(joiners, world, job),
+      fail: (failure) => this.fail(failure),
+      event: (e) => this.emit('event', e),
+    }, { timeoutMs: opts.rendezvousTimeoutMs ?? DEFAULT_RENDEZVOUS_TIMEOUT_MS, elastic: opts.elastic, logger: this.log });
+    this.rendezvous.gather();
+  }
+
+  /** Where the job is: gathering a round's workers, running it, restarting after a failed round, or over. */
+  private phase(): 'gathering' | 'running' | 'restarting' | 'over' {
+    if (this.ended) return 'over';
+    if (this.outcome) return !this.outcome.ok && this.restartHandler && !this.aborting ? 'restarting' : 'over';
+    return this.members.length > 0 ? 'running' : 'gathering';
   }
 
   /** The current rendezvous round (0 until the first restart). */
@@ -157,19 +145,15 @@ export class Coordinator extends EventEmitter {
     this.members = [];
     this.outcome = undefined;
     this.committer = undefined; // the supervisor settled it (settleCheckpoints)
-    for (const w of this.waiting.filter((x) => x.forRound !== this.roundNumber)) w.channel.close('round over');
-    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((x) => x.forRound === this.roundNumber));
-    this.armRendezvous();
     this.log.info({ round: this.roundNumber, world }, `round ${this.roundNumber}: waiting for ${world} worker(s)`);
     this.emit('round', { round: this.roundNumber, world, job });
-    if (this.waiting.length >= world) this.assignRanks();
+    this.rendezvous.gather();
   }
 
   /** Ends the job with this outcome (the supervisor stops restarting). */
   conclude(outcome: JobOutcome): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.rendezvousTimer);
     this.settle(outcome);
   }
 
@@ -192,12 +176,6 @@ export class Coordinator extends EventEmitter {
       rank: undefined, host, pid, lastStep: undefined,
       error: { code: 'TRAINER_ERR_WORKER_EXITED', message: `worker local rank ${localRank} on host ${host} (pid ${pid}) ${how} before the ranks were assigned`, hint: 'its last log lines above say why' },
     });
-  }
-
-  private armRendezvous(): void {
-    clearTimeout(this.rendezvousTimer);
-    const ms = this.opts.rendezvousTimeoutMs ?? DEFAULT_RENDEZVOUS_TIMEOUT_MS;
-    this.rendezvousTimer = setTimeout(() => this.rendezvousTimedOut(ms), ms);
   }
 
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
@@ -247,13 +225,12 @@ export class Coordinator extends EventEmitter {
   async close(): Promise<void> {
     await this.committer?.close(); // a commit under way completes; unfinished saves are removed
     for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.rendezvousTimer);
     if (this.pending) clearTimeout(this.pending.timer);
     for (const m of this.members) {
       m.channel.close('coordinator closing');
       m.heartbeat?.close('coordinator closing');
     }
-    for (const w of this.waiting) w.channel.close('coordinator closing');
+    this.rendezvous.close();
     await this.server.close();
     await this.dashboard?.close();
   }
@@ -272,27 +249,7 @@ export class Coordinator extends EventEmitter {
       this.log.warn({ remote: ch.remoteAddress }, `dropped a control connection with an invalid hello: ${hello.error.message}`);
       return ch.close('invalid hello');
     }
-    // Between rounds (the supervisor deciding) a worker waits for the next one; a worker started for another round is a straggler.
-    const forRound = this.outcome ? this.roundNumber + 1 : this.roundNumber;
-    const betweenRounds = this.outcome !== undefined && !this.outcome.ok && this.restartHandler !== undefined && !this.aborting && !this.ended;
-    const stray = hello.data.round !== undefined && hello.data.round !== forRound;
-    if (stray || (this.outcome && !betweenRounds) || (!this.outcome && this.members.length > 0)) {
-      const reason = stray ? `it was started for round ${hello.data.round}, and this is round ${forRound}` : `this job already has its ${this.world} workers`;
-      this.log.warn({ remote: ch.remoteAddress, host: hello.data.host }, `refused a worker: ${stray ? reason : 'the job already has all its workers'}`);
-      this.send(ch, { type: 'abort', reason });
-      return ch.close('world full');
-    }
-    const entry = { hello: hello.data, channel: ch, forRound };
-    this.waiting.push(entry);
-    this.log.info({ host: hello.data.host, pid: hello.data.pid, localRank: hello.data.localRank, round: forRound }, `worker joined (${this.waiting.filter((w) => w.forRound === forRound).length}/${this.world})`);
-    ch.on('close', () => {
-      const i = this.waiting.indexOf(entry);
-      if (i >= 0 && this.members.length === 0) {
-        this.waiting.splice(i, 1);
-        this.log.warn({ host: hello.data.host, pid: hello.data.pid }, 'a worker left before the job started');
-      }
-    });
-    if (!this.outcome && this.waiting.length === this.world) this.assignRanks();
+    this.rendezvous.join(hello.data, ch);
   }
 
   private admitHeartbeat(ch: Channel): void {
@@ -306,23 +263,17 @@ export class Coordinator extends EventEmitter {
     ch.on('message', () => (member.lastSeen = Date.now()));
   }
 
-  /** Ranks for the waiting workers: all `world` of them, or (elastic) the first `world` with a resized job. */
-  private assignRanks(world = this.world, job = this.job): void {
-    clearTimeout(this.rendezvousTimer);
-    for (const w of this.waiting.splice(world)) {
-      this.send(w.channel, { type: 'abort', reason: `not needed: round ${this.roundNumber} runs on ${world} workers` });
-      w.channel.close('not needed');
-    }
+  /** Ranks for the round's workers (`world` of them; an elastic round's job is resized), and the job. */
+  private assignRanks(joiners: Joiner[], world: number, job: JobSpec): void {
     // An elastic round has fewer workers than the ranks the environment gave them: ranks are reassigned.
-    const order = rankOrder(this.waiting.map((w) => w.hello), world, world < this.opts.world);
+    const order = rankOrder(joiners.map((w) => w.hello), world, world < this.opts.world);
     if (order instanceof TrainerError) {
-      for (const w of this.waiting) this.send(w.channel, { type: 'abort', reason: order.message });
+      for (const w of joiners) this.send(w.channel, { type: 'abort', reason: order.message });
       return this.fail({ rank: undefined, host: 'coordinator', pid: process.pid, lastStep: undefined, error: order.toJSON() });
     }
     this.world = world;
     this.job = job;
-    this.members = order.map((i, rank) => ({ rank, ...this.waiting[i], lastSeen: Date.now() }));
-    this.waiting.length = 0;
+    this.members = order.map((i, rank) => ({ rank, hello: joiners[i].hello, channel: joiners[i].channel, lastSeen: Date.now() }));
     const ckpt = job.checkpoint;
     if (ckpt && ckpt.saveEvery > 0) this.committer = new CheckpointCommitter({ spec: ckpt, job, world, tokenizer: this.opts.jobPayload, logger: this.log, onEvent: (e) => this.emit('checkpoint', e) });
     const peers = this.members.map((m) => ({ rank: m.rank, host: m.hello.dataHost, port: m.hello.dataPort }));
@@ -402,27 +353,6 @@ export class Coordinator extends EventEmitter {
     }
   }
 
-  private rendezvousTimedOut(ms: number): void {
-    if (this.members.length > 0 || this.outcome) return;
-    const joined = this.waiting.map((w) => `${w.hello.host}/${w.hello.pid}`);
-    const elastic = this.opts.elastic;
-    const shrunk = elastic && this.waiting.length >= elastic.minWorld ? elastic.shrink(this.waiting.length, this.job) : undefined;
-    if (shrunk) {
-      const what = `only ${joined.length} of ${this.world} workers joined round ${this.roundNumber} within ${ms / 1000} s; continuing on ${shrunk.world} (at least ${elastic!.minWorld}: --min-nodes)`;
-      this.log.warn({ round: this.roundNumber, joined: joined.length, world: shrunk.world }, what);
-      this.emit('event', { kind: 'elastic', title: `continuing on ${shrunk.world} of ${this.world} workers`, detail: what });
-      return this.assignRanks(shrunk.world, shrunk.job);
-    }
-    this.fail({
-      rank: undefined, host: 'coordinator', pid: process.pid, lastStep: undefined,
-      error: {
-        code: 'TRAINER_ERR_RENDEZVOUS_TIMEOUT',
-        message: `only ${joined.length} of ${this.world} workers joined within ${ms / 1000} s${joined.length ? ` (${joined.join(', ')})` : ''}${elastic ? `, fewer than --min-nodes allows (${elastic.minWorld})` : ''}`,
-        hint: 'start the missing workers with --coordinator HOST:PORT and the same token, or check that they can reach this host',
-      },
-    });
-  }
-
   private finish(): void {
     if (this.outcome) return;
     this.outcome = { ok: true, results: this.members.map((m) => m.result!) };
@@ -464,7 +394,8 @@ export class Coordinator extends EventEmitter {
     const who = failure.rank === undefined ? failure.host : `worker rank ${failure.rank} (host ${failure.host}, pid ${failure.pid})`;
     this.log.error({ rank: failure.rank, host: failure.host, lastStep: failure.lastStep, code: failure.error.code }, `${who} failed: ${failure.error.message}`);
     const reason = `${who} failed: ${failure.error.code}: ${failure.error.message}`;
-    for (const m of [...this.members, ...this.waiting]) this.send(m.channel, { type: 'abort', reason });
+    for (const m of this.members) this.send(m.channel, { type: 'abort', reason });
+    this.rendezvous.abortAll(reason);
     // With a restart supervisor the failed round is its to handle: restart, or conclude the job.
     if (this.restartHandler && !this.aborting) return this.restartHandler(failure);
     this.conclude(this.outcome);
