@@ -1,7 +1,9 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
-import { killAllStarted } from './helpers/processes.js';
-import { tinyWorkspace } from './helpers/tiny-run.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { killAllStarted, startTrainer, waitFor } from './helpers/processes.js';
+import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
 
@@ -86,5 +88,28 @@ describe('restarts (trainer launch --max-restarts)', () => {
     const [, first, second] = s.rounds.map((r) => r.start_step);
     expect([2, 4]).toContain(first);
     expect(second).toBe(first);
+  }, 120_000);
+
+  it('trainer coordinator --max-restarts: workers that a scheduler starts again join the next round', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const env = { TRAINER_TOKEN: 'restart-test-token-0123456789abcdef' };
+    const out = ws.out('standalone');
+    const coordinator = startTrainer(['coordinator', '--nodes', '2', '--port', String(port), '--host', '127.0.0.1', '--max-restarts', '1', ...tinyJobArgs(ws, ['--out', out, ...JOB])], { env });
+    await waitFor(() => /coordinator listening/.test(coordinator.output()), 30_000, 'the coordinator to listen');
+    const workers = (fault: string) => [0, 1].map((rank) => startTrainer(['worker'], {
+      env: { ...env, TRAINER_FAULT: fault, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), WORLD_SIZE: '2', RANK: String(rank), LOCAL_RANK: String(rank) },
+    }));
+    // The first pair: rank 1 exits at step 5 (round 0 only), rank 0 is aborted. A scheduler restarts both.
+    const first = workers('rank=1,step=5,kind=exit');
+    const [a, b] = await Promise.all(first.map((w) => w.result));
+    expect([a.code, b.code]).toEqual([1, 3]);
+    const second = workers('rank=1,step=5,kind=exit');
+    const [c, ...rest] = await Promise.all([coordinator.result, ...second.map((w) => w.result)]);
+    expect(c.code, coordinator.output()).toBe(0);
+    for (const r of rest) expect(r.code).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ ok: true, restarts: 1, exit_code: 0 });
+    expect(summary.rounds[0].failure).toMatchObject({ rank: 1, code: expect.stringMatching(/TRAINER_ERR_(WORKER_LOST|WORKER_EXITED)/) });
+    expect(summary.losses).toEqual(reference.summary.losses);
   }, 120_000);
 });
