@@ -98,6 +98,7 @@ export class Coordinator extends EventEmitter {
       get world() { return self.world; },
       get job() { return self.job; },
       phase: () => this.phase(),
+      restartable: () => this.restartHandler !== undefined && !this.aborting,
       assign: (joiners, world, job) => this.assignRanks(joiners, world, job),
       fail: (failure) => this.fail(failure),
       event: (e) => this.emit('event', e),
@@ -357,6 +358,7 @@ export class Coordinator extends EventEmitter {
     if (this.outcome) return;
     this.outcome = { ok: true, results: this.members.map((m) => m.result!) };
     for (const m of this.members) this.send(m.channel, { type: 'finish' });
+    this.rendezvous.release('the job finished: no further round');
     this.conclude(this.outcome);
   }
 
@@ -395,7 +397,7 @@ export class Coordinator extends EventEmitter {
     this.log.error({ rank: failure.rank, host: failure.host, lastStep: failure.lastStep, code: failure.error.code }, `${who} failed: ${failure.error.message}`);
     const reason = `${who} failed: ${failure.error.code}: ${failure.error.message}`;
     for (const m of this.members) this.send(m.channel, { type: 'abort', reason });
-    this.rendezvous.abortAll(reason);
+    this.rendezvous.abortRound(this.roundNumber, reason);
     // With a restart supervisor the failed round is its to handle: restart, or conclude the job.
     if (this.restartHandler && !this.aborting) return this.restartHandler(failure);
     this.conclude(this.outcome);

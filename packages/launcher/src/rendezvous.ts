@@ -27,6 +27,8 @@ export interface RendezvousHost {
   readonly job: JobSpec;
   /** gathering: waiting for this round's workers; running: ranks assigned; restarting: failed, the next round is coming; over. */
   phase(): 'gathering' | 'running' | 'restarting' | 'over';
+  /** Whether a failed round would be followed by another (restarts are enabled and not used up). */
+  restartable(): boolean;
   assign(joiners: Joiner[], world: number, job: JobSpec): void;
   fail(failure: WorkerFailure): void;
   event(e: { kind: string; title: string; detail?: string }): void;
@@ -43,12 +45,17 @@ export class Rendezvous {
     return this.joiners;
   }
 
-  /** A worker said hello: it waits for its round, or is turned away (told why, then closed). */
+  /**
+   * A worker said hello: it waits for its round, or is turned away (told why, then closed). While
+   * a round runs and restarts are possible, a newcomer waits for the next round: a scheduler that
+   * restarts a failed worker quickly may bring it back before the coordinator has even decided
+   * that the round failed. If the round then finishes, the newcomer is told so (release).
+   */
   join(hello: WorkerHello, ch: Channel): void {
     const phase = this.host.phase();
     const forRound = phase === 'gathering' ? this.host.round : this.host.round + 1;
     const stray = hello.round !== undefined && hello.round !== forRound;
-    if (stray || phase === 'running' || phase === 'over') {
+    if (stray || (phase === 'running' && !this.host.restartable()) || phase === 'over') {
       const reason = stray ? `it was started for round ${hello.round}, and this is round ${forRound}` : `this job already has its ${this.host.world} workers`;
       this.o.logger.warn({ remote: ch.remoteAddress, host: hello.host }, `refused a worker: ${stray ? reason : 'the job already has all its workers'}`);
       send(ch, { type: 'abort', reason });
@@ -76,9 +83,20 @@ export class Rendezvous {
     if (this.joiners.length >= this.host.world) this.complete(this.host.world, this.host.job);
   }
 
-  /** Tells every waiting worker to stop (the round failed before its ranks were assigned). */
-  abortAll(reason: string): void {
-    for (const w of this.joiners) send(w.channel, { type: 'abort', reason });
+  /**
+   * Tells the workers waiting for `round` to stop (it failed before their ranks were assigned).
+   * Workers already waiting for the round after it stay: they are the next round's.
+   */
+  abortRound(round: number, reason: string): void {
+    for (const w of this.joiners) if (w.forRound === round) send(w.channel, { type: 'abort', reason });
+  }
+
+  /** The job is over: workers waiting for a next round are told so and let go. */
+  release(reason: string): void {
+    for (const w of this.joiners.splice(0)) {
+      send(w.channel, { type: 'abort', reason });
+      w.channel.close('job over');
+    }
   }
 
   close(): void {
