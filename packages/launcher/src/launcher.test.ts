@@ -72,3 +72,10 @@ describe('environment and addresses', () => {
     await expect(weak).rejects.not.toThrow(/short-secret/);
   });
 });
+
+describe('metrics on the wire', () => {
+  it('turns NaN and infinities into null (a skipped fp16 step has no gradient norm)', async () => {
+    const { finiteOrNull } = await import('./worker.js');
+    expect(finiteOrNull({ step: 3, grad_norm: NaN, tokens_per_s: Infinity, loss: 2.5, sample: 'x' })).toEqual({ step: 3, grad_norm: null, tokens_per_s: null, loss: 2.5, sample: 'x' });
+  });
+});

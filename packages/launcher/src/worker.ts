@@ -121,10 +121,10 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     send({ type: 'ready', rank });
     const result = await opts.runJob({
       rank, world: assignment.world, round: assignment.round, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
-      report: (record) => send({ type: 'metrics', rank, record }),
+      report: (record) => send({ type: 'metrics', rank, record: finiteOrNull(record) }),
       send,
     });
-    send({ type: 'result', rank, result });
+    send({ type: 'result', rank, result: finiteOrNull(result) });
     await finished;
     await comm.close();
     return 0;
@@ -176,4 +176,14 @@ export function localAddressTowards(host: string): Promise<string> {
       resolve(address);
     });
   });
+}
+
+/**
+ * Metrics travel as JSON-like values: a NaN or an infinity (the gradient norm of a skipped fp16
+ * step, a throughput before any timed step) becomes null rather than an invalid message.
+ */
+export function finiteOrNull(record: MetricsRecord): MetricsRecord {
+  const out: MetricsRecord = {};
+  for (const [k, v] of Object.entries(record)) out[k] = typeof v === 'number' && !Number.isFinite(v) ? null : v;
+  return out;
 }
