@@ -19,7 +19,7 @@ fi
 # The optional native backends (@tensorflow/tfjs-node, -node-gpu) download libtensorflow while
 # installing; where that host is unreachable they are skipped and the wasm backend is used.
 pnpm install --frozen-lockfile --reporter=append-only 2>&1 | grep -v -E '^\.\.\./@tensorflow/tfjs-node(-gpu)? install' || true
-test -d node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
+test -d packages/model/node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
 pnpm build
 
 # The dashboard's browser test drives Debian's headless Chromium (never a downloaded browser build).
