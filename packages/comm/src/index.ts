@@ -21,6 +21,8 @@ export type { CollectiveAlgorithm } from './collectives/algorithm.js';
 export { chooseAlgorithm, DIRECT_MAX_RANKS } from './collectives/algorithm.js';
 export { ProcessGroup } from './collectives/process-group.js';
 export { Communicator, MAX_BUFFER_ELEMENTS } from './collectives/communicator.js';
+export type { CollectiveKindStats, CollectiveStatsSnapshot, TimedCollectiveKind } from './collectives/collective-stats.js';
+export { busBandwidthGBs, busFactor, TIMED_COLLECTIVE_KINDS } from './collectives/collective-stats.js';
 export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } from './collectives/data-plane.js';
 export {
   DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK, MAX_PIECE_BYTES, unixSocketPath,

@@ -5,6 +5,7 @@ import type { Channel, ChannelCloseInfo } from '../transport/channel.js';
 import type { ChannelServer } from '../transport/channel-server.js';
 import type { Header } from '../transport/frame.js';
 import { BufferPool } from './buffer-pool.js';
+import { CollectiveStats, type CollectiveStatsSnapshot } from './collective-stats.js';
 import type { Logger } from '../transport/logger.js';
 import { GroupState, type GroupHost } from './group-state.js';
 import { ProcessGroup, type GroupDefaults } from './process-group.js';
@@ -57,6 +58,8 @@ export class Communicator extends EventEmitter implements GroupHost {
   readonly pool: BufferPool;
   private readonly server: ChannelServer | undefined;
   private readonly defaults: GroupDefaults;
+  /** Shared by every group of this communicator, so overlapping collectives of different groups count their time once. */
+  private readonly collectives: CollectiveStats;
   private controlBytesSent = 0;
   private bytesReceived = 0;
   private closing: Promise<void> | undefined;
@@ -69,6 +72,7 @@ export class Communicator extends EventEmitter implements GroupHost {
     this.server = opts.server;
     this.defaults = opts.defaults;
     this.pool = new BufferPool(opts.defaults.pieceElems * 4);
+    this.collectives = new CollectiveStats();
     for (const [rank, { send, recv }] of opts.channels) {
       const peer: Peer = { info: { rank, host: opts.hosts.get(rank) ?? send.remoteAddress }, channel: send, recv, queue: new SendQueue(send), departed: false, lost: false };
       this.peers.set(rank, peer);
@@ -87,6 +91,17 @@ export class Communicator extends EventEmitter implements GroupHost {
     let sent = this.controlBytesSent;
     for (const p of this.peers.values()) sent += p.queue.bytesSent;
     return { bytesSent: sent, bytesReceived: this.bytesReceived };
+  }
+
+  /**
+   * What the collectives of every group achieved since this communicator was created: per kind
+   * (allReduce, reduceScatter, allGather, broadcast) the calls, logical and bus bytes (nccl-tests'
+   * definitions) and time, and the busy time in which at least one was in flight. Subtract two
+   * snapshots for an interval; `busBandwidthGBs(before, after)` gives its bus bandwidth. See
+   * collective-stats.ts for what is counted and what is not (send/recv, barriers).
+   */
+  get collectiveStats(): CollectiveStatsSnapshot {
+    return this.collectives.snapshot();
   }
 
   /**
@@ -119,7 +134,7 @@ export class Communicator extends EventEmitter implements GroupHost {
         for (const [from, h, payload] of waiting) state.onMessage(from, h, payload);
       }
     }
-    return new ProcessGroup(state, this.defaults);
+    return new ProcessGroup(state, this.defaults, this.collectives);
   }
 
   /**

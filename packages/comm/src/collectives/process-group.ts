@@ -3,6 +3,7 @@ import { CommErrorCode } from '../codes.js';
 import { getCodec, type Codec } from '../codecs/codec.js';
 import { BarrierOp } from './collective-op.js';
 import { BroadcastOp } from './broadcast.js';
+import type { CollectiveStats, TimedCollectiveKind } from './collective-stats.js';
 import type { GroupState } from './group-state.js';
 import { checkAlgorithm, chooseAlgorithm, type CollectiveAlgorithm } from './algorithm.js';
 import { DirectCollective } from './direct.js';
@@ -44,11 +45,14 @@ export class ProcessGroup {
   readonly ranks: readonly number[];
   private readonly state: GroupState;
   private readonly defaults: GroupDefaults;
+  /** The communicator's accumulator, shared by all its groups (Communicator.collectiveStats). */
+  private readonly stats: CollectiveStats;
 
   /** Created by Communicator.newGroup (and as its worldGroup). */
-  constructor(state: GroupState, defaults: GroupDefaults) {
+  constructor(state: GroupState, defaults: GroupDefaults, stats: CollectiveStats) {
     this.state = state;
     this.defaults = defaults;
+    this.stats = stats;
     this.rank = state.rank;
     this.size = state.size;
     this.ranks = state.ranks;
@@ -96,11 +100,15 @@ export class ProcessGroup {
     if (!(buf instanceof Float32Array) && !(buf instanceof Uint8Array)) throw badArg('broadcast: buf must be a Float32Array or Uint8Array', 'pass a typed array');
     this.checkPeer(root, 'broadcast root', true);
     this.memberRank();
-    if (this.size === 1) return;
+    if (this.size === 1) {
+      this.stats.countTrivial('broadcast');
+      return;
+    }
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     const pieceBytes = this.defaults.pieceElems * 4;
     const desc: Descriptor = { op: 'broadcast', bytes: bytes.byteLength, codec: 'raw', root, piece: this.defaults.pieceElems };
-    await this.state.run((seq) => new BroadcastOp(this.state, seq, desc, bytes, pieceBytes), this.timeout(opts.timeoutMs));
+    const timeoutMs = this.timeout(opts.timeoutMs);
+    await this.timed('broadcast', bytes.byteLength, () => this.state.run((seq) => new BroadcastOp(this.state, seq, desc, bytes, pieceBytes), timeoutMs));
   }
 
   /** Resolves once every member has called barrier. */
@@ -127,14 +135,35 @@ export class ProcessGroup {
     this.memberRank();
     const codec = getCodec(opts.codec ?? 'fp32');
     const algorithm = chooseAlgorithm(checkAlgorithm(opts.algorithm ?? this.defaults.algorithm, kind), this.size);
-    if (this.size === 1) return;
+    if (this.size === 1) {
+      this.stats.countTrivial(kind);
+      return;
+    }
     const pieceElems = this.defaults.pieceElems;
     // the algorithm is part of the agreement: ranks that chose differently get a mismatch, not a hang
     const name = (kind === 'allReduce' || kind === 'reduceScatter' ? `${kind}:${op}` : kind) + (algorithm === 'direct' ? '@direct' : '');
     const desc: Descriptor = { op: name, bytes: buf.byteLength, codec: codec.name, root: -1, piece: pieceElems };
     const params = { kind, buf, codec, op: op === 'max' ? 'max' as const : 'sum' as const, average: op === 'avg', pieceElems };
-    await this.state.run((seq) => (algorithm === 'direct' ? new DirectCollective(this.state, seq, desc, params) : new RingCollective(this.state, seq, desc, params)),
-      this.timeout(opts.timeoutMs));
+    const timeoutMs = this.timeout(opts.timeoutMs);
+    // elements x 4, whatever the codec: nccl-tests' logical size
+    await this.timed(kind, buf.length * 4, () => this.state.run((seq) => (algorithm === 'direct' ? new DirectCollective(this.state, seq, desc, params) : new RingCollective(this.state, seq, desc, params)),
+      timeoutMs));
+  }
+
+  /**
+   * Counts one collective in the communicator's CollectiveStats, from this call to its completion.
+   * `start` runs the collective (state.run announces and starts it synchronously), so the clock
+   * starts just before it.
+   */
+  private async timed(kind: TimedCollectiveKind, bytes: number, start: () => Promise<void>): Promise<void> {
+    const startedAt = this.stats.begin();
+    try {
+      await start();
+    } catch (err) {
+      this.stats.abandon();
+      throw err;
+    }
+    this.stats.end(kind, bytes, this.size, startedAt);
   }
 
   private memberRank(): number {
