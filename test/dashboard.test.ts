@@ -76,6 +76,9 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     expect(await page.locator('#layout tbody tr').count()).toBe(2);
     expect(await page.locator('#layout').innerText()).toContain('ZeRO-2: parameters (full), gradients and optimizer state shard 2/2');
     expect(await page.locator('#chart-memory rect').count()).toBeGreaterThan(3);
+    // The bus bandwidth the workers measured inside their collectives (ZeRO-2: reduce-scatters and all-gathers).
+    expect(await page.evaluate(() => Number(document.getElementById('chart-busbw')?.dataset.points ?? 0))).toBeGreaterThan(0);
+    expect(await page.locator('#ranks tbody tr').first().innerText()).toMatch(/\d GB\/s/);
     // Checkpoints committed by the coordinator show up as events.
     await page.waitForFunction(() => document.querySelectorAll('#events tr.event-checkpoint').length >= 1, undefined, { timeout: 60_000 });
     expect(await page.locator('#events tr.event-checkpoint').first().innerText()).toMatch(/checkpoint .* committed \(/);
@@ -88,6 +91,8 @@ describe('live dashboard in a real browser (Debian chromium, headless)', () => {
     const text = await metrics.text();
     expect(text).toMatch(/^trainer_loss \d/m);
     expect(text).toMatch(/^trainer_rank_optimizer_bytes\{rank="1",host="[^"]*"\} \d+/m);
+    expect(text).toMatch(/^trainer_rank_collective_busbw_gbps\{rank="1",host="[^"]*"\} \d/m);
+    expect(text).toMatch(/^trainer_rank_collective_seconds_total\{rank="0",host="[^"]*"\} \d/m);
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
 
     // The end of the run reaches the page.

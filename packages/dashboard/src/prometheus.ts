@@ -3,7 +3,8 @@ import type { RunState } from './view/run-state.js';
 /**
  * The run's figures in the Prometheus text exposition format (version 0.0.4): gauges for the
  * latest step's loss, throughput and validation; per-rank gauges (label `rank`, `host`) for memory
- * by category and traffic; counters for bytes sent, checkpoints and restarts.
+ * by category, traffic and the bus bandwidth measured inside the collectives; counters for bytes
+ * sent, time in collectives, checkpoints and restarts.
  */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -44,7 +45,12 @@ export function renderPrometheus(s: RunState): string {
     { name: 'trainer_rank_model_state_bytes', help: 'Model state bytes held by a rank (all categories)', type: 'gauge', samples: perRank((r) => r.modelStateBytes) },
     { name: 'trainer_rank_peak_backend_bytes', help: 'Peak bytes held by the compute backend during the latest step', type: 'gauge', samples: perRank((r) => r.peakBytes) },
     { name: 'trainer_rank_bytes_sent_total', help: 'Bytes a rank sent to its peers since the run started', type: 'counter', samples: perRank((r) => r.bytesSentTotal) },
-    { name: 'trainer_rank_send_bytes_per_second', help: 'Bytes a rank sent in the latest step per second of step time', type: 'gauge', samples: perRank((r) => r.sendRate) },
+    { name: 'trainer_rank_send_bytes_per_second', help: 'Bytes a rank sent in the latest step per second of the whole step time (compute included)', type: 'gauge', samples: perRank((r) => r.sendRate) },
+    {
+      name: 'trainer_rank_collective_busbw_gbps', type: 'gauge', samples: perRank((r) => r.busbwGBs),
+      help: 'Bus bandwidth of a rank\'s collectives in the latest step, measured inside them, in GB/s (1e9 bytes/s; nccl-tests\' busbw: bus bytes over the time at least one collective was in flight)',
+    },
+    { name: 'trainer_rank_collective_seconds_total', help: 'Time in which at least one collective of a rank was in flight, since the run started', type: 'counter', samples: perRank((r) => (r.collectiveMsTotal === undefined ? undefined : r.collectiveMsTotal / 1000)) },
     { name: 'trainer_checkpoints_total', help: 'Checkpoints committed', type: 'counter', samples: [{ value: s.events.filter((e) => e.kind === 'checkpoint').length }] },
     { name: 'trainer_restarts_total', help: 'Restarts of the run', type: 'counter', samples: [{ value: s.events.filter((e) => e.kind === 'restart').length }] },
   ];

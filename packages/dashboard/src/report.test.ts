@@ -27,7 +27,8 @@ describe('trainer report', () => {
     for (let step = 0; step < 6; step++) {
       for (const rank of [0, 1]) {
         lines.push({ time: new Date(1_700_000_000_000 + step * 1000).toISOString(), rank, step, ...(rank === 0 ? { loss: 6 - step, step_ms: 100, tokens_per_s: 1000 } : {}),
-          ...(rank === 0 && step === 5 ? { val_loss: 1.5, val_perplexity: Math.exp(1.5) } : {}), params_bytes: 10, grads_bytes: 10, optimizer_bytes: 20, model_state_bytes: 40, peak_tf_bytes: 50, bytes_sent: 100 });
+          ...(rank === 0 && step === 5 ? { val_loss: 1.5, val_perplexity: Math.exp(1.5) } : {}), params_bytes: 10, grads_bytes: 10, optimizer_bytes: 20, model_state_bytes: 40, peak_tf_bytes: 50, bytes_sent: 100,
+          collective_ms: 5, allreduce_busbw_gbs: 0.5 + rank });
       }
     }
     const dir = runDir(lines, { ok: true, model: 'gpt-nano', world: 2, steps: 6, global_batch: 4, seq_len: 16, zero: 2, sample: 'The <whale>' });
@@ -39,6 +40,7 @@ describe('trainer report', () => {
     const html = reportHtml(state, summary, dir);
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain('data-points="6"');
+    expect(html).toMatch(/id="chart-busbw" data-points="6"/); // the bus bandwidth measured inside the collectives
     expect(html).toContain('The &lt;whale&gt;');
     expect(html).not.toMatch(/<script|<link|src="http|href="http/);
   });

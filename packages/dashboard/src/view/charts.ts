@@ -29,6 +29,8 @@ export interface LineChartOptions {
 }
 
 const PAD = { left: 56, right: 12, top: 40, bottom: 30 };
+/** Titles start at the panel's edge, not the plot's: a title of ~65 characters fits the default width. */
+const TITLE_X = 8;
 
 /** "Nice" tick values (1, 2, 5 x 10^k) covering [lo, hi], about `count` of them. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -49,7 +51,7 @@ export function lineChart(o: LineChartOptions): string {
   const tf = (y: number) => (o.logY ? Math.log10(y) : y);
   const all = o.series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logY || y > 0)));
   const head = `<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}">`
-    + `<text x="${PAD.left}" y="16" class="chart-title">${escapeHtml(o.title)}</text>`;
+    + `<text x="${TITLE_X}" y="16" class="chart-title">${escapeHtml(o.title)}</text>`;
   if (all.length === 0) {
     return `${head}<text x="${W / 2}" y="${H / 2}" text-anchor="middle" class="chart-empty">waiting for data</text></svg>`;
   }
@@ -145,7 +147,7 @@ export function stackedBars(o: StackedBarsOptions): string {
   const max = Math.max(1, ...o.rows.map((r) => Math.max(r.values.reduce((a, b) => a + b, 0), r.marker ?? 0)));
   const sx = (v: number) => (v / max) * (W - left - right);
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}">`,
-    `<text x="${left}" y="16" class="chart-title">${escapeHtml(o.title)}</text>`];
+    `<text x="${TITLE_X}" y="16" class="chart-title">${escapeHtml(o.title)}</text>`];
   const legend = [...o.segments, ...(o.markerName ? [{ name: o.markerName, color: '#222' }] : [])];
   legend.forEach((s, i) => parts.push(`<rect x="${left + i * 90}" y="23" width="10" height="8" fill="${s.color}"/><text x="${left + i * 90 + 14}" y="30" class="legend">${escapeHtml(s.name)}</text>`));
   if (!o.rows.length) parts.push(`<text x="${W / 2}" y="${H - 12}" text-anchor="middle" class="chart-empty">waiting for data</text>`);

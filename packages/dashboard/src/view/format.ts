@@ -37,6 +37,11 @@ export function formatRate(bytesPerS: number | undefined): string {
   return bytesPerS === undefined || !Number.isFinite(bytesPerS) ? 'n/a' : `${formatBytes(bytesPerS)}/s`;
 }
 
+/** A bandwidth in GB/s (1e9 bytes/s, nccl-tests' unit): 1.234 -> "1.23 GB/s". */
+export function formatGBs(gbs: number | undefined): string {
+  return gbs === undefined || !Number.isFinite(gbs) ? 'n/a' : `${formatNumber(gbs)} GB/s`;
+}
+
 export function formatDuration(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) return 'n/a';
   const s = Math.round(ms / 1000);

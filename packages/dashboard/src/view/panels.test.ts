@@ -15,6 +15,25 @@ describe('panels and charts', () => {
     expect(html).toContain('&lt;script&gt;');
   });
 
+  it('draws the bus bandwidth measured inside the collectives beside the send rate, and shows it per rank', () => {
+    const s = new RunState();
+    s.apply({ kind: 'info', info: { kind: 'train', model: 'm', world: 2, steps: 3, globalBatch: 4, seqLen: 8, dp: 2, tp: 1, pp: 1, zero: 0, startedAt: 0 } });
+    for (let step = 0; step < 3; step++) {
+      for (const rank of [0, 1]) {
+        s.apply({ kind: 'metrics', rank, time: step, record: { step, ...(rank === 0 ? { loss: 3, step_ms: 100 } : {}), bytes_sent: 1000, collective_ms: 20, allreduce_busbw_gbs: rank ? 0.8 : 1.2 } });
+      }
+    }
+    const html = renderPanels(s, 0);
+    const busbw = /<div class="panel" id="chart-busbw" data-points="3">(.*?)<\/div>/.exec(html);
+    expect(busbw, 'the bus bandwidth chart, with a point per step').not.toBeNull();
+    expect(busbw![1]).toContain('all-reduce bus bandwidth per rank (measured inside collectives)');
+    expect(busbw![1]).toMatch(/data-series="mean over ranks" data-points="3"/);
+    expect(busbw![1]).toMatch(/data-series="slowest rank" data-points="3"/);
+    expect(html).toContain('send rate per rank (bytes sent / whole step time)');
+    expect(html).toContain('<td>20 ms</td><td>0.8 GB/s</td></tr>'); // rank 1's row
+    expect(html).toContain('>1 GB/s</div>'); // the tile: mean over ranks
+  });
+
   it('draws one path per series with the points it has', () => {
     const svg = lineChart({ title: 'loss', series: [{ name: 'train', color: '#000', points: [[1, 3], [2, 2], [3, Number.NaN], [4, 1]] }] });
     expect(svg).toMatch(/^<svg/);

@@ -4,10 +4,10 @@
  * update; `trainer report` writes it once into a self-contained file. Browser-safe.
  */
 import { lineChart, stackedBars } from './charts.js';
-import { escapeHtml, formatBytes, formatDuration, formatNumber, formatRate, formatTime } from './format.js';
+import { escapeHtml, formatBytes, formatDuration, formatGBs, formatNumber, formatRate, formatTime } from './format.js';
 import type { RunState, StepPoint } from './run-state.js';
 
-const COLORS = { train: '#1f77b4', val: '#d62728', tokens: '#2ca02c', bytes: '#9467bd', rate: '#ff7f0e', params: '#4e79a7', grads: '#f28e2b', optimizer: '#59a14f' } as const;
+const COLORS = { train: '#1f77b4', val: '#d62728', tokens: '#2ca02c', bytes: '#9467bd', rate: '#ff7f0e', busbw: '#17becf', busbwMin: '#8c564b', params: '#4e79a7', grads: '#f28e2b', optimizer: '#59a14f' } as const;
 
 export function renderPanels(s: RunState, now: number): string {
   return [header(s, now), tiles(s), charts(s), memory(s), layout(s), events(s)].join('\n');
@@ -40,13 +40,15 @@ function tiles(s: RunState): string {
   const val = s.latestValidation();
   const ranks = s.sortedRanks();
   const rates = ranks.map((r) => r.sendRate).filter((r): r is number => r !== undefined);
+  const busbws = ranks.map((r) => r.busbwGBs).filter((r): r is number => r !== undefined);
   const maxState = ranks.length ? Math.max(...ranks.map((r) => r.modelStateBytes)) : undefined;
   return `<section class="tiles">
   ${tile('loss', formatNumber(last?.loss), 'tile-loss')}
   ${tile('val perplexity', val ? `${formatNumber(val.valPerplexity)} (loss ${formatNumber(val.valLoss)})` : 'n/a', 'tile-val')}
   ${tile('tokens/s', formatNumber(last?.tokensPerS), 'tile-tokens')}
   ${tile('step time', last?.stepMs !== undefined ? `${formatNumber(last.stepMs)} ms` : 'n/a', 'tile-step')}
-  ${tile('send rate per rank', rates.length ? formatRate(rates.reduce((a, b) => a + b, 0) / rates.length) : 'n/a', 'tile-rate')}
+  ${tile('all-reduce bus bw (mean rank)', busbws.length ? formatGBs(busbws.reduce((a, b) => a + b, 0) / busbws.length) : 'n/a', 'tile-busbw')}
+  ${tile('send rate per rank (whole step)', rates.length ? formatRate(rates.reduce((a, b) => a + b, 0) / rates.length) : 'n/a', 'tile-rate')}
   ${tile('model state (max rank)', formatBytes(maxState), 'tile-state')}
   ${tile('checkpoints / restarts', `${s.events.filter((e) => e.kind === 'checkpoint').length} / ${s.events.filter((e) => e.kind === 'restart').length}`, 'tile-events')}
 </section>`;
@@ -78,8 +80,17 @@ function charts(s: RunState): string {
     // only steps every rank has reported (the newest is often still partial)
     series: [{ name: 'bytes/step', color: COLORS.bytes, points: series(pts, (p) => (p.ranksReported >= world ? p.bytesSent : undefined)) }],
   });
+  // Measured by the workers inside their collectives: bus bytes over the time collectives were in flight.
+  const busbw = lineChart({
+    title: 'all-reduce bus bandwidth per rank (measured inside collectives)', xLabel: 'step', formatY: (v) => formatGBs(v),
+    series: [
+      { name: 'mean over ranks', color: COLORS.busbw, points: series(pts, (p) => (p.busbw && p.ranksReported >= world ? p.busbw.sum / p.busbw.ranks : undefined)) },
+      { name: 'slowest rank', color: COLORS.busbwMin, points: series(pts, (p) => (p.busbw && p.ranksReported >= world ? p.busbw.min : undefined)) },
+    ],
+  });
+  // An average over the whole step, compute included: far below the bandwidth of the collectives themselves.
   const rate = lineChart({
-    title: 'send rate per rank (bytes sent / step time)', xLabel: 'step', formatY: (v) => formatRate(v), bytes: true,
+    title: 'send rate per rank (bytes sent / whole step time)', xLabel: 'step', formatY: (v) => formatRate(v), bytes: true,
     series: [{ name: 'mean over ranks', color: COLORS.rate, points: series(pts, (p) => (p.stepMs && p.ranksReported >= world ? (p.bytesSent / p.ranksReported / p.stepMs) * 1000 : undefined)) }],
   });
   const ranks = s.sortedRanks();
@@ -94,14 +105,15 @@ function charts(s: RunState): string {
   <div class="panel" id="chart-tokens">${tokens}</div>
   <div class="panel" id="chart-memory">${bars}</div>
   <div class="panel" id="chart-bytes">${bytes}</div>
+  <div class="panel" id="chart-busbw" data-points="${series(pts, (p) => (p.busbw && p.ranksReported >= world ? p.busbw.min : undefined)).length}">${busbw}</div>
   <div class="panel" id="chart-rate">${rate}</div>
 </section>`;
 }
 
 function memory(s: RunState): string {
-  const rows = s.sortedRanks().map((r) => `<tr><td>${r.rank}</td><td>${r.step + 1}</td><td>${formatBytes(r.paramsBytes)}</td><td>${formatBytes(r.gradsBytes)}</td><td>${formatBytes(r.optimizerBytes)}</td><td>${formatBytes(r.modelStateBytes)}</td><td>${formatBytes(r.peakBytes)}</td><td>${formatBytes(r.bytesSentStep)}</td><td>${formatRate(r.sendRate)}</td><td>${formatBytes(r.bytesSentTotal)}</td></tr>`);
-  return `<section class="panel"><h2>ranks: memory and traffic</h2><table id="ranks"><thead><tr><th>rank</th><th>step</th><th>parameters</th><th>gradients</th><th>optimizer</th><th>model state</th><th>peak (backend)</th><th>sent/step</th><th>send rate</th><th>sent total</th></tr></thead>
-  <tbody>${rows.join('') || '<tr><td colspan="10">no report yet</td></tr>'}</tbody></table></section>`;
+  const rows = s.sortedRanks().map((r) => `<tr><td>${r.rank}</td><td>${r.step + 1}</td><td>${formatBytes(r.paramsBytes)}</td><td>${formatBytes(r.gradsBytes)}</td><td>${formatBytes(r.optimizerBytes)}</td><td>${formatBytes(r.modelStateBytes)}</td><td>${formatBytes(r.peakBytes)}</td><td>${formatBytes(r.bytesSentStep)}</td><td>${formatRate(r.sendRate)}</td><td>${formatBytes(r.bytesSentTotal)}</td><td>${r.collectiveMsStep === undefined ? 'n/a' : `${formatNumber(r.collectiveMsStep)} ms`}</td><td>${formatGBs(r.busbwGBs)}</td></tr>`);
+  return `<section class="panel"><h2>ranks: memory and traffic</h2><table id="ranks"><thead><tr><th>rank</th><th>step</th><th>parameters</th><th>gradients</th><th>optimizer</th><th>model state</th><th>peak (backend)</th><th>sent/step</th><th>send rate (whole step)</th><th>sent total</th><th>in collectives/step</th><th>all-reduce bus bw</th></tr></thead>
+  <tbody>${rows.join('') || '<tr><td colspan="12">no report yet</td></tr>'}</tbody></table></section>`;
 }
 
 function layout(s: RunState): string {

@@ -25,6 +25,24 @@ describe('RunState', () => {
     expect(s.lastUpdate).toBe(3000);
   });
 
+  it('keeps the bus bandwidth and collective time measured by each rank', () => {
+    const s = new RunState();
+    s.apply({ kind: 'info', info });
+    s.apply({ kind: 'metrics', rank: 0, time: 1, record: { step: 0, loss: 5, step_ms: 500, ...mem, bytes_sent: 3000, collective_ms: 40, allreduce_busbw_gbs: 1.5 } });
+    s.apply({ kind: 'metrics', rank: 1, time: 2, record: { step: 0, ...mem, bytes_sent: 3000, collective_ms: 60, allreduce_busbw_gbs: 0.5 } });
+    expect(s.points.get(0)!.busbw).toEqual({ sum: 2, min: 0.5, ranks: 2 });
+    expect(s.ranks.get(1)).toMatchObject({ collectiveMsStep: 60, collectiveMsTotal: 60, busbwGBs: 0.5 });
+    // a step without collectives (null) leaves the step's bandwidth out, and the running total as it was
+    s.apply({ kind: 'metrics', rank: 1, time: 3, record: { step: 1, ...mem, bytes_sent: 0, collective_ms: 0, allreduce_busbw_gbs: null } });
+    expect(s.points.get(1)!.busbw).toBeUndefined();
+    expect(s.ranks.get(1)).toMatchObject({ collectiveMsStep: 0, collectiveMsTotal: 60, busbwGBs: undefined });
+    s.apply({ kind: 'metrics', rank: 1, time: 4, record: { step: 2, ...mem, bytes_sent: 3000, collective_ms: 25, allreduce_busbw_gbs: 2 } });
+    expect(s.ranks.get(1)).toMatchObject({ collectiveMsStep: 25, collectiveMsTotal: 85, busbwGBs: 2 });
+    // records from before these metrics existed: nothing is made up
+    s.apply({ kind: 'metrics', rank: 0, time: 5, record: { step: 3, loss: 4, ...mem, bytes_sent: 10 } });
+    expect(s.ranks.get(0)).toMatchObject({ collectiveMsStep: undefined, collectiveMsTotal: 40, busbwGBs: undefined });
+  });
+
   it('forgets the steps after a restart point, which are trained again', () => {
     const s = new RunState();
     for (let step = 0; step < 5; step++) s.apply({ kind: 'metrics', rank: 0, time: step, record: { step, loss: 10 - step, bytes_sent: 10 } });
@@ -48,7 +66,7 @@ describe('RunState', () => {
     const s = new RunState();
     s.apply({ kind: 'info', info });
     s.apply({ kind: 'layout', layout: { axes: { dp: 2, tp: 1, pp: 1 }, ranks: [] } });
-    s.apply({ kind: 'metrics', rank: 0, time: 5, record: { step: 0, loss: 3, step_ms: 100, ...mem, bytes_sent: 7 } });
+    s.apply({ kind: 'metrics', rank: 0, time: 5, record: { step: 0, loss: 3, step_ms: 100, ...mem, bytes_sent: 7, collective_ms: 12, allreduce_busbw_gbs: 0.25 } });
     s.apply({ kind: 'event', event: { time: 6, kind: 'checkpoint', step: 0, title: 'checkpoint 0' } });
     const copy = RunState.fromJSON(JSON.parse(JSON.stringify(s.toJSON())) as RunStateJSON);
     expect(copy.toJSON()).toEqual(s.toJSON());

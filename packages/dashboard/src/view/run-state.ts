@@ -43,6 +43,11 @@ export interface StepPoint {
   /** Bytes every rank sent in this step, summed. */
   bytesSent: number;
   ranksReported: number;
+  /**
+   * All-reduce bus bandwidth (GB/s, measured inside the collectives) of the ranks that reported
+   * one this step: the sum (for the mean), the slowest rank's, and how many reported.
+   */
+  busbw?: { sum: number; min: number; ranks: number };
 }
 
 /** A rank's latest figures (memory in bytes, by the categories the engine measures). */
@@ -58,8 +63,13 @@ export interface RankFigures {
   backendBytes: number;
   bytesSentStep: number;
   bytesSentTotal: number;
-  /** Bytes sent per second of step time (rank 0's step time of the same step). */
+  /** Bytes sent per second of step time (rank 0's step time of the same step): an average over the whole step, compute included. */
   sendRate?: number;
+  /** Time in which at least one collective was in flight, in the latest step and since the run started (ms). */
+  collectiveMsStep?: number;
+  collectiveMsTotal?: number;
+  /** Bus bandwidth of the latest step's collectives (GB/s): bus bytes over the time they were in flight. */
+  busbwGBs?: number;
 }
 
 /**
@@ -210,11 +220,17 @@ export class RunState {
     if (step === undefined) return;
     if (this.status.state === 'waiting') this.status = { state: 'running' };
     const sent = num(r.bytes_sent) ?? 0;
+    const collectiveMs = num(r.collective_ms);
+    const busbw = num(r.allreduce_busbw_gbs);
     const point = this.pointFor(step, time);
     if (point) {
       point.time = Math.max(point.time, time);
       point.bytesSent += sent;
       point.ranksReported += 1;
+      if (busbw !== undefined) {
+        const b = point.busbw;
+        point.busbw = b ? { sum: b.sum + busbw, min: Math.min(b.min, busbw), ranks: b.ranks + 1 } : { sum: busbw, min: busbw, ranks: 1 };
+      }
       if (num(r.loss) !== undefined) {
         point.loss = num(r.loss);
         point.lr = num(r.lr);
@@ -238,6 +254,9 @@ export class RunState {
       backendBytes: num(r.tf_bytes) ?? prev?.backendBytes ?? 0,
       bytesSentStep: sent,
       bytesSentTotal: (prev?.bytesSentTotal ?? 0) + sent,
+      collectiveMsStep: collectiveMs,
+      collectiveMsTotal: collectiveMs === undefined ? prev?.collectiveMsTotal : (prev?.collectiveMsTotal ?? 0) + collectiveMs,
+      busbwGBs: busbw,
     };
     this.ranks.set(rank, figures);
     // The step time is rank 0's; whichever of the records arrives last completes the rates.

@@ -1,7 +1,7 @@
 import { memory } from '@tensorflow/tfjs-core';
 import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches, type TokenArray } from '@trainer/data';
 import { buildMesh, meshShape, ZeroTrainer, type Disposable, type Mesh, type MicroBatch } from '@trainer/engine';
-import type { ProcessGroup } from '@trainer/comm';
+import { busBandwidthGBs, type ProcessGroup } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
 import { GPT, GPTSegments, initBackend, initParams, parameterCount } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -67,6 +67,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedMs = 0;
   let timedSteps = 0;
   let timedBytesSent = 0;
+  let timedCollectiveMs = 0;
+  let timedBusBytes = 0;
   let timedIdle = 0;
   let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
@@ -75,15 +77,22 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   for (let step = firstStep; step < job.steps; step++) {
     if (maybeInjectFault(fault, rank, step, ctx.round) === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
     const sentBefore = comm.stats.bytesSent;
+    const collectivesBefore = comm.collectiveStats;
     const started = performance.now();
     const micro: MicroBatch[] = [];
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
     const r = await trainer.step(step, micro);
     const stepMs = performance.now() - started;
+    // Measured inside the collectives: the time at least one was in flight, and the bus bytes they moved in it.
+    const collectives = comm.collectiveStats;
+    const collectiveMs = collectives.busyMs - collectivesBefore.busyMs;
+    const busbw = busBandwidthGBs(collectivesBefore, collectives) ?? null;
     if (step >= firstStep + job.warmupTimingSteps) {
       timedMs += stepMs;
       timedSteps += 1;
       timedBytesSent += comm.stats.bytesSent - sentBefore;
+      timedCollectiveMs += collectiveMs;
+      timedBusBytes += collectives.busBytes - collectivesBefore.busBytes;
       timedIdle += trainer.bubble;
     }
     losses.push(r.loss);
@@ -105,6 +114,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: process.memoryUsage.rss(),
       bytes_sent: comm.stats.bytesSent - sentBefore,
+      collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
     });
@@ -138,6 +148,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
+    // over the timed steps: busy time per step, and bus bytes over busy time (null when no collective ran)
+    collective_ms_per_step: timedSteps ? timedCollectiveMs / timedSteps : NaN,
+    allreduce_busbw_gbs: timedCollectiveMs > 0 ? timedBusBytes / (timedCollectiveMs * 1e6) : null,
     peak_tf_bytes: peakTfBytes, rss_bytes: process.memoryUsage().rss,
     ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: timedSteps ? timedIdle / timedSteps : NaN } : {}),
     model_state_bytes: state.total, params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
