@@ -7,6 +7,7 @@ export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner
 export { buildMesh, coordinatesOf, meshGroupRanks, meshShape, rankOf, type Mesh, type MeshCoordinates, type MeshShape } from './device-mesh.js';
 export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
 export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
+export type { ExportedPiece } from './zero/zero-state.js';
 export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
 export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';
 export { DynamicLossScaler, DEFAULT_LOSS_SCALER, type LossScalerOptions, type LossScalerState } from './precision/loss-scaler.js';

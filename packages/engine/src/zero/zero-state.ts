@@ -1,10 +1,22 @@
 import { AdamW, type AdamWConfig, type Range } from '../adamw.js';
-import { makeStore, type Precision, type VectorStore } from '../precision/vector-store.js';
+import { HalfStore, makeStore, type Precision, type VectorStore } from '../precision/vector-store.js';
 import type { ZeroPartition } from './partition.js';
 import type { ZeroStage } from './zero-trainer.js';
 
 /** A piece of the flat vector: its flat range and where it sits in this rank's shard space. */
 type PieceRange = { flatStart: number; flatEnd: number; shardOffset: number };
+
+/** A rank's share of one piece of the training state, as a checkpoint saves it (views into the state). */
+export interface ExportedPiece {
+  flatStart: number;
+  flatEnd: number;
+  /** fp32 parameters: the master copy under 16-bit precisions. */
+  params: Float32Array;
+  /** bf16/fp16 only: the working parameters' 16-bit codes, exactly round(params). */
+  params16?: Uint16Array;
+  m: Float32Array;
+  v: Float32Array;
+}
 
 /**
  * What one rank keeps of the training state under a ZeRO stage and precision, and the element-
@@ -82,18 +94,26 @@ export class ZeroState {
 
   /**
    * This rank's share for a sharded checkpoint: for each of its pieces, the flat range, the fp32
-   * parameters (the master under 16-bit precisions), AdamW's m and v. Every element is owned by
-   * exactly one rank whatever the stage (stages 0-2 hold copies of the rest, not written twice).
-   * Views: copy them before the next step.
+   * parameters (the master under 16-bit precisions), AdamW's m and v, and under bf16/fp16 the
+   * working copy's 16-bit codes (the master's rounding: applyUpdate and importState keep them
+   * so, and the all-gather of stages 1-2 writes back the codes each owner sent). Every element
+   * is owned by exactly one rank whatever the stage (stages 0-2 hold copies of the rest, not
+   * written twice). Views: copy them before the next step.
    */
-  exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] } {
+  exportPieces(): { optimizerStep: number; precision: Precision; pieces: ExportedPiece[] } {
     const adam = this.optimizer;
+    const half = this.working instanceof HalfStore ? this.working.data : undefined;
     return {
       optimizerStep: adam.step,
+      precision: this.precision,
       pieces: this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
         const at = this.stage === 0 ? p.flatStart : p.shardOffset;
         const n = p.flatEnd - p.flatStart;
-        return { flatStart: p.flatStart, flatEnd: p.flatEnd, params: this.masterView(p), m: adam.m.subarray(at, at + n), v: adam.v.subarray(at, at + n) };
+        const w = this.stage === 3 ? p.shardOffset : p.flatStart; // where the working copy holds the piece
+        return {
+          flatStart: p.flatStart, flatEnd: p.flatEnd, params: this.masterView(p), m: adam.m.subarray(at, at + n), v: adam.v.subarray(at, at + n),
+          ...(half ? { params16: half.subarray(w, w + n) } : {}),
+        };
       }),
     };
   }
@@ -101,7 +121,9 @@ export class ZeroState {
   /**
    * Restores from any layout: `read(kind, start, end)` returns flat range [start, end) of the
    * fp32 parameters, m or v, sliced out of whatever shards hold them. This rank reads only what
-   * it keeps: all parameters under stages 0-2, its own pieces otherwise.
+   * it keeps: all parameters under stages 0-2, its own pieces otherwise. A checkpoint's 16-bit
+   * parameters are not read: the working copy is the master's rounding in this run's precision
+   * (the same codes when the precision is the writer's), so any precision resumes any checkpoint.
    */
   async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
     const adam = this.optimizer;

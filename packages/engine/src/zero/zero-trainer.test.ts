@@ -1,3 +1,4 @@
+import { encodeBf16, encodeFp16 } from '@trainer/comm';
 import { describe, expect, it } from 'vitest';
 import type { MicroBatch } from '../interfaces.js';
 import { BigramModel } from '../testing/bigram-model.js';
@@ -154,8 +155,22 @@ describe('ZeroTrainer in mixed precision', () => {
         const P = V * V + V;
         expect(bytes.params, `${precision} stage ${stage}`).toBe(2 * (stage === 3 ? own : P)); // 16-bit working copy
         expect(bytes.master).toBe(4 * (stage === 0 ? P : own)); // fp32 master, partitioned from stage 1
+        // A checkpoint's 16-bit parameters: the working copy's codes, exactly the master's rounding, on every rank.
+        const covered = new Uint8Array(P);
+        for (const t of run.trainers) {
+          const e = t.exportPieces();
+          expect(e.precision).toBe(precision);
+          for (const p of e.pieces) {
+            const rounded = new Uint16Array(p.params.length);
+            (precision === 'bf16' ? encodeBf16 : encodeFp16)(p.params, rounded);
+            expect(Array.from(p.params16!), `${precision} stage ${stage}`).toEqual(Array.from(rounded));
+            covered.fill(1, p.flatStart, p.flatEnd);
+          }
+        }
+        expect(covered.every((c) => c === 1)).toBe(true);
       }
     }
+    expect(fp32.trainers[0].exportPieces().pieces.every((p) => p.params16 === undefined)).toBe(true);
   });
 
   it('fp16 skips a step whose gradients overflow and halves the loss scale', async () => {
