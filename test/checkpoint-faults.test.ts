@@ -69,6 +69,8 @@ describe('checkpoint faults (multi-process)', () => {
     expect(info.rng.sampler).toEqual({ kind: 'stateless', seed: 1337, nextStep: 2 });
     expect(info.tensors.length).toBe(16);
     expect(info.bytes.params).toBe(4 * info.parameters);
+    expect(info.stateDtypes).toEqual({ params: 'F32', m: 'F32', v: 'F32' }); // no 16-bit parameters under fp32
+    expect(info.bytes.params16).toBeUndefined();
     const text = await runTrainer(['checkpoint', 'inspect', ckpt]);
     expect(text.stdout).toMatch(/layout +world 2 = dp 2 x tp 1 x pp 1, ZeRO stage 3, fp32/);
 
@@ -93,9 +95,9 @@ describe('checkpoint faults (multi-process)', () => {
     writeFileSync(shard, original);
     const manifestPath = join(ckpt, 'manifest.json');
     const manifest = readFileSync(manifestPath, 'utf8');
-    writeFileSync(manifestPath, manifest.replace('"version": 1', '"version": 2'));
+    writeFileSync(manifestPath, manifest.replace('"version": 2', '"version": 3'));
     r = await resume(ckpt);
-    expect(r.stderr).toContain(`TRAINER_ERR_CHECKPOINT_VERSION: ${manifestPath} has checkpoint format version 2, newer than this trainer reads version 1`);
+    expect(r.stderr).toContain(`TRAINER_ERR_CHECKPOINT_VERSION: ${manifestPath} has checkpoint format version 3, newer than this trainer reads versions 1 to 2`);
     writeFileSync(manifestPath, manifest);
     rmSync(shard);
     r = await resume(ckpt);

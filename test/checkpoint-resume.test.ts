@@ -1,7 +1,10 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { killAllStarted, killMarked, startTrainer, waitFor } from './helpers/processes.js';
+import { asFloat32, readSafetensors } from '@trainer/checkpoint';
+import { encodeBf16, encodeFp16 } from '@trainer/comm';
+import { killAllStarted, killMarked, runTrainer, startTrainer, waitFor } from './helpers/processes.js';
 import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
@@ -36,6 +39,65 @@ function expectSameTail(run: TinyRun, ref: TinyRun, from: number, exact: boolean
   }
 }
 
+/**
+ * A bf16/fp16 checkpoint holds, beside the fp32 master params and m, v, the 16-bit working
+ * parameters: in every shard each `params/<tensor>` piece has a `params16/<tensor>` piece whose
+ * codes are exactly the master's rounding, at half its bytes; `checkpoint inspect` and `verify`
+ * show and check them.
+ */
+async function expectParams16(ckpt: string, precision: 'bf16' | 'fp16'): Promise<void> {
+  const dtype = precision === 'bf16' ? 'BF16' : 'F16';
+  const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
+  expect(manifest.version).toBe(2);
+  expect(manifest.stateDtypes).toEqual({ params: 'F32', m: 'F32', v: 'F32', params16: dtype });
+  let checked = 0;
+  for (const { name } of manifest.files) {
+    const shard = await readSafetensors(join(ckpt, name));
+    const names = [...shard.tensors.keys()];
+    expect(names.filter((n) => n.startsWith('params16/')).map((n) => n.slice(9))).toEqual(names.filter((n) => n.startsWith('params/')).map((n) => n.slice(7)));
+    for (const [n, t] of shard.tensors) {
+      if (!n.startsWith('params/')) continue;
+      const half = shard.tensors.get(`params16/${n.slice(7)}`)!;
+      expect(half.dtype).toBe(dtype);
+      const master = asFloat32(t);
+      const rounded = new Uint16Array(master.length);
+      (precision === 'bf16' ? encodeBf16 : encodeFp16)(master, rounded);
+      const codes = new Uint16Array(half.data.buffer, half.data.byteOffset, half.data.byteLength / 2);
+      for (let i = 0; i < codes.length; i++) if (codes[i] !== rounded[i]) throw new Error(`${name} ${n}[${i}]: params16 ${codes[i]}, round(master) ${rounded[i]}`);
+      checked += codes.length;
+    }
+  }
+  const info = JSON.parse((await runTrainer(['checkpoint', 'inspect', ckpt, '--json'])).stdout);
+  expect(checked).toBe(info.parameters); // every element once
+  expect(info.bytes.params16 * 2).toBe(info.bytes.params);
+  expect(info.bytes.params).toBe(4 * info.parameters);
+  expect((await runTrainer(['checkpoint', 'inspect', ckpt])).stdout).toMatch(new RegExp(`state +params F32 [\\d.]+ KiB, m F32 [\\d.]+ KiB, v F32 [\\d.]+ KiB, params16 ${dtype} [\\d.]+ KiB`));
+  const verify = await runTrainer(['checkpoint', 'verify', ckpt]);
+  expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+}
+
+/**
+ * The checkpoint an fp32 run wrote before format version 2, made from one written now: the same
+ * shards but for their header's format_version (one character), the manifest at version 1
+ * without stateDtypes, checksums recomputed.
+ */
+function asVersion1(ckpt: string, dest: string): string {
+  cpSync(ckpt, dest, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(dest, 'manifest.json'), 'utf8'));
+  expect(manifest.stateDtypes).toEqual({ params: 'F32', m: 'F32', v: 'F32' });
+  for (const f of manifest.files) {
+    const bytes = readFileSync(join(dest, f.name));
+    const at = bytes.indexOf('"format_version":"2"');
+    expect(at, f.name).toBeGreaterThan(0);
+    bytes.write('"format_version":"1"', at);
+    writeFileSync(join(dest, f.name), bytes);
+    f.sha256 = createHash('sha256').update(bytes).digest('hex');
+  }
+  delete manifest.stateDtypes;
+  writeFileSync(join(dest, 'manifest.json'), JSON.stringify({ ...manifest, version: 1 }, null, 1));
+  return dest;
+}
+
 describe('resume from sharded checkpoints (multi-process)', () => {
   it('same layout: bitwise identical; other worker counts and ZeRO stages: within the equivalence tolerance, each rank reading only its slices', async () => {
     const ws = tinyWorkspace();
@@ -47,6 +109,9 @@ describe('resume from sharded checkpoints (multi-process)', () => {
 
     const same = await tinyRun(ws, 'same', 2, [...JOB, '--zero', '1', '--resume', ckpt]);
     expectSameTail(same, ref, 3, true, 'same layout (2 workers, ZeRO 1)');
+    // A version 1 checkpoint (fp32 runs before 16-bit parameter shards) resumes just as well.
+    const v1 = await tinyRun(ws, 'same-v1', 2, [...JOB, '--zero', '1', '--resume', asVersion1(ckpt, join(ws.dir, 'v1', 'step-000003'))]);
+    expectSameTail(v1, ref, 3, true, 'same layout from a version 1 checkpoint');
 
     const total = ref.params.size && [...ref.params.values()].reduce((s, p) => s + p.length, 0);
     for (const [nodes, zero] of [[1, 0], [3, 2], [4, 3]]) {
@@ -109,6 +174,7 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
     expect(manifest.layout.precision).toBe('fp16');
     expect(manifest.lossScale).toEqual({ scale: 65536, goodSteps: 3, skipsAtMinimum: 0 });
+    await expectParams16(ckpt, 'fp16');
     const same = await tinyRun(ws, 'fp16-same', 2, [...job, '--precision', 'fp16', '--resume', ckpt]);
     expectSameTail(same, ref, 3, true, 'same layout and precision (fp16)');
     const scales = same.metrics.filter((m) => m.rank === 0 && typeof m.loss_scale === 'number').map((m) => m.loss_scale);
@@ -126,6 +192,23 @@ describe('resume from sharded checkpoints (multi-process)', () => {
       expect(run.code, run.output).toBe(0);
       expect(run.output).toContain(`with ZeRO 2, fp16; this run has 1 (dp 1 x tp 1 x pp 1) with ZeRO 2${precision === 'fp32' ? '' : ', bf16'}`);
       for (let step = 3; step < 8; step++) expect(Math.abs(run.summary.losses[step]! - ref.summary.losses[step]!) / ref.summary.losses[step]!, `${precision} step ${step}`).toBeLessThan(0.01);
+    }
+  }, 300_000);
+
+  it('bf16: the checkpoint holds params16 = round(master) at half the bytes; resuming from it is bitwise identical, down to the next checkpoints\' shards', async () => {
+    const ws = tinyWorkspace();
+    const job = [...JOB, '--zero', '3', '--precision', 'bf16'];
+    const ref = await tinyRun(ws, 'bf16', 2, [...job, '--save-every', '3']);
+    expect(ref.code, ref.output).toBe(0);
+    const ckpt = join(ref.out, 'checkpoints', 'step-000003');
+    await expectParams16(ckpt, 'bf16');
+    const same = await tinyRun(ws, 'bf16-same', 2, [...job, '--save-every', '3', '--resume', ckpt]);
+    expectSameTail(same, ref, 3, true, 'same layout and precision (bf16, ZeRO 3)');
+    for (const step of ['step-000006', 'step-000008']) {
+      for (const shard of ['rank-00000-of-00002.safetensors', 'rank-00001-of-00002.safetensors']) {
+        const a = readFileSync(join(same.out, 'checkpoints', step, shard));
+        expect(a.equals(readFileSync(join(ref.out, 'checkpoints', step, shard))), `${step}/${shard}`).toBe(true);
+      }
     }
   }, 300_000);
 

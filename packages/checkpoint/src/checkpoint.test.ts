@@ -4,101 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, tmpCheckpointName } from './checkpoint-paths.js';
-import { commitCheckpoint, removeAbandoned } from './commit.js';
-import { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards, type FlatTensor } from './flat-layout.js';
-import { MANIFEST_FILE, STATE_KINDS, type Manifest } from './manifest.js';
+import { removeAbandoned } from './commit.js';
+import { checkTensorsMatch, readFlatRange, type FlatTensor } from './flat-layout.js';
+import { MANIFEST_FILE, TRAINING_STATE_KINDS } from './manifest.js';
 import { CheckpointReader } from './reader.js';
-import { forEachRun, regionSize } from './region.js';
-import { packShard, ShardFile, shardSize } from './shard-file.js';
-import { ShardWriter } from './shard-writer.js';
+import { packShard, shardSize } from './shard-file.js';
 import { newestVerified, verifyCheckpoint } from './verify.js';
+import { codeOf, localValues, saveFixture, saveLayout, split, TENSORS, toyWriter as writer, tpTensors, type RankLayout } from './testing/toy-checkpoint.js';
 
 /**
- * A two-tensor "model" (a [2,3], b [5]: an 11-element flat vector) saved by 2 or 3 ranks with
- * pieces that cut through tensors, committed, read back under other layouts, and broken in every
- * way the issue names; and a tensor-parallel layout read back under another one.
+ * The toy model of testing/toy-checkpoint.ts saved by 2 or 3 ranks with pieces that cut through
+ * tensors, committed, read back under other layouts, and broken in every way the issue names;
+ * and a tensor-parallel layout read back under another one.
  */
-const TENSORS: FlatTensor[] = [{ name: 'a', shape: [2, 3], offset: 0 }, { name: 'b', shape: [5], offset: 6 }];
-const UNITS = [[0, 6], [6, 11]];
-const KIND_BASE = { params: 0.5, m: 1000, v: 2000 };
-/** Every element's value: a function of the state, the tensor, its index in the full tensor and the step. */
-const value = (kind: keyof typeof KIND_BASE, tensor: string, i: number, step: number) => KIND_BASE[kind] + (tensor === 'a' ? 0 : 100) + i + step / 8;
-
-const writer = new ShardWriter();
 afterAll(() => writer.close());
-
-/** Balanced split of [s, e) into `world` parts (as ZeroPartition does per unit). */
-function split(s: number, e: number, world: number, rank: number): [number, number] {
-  const n = e - s;
-  const base = Math.floor(n / world);
-  const extra = n % world;
-  const start = s + rank * base + Math.min(rank, extra);
-  return [start, start + base + (rank < extra ? 1 : 0)];
-}
-
-/** One rank: its local flat tensors (regions of the full ones) and its owned ranges of that vector. */
-interface RankLayout { tensors: FlatTensor[]; pieces: [number, number][] }
-
-/** The local flat vector of a rank, of state `kind`, from the full tensors' values. */
-function localValues(tensors: readonly FlatTensor[], kind: keyof typeof KIND_BASE, step: number): Float32Array {
-  const size = Math.max(...tensors.map((t) => t.offset + regionSize(t.shape, t.region)));
-  const out = new Float32Array(size);
-  for (const t of tensors) forEachRun(t.shape, t.region, 0, regionSize(t.shape, t.region), (g, r, n) => {
-    for (let i = 0; i < n; i++) out[t.offset + r + i] = value(kind, t.name, g + i, step);
-  });
-  return out;
-}
-
-async function saveLayout(root: string, step: number, ranks: RankLayout[], keepLast = 0): Promise<string> {
-  const tmp = join(root, tmpCheckpointName(step, 'test'));
-  await mkdir(tmp, { recursive: true });
-  const files: Manifest['files'] = [];
-  const shards: { file: string; shard: ShardFile }[] = [];
-  for (const [rank, layout] of ranks.entries()) {
-    const full = { params: localValues(layout.tensors, 'params', step), m: localValues(layout.tensors, 'm', step), v: localValues(layout.tensors, 'v', step) };
-    const pieces = layout.pieces.filter(([s, e]) => e > s).map(([s, e]) => ({ flatStart: s, flatEnd: e, params: full.params.subarray(s, e), m: full.m.subarray(s, e), v: full.v.subarray(s, e) }));
-    const { tensors, metadata } = shardTensors(layout.tensors, pieces);
-    const file = `rank-${rank}.safetensors`;
-    const written = await writer.write(join(tmp, file), packShard(tensors, { ...metadata, rank: String(rank) }));
-    files.push({ name: file, rank, bytes: written.bytes, sha256: written.sha256 });
-    shards.push({ file, shard: await ShardFile.open(join(tmp, file), written.bytes) });
-  }
-  const manifest: Manifest = {
-    format: 'trainer-checkpoint', version: 1, step, optimizerStep: step, createdAt: new Date().toISOString(),
-    model: { name: 'toy', config: { size: 11 } }, tokenizer: null,
-    layout: { world: ranks.length, dp: ranks.length, tp: 1, pp: 1, zeroStage: 1, precision: 'fp32' },
-    training: { seed: 1 }, lrSchedule: { kind: 'warmup-cosine', lr: 1, minLr: 0.1, warmupSteps: 0, decaySteps: 10, lrAtStep: 1 },
-    lossScale: null, rng: { sampler: { kind: 'stateless', seed: 1, nextStep: step }, dropout: null }, metrics: { loss: 1.5 },
-    files, tensors: tensorEntriesFromShards(ranks[0].tensors.length === 2 ? TENSORS : TP_TENSORS, shards),
-  };
-  for (const s of shards) await s.shard.close();
-  return (await commitCheckpoint({ root, tmpDir: tmp, manifest, keepLast })).path;
-}
-
-/** The toy model on `world` data-parallel ranks, every unit split evenly. */
-async function saveFixture(root: string, step: number, world: number, keepLast = 0): Promise<string> {
-  return saveLayout(root, step, Array.from({ length: world }, (_, r) => ({ tensors: TENSORS, pieces: UNITS.map(([s, e]) => split(s, e, world, r)) })), keepLast);
-}
-
-/** Tensor parallel: a [4,8] column-parallel in two column groups (like q and k), b [6] replicated, c [6,2] row-parallel. */
-const TP_TENSORS = [{ name: 'a', shape: [4, 8] }, { name: 'b', shape: [6] }, { name: 'c', shape: [6, 2] }];
-function tpTensors(tp: number, t: number): FlatTensor[] {
-  const w = 4 / tp; // columns of a per rank in each of the column groups [0, 4) and [4, 8)
-  const a: FlatTensor = { name: 'a', shape: [4, 8], offset: 0, region: { cols: [[t * w, (t + 1) * w], [4 + t * w, 4 + (t + 1) * w]] } };
-  const aSize = regionSize(a.shape, a.region);
-  const b: FlatTensor = { name: 'b', shape: [6], offset: aSize, owned: t === 0 };
-  const c: FlatTensor = { name: 'c', shape: [6, 2], offset: aSize + 6, region: { rows: split(0, 6, tp, t) } };
-  return [a, b, c];
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-}
 
 describe('sharded checkpoints', () => {
   it('commits, then reads any flat range back under any layout, touching only the bytes asked for', async () => {
@@ -109,7 +28,7 @@ describe('sharded checkpoints', () => {
     expect((await readdir(root)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
     const reader = await CheckpointReader.open(root); // the checkpoints folder resolves to latest
     checkTensorsMatch(reader, TENSORS);
-    for (const kind of STATE_KINDS) {
+    for (const kind of TRAINING_STATE_KINDS) {
       const all = await readFlatRange(reader, TENSORS, kind, 0, 11);
       expect(Array.from(all)).toEqual(Array.from(localValues(TENSORS, kind, 7)));
     }
@@ -141,7 +60,7 @@ describe('sharded checkpoints', () => {
     ]);
     expect(reader.manifest.tensors.find((t) => t.name === 'a')!.state.m[0].slice.cols).toEqual([[0, 2], [4, 6]]);
     // The whole model (one rank, no tensor parallelism) and a tp-4 rank's view of it.
-    for (const kind of STATE_KINDS) {
+    for (const kind of TRAINING_STATE_KINDS) {
       const whole: FlatTensor[] = [{ name: 'a', shape: [4, 8], offset: 0 }, { name: 'b', shape: [6], offset: 32 }, { name: 'c', shape: [6, 2], offset: 38 }];
       expect(Array.from(await readFlatRange(reader, whole, kind, 0, 50)), kind).toEqual(Array.from(localValues(whole, kind, 5)));
       const other: FlatTensor[] = [
@@ -201,7 +120,7 @@ describe('sharded checkpoints', () => {
 
     const manifestPath = join(dir, MANIFEST_FILE);
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    await writeFile(manifestPath, JSON.stringify({ ...manifest, version: 2 }));
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, version: 3 }));
     const newer = await CheckpointReader.open(dir).catch((e) => e);
     expect(newer.code).toBe('TRAINER_ERR_CHECKPOINT_VERSION');
     expect(newer.message).toContain(manifestPath);

@@ -4,15 +4,14 @@ import { checkpointName, exists, listCheckpoints, writeLatest } from './checkpoi
 import { fsyncDir, writeFileDurable } from './durable.js';
 import { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';
 import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
-import { ShardFile } from './shard-file.js';
-import { sha256File } from './verify.js';
+import { checkShard, sha256File } from './verify.js';
 
 /**
  * The commit of a checkpoint, run by the coordinator once every rank has written and fsynced
  * its shard into the temporary folder:
  *
- *   1. every file the manifest lists is present, of the reported size, with a valid header,
- *      and its SHA-256 (read back from disk) is the one its writer reported;
+ *   1. every file the manifest lists is present, of the reported size, with a valid header
+ *      holding the manifest's pieces in their dtypes, and its SHA-256 (read back from disk) is the one its writer reported;
  *   2. manifest.json is written last (temporary name, fsync, rename, fsync of the folder);
  *   3. the folder is renamed into place (step-000200) and the checkpoints folder fsynced;
  *   4. `latest` is replaced atomically;
@@ -50,7 +49,7 @@ export async function commitCheckpoint(req: CommitRequest): Promise<CommitResult
   const listed = [...manifest.files.map((f) => ({ name: f.name, bytes: f.bytes as number | undefined, sha256: f.sha256 })), ...(manifest.tokenizer ? [{ name: manifest.tokenizer.file, bytes: undefined, sha256: manifest.tokenizer.sha256 }] : [])];
   for (const f of listed) {
     const file = join(tmpDir, f.name);
-    if (f.bytes !== undefined) await (await ShardFile.open(file, f.bytes)).close();
+    if (f.bytes !== undefined) await checkShard(manifest, f.name, file, f.bytes);
     const digest = await sha256File(file);
     if (digest !== f.sha256) {
       throw checkpointError(CheckpointErrorCode.CHECKSUM, `${file} has SHA-256 ${digest.slice(0, 16)}... on disk, its writer reported ${f.sha256.slice(0, 16)}...`, { file });

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
-import { STATE_KINDS, SliceSchema, type Piece, type StateKind, type TensorEntry } from './manifest.js';
+import type { HalfDtype } from './half-float.js';
+import { STATE_KINDS, SliceSchema, type Piece, type StateDtypes, type StateKind, type TensorEntry } from './manifest.js';
 import type { CheckpointReader } from './reader.js';
 import { regionSize, type Region } from './region.js';
-import type { ShardFile } from './shard-file.js';
+import type { ShardFile, ShardTensor } from './shard-file.js';
 
 /**
  * Checkpoints of flat parameter vectors (FSDP/ZeRO style): a rank's tensors laid end to end in
@@ -15,7 +16,7 @@ import type { ShardFile } from './shard-file.js';
  *   local flat:  [ wte (rows 0..V/2) | wpe | h.0.ln_1.weight | h.0.attn.c_attn.weight (cols ...) | ... ]
  *   ZeRO piece:        [ flat a .. b )         -> pieces of wte's region [a, |wte_region|), wpe [0, ...)
  *
- * A shard file names its tensors `<kind>/<tensor>` and records each tensor's slice (region and
+ * A shard file names its tensors `<kind>/<tensor>` (kind: params, params16, m, v) and records each tensor's slice (region and
  * flat range) in its header's `slices` metadata, so it describes itself; the coordinator builds
  * the manifest's tensor table from the headers of all shards.
  */
@@ -41,16 +42,27 @@ function localSize(t: FlatTensor): number {
 export interface OwnedPiece {
   flatStart: number;
   flatEnd: number;
+  /** fp32 parameters (the master copy under 16-bit precisions). */
   params: Float32Array;
+  /** bf16/fp16 runs: the working parameters' 16-bit codes, round(params) (dtype: shardTensors' `params16`). */
+  params16?: Uint16Array;
   m: Float32Array;
   v: Float32Array;
 }
 
 /**
  * The tensors of a shard file: for every owned tensor the piece overlaps, its `<kind>/<name>`
- * data (views: packShard copies them) and its slice, all params first, then m, then v.
+ * data (views: packShard copies them) and its slice, all params first, then m, then v, then
+ * params16 (when `params16` names its dtype: every piece must carry its codes).
  */
-export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly OwnedPiece[]): { tensors: { name: string; data: Float32Array }[]; metadata: Record<string, string> } {
+export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly OwnedPiece[], opts: { params16?: HalfDtype } = {}): { tensors: ShardTensor[]; metadata: Record<string, string> } {
+  const half = opts.params16;
+  for (const p of pieces) {
+    if ((p.params16 !== undefined) !== (half !== undefined)) {
+      throw new RangeError(half ? `shardTensors: params16 is ${half}, but a piece carries no 16-bit parameters` : 'shardTensors: a piece carries 16-bit parameters, but no params16 dtype was given');
+    }
+    if (p.params16 && p.params16.length !== p.params.length) throw new RangeError(`shardTensors: ${p.params16.length} 16-bit parameters for ${p.params.length} fp32 ones`);
+  }
   const slices: Record<string, z.infer<typeof SliceSchema>> = {};
   const parts: { name: string; piece: OwnedPiece; from: number; to: number }[] = [];
   for (const p of pieces) {
@@ -64,8 +76,13 @@ export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly Ow
       parts.push({ name: t.name, piece: p, from: s - p.flatStart, to: e - p.flatStart });
     }
   }
+  const piecesOf = (kind: StateKind): ShardTensor[] => parts.map((x) => {
+    const name = `${kind}/${x.name}`;
+    if (kind === 'params16') return { name, data: x.piece.params16!.subarray(x.from, x.to), dtype: half! };
+    return { name, data: x.piece[kind].subarray(x.from, x.to) };
+  });
   return {
-    tensors: STATE_KINDS.flatMap((kind) => parts.map((x) => ({ name: `${kind}/${x.name}`, data: x.piece[kind].subarray(x.from, x.to) }))),
+    tensors: STATE_KINDS.filter((k) => k !== 'params16' || half).flatMap(piecesOf),
     metadata: { slices: JSON.stringify(slices) },
   };
 }
@@ -73,12 +90,14 @@ export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly Ow
 const SlicesSchema = z.record(z.string().max(500), SliceSchema);
 
 /**
- * The manifest's tensor table from the headers of every shard: each header tensor
- * `<kind>/<name>` becomes a piece of tensor `name` (one of `tensors`) with the slice its file
- * records. Whether the pieces cover every tensor exactly once is parseManifest's check.
+ * The manifest's tensor table and state dtypes from the headers of every shard: each header
+ * tensor `<kind>/<name>` becomes a piece of tensor `name` (one of `tensors`) with the slice its
+ * file records; params, m and v must be F32, params16 BF16 or F16 (the same in every shard).
+ * Whether the pieces cover every tensor exactly once is parseManifest's check.
  */
-export function tensorEntriesFromShards(tensors: readonly { name: string; shape: number[] }[], shards: readonly { file: string; shard: ShardFile }[]): TensorEntry[] {
+export function tensorEntriesFromShards(tensors: readonly { name: string; shape: number[] }[], shards: readonly { file: string; shard: ShardFile }[]): { tensors: TensorEntry[]; stateDtypes: StateDtypes } {
   const entries = new Map<string, TensorEntry>(tensors.map((t) => [t.name, { name: t.name, shape: [...t.shape], dtype: 'F32', state: { params: [], m: [], v: [] } }]));
+  let half: HalfDtype | undefined;
   for (const { file, shard } of shards) {
     const bad = (why: string) => checkpointError(CheckpointErrorCode.FORMAT, `shard file ${shard.path}: ${why}`, { file: shard.path });
     let slices: z.infer<typeof SlicesSchema>;
@@ -92,14 +111,23 @@ export function tensorEntriesFromShards(tensors: readonly { name: string; shape:
       const kind = e.name.slice(0, cut) as StateKind;
       const name = e.name.slice(cut + 1);
       const entry = entries.get(name);
-      if (cut < 0 || !STATE_KINDS.includes(kind) || !entry) throw bad(`tensor ${e.name} is not <params|m|v>/<a tensor of the model>`);
+      if (cut < 0 || !STATE_KINDS.includes(kind) || !entry) throw bad(`tensor ${e.name} is not <${STATE_KINDS.join('|')}>/<a tensor of the model>`);
       const slice = slices[name];
       if (!slice) throw bad(`no slice recorded for ${name}`);
+      if (kind === 'params16') {
+        if (e.dtype !== 'BF16' && e.dtype !== 'F16') throw bad(`tensor ${e.name} is ${e.dtype}; 16-bit parameters are BF16 or F16`);
+        if (half && e.dtype !== half) throw bad(`tensor ${e.name} is ${e.dtype}, other 16-bit parameters of the checkpoint are ${half}`);
+        half = e.dtype;
+      } else if (e.dtype !== 'F32') {
+        throw bad(`tensor ${e.name} is ${e.dtype}; ${kind} is saved as F32`);
+      }
       const piece: Piece = { file, offset: shard.dataStart + e.begin, length: e.end - e.begin, slice };
-      entry.state[kind].push(piece);
+      (entry.state[kind] ??= []).push(piece);
     }
   }
-  return [...entries.values()];
+  // A kind some tensor has pieces of is listed for every tensor (coverage is checked per tensor).
+  if (half) for (const t of entries.values()) t.state.params16 ??= [];
+  return { tensors: [...entries.values()], stateDtypes: { params: 'F32', m: 'F32', v: 'F32', ...(half ? { params16: half } : {}) } };
 }
 
 /**

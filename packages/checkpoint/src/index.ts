@@ -4,17 +4,18 @@ export {
 } from './safetensors.js';
 export { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';
 export { fsyncDir, writeFileDurable } from './durable.js';
-export { packShard, shardSize, ShardFile, SHARD_FORMAT, SHARD_FORMAT_VERSION, type PackedShard } from './shard-file.js';
+export { dtypeBytes, packShard, shardSize, ShardFile, SHARD_FORMAT, SHARD_FORMAT_VERSION, type PackedShard, type ShardDtype, type ShardTensor } from './shard-file.js';
+export { widenBf16, widenF16, widenHalf, type HalfDtype } from './half-float.js';
 export { ShardWriter, type ShardWriteFault, type WrittenShard } from './shard-writer.js';
 export {
-  parseManifest, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, STATE_KINDS,
-  type FileEntry, type Manifest, type Piece, type StateKind, type TensorEntry,
+  halfDtypeOf, parseManifest, stateDtype, stateDtypes, stateKinds, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_READ_VERSIONS, MANIFEST_VERSION,
+  STATE_KINDS, TRAINING_STATE_KINDS, type FileEntry, type Manifest, type Piece, type StateDtypes, type StateKind, type TensorEntry,
 } from './manifest.js';
 export {
   checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, stepOfCheckpointName, tmpCheckpointName, writeLatest,
   CHECKPOINTS_DIR, LATEST_FILE, type CheckpointListing,
 } from './checkpoint-paths.js';
-export { CheckpointReader, readManifest } from './reader.js';
+export { CheckpointReader, checkShardPieces, readManifest } from './reader.js';
 export { newestVerified, sha256File, verifyCheckpoint, type VerifyReport } from './verify.js';
 export { commitCheckpoint, removeAbandoned, type CommitRequest, type CommitResult } from './commit.js';
 export { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards, type FlatTensor, type OwnedPiece } from './flat-layout.js';

@@ -1,25 +1,62 @@
 import { z } from 'zod';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
 import { forEachRun, numel, regionProblem, regionSize } from './region.js';
+import { dtypeBytes, type ShardDtype } from './shard-file.js';
 
 /**
  * manifest.json: the description of one checkpoint, written by the coordinator last, after every
  * shard file is on disk and its checksum checked. A folder without it is not a checkpoint.
  *
  * For every logical tensor (Hugging Face GPT-2 name and shape) and every kind of state
- * (parameters, AdamW's m and v) it lists the pieces that hold it: file, absolute byte offset,
- * byte length and the slice of the tensor covered. A slice is a `region` of the tensor (a
- * tensor-parallel shard: row and column ranges, region.ts; the whole tensor when absent) and a
- * range `flat` [start, end) of that region flattened row-major (a ZeRO piece of it). A reader
- * refuses fields it does not know, and versions newer than its own.
+ * (parameters, AdamW's m and v, and under bf16/fp16 the 16-bit working parameters) it lists the
+ * pieces that hold it: file, absolute byte offset, byte length and the slice of the tensor
+ * covered. A slice is a `region` of the tensor (a tensor-parallel shard: row and column ranges,
+ * region.ts; the whole tensor when absent) and a range `flat` [start, end) of that region
+ * flattened row-major (a ZeRO piece of it). A reader refuses fields it does not know, and
+ * versions newer than its own.
+ *
+ * Version 2 added `stateDtypes` and the optional `params16` kind; version 1 manifests (fp32
+ * state only, written before) are still read, as if `stateDtypes` were all F32.
  */
 export const MANIFEST_FORMAT = 'trainer-checkpoint';
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
+/** Every version this code reads. */
+export const MANIFEST_READ_VERSIONS = [1, 2] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
-/** The kinds of state saved per tensor. Gradients are not: they are zeroed at every step. */
-export const STATE_KINDS = ['params', 'm', 'v'] as const;
+/**
+ * The kinds of state a checkpoint holds per tensor, in the order a shard lays them out:
+ *
+ *   params    fp32 parameters (the master copy under bf16/fp16): what resume restores; first, so
+ *             reading the fp32 weights touches a prefix of each file
+ *   m, v      AdamW's moments, fp32
+ *   params16  bf16/fp16 runs only: the 16-bit working parameters, round(params), what the model
+ *             computes with (half the bytes; for consumers that want weights only); last, so
+ *             every fp32 piece stays 4-byte aligned and the 16-bit weights are one suffix
+ *
+ * Gradients are not saved: they are zeroed at every step.
+ */
+export const STATE_KINDS = ['params', 'm', 'v', 'params16'] as const;
 export type StateKind = (typeof STATE_KINDS)[number];
+/** The kinds every checkpoint holds: the fp32 training state that resume restores. */
+export const TRAINING_STATE_KINDS = ['params', 'm', 'v'] as const satisfies readonly StateKind[];
+
+/** The dtype of every kind of state a checkpoint holds (params16 absent under fp32). */
+export const StateDtypesSchema = z.object({
+  params: z.literal('F32'),
+  m: z.literal('F32'),
+  v: z.literal('F32'),
+  params16: z.enum(['BF16', 'F16']).optional(),
+}).strict();
+export type StateDtypes = z.infer<typeof StateDtypesSchema>;
+
+/** What a version 1 checkpoint holds: fp32 params, m and v. */
+const V1_STATE_DTYPES: StateDtypes = { params: 'F32', m: 'F32', v: 'F32' };
+
+/** The 16-bit dtype of a precision's working parameters (none for fp32). */
+export function halfDtypeOf(precision: 'fp32' | 'bf16' | 'fp16'): 'BF16' | 'F16' | undefined {
+  return precision === 'bf16' ? 'BF16' : precision === 'fp16' ? 'F16' : undefined;
+}
 
 const count = z.number().int().nonnegative();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -35,8 +72,9 @@ export type Piece = z.infer<typeof PieceSchema>;
 export const TensorEntrySchema = z.object({
   name: z.string().min(1).max(500),
   shape: z.array(count).max(8),
+  /** The tensor's own dtype (its parameters' master copy); each state's is in the manifest's stateDtypes. */
   dtype: z.literal('F32'),
-  state: z.object({ params: z.array(PieceSchema), m: z.array(PieceSchema), v: z.array(PieceSchema) }).strict(),
+  state: z.object({ params: z.array(PieceSchema), m: z.array(PieceSchema), v: z.array(PieceSchema), params16: z.array(PieceSchema).optional() }).strict(),
 });
 export type TensorEntry = z.infer<typeof TensorEntrySchema>;
 
@@ -45,7 +83,7 @@ export type FileEntry = z.infer<typeof FileEntrySchema>;
 
 export const ManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
-  version: z.literal(MANIFEST_VERSION),
+  version: z.union(MANIFEST_READ_VERSIONS.map((v) => z.literal(v))),
   /** Optimizer steps completed: a resumed run starts at this step index. */
   step: count,
   /** AdamW's step counter (bias correction), restored as is. */
@@ -60,7 +98,7 @@ export const ManifestSchema = z.object({
     tp: z.number().int().positive(),
     pp: z.number().int().positive(),
     zeroStage: z.number().int().min(0).max(3),
-    /** How the writer held its working parameters; the saved parameters are its fp32 master copy. */
+    /** How the writer held its working parameters: `params` is its fp32 master copy, `params16` (bf16, fp16) the working copy. */
     precision: z.enum(['fp32', 'bf16', 'fp16']),
     /** The ZeRO partition of the writer (informative: readers use the tensor pieces). */
     partition: z.unknown().optional(),
@@ -82,9 +120,27 @@ export const ManifestSchema = z.object({
   /** Figures at the time of saving (loss, learning rate, validation loss when known). */
   metrics: z.record(z.string(), z.number().nullable()),
   files: z.array(FileEntrySchema).min(1),
+  /** Version 2: the dtype of each kind of state (`params16` present exactly under bf16 and fp16). Absent in version 1 (all F32). */
+  stateDtypes: StateDtypesSchema.optional(),
   tensors: z.array(TensorEntrySchema).min(1),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** The dtype of every kind of state `m` holds (a version 1 manifest: fp32 params, m and v). */
+export function stateDtypes(m: Manifest): StateDtypes {
+  return m.stateDtypes ?? V1_STATE_DTYPES;
+}
+
+/** The kinds of state `m` holds, in file order. */
+export function stateKinds(m: Manifest): StateKind[] {
+  const dtypes = stateDtypes(m);
+  return STATE_KINDS.filter((k) => dtypes[k] !== undefined);
+}
+
+/** The dtype of state `kind` in `m`, or undefined when the checkpoint does not hold it. */
+export function stateDtype(m: Manifest, kind: StateKind): ShardDtype | undefined {
+  return stateDtypes(m)[kind];
+}
 
 export function tensorSize(shape: readonly number[]): number {
   return numel(shape);
@@ -105,10 +161,10 @@ export function parseManifest(text: string, path: string): Manifest {
   }
   const head = (raw ?? {}) as { format?: unknown; version?: unknown };
   if (head.format !== MANIFEST_FORMAT) throw checkpointError(CheckpointErrorCode.FORMAT, `${path} is not a trainer checkpoint manifest (format ${JSON.stringify(head.format ?? null)})`, { file: path });
-  if (head.version !== MANIFEST_VERSION) {
+  if (!(MANIFEST_READ_VERSIONS as readonly unknown[]).includes(head.version)) {
     const newer = typeof head.version === 'number' && head.version > MANIFEST_VERSION;
-    throw checkpointError(CheckpointErrorCode.VERSION, `${path} has checkpoint format version ${String(head.version)}${newer ? ', newer than' : ';'} this trainer reads version ${MANIFEST_VERSION}`, {
-      file: path, details: { version: head.version, supported: MANIFEST_VERSION },
+    throw checkpointError(CheckpointErrorCode.VERSION, `${path} has checkpoint format version ${String(head.version)}${newer ? ', newer than' : ';'} this trainer reads versions 1 to ${MANIFEST_VERSION}`, {
+      file: path, details: { version: head.version, supported: [...MANIFEST_READ_VERSIONS] },
       ...(newer ? {} : { hint: 'this is not a checkpoint version any trainer wrote; the file is damaged' }),
     });
   }
@@ -129,15 +185,23 @@ function checkConsistency(m: Manifest, path: string): void {
     files.set(f.name, f);
   }
   if (m.tokenizer && files.has(m.tokenizer.file)) throw bad(`the tokenizer ${m.tokenizer.file} is also listed as a shard`);
+  const kinds = checkStateDtypes(m, bad);
   const names = new Set<string>();
   for (const t of m.tensors) {
     if (names.has(t.name)) throw bad(`tensor ${t.name} is listed twice`);
     names.add(t.name);
     const size = tensorSize(t.shape);
     for (const kind of STATE_KINDS) {
+      const pieces = t.state[kind];
+      const dtype = kinds[kind];
+      if (!dtype || !pieces) {
+        if (dtype || pieces) throw bad(`${t.name} ${pieces ? 'has' : 'lacks'} ${kind} pieces, but the checkpoint's stateDtypes ${dtype ? 'list' : 'do not list'} ${kind}`);
+        continue;
+      }
+      const bytes = dtypeBytes(dtype);
       // Every piece's runs of tensor elements; together they must tile [0, size) exactly.
       const runs: [number, number][] = [];
-      for (const p of t.state[kind]) {
+      for (const p of pieces) {
         const [s, e] = p.slice.flat;
         const f = files.get(p.file);
         if (!f) throw bad(`${t.name} (${kind}) refers to ${p.file}, which is not listed in files`);
@@ -145,8 +209,8 @@ function checkConsistency(m: Manifest, path: string): void {
         if (problem) throw bad(`${t.name} (${kind}): ${problem}`);
         const regionElems = regionSize(t.shape, p.slice);
         if (e < s || e > regionElems) throw bad(`${t.name} (${kind}): slice [${s}, ${e}) outside its region of ${regionElems} elements`);
-        if (p.length !== (e - s) * 4) throw bad(`${t.name} (${kind}): ${p.length} bytes for ${e - s} F32 elements`);
-        if (p.offset % 4 !== 0 || p.offset + p.length > f.bytes) throw bad(`${t.name} (${kind}): bytes [${p.offset}, ${p.offset + p.length}) outside ${p.file} (${f.bytes} bytes)`);
+        if (p.length !== (e - s) * bytes) throw bad(`${t.name} (${kind}): ${p.length} bytes for ${e - s} ${dtype} elements`);
+        if (p.offset % bytes !== 0 || p.offset + p.length > f.bytes) throw bad(`${t.name} (${kind}): bytes [${p.offset}, ${p.offset + p.length}) outside ${p.file} (${f.bytes} bytes)`);
         forEachRun(t.shape, p.slice, s, e, (g, _r, n) => runs.push([g, g + n]));
       }
       runs.sort((a, b) => a[0] - b[0]);
@@ -158,4 +222,22 @@ function checkConsistency(m: Manifest, path: string): void {
       if (pos !== size) throw bad(`${t.name} (${kind}) is covered up to element ${pos} of ${size}`);
     }
   }
+}
+
+/**
+ * The dtype of each kind `m` holds, checked against its version and precision: version 1 holds
+ * fp32 params, m and v only; version 2 lists them in `stateDtypes`, with `params16` exactly when
+ * the writer ran in 16 bits, in that precision's dtype.
+ */
+function checkStateDtypes(m: Manifest, bad: (why: string) => Error): Partial<Record<StateKind, ShardDtype>> {
+  if (m.version === 1) {
+    if (m.stateDtypes) throw bad('stateDtypes is a version 2 field; a version 1 checkpoint holds fp32 params, m and v only');
+    return V1_STATE_DTYPES;
+  }
+  if (!m.stateDtypes) throw bad('stateDtypes is missing (required from version 2)');
+  const half = halfDtypeOf(m.layout.precision);
+  if (m.stateDtypes.params16 !== half) {
+    throw bad(`stateDtypes.params16 is ${m.stateDtypes.params16 ?? 'absent'}, but the run was ${m.layout.precision}: its checkpoint holds ${half ? `its working parameters as ${half}` : 'no 16-bit parameters'}`);
+  }
+  return m.stateDtypes;
 }

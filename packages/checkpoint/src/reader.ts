@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { resolveCheckpointDir } from './checkpoint-paths.js';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
-import { MANIFEST_FILE, parseManifest, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
+import { MANIFEST_FILE, parseManifest, stateDtype, stateKinds, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
 import { forEachRun, regionProblem, regionSize, type Region } from './region.js';
-import { ShardFile } from './shard-file.js';
+import { dtypeBytes, ShardFile } from './shard-file.js';
 
 /** A stored run: tensor elements [start, start + n) at byte `byte` of `file`. */
 interface StoredRun {
@@ -23,6 +23,7 @@ const MERGE_GAP_BYTES = 64 * 1024;
  * assembled from the pieces that cover it, reading only those bytes. A rank resuming under
  * another world size or ZeRO stage asks for its own ranges and touches nothing else.
  *
+ * Every kind reads as fp32: `params16` (bf16/fp16 runs) is widened exactly from its 16-bit codes.
  * Opening checks the manifest (format, version, consistency) and, per shard on first use, its
  * size and header; full checksums are verifyCheckpoint's job (a resume verifies first).
  */
@@ -64,7 +65,12 @@ export class CheckpointReader {
     const problem = regionProblem(t.shape, region);
     const size = regionSize(t.shape, region);
     if (problem || !(start >= 0 && start <= end && end <= size)) throw new RangeError(`readRegion: [${start}, ${end}) of ${name} ${JSON.stringify(region ?? {})}: ${problem ?? `outside ${size} elements`}`);
-    const stored = this.storedRuns(t, kind);
+    const dtype = stateDtype(this.manifest, kind);
+    if (!dtype) {
+      throw checkpointError(CheckpointErrorCode.FORMAT, `${join(this.dir, MANIFEST_FILE)} holds no ${kind} (written under ${this.manifest.layout.precision}: it holds ${stateKinds(this.manifest).join(', ')})`, { file: join(this.dir, MANIFEST_FILE) });
+    }
+    const bytes = dtypeBytes(dtype);
+    const stored = this.storedRuns(t, kind, bytes);
     // What to copy: (file, byte, length in elements, position in the output).
     const copies: { file: string; byte: number; n: number; out: number }[] = [];
     forEachRun(t.shape, region, start, end, (g, r, n) => {
@@ -72,7 +78,7 @@ export class CheckpointReader {
       for (let at = g; at < g + n; i++) {
         const s = stored[i];
         const take = Math.min(g + n, s.start + s.n) - at;
-        copies.push({ file: s.file, byte: s.byte + (at - s.start) * 4, n: take, out: r - start + (at - g) });
+        copies.push({ file: s.file, byte: s.byte + (at - s.start) * bytes, n: take, out: r - start + (at - g) });
         at += take;
       }
     });
@@ -81,16 +87,16 @@ export class CheckpointReader {
     for (let i = 0; i < copies.length;) {
       // One read for a run of copies from the same file with small gaps between them.
       let j = i + 1;
-      let last = copies[i].byte + copies[i].n * 4;
+      let last = copies[i].byte + copies[i].n * bytes;
       while (j < copies.length && copies[j].file === copies[i].file && copies[j].byte - last <= MERGE_GAP_BYTES) {
-        last = Math.max(last, copies[j].byte + copies[j].n * 4);
+        last = Math.max(last, copies[j].byte + copies[j].n * bytes);
         j++;
       }
       const shard = await this.shard(copies[i].file);
       const span = await shard.readFloat32(copies[i].byte, last - copies[i].byte);
       this.bytesRead += last - copies[i].byte;
       for (let k = i; k < j; k++) {
-        const at = (copies[k].byte - copies[i].byte) / 4;
+        const at = (copies[k].byte - copies[i].byte) / bytes;
         out.set(span.subarray(at, at + copies[k].n), copies[k].out);
       }
       i = j;
@@ -98,15 +104,15 @@ export class CheckpointReader {
     return out;
   }
 
-  /** Every run of tensor elements the pieces of `t`'s state `kind` hold, sorted (they tile it: manifest.ts checks). */
-  private storedRuns(t: TensorEntry, kind: StateKind): StoredRun[] {
+  /** Every run of tensor elements the pieces of `t`'s state `kind` (`bytes` per element) hold, sorted (they tile it: manifest.ts checks). */
+  private storedRuns(t: TensorEntry, kind: StateKind, bytes: number): StoredRun[] {
     const key = `${kind}/${t.name}`;
     let runs = this.runIndex.get(key);
     if (!runs) {
       runs = [];
-      for (const p of t.state[kind]) {
+      for (const p of t.state[kind] ?? []) {
         const [s, e] = p.slice.flat;
-        forEachRun(t.shape, p.slice, s, e, (g, r, n) => runs!.push({ start: g, n, file: p.file, byte: p.offset + (r - s) * 4 }));
+        forEachRun(t.shape, p.slice, s, e, (g, r, n) => runs!.push({ start: g, n, file: p.file, byte: p.offset + (r - s) * bytes }));
       }
       runs.sort((a, b) => a.start - b.start);
       this.runIndex.set(key, runs);
@@ -141,21 +147,39 @@ export class CheckpointReader {
     let s = this.shards.get(file);
     if (!s) {
       const entry = this.manifest.files.find((f) => f.name === file)!;
-      s = ShardFile.open(join(this.dir, file), entry.bytes).then((shard) => {
-        for (const t of this.manifest.tensors) {
-          for (const pieces of Object.values(t.state)) {
-            for (const p of pieces) {
-              if (p.file === file && p.length > 0 && !shard.covers(p.offset, p.length)) {
-                throw checkpointError(CheckpointErrorCode.FORMAT, `${shard.path}: the manifest places ${t.name} at bytes [${p.offset}, ${p.offset + p.length}), outside the file's tensors`, { file: shard.path });
-              }
-            }
-          }
+      s = ShardFile.open(join(this.dir, file), entry.bytes).then(async (shard) => {
+        try {
+          checkShardPieces(this.manifest, file, shard);
+        } catch (err) {
+          await shard.close();
+          throw err;
         }
         return shard;
       });
       this.shards.set(file, s);
     }
     return s;
+  }
+}
+
+/**
+ * Checks the manifest's pieces in shard `file` against the shard's own header: each lies inside
+ * one tensor of the file, of the dtype the manifest records for its kind (a params16 piece in
+ * BF16 data of a bf16 run, every other kind in F32 data).
+ */
+export function checkShardPieces(manifest: Manifest, file: string, shard: ShardFile): void {
+  for (const t of manifest.tensors) {
+    for (const kind of stateKinds(manifest)) {
+      const dtype = stateDtype(manifest, kind)!;
+      for (const p of t.state[kind] ?? []) {
+        if (p.file !== file || p.length === 0) continue;
+        const e = shard.entryAt(p.offset, p.length);
+        if (!e) throw checkpointError(CheckpointErrorCode.FORMAT, `${shard.path}: the manifest places ${t.name} (${kind}) at bytes [${p.offset}, ${p.offset + p.length}), outside the file's tensors`, { file: shard.path });
+        if (e.dtype !== dtype) {
+          throw checkpointError(CheckpointErrorCode.FORMAT, `${shard.path}: ${t.name} (${kind}) is ${dtype} in the manifest, but the file's tensor ${e.name} there is ${e.dtype}`, { file: shard.path, details: { tensor: e.name, dtype: e.dtype, expected: dtype } });
+        }
+      }
+    }
   }
 }
 

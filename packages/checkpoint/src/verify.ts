@@ -6,13 +6,15 @@ import type { TrainerError } from '@trainer/errors';
 import { listCheckpoints, resolveCheckpointDir } from './checkpoint-paths.js';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
 import type { Manifest } from './manifest.js';
-import { readManifest } from './reader.js';
+import { checkShardPieces, readManifest } from './reader.js';
 import { ShardFile } from './shard-file.js';
 
 /**
  * Full verification of a committed checkpoint: the manifest (format, version, coverage of every
- * tensor), then every file it lists: present, of the recorded size, a valid shard header, and
- * the recorded SHA-256 over its bytes. Every problem is collected, each naming its file.
+ * tensor in every kind of state it holds, params16 included), then every file it lists: present,
+ * of the recorded size, a valid shard header whose tensors hold the manifest's pieces in their
+ * recorded dtypes, and the recorded SHA-256 over its bytes. Every problem is collected, each
+ * naming its file.
  */
 export interface VerifyReport {
   dir: string;
@@ -29,11 +31,12 @@ export async function verifyCheckpoint(path: string): Promise<VerifyReport> {
   const dir = await resolveCheckpointDir(path);
   const manifest = await readManifest(dir);
   const report: VerifyReport = { dir, manifest, files: [], problems: [], bytes: 0, ms: 0 };
-  const listed = [...manifest.files.map((f) => ({ ...f, shard: true })), ...(manifest.tokenizer ? [{ name: manifest.tokenizer.file, bytes: undefined, sha256: manifest.tokenizer.sha256, shard: false }] : [])];
+  // Shards have a recorded size; the tokenizer copy only its hash.
+  const listed: { name: string; bytes?: number; sha256: string }[] = [...manifest.files, ...(manifest.tokenizer ? [{ name: manifest.tokenizer.file, sha256: manifest.tokenizer.sha256 }] : [])];
   for (const f of listed) {
     const file = join(dir, f.name);
     try {
-      if (f.shard) await (await ShardFile.open(file, f.bytes)).close();
+      if (f.bytes !== undefined) await checkShard(manifest, f.name, file, f.bytes);
       const digest = await sha256File(file);
       if (digest !== f.sha256) throw checkpointError(CheckpointErrorCode.CHECKSUM, `${file} has SHA-256 ${digest.slice(0, 16)}..., the manifest recorded ${f.sha256.slice(0, 16)}...`, { file });
       const bytes = f.bytes ?? (await stat(file)).size;
@@ -47,6 +50,16 @@ export async function verifyCheckpoint(path: string): Promise<VerifyReport> {
   }
   report.ms = performance.now() - started;
   return report;
+}
+
+/** Opens a shard (size, header) and checks the manifest's pieces in it against its header. */
+export async function checkShard(manifest: Manifest, name: string, path: string, bytes: number): Promise<void> {
+  const shard = await ShardFile.open(path, bytes);
+  try {
+    checkShardPieces(manifest, name, shard);
+  } finally {
+    await shard.close();
+  }
 }
 
 /** SHA-256 of a file, streamed (no more than a chunk in memory). */

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readManifest, resolveCheckpointDir, STATE_KINDS, tensorSize, verifyCheckpoint, type Manifest } from '@trainer/checkpoint';
+import { readManifest, resolveCheckpointDir, stateDtypes, stateKinds, tensorSize, verifyCheckpoint, type Manifest } from '@trainer/checkpoint';
 import { exitCode } from '../action.js';
 import { formatBytes } from './estimate-memory.js';
 
@@ -38,9 +38,10 @@ export function checkpointCommand(): Command {
   return cmd;
 }
 
+/** Bytes of every kind of state the checkpoint holds (params, m, v; params16 under bf16/fp16). */
 function stateBytes(m: Manifest): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const kind of STATE_KINDS) out[kind] = m.tensors.reduce((s, t) => s + t.state[kind].reduce((a, p) => a + p.length, 0), 0);
+  for (const kind of stateKinds(m)) out[kind] = m.tensors.reduce((s, t) => s + (t.state[kind] ?? []).reduce((a, p) => a + p.length, 0), 0);
   return out;
 }
 
@@ -48,10 +49,10 @@ function describe(dir: string, m: Manifest): Record<string, unknown> {
   const { tensors, layout, ...rest } = m;
   const { partition: _p, ...shape } = layout;
   return {
-    dir, ...rest, layout: shape,
+    dir, ...rest, layout: shape, stateDtypes: stateDtypes(m),
     parameters: tensors.reduce((s, t) => s + tensorSize(t.shape), 0),
     bytes: { files: m.files.reduce((s, f) => s + f.bytes, 0), ...stateBytes(m) },
-    tensors: tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, pieces: Object.fromEntries(STATE_KINDS.map((k) => [k, t.state[k].length])) })),
+    tensors: tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, pieces: Object.fromEntries(stateKinds(m).map((k) => [k, (t.state[k] ?? []).length])) })),
   };
 }
 
@@ -61,20 +62,22 @@ function formatManifest(dir: string, m: Manifest): string {
   const l = m.layout;
   const s = m.lrSchedule;
   const sizes = stateBytes(m);
+  const kinds = stateKinds(m);
+  const dtypes = stateDtypes(m);
   const lines = [
     `checkpoint   ${dir}`,
     `format       ${m.format} v${m.version}, written ${m.createdAt}`,
     `step         ${m.step} done (optimizer step ${m.optimizerStep}); next learning rate ${s.lrAtStep.toPrecision(4)} (warmup ${s.warmupSteps} steps, cosine ${s.lr.toPrecision(4)} -> ${s.minLr.toPrecision(4)} by step ${s.decaySteps})`,
     `model        ${m.model.name}: vocab ${String(c.vocabSize)}, context ${String(c.contextLength)}, ${String(c.layers)} layers, ${String(c.heads)} heads, d ${String(c.dModel)} (${params.toLocaleString('en-US')} parameters, ${m.tensors.length} tensors)`,
     `layout       world ${l.world} = dp ${l.dp} x tp ${l.tp} x pp ${l.pp}, ZeRO stage ${l.zeroStage}, ${l.precision}`,
-    `state        ${STATE_KINDS.map((k) => `${k} ${formatBytes(sizes[k])}`).join(', ')}`,
+    `state        ${kinds.map((k) => `${k} ${dtypes[k]} ${formatBytes(sizes[k])}`).join(', ')}${l.precision !== 'fp32' && !dtypes.params16 ? ` (no 16-bit parameters: format v${m.version} saved the fp32 master only)` : ''}`,
     `random       sampler ${m.rng.sampler.kind} (seed ${m.rng.sampler.seed}, next step ${m.rng.sampler.nextStep}); dropout ${m.rng.dropout ?? 'none'}; loss scale ${m.lossScale ? m.lossScale.scale : `none (${l.precision})`}`,
     `metrics      ${Object.entries(m.metrics).map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(6)) : 'n/a'}`).join(', ') || 'none'}`,
     `tokenizer    ${m.tokenizer ? `${m.tokenizer.file} (sha256 ${m.tokenizer.sha256.slice(0, 16)}...)` : 'none'}`,
     `files        ${m.files.length}, ${formatBytes(m.files.reduce((a, f) => a + f.bytes, 0))}`,
     ...m.files.map((f) => `  ${f.name}  ${formatBytes(f.bytes).padStart(10)}  rank ${f.rank ?? '-'}  sha256 ${f.sha256.slice(0, 16)}...`),
     `tensors      ${m.tensors.length}`,
-    ...m.tensors.map((t) => `  ${t.name.padEnd(28)} ${JSON.stringify(t.shape).padEnd(14)} ${t.dtype}  pieces ${STATE_KINDS.map((k) => t.state[k].length).join('/')} (params/m/v)`),
+    ...m.tensors.map((t) => `  ${t.name.padEnd(28)} ${JSON.stringify(t.shape).padEnd(14)} ${t.dtype}  pieces ${kinds.map((k) => (t.state[k] ?? []).length).join('/')} (${kinds.join('/')})`),
   ];
   return lines.join('\n') + '\n';
 }

@@ -121,10 +121,10 @@ export class CheckpointCommitter {
     const schedule = { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps };
     // The tensor table from the shards' own headers (each says which slice of which tensor it holds).
     const shards: { file: string; shard: ShardFile }[] = [];
-    let tensors: Manifest['tensors'];
+    let table: ReturnType<typeof tensorEntriesFromShards>;
     try {
       for (const w of written) shards.push({ file: w.file, shard: await ShardFile.open(join(tmpDir, w.file), w.bytes) });
-      tensors = tensorEntriesFromShards(paramLayout(job.model).entries, shards);
+      table = tensorEntriesFromShards(paramLayout(job.model).entries, shards);
     } finally {
       for (const s of shards) await s.shard.close();
     }
@@ -142,7 +142,9 @@ export class CheckpointCommitter {
       rng: { sampler: { kind: 'stateless', seed: job.seed, nextStep: step }, dropout: null },
       metrics: written[0].metrics ?? {},
       files: written.map((w) => ({ name: w.file, rank: w.rank, bytes: w.bytes, sha256: w.sha256 })),
-      tensors,
+      // params, m, v (F32) and, under bf16/fp16, params16 (BF16/F16), as the shards' headers say.
+      stateDtypes: table.stateDtypes,
+      tensors: table.tensors,
     };
   }
 }

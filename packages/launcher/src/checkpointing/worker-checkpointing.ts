@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CheckpointReader, checkTensorsMatch, packShard, readFlatRange, shardSize, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
-  type FlatTensor, type StateKind,
+  CheckpointReader, checkTensorsMatch, halfDtypeOf, packShard, readFlatRange, shardSize, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
+  type FlatTensor, type OwnedPiece, type StateKind,
 } from '@trainer/checkpoint';
 import { asTrainerError } from '@trainer/errors';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -14,13 +14,19 @@ import { parseSaveFault, saveFaultFor, type SaveFault } from './save-fault.js';
  * A worker's side of sharded checkpoints: restoring its state from a checkpoint of any layout,
  * and saving its own pieces every `saveEvery` steps.
  *
+ * A shard holds this rank's pieces of the fp32 parameters (the master copy under bf16/fp16) and
+ * AdamW's m and v, which resume restores, and under bf16/fp16 also the 16-bit working parameters
+ * (`params16`, what the model computes with) for consumers that want weights only, as DeepSpeed
+ * keeps 16-bit weights beside its fp32 master and optimizer state.
+ *
  * A save stalls training only for the copy of this rank's state out of the trainer into one
  * buffer laid out as the shard file; a thread then writes, hashes and fsyncs it while the next
  * steps run, and the worker reports the file to the coordinator, which commits the checkpoint
  * once every rank's file is in. At most one save is in flight: the next waits for it.
  */
 export interface CheckpointableTrainer {
-  exportPieces(): { optimizerStep: number; pieces: { flatStart: number; flatEnd: number; params: Float32Array; m: Float32Array; v: Float32Array }[] };
+  /** This rank's pieces (16-bit working parameters in `params16` exactly when the precision is bf16 or fp16). */
+  exportPieces(): { optimizerStep: number; precision: 'fp32' | 'bf16' | 'fp16'; pieces: OwnedPiece[] };
   importState(optimizerStep: number, read: (kind: StateKind, start: number, end: number) => Promise<Float32Array>): Promise<void>;
   /** fp16's dynamic loss scaling (null under fp32 and bf16). */
   lossScalerState(): LossScale | null;
@@ -53,9 +59,14 @@ export class WorkerCheckpointing {
     this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
     if (o.spec.saveEvery > 0) {
       // The writer thread maps a buffer of the shard's size now, so the first save's copy is as quick as the next ones.
-      const shard = shardTensors(o.tensors, o.trainer.exportPieces().pieces);
+      const shard = this.shardOf(o.trainer.exportPieces());
       void this.writer.prepare(shardSize(shard.tensors, { ...shard.metadata, ...this.shardMetadata(o.steps) }));
     }
+  }
+
+  /** The tensors of this rank's shard: params, m, v, and params16 in the precision's dtype (bf16, fp16). */
+  private shardOf(exported: ReturnType<CheckpointableTrainer['exportPieces']>): ReturnType<typeof shardTensors> {
+    return shardTensors(this.o.tensors, exported.pieces, { params16: halfDtypeOf(exported.precision) });
   }
 
   /** The shard header's metadata besides the slices (the largest step gives the longest header). */
@@ -105,11 +116,12 @@ export class WorkerCheckpointing {
     }
     if (failed) return this.fail(failed);
 
-    // The stall: one copy of this rank's pieces (params, m, v) into the shard's buffer.
+    // The stall: one copy of this rank's pieces (params, m, v, params16) into the shard's buffer.
     const copyStarted = performance.now();
-    const { optimizerStep, pieces } = this.o.trainer.exportPieces();
+    const exported = this.o.trainer.exportPieces();
+    const { optimizerStep } = exported;
     const lossScale = this.o.trainer.lossScalerState();
-    const shard = shardTensors(this.o.tensors, pieces);
+    const shard = this.shardOf(exported);
     const packed = packShard(shard.tensors, { ...shard.metadata, ...this.shardMetadata(done) }, this.writer.takeBuffer());
     const copyMs = performance.now() - copyStarted;
     const shardBytes = packed.bytes.byteLength; // the buffer is transferred to the writer below
