@@ -140,7 +140,8 @@ describe.skipIf(reason !== null)('failures on separate hosts: detected, named, r
     expect(summary.rounds[0].failure).toMatchObject({ rank: 1, code: 'TRAINER_ERR_WORKER_EXITED' });
     expect(summary.rounds[1].start_step).toBe(10);
     expect(summary.lost_steps).toBe(10);
-    expect(run.output()).toContain('checkpoint step-000020 was not committed: not every worker wrote its shard before the job ended');
+    // Named as not committed when rank 0's report was in before the round ended, else as an abandoned folder removed before round 1.
+    expect(run.output()).toMatch(/checkpoint step-000020 was not committed: not every worker wrote its shard before the job ended|removed 1 abandoned checkpoint folder\(s\): \.tmp-step-000020-/);
     expect(readdirSync(join(ws.out('save'), 'checkpoints')).filter((n) => n.startsWith('.tmp'))).toEqual([]);
     expect(sameAsReference(params)).toBe(0);
   }, 180_000);

@@ -84,10 +84,12 @@ describe('restarts (trainer launch --max-restarts)', () => {
     const s = restarted(run);
     expect(s).toMatchObject({ ok: false, restarts: 2, exit_code: 1, stopped: { code: 'TRAINER_ERR_RESTARTS_EXHAUSTED' } });
     expect(s.rounds.map((r) => r.failure?.code)).toEqual(['TRAINER_ERR_WORKER_EXITED', 'TRAINER_ERR_WORKER_EXITED', 'TRAINER_ERR_WORKER_EXITED']);
-    // Every round fails at step 5, so every restart resumes from the same checkpoint (step 4, or 2 while 4's save was in flight).
+    // Every round fails at step 5, so every restart resumes from step 4's checkpoint, or from step 2's
+    // when 4's save was still in flight as the round failed (in round 1 it may complete where round 0's did not).
     const [, first, second] = s.rounds.map((r) => r.start_step);
     expect([2, 4]).toContain(first);
-    expect(second).toBe(first);
+    expect([2, 4]).toContain(second);
+    expect(second).toBeGreaterThanOrEqual(first);
   }, 120_000);
 
   it('trainer coordinator --max-restarts: workers that a scheduler starts again join the next round', async () => {

@@ -27,7 +27,9 @@ describe('a live run under attack', () => {
     expect(reference.code, reference.output).toBe(0);
 
     const out = ws.out('attacked');
-    const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', out, ...JOB])], { env: { TRAINER_TOKEN: TOKEN } });
+    // Rank 0 pauses 20 s at step 150 (its event loop free, its sockets served), so the short run is
+    // still in progress, wherever the machine's speed puts it, while the attacks arrive.
+    const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', out, ...JOB])], { env: { TRAINER_TOKEN: TOKEN, TRAINER_FAULT: 'rank=0,step=150,kind=pause,ms=20000' } });
     const until = async (re: RegExp) => {
       while (!re.test(run.output())) {
         if (run.child.exitCode !== null) throw new Error(run.output().slice(-3000));
@@ -36,7 +38,7 @@ describe('a live run under attack', () => {
       return re.exec(run.output())!;
     };
     const control = Number((await until(/"port":(\d+),"world":2,"msg":"coordinator listening"/))[1]);
-    await until(/step +\d+\/300/);
+    await until(/injecting fault pause at rank 0, step 150/);
     const dataPorts = [...run.output().matchAll(/"data":"127\.0\.0\.1:(\d+)","msg":"joined the coordinator/g)].map((m) => Number(m[1]));
     expect(dataPorts).toHaveLength(2);
 

@@ -68,6 +68,8 @@ export class Coordinator extends EventEmitter {
   private lastBeat = Date.now();
   /** Set by a restart supervisor: failed rounds are handed to it instead of ending the job. */
   private restartHandler: ((failure: WorkerFailure) => void) | undefined;
+  /** Whether the supervisor has restarts left (a newcomer may wait for the next round only then). */
+  private restartsLeft: () => boolean = () => false;
   private aborting = false;
   private ended = false;
   private outcome: JobOutcome | undefined;
@@ -98,7 +100,7 @@ export class Coordinator extends EventEmitter {
       get world() { return self.world; },
       get job() { return self.job; },
       phase: () => this.phase(),
-      restartable: () => this.restartHandler !== undefined && !this.aborting,
+      restartable: () => this.restartHandler !== undefined && this.restartsLeft() && !this.aborting,
       assign: (joiners, world, job) => this.assignRanks(joiners, world, job),
       fail: (failure) => this.fail(failure),
       event: (e) => this.emit('event', e),
@@ -123,9 +125,13 @@ export class Coordinator extends EventEmitter {
     return this.ended;
   }
 
-  /** Hands every failed round to `handler` (a restart supervisor), which calls nextRound or conclude. */
-  superviseRestarts(handler: (failure: WorkerFailure) => void): void {
+  /**
+   * Hands every failed round to `handler` (a restart supervisor), which calls nextRound or
+   * conclude; `restartsLeft` says whether a next round is still possible.
+   */
+  superviseRestarts(handler: (failure: WorkerFailure) => void, restartsLeft: () => boolean): void {
     this.restartHandler = handler;
+    this.restartsLeft = restartsLeft;
   }
 
   /**

@@ -61,6 +61,9 @@ describe('environment and addresses', () => {
     expect(parseFault('rank=1,step=3,kind=kill,round=any')).toEqual({ rank: 1, step: 3, kind: 'kill', round: undefined });
     expect(() => parseFault('rank=1,step=3,kind=kill,round=x')).toThrow(/TRAINER_FAULT/);
     expect(parseFault(undefined)).toBeUndefined();
+    expect(parseFault('rank=0,step=9,kind=pause')).toEqual({ rank: 0, step: 9, kind: 'pause', round: 0, ms: 15_000 });
+    expect(parseFault('rank=0,step=9,kind=pause,ms=250')).toMatchObject({ kind: 'pause', ms: 250 });
+    expect(() => parseFault('rank=0,step=9,kind=exit,ms=250')).toThrow(/TRAINER_FAULT/);
     expect(() => parseFault('rank=1,kind=boom')).toThrow(/TRAINER_FAULT/);
   });
 

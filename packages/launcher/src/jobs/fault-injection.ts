@@ -9,6 +9,8 @@ import { TrainerError } from '@trainer/errors';
  *   kind=hang    block the main thread forever (a hung process; heartbeats keep beating)
  *   kind=silent  stop the heartbeat thread too, by blocking every thread (a frozen host)
  *   kind=desync  start an all-reduce of another size while the others run the step's (a desynchronized collective)
+ *   kind=pause   wait ms=N milliseconds (default 15000) before the step, the event loop free (a slow
+ *                rank; keeps a short run in progress while a test does something to it)
  *   round=R      only in rendezvous round R (default 0: the first workers, not their restarts);
  *                round=any in every round (a failure that a restart reproduces)
  *
@@ -17,10 +19,14 @@ import { TrainerError } from '@trainer/errors';
 export interface Fault {
   rank: number;
   step: number;
-  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent' | 'desync';
+  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent' | 'desync' | 'pause';
   /** The round it fires in; undefined: every round. */
   round: number | undefined;
+  /** How long kind=pause waits. */
+  ms?: number;
 }
+
+const KINDS: readonly Fault['kind'][] = ['exit', 'kill', 'throw', 'hang', 'silent', 'desync', 'pause'];
 
 export function parseFault(spec: string | undefined): Fault | undefined {
   if (!spec) return undefined;
@@ -29,14 +35,19 @@ export function parseFault(spec: string | undefined): Fault | undefined {
   const step = Number(fields.step);
   const kind = fields.kind as Fault['kind'];
   const round = fields.round === undefined ? 0 : fields.round === 'any' ? undefined : Number(fields.round);
-  if (!Number.isInteger(rank) || !Number.isInteger(step) || !['exit', 'kill', 'throw', 'hang', 'silent', 'desync'].includes(kind) || (round !== undefined && !Number.isInteger(round))) {
-    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent|desync[,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
+  const ms = fields.ms === undefined ? undefined : Number(fields.ms);
+  if (!Number.isInteger(rank) || !Number.isInteger(step) || !KINDS.includes(kind) || (round !== undefined && !Number.isInteger(round))
+    || (ms !== undefined && (kind !== 'pause' || !Number.isInteger(ms) || ms < 0))) {
+    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent|desync|pause[,ms=N][,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
   }
-  return { rank, step, kind, round };
+  return kind === 'pause' ? { rank, step, kind, round, ms: ms ?? 15_000 } : { rank, step, kind, round };
 }
 
-/** Injects the fault when it is due; returns 'desync' when the caller must issue the stray collective. */
-export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number, round = 0): 'desync' | undefined {
+/**
+ * Injects the fault when it is due; returns 'desync' when the caller must issue the stray
+ * collective, and a promise to await for kind=pause.
+ */
+export function maybeInjectFault(fault: Fault | undefined, rank: number, step: number, round = 0): 'desync' | Promise<void> | undefined {
   if (!fault || fault.rank !== rank || fault.step !== step || (fault.round !== undefined && fault.round !== round)) return undefined;
   process.stderr.write(`injecting fault ${fault.kind} at rank ${rank}, step ${step}, round ${round} (TRAINER_FAULT) at ${Date.now()}\n`);
   switch (fault.kind) {
@@ -54,5 +65,7 @@ export function maybeInjectFault(fault: Fault | undefined, rank: number, step: n
       return undefined;
     case 'desync':
       return 'desync';
+    case 'pause':
+      return new Promise((resolve) => setTimeout(resolve, fault.ms ?? 15_000));
   }
 }

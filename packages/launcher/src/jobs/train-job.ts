@@ -75,7 +75,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const fault = parseFault(process.env.TRAINER_FAULT);
 
   for (let step = firstStep; step < job.steps; step++) {
-    if (maybeInjectFault(fault, rank, step, ctx.round) === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
+    const injected = maybeInjectFault(fault, rank, step, ctx.round);
+    if (injected === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
+    else if (injected) await injected;
     const sentBefore = comm.stats.bytesSent;
     const collectivesBefore = comm.collectiveStats;
     const started = performance.now();

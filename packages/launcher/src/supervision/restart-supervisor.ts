@@ -59,7 +59,7 @@ export class RestartSupervisor {
   constructor(private readonly coordinator: Coordinator, private readonly o: RestartSupervisorOptions) {
     const resume = o.job.checkpoint?.resume;
     this.history.push({ round: 0, world: o.world, startStep: resume?.step ?? 0, resumedFrom: resume?.dir ?? null, startedAt: Date.now() });
-    coordinator.superviseRestarts((failure) => void this.onRoundFailed(failure));
+    coordinator.superviseRestarts((failure) => void this.onRoundFailed(failure), () => this.history.length - 1 < o.maxRestarts && !this.stopped);
     coordinator.on('assigned', (_workers: unknown, info?: { round: number; world: number }) => {
       const rec = this.current;
       rec.assignedAt = Date.now();
