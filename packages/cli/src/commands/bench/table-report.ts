@@ -9,11 +9,16 @@ export interface TableRow {
   peak_tf_bytes: number;
   rss_bytes: number;
   model_state_bytes: number;
+  /** The most any worker sent per step (step average). */
+  bytes_sent_per_step: number;
+  val_loss: number;
   val_perplexity: number;
   final_loss: number;
 }
 
 const pct = (x: number, base: number) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(0)}%`;
+/** The same with two decimals, for figures that must stay within 1%. */
+const pctFine = (x: number, base: number) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(2)}%`;
 
 /** The table as Markdown, with the machine, the command and a reading derived from the numbers. */
 export function optimizationsMarkdown(rows: readonly TableRow[], machine: Record<string, unknown>, command: string): string {
@@ -27,22 +32,28 @@ export function optimizationsMarkdown(rows: readonly TableRow[], machine: Record
     '',
     '![tokens/s and memory per row](optimizations.svg)',
     '',
-    '| configuration | wall time | tokens/s | peak TF.js / worker | RSS / worker | model state / worker | val. perplexity |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.name} | ${r.wall_s.toFixed(1)} s | ${r.tokens_per_s.toFixed(0)} | ${formatBytes(r.peak_tf_bytes)} | ${formatBytes(r.rss_bytes)} | ${formatBytes(r.model_state_bytes)} | ${r.val_perplexity.toFixed(2)} |`),
+    '| configuration | wall time | tokens/s | peak TF.js / worker | RSS / worker | model state / worker | sent / step / worker | val. loss | val. perplexity |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.name} | ${r.wall_s.toFixed(1)} s | ${r.tokens_per_s.toFixed(0)} | ${formatBytes(r.peak_tf_bytes)} | ${formatBytes(r.rss_bytes)} | ${formatBytes(r.model_state_bytes)} | ${formatBytes(r.bytes_sent_per_step)} | ${r.val_loss.toFixed(4)} | ${r.val_perplexity.toFixed(2)} |`),
     '',
     '## Reading (relative to the baseline row, same run)',
     '',
     ...rows.slice(1).map((r) => `- **${r.name}**: tokens/s ${pct(r.tokens_per_s, base.tokens_per_s)}, peak TF.js memory ${pct(r.peak_tf_bytes, base.peak_tf_bytes)}, ` +
-      `model state ${pct(r.model_state_bytes, base.model_state_bytes)}, validation perplexity ${r.val_perplexity.toFixed(2)} vs ${base.val_perplexity.toFixed(2)} (${pct(r.val_perplexity, base.val_perplexity)}).`),
+      `model state ${pct(r.model_state_bytes, base.model_state_bytes)}, bytes sent per step ${pct(r.bytes_sent_per_step, base.bytes_sent_per_step)}, ` +
+      `validation loss ${r.val_loss.toFixed(4)} vs ${base.val_loss.toFixed(4)} (${pctFine(r.val_loss, base.val_loss)}), perplexity ${r.val_perplexity.toFixed(2)} vs ${base.val_perplexity.toFixed(2)}.`),
     '',
     'What the numbers mean on this machine (CPU, WebAssembly backend, workers sharing few cores):',
     '',
-    '- Compute is fp32 everywhere: TF.js has no 16-bit float kernels on any backend. Mixed precision halves the bytes of working parameters, gradients and',
-    '  traffic (the fp32 master and AdamW state remain, 2+2+12 bytes per parameter); the 16-bit encode/decode costs CPU time that a GPU would not spend.',
+    '- Compute is fp32 everywhere: TF.js has no 16-bit float kernels on any backend. Mixed precision keeps the working parameters and',
+    '  gradients in 16 bits and sends them so (the bytes sent per step halve), with an fp32 master copy and fp32 AdamW state. Model state',
+    '  does not shrink without ZeRO: the ZeRO paper counts 16 bytes per parameter both ways (4+4+8 for fp32, 2+2+12 for mixed precision),',
+    '  and on this backend the fp32 compute copy the kernels need stays, plus an fp32 bucket for reductions; partitioning (ZeRO, the last',
+    '  row) is what cuts it. The 16-bit encode/decode costs CPU time that a GPU with 16-bit kernels would not spend.',
     '- Activation checkpointing keeps only block inputs and runs each block forward again in backward: lower peak memory for about one extra forward.',
-    '- Tensor and pipeline parallelism split a model that would not fit; on a few CPU cores with a small model they add communication (two all-reduces',
-    '  per block, or the pipeline bubble) that data parallelism does not pay, so they cost throughput here. Their point is the memory per worker.',
+    '- Tensor and pipeline parallelism split a model that would not fit one device; their point is the memory per worker. Tensor parallelism adds',
+    '  two all-reduces of activations per block each way, which data parallelism does not pay, so it costs throughput on a few CPU cores.',
+    '  Pipeline parallelism sends only the activations at stage boundaries and all-reduces each stage\'s gradients over a smaller data-parallel',
+    '  group (compare the bytes sent); its cost is the bubble, (P-1)/(M+P-1) of the time at P stages and M micro-batches.',
     '- ZeRO stage 3 partitions parameters, gradients and optimizer state (model state per worker falls with the number of workers) at about 1.6x the traffic.',
     '- Perplexities differ only by rounding (16-bit) and summation order: every technique trains the same model on the same data.',
     '',

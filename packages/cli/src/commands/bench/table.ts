@@ -12,7 +12,8 @@ import { optimizationsMarkdown, optimizationsSvg, type TableRow } from './table-
 /**
  * `trainer bench table`: the optimization table, measured. One model, corpus, global batch and
  * number of steps; one row per technique (and all together): wall time, tokens/s, peak memory
- * per worker (TF.js and RSS), model state per worker, validation perplexity at the end. Writes
+ * per worker (TF.js and RSS), model state per worker, bytes sent per step per worker, validation
+ * loss and perplexity at the end. Writes
  * docs/OPTIMIZATIONS.md (table, machine, command, reading), the raw JSON and an SVG chart.
  */
 export const TABLE_ROWS: { name: string; options: Partial<SyntheticRunOptions> }[] = [
@@ -54,11 +55,12 @@ export function addTableBench(cmd: Command): void {
           name: row.name, options: row.options, wall_s: wallS, tokens_per_s: Number(rs[0].tokens_per_s),
           peak_tf_bytes: Math.max(...rs.map((x) => Number(x.peak_tf_bytes))), rss_bytes: Math.max(...rs.map((x) => Number(x.rss_bytes))),
           model_state_bytes: Math.max(...rs.map((x) => Number(x.model_state_bytes))),
-          val_perplexity: Number(rs[0].val_perplexity), final_loss: Number(rs[0].final_loss),
+          bytes_sent_per_step: Math.max(...rs.map((x) => Number(x.bytes_sent_per_step))),
+          val_loss: Number(rs[0].val_loss), val_perplexity: Number(rs[0].val_perplexity), final_loss: Number(rs[0].final_loss),
         };
         rows.push(r);
         process.stdout.write(o.json ? JSON.stringify(r) + '\n'
-          : `${r.name.padEnd(44)} ${r.wall_s.toFixed(1).padStart(7)} s ${r.tokens_per_s.toFixed(0).padStart(7)} tok/s  peak ${formatBytes(r.peak_tf_bytes).padStart(10)}  RSS ${formatBytes(r.rss_bytes).padStart(10)}  state ${formatBytes(r.model_state_bytes).padStart(10)}  ppl ${r.val_perplexity.toFixed(2)}\n`);
+          : `${r.name.padEnd(44)} ${r.wall_s.toFixed(1).padStart(7)} s ${r.tokens_per_s.toFixed(0).padStart(7)} tok/s  peak ${formatBytes(r.peak_tf_bytes).padStart(10)}  RSS ${formatBytes(r.rss_bytes).padStart(10)}  state ${formatBytes(r.model_state_bytes).padStart(10)}  sent/step ${formatBytes(r.bytes_sent_per_step).padStart(10)}  ppl ${r.val_perplexity.toFixed(2)}\n`);
       }
       const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory: formatBytes(totalmem()), node: process.version, backend: o.backend };
       const command = `trainer bench table --model ${o.model} --nodes ${o.nodes} --data ${o.data} --steps ${o.steps} --global-batch ${o.globalBatch} --lr ${o.lr} --backend ${o.backend}`;
