@@ -112,6 +112,31 @@ describe.skipIf(reason !== null)('trainer launch --hostfile (SSH to separate hos
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`TRAINER_ERR_HOSTFILE: ${join(ws.dir, 'bad-hostfile')}:1: "slots=two" is not slots=N`);
   }, 60_000);
+
+  it('fine-tunes on 2 hosts exactly as on one machine (trainer finetune --hostfile)', async () => {
+    const ws = tinyWorkspace();
+    const pretrained = ws.out('pretrained');
+    const task = join(ws.dir, 'task.jsonl');
+    writeFileSync(task, [['The whale', ' swam past the ship'], ['Call me', ' Ishmael'], ['The sea was', ' calm'], ['A harpoon', ' flew'], ['The crew sang', ' songs'], ['the wind', ' rose']]
+      .map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n') + '\n');
+    const pre = await startTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', pretrained, '--steps', '4'])]).result;
+    expect(pre.code, pre.stderr).toBe(0);
+    const ft = (out: string) => ['finetune', '--from', pretrained, '--data', task, '--backend', 'wasm', '--steps', '4', '--global-batch', '2', '--lr', '3e-3', '--warmup-steps', '1',
+      '--eval-every', '2', '--eval-batches', '1', '--val-fraction', '0.2', '--sample-tokens', '0', '--seed', '3', '--out', out];
+    const local = await startTrainer([...ft(ws.out('ft-local')), '--nodes', '2']).result;
+    expect(local.code, local.stderr).toBe(0);
+
+    hosts = await createSshHosts(2);
+    writeFileSync(join(ws.dir, 'hostfile'), `${hosts.hosts[0].ip} slots=1\n${hosts.hosts[1].ip} slots=1\n`);
+    const run = startTrainer([...ft(ws.out('ft-hosts')), '--hostfile', join(ws.dir, 'hostfile'), '--ssh-opts', hosts.sshOptions], { env: { TRAINER_TOKEN: TOKEN } });
+    const r = await run.result;
+    expect(r.code, run.output()).toBe(0);
+    expect(run.output()).toMatch(/fine-tuning .* on 2 worker\(s\) over 2 host\(s\)/);
+    const summaryOf = (out: string) => JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { losses: number[]; hosts?: string[]; kind?: string };
+    const [a, b] = [summaryOf(ws.out('ft-local')), summaryOf(ws.out('ft-hosts'))];
+    expect(b.hosts).toEqual([hosts.hosts[0].ip, hosts.hosts[1].ip]);
+    expect(b.losses).toEqual(a.losses); // the same layout: bit for bit
+  }, 120_000);
 });
 
 async function tinyRunParams(out: string): Promise<Map<string, Float32Array>> {

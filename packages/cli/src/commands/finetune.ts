@@ -4,7 +4,7 @@ import { BpeTokenizer } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import { createLogger, resolveFinetune } from '@trainer/launcher';
 import { encodeTask, loadTaskFile } from '@trainer/tasks';
-import { addLaunchOptions, runLaunch, type LaunchOptions } from './launch.js';
+import { addHostOptions, addLaunchOptions, launchAnywhere, type LaunchOptions } from './launch.js';
 
 interface FinetuneOptions extends LaunchOptions {
   from: string;
@@ -15,14 +15,16 @@ const MODEL_OPTIONS = ['model', 'vocabSize', 'contextLength', 'layers', 'heads',
 
 /**
  * `trainer finetune --from MODEL --data task.jsonl [launch options]`: the launch path of
- * `trainer launch` (every parallel mode applies) with the pretrained model's parameters,
- * config and tokenizer, and a task file as the data (loss on completion tokens only).
+ * `trainer launch` (every parallel mode applies; local workers, --hostfile over SSH, or srun)
+ * with the pretrained model's parameters, config and tokenizer, and a task file as the data
+ * (loss on completion tokens only). On several hosts the workers read --from and the task
+ * file at the same paths as here (a shared filesystem, as for the corpus and --out).
  */
 export function finetuneCommand(): Command {
-  const cmd = addLaunchOptions(new Command('finetune')
+  const cmd = addHostOptions(addLaunchOptions(new Command('finetune')
     .description('fine-tune a saved model on prompt/completion examples (a .jsonl task file); loss on completion tokens only')
-    .requiredOption('--from <model>', 'model folder, run folder, checkpoint, or `trainer export` folder to start from'));
-  return cmd.action(exitCode(async (o: FinetuneOptions) => {
+    .requiredOption('--from <model>', 'model folder, run folder, checkpoint, or `trainer export` folder to start from')));
+  return cmd.action(exitCode(async (o: FinetuneOptions, command: Command) => {
     for (const name of MODEL_OPTIONS) {
       if (cmd.getOptionValueSource(name) === 'cli') {
         throw new TrainerError('TRAINER_ERR_USAGE', `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to finetune: the model and its tokenizer come from --from`, { hint: 'drop the option' });
@@ -41,6 +43,6 @@ export function finetuneCommand(): Command {
       seqLen = Math.min(finetune.config.contextLength, longest - 1);
       log.info(`rows of ${seqLen} tokens (the longest example; --seq-len overrides)`);
     }
-    return runLaunch(o, { modelName: finetune.modelName, finetune, seqLen }, log);
+    return launchAnywhere(o, command, { modelName: finetune.modelName, finetune, seqLen }, log);
   }));
 }

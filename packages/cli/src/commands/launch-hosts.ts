@@ -1,6 +1,6 @@
 import {
   createLogger, elasticRendezvous, generateClusterToken, inSlurmAllocation, launchOnHosts, localAddressTowards, pickHosts, prepareTrainJob, probeHosts,
-  readHostfile, resolveClusterToken, RunReporter, travellingEnv, type HostEntry, type Logger,
+  readHostfile, resolveClusterToken, RunReporter, travellingEnv, type HostEntry, type Logger, type TrainRequest,
 } from '@trainer/launcher';
 import { TrainerError } from '@trainer/errors';
 import { CLI_BIN } from '../paths.js';
@@ -16,7 +16,7 @@ import type { LaunchOptions } from './launch.js';
  * error naming it), the world is the sum of the hosts' workers (slots=N, else one per GPU the
  * host has, else --procs-per-node or 1), then the job is prepared and launchOnHosts runs it.
  */
-export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, log: Logger = createLogger({ base: { role: 'launcher' } })): Promise<number> {
+export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, extra: Partial<TrainRequest> = {}, log: Logger = createLogger({ base: { role: 'launcher' } })): Promise<number> {
   const cwd = process.cwd();
   const sshOptions = o.sshOpts ? o.sshOpts.split(/\s+/).filter(Boolean) : [];
   let hosts: (HostEntry & { slots: number })[];
@@ -37,15 +37,15 @@ export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, log: 
   }
   const world = hosts.reduce((s, h) => s + h.slots, 0);
   log.info(`${hosts.length} host(s), ${world} worker(s): ${hosts.map((h) => `${h.host} x${h.slots}`).join(', ')}`);
-  const prepared = await prepareTrainJob(toTrainRequest(o, world), (msg) => log.info(msg));
+  const prepared = await prepareTrainJob(toTrainRequest(o, world, extra), (msg) => log.info(msg));
   const job = applyFailureOptions(prepared.job, o);
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
-  const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: 'train', world, ...(via.kind === 'ssh' ? { hosts: hosts.map((h) => h.host) } : { nodes: hosts.length }), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
+  const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: job.init ? 'finetune' : 'train', world, ...(via.kind === 'ssh' ? { hosts: hosts.map((h) => h.host) } : { nodes: hosts.length }), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume));
   const firstHost = hosts[0].host.replace(/^.*@/, '').replace(/^\[|\]$/g, '');
   const advertiseHost = o.masterAddr ?? (via.kind === 'ssh' ? await localAddressTowards(firstHost) : (await import('node:os')).hostname());
   const minWorld = o.minNodes === undefined ? undefined : [...hosts].map((h) => h.slots).sort((a, b) => a - b).slice(0, o.minNodes).reduce((s, n) => s + n, 0);
-  log.info(`training ${job.modelName} on ${world} worker(s) over ${hosts.length} host(s); the hosts reach the coordinator at ${advertiseHost}; run folder ${job.outDir}`);
+  log.info(`${job.init ? 'fine-tuning' : 'training'} ${job.modelName} on ${world} worker(s) over ${hosts.length} host(s); the hosts reach the coordinator at ${advertiseHost}; run folder ${job.outDir}`);
   const result = await launchOnHosts({
     world, token, job, logger: log, hosts, via, bindHost: o.bindHost ?? '0.0.0.0', port: o.port ?? 0, advertiseHost,
     execPath: process.execPath, cliPath: CLI_BIN, cwd, env: { ...travellingEnv(process.env, cwd), ...tlsEnv(o) },

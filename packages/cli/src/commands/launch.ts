@@ -30,18 +30,29 @@ export interface LaunchOptions extends TrainCliOptions, RestartCliOptions, TlsCl
 export function launchCommand(): Command {
   const cmd = addLaunchOptions(new Command('launch')
     .description('train on this machine: a coordinator and one worker process per node (per GPU when GPUs are present)'));
+  addHostOptions(cmd);
+  return cmd.action(exitCode((o: LaunchOptions, command: Command) => launchAnywhere(o, command)));
+}
+
+/** The options that pick where the workers run: this machine, hosts over SSH, or srun (launch and finetune). */
+export function addHostOptions(cmd: Command): Command {
   cmd.option('--hostfile <file>', 'several machines: one host per line (NAME [slots=N]); an agent is started on each over SSH, which starts its workers')
     .option('--launcher <how>', 'local, ssh (with --hostfile) or srun (default: srun inside a Slurm allocation of several nodes, ssh with --hostfile, else local)', oneOf(['local', 'ssh', 'srun'] as const))
     .option('--ssh-opts <options>', 'extra options for ssh, e.g. "-p 2222 -i ~/.ssh/cluster -F ./ssh_config"')
     .option('--master-addr <host>', 'the address the hosts use to reach this machine (default: the interface that routes to the first host)')
     .option('--bind-host <addr>', 'address the coordinator listens on in a multi-host launch (default 0.0.0.0)');
-  addTlsOptions(cmd);
-  return cmd.action(exitCode((o: LaunchOptions, command: Command) => {
-    const how = o.launcher ?? (o.hostfile ? 'ssh' : inSlurmAllocation() ? 'srun' : 'local');
-    if (how === 'ssh' && !o.hostfile) throw new TrainerError('TRAINER_ERR_USAGE', '--launcher ssh needs --hostfile', { hint: 'list the hosts in a file, one per line: NAME [slots=N]' });
-    if (how === 'local') return runLaunch(o);
-    return runHostLaunch(how === 'srun' ? { ...o, hostfile: undefined } : o, command.getOptionValueSource('nodes') === 'cli');
-  }));
+  return addTlsOptions(cmd);
+}
+
+/**
+ * Runs the job where the options say: local workers, or agents on the hostfile's hosts (SSH) or
+ * on a Slurm allocation's nodes (srun). `extra` overrides the request (fine-tuning).
+ */
+export function launchAnywhere(o: LaunchOptions, command: Command, extra: Partial<TrainRequest> = {}, log?: Logger): Promise<number> {
+  const how = o.launcher ?? (o.hostfile ? 'ssh' : inSlurmAllocation() ? 'srun' : 'local');
+  if (how === 'ssh' && !o.hostfile) throw new TrainerError('TRAINER_ERR_USAGE', '--launcher ssh needs --hostfile', { hint: 'list the hosts in a file, one per line: NAME [slots=N]' });
+  if (how === 'local') return runLaunch(o, extra, log);
+  return runHostLaunch(how === 'srun' ? { ...o, hostfile: undefined } : o, command.getOptionValueSource('nodes') === 'cli', extra, log);
 }
 
 /** The options of `launch` (also those of `finetune`, the same launch with another data source). */
