@@ -3,9 +3,9 @@ import type { Disposable, LossResult, MicroBatch, SavedState, SegmentedModel } f
 /**
  * Runs micro-batches through a segmented model: forward over every segment, then backward in
  * reverse, asking a ParamSource for each segment's parameters just before it runs and handing
- * each unit's gradient to a GradSink as soon as a segment has added to it. (A unit read by two
- * segments, the tied embedding, is handed over twice: a sink may reduce each part separately,
- * since reductions are linear, rather than keep its buffer alive across the whole backward.)
+ * each unit's gradient to a GradSink as soon as it is complete. (A unit two segments write, the
+ * tied embedding, is handed over once, after the second: one reduction of it per step instead
+ * of two, for keeping its buffer across the backward in between, as DeepSpeed keeps its .grad.)
  * Whatever the ZeRO stage or pipeline schedule, this is the one place that walks the model.
  *
  * forward() and backward() are separate so a pipeline schedule can interleave the micro-batches
@@ -24,10 +24,11 @@ export interface GradSink {
   /** Buffers (unit length, flat layout relative to unit.start) that backward adds into. */
   buffers(units: readonly number[]): Map<number, Float32Array>;
   /**
-   * A segment has added its gradient to `unit`: what the unit's buffer holds may be reduced now;
-   * a later contribution (the tied embedding's second segment) starts a new buffer. The promise
-   * resolves when the sink is ready for more (it may wait for older reductions, to bound the
-   * gradient buffers alive at once), not necessarily when this reduction is done.
+   * Backward has added the last contribution of this pass to `unit`'s gradient (a unit several
+   * segments write, the tied embedding, is done after the last of them: completedUnits): what
+   * its buffer holds may be reduced now. The promise resolves when the sink is ready for more (it
+   * may wait for older reductions, to bound the gradient buffers alive at once), not necessarily
+   * when this reduction is done.
    */
   unitDone(unit: number): Promise<void>;
   /** Waits for every reduction started by unitDone. */
@@ -60,13 +61,28 @@ export interface SegmentRunnerOptions {
   checkpointActivations?: boolean;
 }
 
+/**
+ * For each segment, the gradient units whose gradient is complete once its backward has run:
+ * backward visits segments in reverse, so a unit several segments write (the tied embedding: the
+ * output head and the token embedding) is complete after the one with the lowest index. Reducing
+ * it once, there, instead of after each contribution, saves a reduction of the whole unit per
+ * step, at the cost of keeping its buffer from its first contribution to its last.
+ */
+export function completedUnits(segments: readonly { gradUnits: readonly number[] }[]): number[][] {
+  const last = new Map<number, number>();
+  segments.forEach((seg, s) => seg.gradUnits.forEach((u) => { if (!last.has(u)) last.set(u, s); }));
+  return segments.map((seg, s) => seg.gradUnits.filter((u) => last.get(u) === s));
+}
+
 export class SegmentRunner<A extends Disposable, P extends Disposable> {
   private readonly sample: () => void;
   private readonly checkpoint: boolean;
+  private readonly completed: number[][];
 
   constructor(readonly model: SegmentedModel<A, P>, options: SegmentRunnerOptions = {}) {
     this.sample = options.sample ?? (() => undefined);
     this.checkpoint = options.checkpointActivations ?? false;
+    this.completed = completedUnits(model.segments);
   }
 
   /**
@@ -139,7 +155,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
         if (dy !== dOutput) dy?.dispose();
         dy = dx;
         this.sample();
-        for (const u of segs[s].gradUnits) await sink.unitDone(u);
+        for (const u of this.completed[s]) await sink.unitDone(u);
       }
       return dy;
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { SegmentSpec } from '../interfaces.js';
+import { completedUnits } from '../segment-runner.js';
 import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
 import { ZeroPartition, type Unit } from './partition.js';
 import type { ZeroStage } from './zero-trainer.js';
@@ -65,9 +66,9 @@ export function estimateModelState(units: readonly UnitCost[], segments: readonl
   };
 }
 
-/** The largest fp32 gradient buckets one segment's backward fills. */
+/** The largest fp32 gradient buckets open at once in stages 0-1 (mixed): added to the 16-bit store when complete. */
 function segmentBucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number): number {
-  return Math.max(0, ...segments.map((s) => s.gradUnits.reduce((a, u) => a + 4 * size(u), 0)));
+  return openBucketPeak(segments, size, 0);
 }
 
 /**
@@ -99,13 +100,28 @@ function gatheredPeak(units: readonly UnitCost[], segments: readonly SegmentSpec
  * up to DEFAULT_MAX_REDUCTIONS_IN_FLIGHT earlier buckets are still being reduced.
  */
 function bucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number): number {
-  const backward = segments.map((_, i) => segments[segments.length - 1 - i]);
+  return openBucketPeak(segments, size, DEFAULT_MAX_REDUCTIONS_IN_FLIGHT);
+}
+
+/**
+ * Walks backward as SegmentRunner does: a segment opens the buckets of its gradient units (or
+ * adds to one still open); a bucket closes when its gradient is complete (completedUnits) and is
+ * handed to its reduction, of which the last `inFlight` may still hold their buckets while the
+ * next segment's open. The largest bytes held at a segment's start.
+ */
+function openBucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number, inFlight: number): number {
+  const completed = completedUnits(segments);
+  const open = new Set<number>();
+  const handed: number[] = [];
+  const bytes = (us: Iterable<number>) => [...us].reduce((s, u) => s + 4 * size(u), 0);
   let peak = 0;
-  for (let i = 0; i < backward.length; i++) {
-    const current = backward[i].gradUnits.reduce((s, u) => s + 4 * size(u), 0);
-    // The reductions still in flight: the last ones handed over before this segment.
-    const earlier = backward.slice(0, i).flatMap((s) => s.gradUnits).slice(-DEFAULT_MAX_REDUCTIONS_IN_FLIGHT);
-    peak = Math.max(peak, current + earlier.reduce((s, u) => s + 4 * size(u), 0));
+  for (let s = segments.length - 1; s >= 0; s--) {
+    for (const u of segments[s].gradUnits) open.add(u);
+    peak = Math.max(peak, bytes(open) + (inFlight > 0 ? bytes(handed.slice(-inFlight)) : 0));
+    for (const u of completed[s]) {
+      open.delete(u);
+      handed.push(u);
+    }
   }
   return peak;
 }

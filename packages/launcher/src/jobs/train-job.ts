@@ -123,6 +123,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
   await checkpoints?.finish(); // the last save's shard written and reported
+  // Per kind of collective, for whoever wants to see where the traffic went (TRAINER_LOG_LEVEL=debug).
+  logger.debug({ collectives: comm.collectiveStats.kinds, bytesSent: comm.stats.bytesSent, steps: job.steps - firstStep }, 'collectives over the run');
 
   const finalParams = await gatherFullModel(model, await trainer.fullParams(), mesh); // collectives: every rank calls it
   const state = trainer.modelStateBytes();
