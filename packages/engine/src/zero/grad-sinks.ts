@@ -2,6 +2,7 @@ import type { CollectiveGroup, SegmentedModel, WireCodec } from '../interfaces.j
 import type { VectorStore } from '../precision/vector-store.js';
 import type { GradSink } from '../segment-runner.js';
 import type { ZeroPartition } from './partition.js';
+import { BucketPool } from './bucket-pool.js';
 
 /**
  * Stages 0-1: every rank accumulates the full gradient; it is reduced after the last micro-batch.
@@ -10,8 +11,7 @@ import type { ZeroPartition } from './partition.js';
  */
 export class FullGradSink implements GradSink {
   private readonly live = new Map<number, Float32Array>();
-  /** Largest bytes of fp32 buckets held at once (16-bit stores only). */
-  peakBucketBytes = 0;
+  private readonly pool = new BucketPool();
 
   constructor(private readonly model: SegmentedModel, private readonly grads: VectorStore) {}
 
@@ -22,9 +22,8 @@ export class FullGradSink implements GradSink {
       if (grads.precision === 'fp32') return [u, grads.read(unit.start, unit.end)] as const;
       let buf = this.live.get(u);
       if (!buf) {
-        buf = new Float32Array(unit.end - unit.start);
+        buf = this.pool.take(unit.end - unit.start);
         this.live.set(u, buf);
-        this.peakBucketBytes = Math.max(this.peakBucketBytes, [...this.live.values()].reduce((s, b) => s + b.byteLength, 0));
       }
       return [u, buf] as const;
     }));
@@ -35,12 +34,18 @@ export class FullGradSink implements GradSink {
     if (buf) {
       this.grads.add(this.model.units[u].start, buf);
       this.live.delete(u);
+      this.pool.give(buf);
     }
     return Promise.resolve();
   }
 
   flush(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Bytes of the fp32 buckets (16-bit stores only), in use or kept for reuse. */
+  get peakBucketBytes(): number {
+    return this.pool.allocatedBytes;
   }
 }
 
@@ -56,10 +61,8 @@ export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 1;
 
 export class ShardedGradSink implements GradSink {
   private readonly live = new Map<number, Float32Array>();
+  private readonly pool = new BucketPool();
   private pending: Promise<void>[] = [];
-  private liveBytes = 0;
-  /** Largest bytes of full unit gradients held at once (buckets waiting for their reduction). */
-  peakBucketBytes = 0;
 
   constructor(
     private readonly model: SegmentedModel,
@@ -76,10 +79,8 @@ export class ShardedGradSink implements GradSink {
       let buf = this.live.get(u);
       if (!buf) {
         const unit = this.model.units[u];
-        buf = new Float32Array(unit.end - unit.start);
+        buf = this.pool.take(unit.end - unit.start);
         this.live.set(u, buf);
-        this.liveBytes += buf.byteLength;
-        this.peakBucketBytes = Math.max(this.peakBucketBytes, this.liveBytes);
       }
       return [u, buf] as const;
     }));
@@ -92,7 +93,7 @@ export class ShardedGradSink implements GradSink {
     const piece = this.partition.pieces[u];
     this.pending.push(this.group.reduceScatter(buf, { op: 'sum', codec: this.codec }).then((mine) => {
       this.shardGrads.add(piece.shardOffset, mine);
-      this.liveBytes -= buf.byteLength;
+      this.pool.give(buf);
     }));
     while (this.pending.length > this.maxInFlight) await this.pending.shift();
   }
@@ -101,5 +102,10 @@ export class ShardedGradSink implements GradSink {
     const pending = this.pending;
     this.pending = [];
     await Promise.all(pending);
+  }
+
+  /** Bytes of full unit gradients (buckets being filled or reduced), in use or kept for reuse. */
+  get peakBucketBytes(): number {
+    return this.pool.allocatedBytes;
   }
 }

@@ -66,7 +66,7 @@ export function estimateModelState(units: readonly UnitCost[], segments: readonl
   };
 }
 
-/** The largest fp32 gradient buckets open at once in stages 0-1 (mixed): added to the 16-bit store when complete. */
+/** The fp32 gradient buckets of stages 0-1 (mixed): each added to the 16-bit store when complete. */
 function segmentBucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number): number {
   return openBucketPeak(segments, size, 0);
 }
@@ -107,21 +107,23 @@ function bucketPeak(segments: readonly SegmentSpec[], size: (u: number) => numbe
  * Walks backward as SegmentRunner does: a segment opens the buckets of its gradient units (or
  * adds to one still open); a bucket closes when its gradient is complete (completedUnits) and is
  * handed to its reduction, of which the last `inFlight` may still hold their buckets while the
- * next segment's open. The largest bytes held at a segment's start.
+ * next segment's open. Buckets come from a BucketPool, which keeps every bucket it made for
+ * reuse: it holds, for each bucket length, the most buckets of that length in use at once.
  */
 function openBucketPeak(segments: readonly SegmentSpec[], size: (u: number) => number, inFlight: number): number {
   const completed = completedUnits(segments);
   const open = new Set<number>();
   const handed: number[] = [];
-  const bytes = (us: Iterable<number>) => [...us].reduce((s, u) => s + 4 * size(u), 0);
-  let peak = 0;
+  const most = new Map<number, number>(); // bucket length -> most in use at once
   for (let s = segments.length - 1; s >= 0; s--) {
     for (const u of segments[s].gradUnits) open.add(u);
-    peak = Math.max(peak, bytes(open) + (inFlight > 0 ? bytes(handed.slice(-inFlight)) : 0));
+    const inUse = new Map<number, number>();
+    for (const u of [...open, ...(inFlight > 0 ? handed.slice(-inFlight) : [])]) inUse.set(size(u), (inUse.get(size(u)) ?? 0) + 1);
+    for (const [length, n] of inUse) most.set(length, Math.max(most.get(length) ?? 0, n));
     for (const u of completed[s]) {
       open.delete(u);
       handed.push(u);
     }
   }
-  return peak;
+  return [...most].reduce((sum, [length, n]) => sum + 4 * length * n, 0);
 }
