@@ -54,7 +54,7 @@ export function optimizationsMarkdown(rows: readonly TableRow[], machine: Record
     '  two all-reduces of activations per block each way, which data parallelism does not pay, so it costs throughput on a few CPU cores.',
     '  Pipeline parallelism sends only the activations at stage boundaries and all-reduces each stage\'s gradients over a smaller data-parallel',
     '  group (compare the bytes sent); its cost is the bubble, (P-1)/(M+P-1) of the time at P stages and M micro-batches.',
-    '- ZeRO stage 3 partitions parameters, gradients and optimizer state (model state per worker falls with the number of workers) at about 1.6x the traffic.',
+    '- ZeRO stage 3 partitions parameters, gradients and optimizer state (model state per worker falls with the number of workers) at 1.5x the traffic (parameters gathered for forward and again for backward).',
     '- Perplexities differ only by rounding (16-bit) and summation order: every technique trains the same model on the same data.',
     '',
   ];
