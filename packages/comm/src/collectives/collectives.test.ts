@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Codec } from '../codecs/codec.js';
 import { shardRange } from './shard.js';
 import { makeWorld, type TestWorld } from '../testing/test-world.js';
+import { silentLogger } from '../transport/logger.js';
 
 /** Deterministic pseudo-random values in [-1, 1) for (rank, index, salt). */
 function values(rank: number, length: number, salt: number): Float32Array {
@@ -323,5 +324,22 @@ describe('large buffers with the default piece size', () => {
         await w.close();
       }
     }
+  });
+});
+
+describe('same-machine transport', () => {
+  const connected = async (opts: { localTransport?: 'unix' | 'tcp' }) => {
+    const seen: { rank: number }[] = [];
+    const logger = () => ({ ...silentLogger, info: (obj: object, msg?: string) => { if (msg === 'data plane connected') seen.push(obj as { rank: number }); } });
+    const w = await makeWorld(3, { ...opts, logger });
+    const data = Float32Array.from([1, 2, 3, 4, 5]);
+    await Promise.all(w.comms.map((c) => c.worldGroup.allReduce(new Float32Array(data))));
+    await w.close();
+    return seen.sort((a, b) => a.rank - b.rank);
+  };
+
+  it('dials peers on this machine over Unix sockets by default, over TCP when connect() asks (pipeline stages)', async () => {
+    expect(await connected({})).toEqual([0, 1, 2].map((rank) => ({ rank, world: 3, unix: 2, tcp: 0 })).map((o) => expect.objectContaining(o)));
+    expect(await connected({ localTransport: 'tcp' })).toEqual([0, 1, 2].map((rank) => ({ rank, world: 3, unix: 0, tcp: 2 })).map((o) => expect.objectContaining(o)));
   });
 });

@@ -66,6 +66,13 @@ export interface DataPlaneConnectOptions {
   pieceBytes?: number;
   /** Reduce-scatter / all-gather algorithm (default 'auto', see chooseAlgorithm). Must be equal on every rank. */
   algorithm?: CollectiveAlgorithm;
+  /**
+   * Overrides the listen() option for these connections: 'tcp' suits point-to-point traffic that
+   * must flow while both sides compute (pipeline stages): loopback TCP grows its socket buffers
+   * to megabytes, so a send of a few hundred KiB is handed to the kernel at once, where a Unix
+   * socket's ~208 KiB leave the rest waiting for the sender's next event-loop turn.
+   */
+  localTransport?: 'unix' | 'tcp';
 }
 
 /**
@@ -136,6 +143,7 @@ export class DataPlane extends EventEmitter {
     const byRank = new Map(opts.peers.map((p) => [p.rank, p]));
     const channels = new Map<number, Channel>(); // accepted: we send on these
     const dialed = new Map<number, Channel>(); // dialed: we receive on these
+    const vias: ('unix' | 'tcp')[] = []; // the socket each dialed channel runs on
     const hosts = new Map<number, string>();
     for (const p of opts.peers) hosts.set(p.rank, `${p.host}:${p.port}`);
 
@@ -156,7 +164,8 @@ export class DataPlane extends EventEmitter {
 
     try {
       const dials: Array<Promise<unknown>> = [];
-      for (let j = 0; j < world; j++) if (j !== rank) dials.push(this.dial(byRank.get(j)!, rank, world, deadline).then((ch) => dialed.set(j, ch)));
+      const transport = opts.localTransport ?? this.opts.localTransport ?? 'unix';
+      for (let j = 0; j < world; j++) if (j !== rank) dials.push(this.dial(byRank.get(j)!, rank, world, deadline, transport).then(({ ch, via }) => { dialed.set(j, ch); vias.push(via); }));
       // Every other rank dials us too; wait until each of them has.
       const incoming = new Promise<void>((resolve, reject) => {
         const allIn = (): boolean => opts.peers.every((p) => p.rank === rank || channels.has(p.rank));
@@ -178,7 +187,8 @@ export class DataPlane extends EventEmitter {
       this.logger.warn({ remoteAddress: ch.remoteAddress }, 'data channel after connect refused');
       ch.close('already connected');
     };
-    this.logger.info({ rank, world }, 'data plane connected');
+    const unix = vias.filter((v) => v === 'unix').length;
+    this.logger.info({ rank, world, unix, tcp: vias.length - unix }, 'data plane connected');
     return new Communicator({
       rank, world, hosts, server: this.server, logger: this.logger,
       channels: new Map([...channels].map(([r, send]) => [r, { send, recv: dialed.get(r)! }])),
@@ -192,9 +202,10 @@ export class DataPlane extends EventEmitter {
     await this.server.close();
   }
 
-  private async dial(peer: PeerAddress, rank: number, world: number, deadline: number): Promise<Channel> {
+  /** Dials a peer; `via` says which socket the channel runs on. */
+  private async dial(peer: PeerAddress, rank: number, world: number, deadline: number, transport: 'unix' | 'tcp'): Promise<{ ch: Channel; via: 'unix' | 'tcp' }> {
     const path = unixSocketPath(peer.port);
-    let useUnix = (this.opts.localTransport ?? 'unix') === 'unix' && !this.opts.tls && isLocalHost(peer.host) && (path.startsWith('\0') || existsSync(path));
+    let useUnix = transport === 'unix' && !this.opts.tls && isLocalHost(peer.host) && (path.startsWith('\0') || existsSync(path));
     for (;;) {
       try {
         const ch = await connectChannel({
@@ -209,7 +220,7 @@ export class DataPlane extends EventEmitter {
             hint: 'the peer list given to connect() must map each rank to its own address',
           });
         }
-        return ch;
+        return { ch, via: useUnix ? 'unix' : 'tcp' };
       } catch (err) {
         if (useUnix && err instanceof TrainerError && err.code === CommErrorCode.CONNECT_FAILED) {
           this.logger.debug({ path, err: err.message }, 'Unix socket connect failed; using TCP');
