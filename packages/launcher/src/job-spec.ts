@@ -65,7 +65,7 @@ export const TrainJobSchema = z.object({
   activationCheckpointing: z.boolean(),
   /** Pipeline stages (1F1B schedule over the micro-batches of each step). */
   pp: positiveInt,
-  /** Blocks per pipeline stage (default: balanced by parameter count). */
+  /** Blocks per pipeline stage (prepareTrainJob decides it when pp > 1: --pp-split, else balanced by --pp-balance). */
   ppSplit: z.array(nonNegativeInt).optional(),
   lr: z.number().positive(),
   minLr: z.number().nonnegative(),

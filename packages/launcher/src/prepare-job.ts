@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import { meshShape } from '@trainer/engine';
-import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig } from '@trainer/model';
+import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig, type PipelineBalance } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
 import { prepareCheckpointing, type CheckpointRequest } from './checkpointing/resume.js';
@@ -41,6 +41,8 @@ export interface TrainRequest {
   /** Pipeline stages (1: none), optional blocks per stage, and micro-batches per step. */
   pp?: number;
   ppSplit?: number[];
+  /** What the default pipeline split balances (when ppSplit is not given; default 'compute'). */
+  ppBalance?: PipelineBalance;
   microBatches?: number;
   activationCheckpointing?: boolean;
   precision?: TrainJob['precision'];
@@ -80,7 +82,9 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
   const pp = req.pp ?? 1;
   const { dp } = meshShape(req.world, tp, pp);
   if (tp > 1) checkTensorParallel(model, tp);
-  if (pp > 1 || req.ppSplit) checkPipeline(model, { stages: pp, stage: 0, ...(req.ppSplit ? { blocks: req.ppSplit } : {}) });
+  // The split is decided here, once, and travels in the job (every stage builds from the same one).
+  const ppSplit = pp > 1 || req.ppSplit ? checkPipeline(model, { stages: pp, stage: 0, ...(req.ppSplit ? { blocks: req.ppSplit } : { balance: req.ppBalance ?? 'compute' }) }) : undefined;
+  if (pp > 1 && !req.ppSplit) log(`pipeline split ${ppSplit!.join(',')} blocks per stage (balanced by ${req.ppBalance ?? 'compute'}; --pp-split overrides)`);
   const replicas = dp === req.world ? `${dp} workers` : `${dp} data-parallel replicas (${req.world} workers / (tp ${tp} x pp ${pp}))`;
   if (req.microBatches !== undefined && req.microBatch !== undefined) {
     throw new TrainerError('TRAINER_ERR_USAGE', '--micro-batch and --micro-batches were both given', { hint: 'give the size of a micro-batch or the number of micro-batches per step, not both' });
@@ -147,7 +151,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     pp,
     activationCheckpointing: req.activationCheckpointing ?? false,
     precision: req.precision ?? 'fp32',
-    ...(req.ppSplit ? { ppSplit: req.ppSplit } : {}),
+    ...(ppSplit ? { ppSplit } : {}),
     lr: req.lr,
     minLr: req.minLr ?? req.lr / 10,
     warmupSteps: req.warmupSteps ?? Math.min(100, Math.floor(req.steps / 10)),

@@ -37,4 +37,4 @@ export type { UnitParams } from './model-params.js';
 export { GPTSegments, segmentSpecs, type GPTSegmentsOptions, unitComputeCosts, type SegmentSpec, type SegmentBatch, type SegmentForward } from './segments.js';
 export type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 export { checkTensorParallel, tensorParallelLayout, localFromGlobal, globalFromLocals, type TPLayout, type TPParamEntry, type TensorShard } from './tensor-parallel/tp-layout.js';
-export { balanceBlocks, checkPipeline, stagePlan, type PipelineStageSpec, type SegmentKind, type StagePlan } from './pipeline-stage.js';
+export { balanceBlocks, checkPipeline, stagePlan, type PipelineBalance, type PipelineStageSpec, type SegmentKind, type StagePlan } from './pipeline-stage.js';

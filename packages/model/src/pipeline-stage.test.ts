@@ -14,11 +14,21 @@ describe('pipeline stages', () => {
   beforeAll(async () => useBackend('wasm'));
 
   it('balances blocks by parameter count, embedding on the first stage and the head on the last', () => {
-    expect(balanceBlocks(CONFIG, 1)).toEqual([4]);
-    expect(balanceBlocks(CONFIG, 2)).toEqual([2, 2]);
+    expect(balanceBlocks(CONFIG, 1, 'params')).toEqual([4]);
+    expect(balanceBlocks(CONFIG, 2, 'params')).toEqual([2, 2]);
     // A large vocabulary weighs on the first stage (embedding) and the last (the head's copy): the middle takes the blocks.
-    expect(balanceBlocks({ ...CONFIG, vocabSize: 4096 }, 3)).toEqual([0, 4, 0]);
-    expect(balanceBlocks({ ...CONFIG, layers: 8 }, 4)).toEqual([2, 2, 2, 2]); // a small embedding: blocks dominate
+    expect(balanceBlocks({ ...CONFIG, vocabSize: 4096 }, 3, 'params')).toEqual([0, 4, 0]);
+    expect(balanceBlocks({ ...CONFIG, layers: 8 }, 4, 'params')).toEqual([2, 2, 2, 2]); // a small embedding: blocks dominate
+  });
+
+  it('balances blocks by compute by default: the head costs 2CV FLOPs per token, the embedding nothing', () => {
+    const nano: GPTConfig = { vocabSize: 2048, contextLength: 128, layers: 4, heads: 4, dModel: 128, layerNormEps: 1e-5 };
+    // a block 24C^2 + 4TC = 458,752; the head 2CV = 524,288 (1.14 blocks)
+    expect(balanceBlocks(nano, 2)).toEqual([3, 1]);
+    expect(balanceBlocks({ ...nano, layers: 12 }, 2)).toEqual([7, 5]);
+    expect(balanceBlocks(nano, 4)).toEqual([1, 1, 2, 0]); // the slowest stage does 2 blocks either way
+    expect(balanceBlocks(nano, 2, 'params')).toEqual([2, 2]);
+    expect(checkPipeline(nano, { stages: 2, stage: 0 })).toEqual([3, 1]);
     expect(() => checkPipeline(CONFIG, { stages: 2, stage: 0, blocks: [1, 2] })).toThrow(/does not assign the model's 4 blocks/);
     expect(() => checkPipeline(CONFIG, { stages: 6, stage: 0 })).toThrow(/TRAINER_ERR_PP_TOO_DEEP|more than the model's 4 blocks/);
   });
