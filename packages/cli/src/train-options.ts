@@ -30,7 +30,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--tp <n>', 'tensor-parallel group size (Megatron column/row-parallel layers); data parallel over the rest', int(1, 1024), 1)
     .option('--pp <n>', 'pipeline stages (1F1B schedule); data parallel over the rest', int(1, 1024), 1)
     .option('--pp-split <blocks>', 'blocks per pipeline stage, e.g. 3,3,2 (default: balanced as --pp-balance says)', list(int(0)))
-    .option('--pp-balance <how>', 'what the default pipeline split evens out: compute (FLOPs: the output head weighs ~1.3 blocks, the embedding ~0) or params', oneOf(['compute', 'params'] as const), 'compute')
+    .option('--pp-balance <how>', 'what the default pipeline split evens out: compute (FLOPs per token: a block 24C^2+4TC, the output head 2CV, the embedding ~0) or params', oneOf(['compute', 'params'] as const), 'compute')
     .option('--micro-batches <n>', 'micro-batches per step and replica (the pipeline keeps this many in its schedule); instead of --micro-batch', int(1))
     .option('--precision <p>', 'fp32, bf16 or fp16 (16-bit parameters and gradients, fp32 master and optimizer; fp16 with dynamic loss scaling)', oneOf(['fp32', 'bf16', 'fp16'] as const), 'fp32')
     .option('--activation-checkpointing', 'keep only block inputs in forward and recompute each block in backward (less memory, one more forward)')
