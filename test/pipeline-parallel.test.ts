@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { asFloat32, readSafetensors } from '@trainer/checkpoint';
+import type { Workspace } from './helpers/checkpoint-run.js';
+import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
 import { killAllStarted, runTrainer } from './helpers/processes.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
@@ -17,17 +16,7 @@ const LOSS_RTOL = 2e-5;
 const PARAM_ATOL = 1e-4;
 const JOB = ['--layers', '4', '--heads', '2', '--global-batch', '8', '--micro-batches', '4', '--steps', '5', '--eval-every', '5'];
 
-async function trainRun(ws: ReturnType<typeof tinyWorkspace>, name: string, nodes: number, extra: string[]) {
-  const out = ws.out(name);
-  const r = await runTrainer(['launch', '--nodes', String(nodes), ...tinyJobArgs(ws, ['--out', out, ...JOB, ...extra])]);
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-  const model = await readSafetensors(join(out, 'model', 'model.safetensors'));
-  return {
-    summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { losses: number[]; val_loss: number },
-    metrics: readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>),
-    params: new Map([...model.tensors].map(([n, t]) => [n, asFloat32(t)])),
-  };
-}
+const trainRun = (ws: Workspace, name: string, nodes: number, extra: string[]) => trainedRun(ws, name, nodes, [...JOB, ...extra]);
 
 describe('pipeline parallelism (multi-process)', () => {
   it('pp 2 and 4, with data and tensor parallelism and with ZeRO, follow one worker', async () => {
@@ -45,14 +34,7 @@ describe('pipeline parallelism (multi-process)', () => {
     for (const [nodes, tp, pp, zero, extra] of layouts) {
       const label = `${nodes} workers, tp ${tp}, pp ${pp}, zero ${zero} ${extra.join(' ')}`;
       const run = await trainRun(ws, `n${nodes}-tp${tp}-pp${pp}-z${zero}${extra.length ? '-split' : ''}`, nodes, ['--tp', String(tp), '--pp', String(pp), '--zero', String(zero), ...extra]);
-      run.summary.losses.forEach((l, i) => expect(Math.abs(l - ref.summary.losses[i]), `${label} step ${i}`).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.losses[i]));
-      expect(Math.abs(run.summary.val_loss - ref.summary.val_loss), label).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.val_loss);
-      let maxDiff = 0;
-      for (const [name, a] of ref.params) {
-        const b = run.params.get(name)!;
-        for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-      }
-      expect(maxDiff, label).toBeLessThanOrEqual(PARAM_ATOL);
+      expectSameTrajectory(run, ref, label, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
       // Every stage reports its idle share of the schedule.
       const stages = new Set(run.metrics.filter((m) => typeof m.bubble === 'number').map((m) => m.pipeline_stage));
       expect(stages.size, label).toBe(pp);

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { asFloat32, readSafetensors } from '@trainer/checkpoint';
-import { killAllStarted, runTrainer } from './helpers/processes.js';
-import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
+import { afterEach, describe, it } from 'vitest';
+import type { Workspace } from './helpers/checkpoint-run.js';
+import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
+import { killAllStarted } from './helpers/processes.js';
+import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
 
@@ -19,16 +18,7 @@ const LOSS_RTOL = 2e-5;
 const PARAM_ATOL = 1e-4;
 const JOB = ['--layers', '2', '--heads', '4', '--global-batch', '8', '--steps', '5', '--eval-every', '5'];
 
-async function trainRun(ws: ReturnType<typeof tinyWorkspace>, name: string, nodes: number, extra: string[]) {
-  const out = ws.out(name);
-  const r = await runTrainer(['launch', '--nodes', String(nodes), ...tinyJobArgs(ws, ['--out', out, ...JOB, ...extra])]);
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-  const model = await readSafetensors(join(out, 'model', 'model.safetensors'));
-  return {
-    summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { losses: number[]; val_loss: number },
-    params: new Map([...model.tensors].map(([n, t]) => [n, asFloat32(t)])),
-  };
-}
+const trainRun = (ws: Workspace, name: string, nodes: number, extra: string[]) => trainedRun(ws, name, nodes, [...JOB, ...extra]);
 
 describe('tensor parallelism (multi-process)', () => {
   it('tp 2 and 4, alone, with data parallelism and with ZeRO, follow one worker', async () => {
@@ -37,14 +27,7 @@ describe('tensor parallelism (multi-process)', () => {
     for (const [nodes, tp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [4, 2, 3]]) {
       const run = await trainRun(ws, `tp${tp}-n${nodes}-z${zero}`, nodes, ['--tp', String(tp), '--zero', String(zero)]);
       const label = `${nodes} workers, tp ${tp}, zero ${zero}`;
-      run.summary.losses.forEach((l, i) => expect(Math.abs(l - ref.summary.losses[i]), `${label} step ${i}`).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.losses[i]));
-      expect(Math.abs(run.summary.val_loss - ref.summary.val_loss), label).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.val_loss);
-      let maxDiff = 0;
-      for (const [name, a] of ref.params) {
-        const b = run.params.get(name)!;
-        for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-      }
-      expect(maxDiff, label).toBeLessThanOrEqual(PARAM_ATOL);
+      expectSameTrajectory(run, ref, label, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
     }
   }, 300_000);
 });

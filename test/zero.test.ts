@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { asFloat32, readSafetensors } from '@trainer/checkpoint';
 import { estimateModelState, type ZeroStage } from '@trainer/engine';
 import { resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
-import { killAllStarted, runTrainer } from './helpers/processes.js';
-import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
+import type { Workspace } from './helpers/checkpoint-run.js';
+import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
+import { killAllStarted } from './helpers/processes.js';
+import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
 
@@ -19,44 +18,18 @@ const LOSS_RTOL = 2e-5;
 const PARAM_ATOL = 2e-5;
 const MODEL = ['--layers', '2', '--global-batch', '12', '--steps', '5', '--eval-every', '5'];
 
-interface Run {
-  summary: { losses: number[]; val_loss: number; world: number };
-  params: Map<string, Float32Array>;
-  metrics: Record<string, number>[];
-}
-
-async function trainRun(ws: ReturnType<typeof tinyWorkspace>, name: string, nodes: number, extra: string[]): Promise<Run> {
-  const out = ws.out(name);
-  const r = await runTrainer(['launch', '--nodes', String(nodes), ...tinyJobArgs(ws, ['--out', out, ...MODEL, ...extra])]);
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-  const model = await readSafetensors(join(out, 'model', 'model.safetensors'));
-  return {
-    summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')),
-    params: new Map([...model.tensors].map(([n, t]) => [n, asFloat32(t)])),
-    metrics: readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)),
-  };
-}
-
-function expectSameTrajectory(run: Run, ref: Run, label: string): void {
-  run.summary.losses.forEach((loss, i) => expect(Math.abs(loss - ref.summary.losses[i]), `${label} step ${i}`).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.losses[i]));
-  expect(Math.abs(run.summary.val_loss - ref.summary.val_loss), label).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.val_loss);
-  let maxDiff = 0;
-  for (const [name, a] of ref.params) {
-    const b = run.params.get(name)!;
-    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-  }
-  expect(maxDiff, label).toBeLessThanOrEqual(PARAM_ATOL);
-}
+const trainRun = (ws: Workspace, name: string, nodes: number, extra: string[]) => trainedRun(ws, name, nodes, [...MODEL, ...extra]);
+const TOLERANCE = { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL };
 
 describe('ZeRO stages (multi-process)', () => {
   it('stages 1-3 on 2, 3 and 4 workers, with accumulation, follow plain data parallelism on 1 worker', async () => {
     const ws = tinyWorkspace();
     const ref = await trainRun(ws, 'ref', 1, ['--zero', '0']);
-    expect(ref.summary.losses[4]).toBeLessThan(ref.summary.losses[0]);
+    expect(ref.summary.losses[4]!).toBeLessThan(ref.summary.losses[0]!);
     for (const stage of [1, 2, 3]) {
       for (const [nodes, micro] of [[2, 0], [3, 2], [4, 0]]) {
         const extra = ['--zero', String(stage), ...(micro ? ['--micro-batch', String(micro)] : [])];
-        expectSameTrajectory(await trainRun(ws, `z${stage}-${nodes}-${micro}`, nodes, extra), ref, `stage ${stage} on ${nodes} workers, micro ${micro || 'all'}`);
+        expectSameTrajectory(await trainRun(ws, `z${stage}-${nodes}-${micro}`, nodes, extra), ref, `stage ${stage} on ${nodes} workers, micro ${micro || 'all'}`, TOLERANCE);
       }
     }
   }, 300_000);
@@ -71,7 +44,8 @@ describe('ZeRO stages (multi-process)', () => {
     const sent: number[] = [];
     for (const stage of [0, 1, 2, 3] as ZeroStage[]) {
       const run = await trainRun(ws, `mem${stage}`, world, ['--zero', String(stage)]);
-      const last = run.metrics.filter((m) => m.step === 4);
+      const metrics = run.metrics as Record<string, number>[];
+      const last = metrics.filter((m) => m.step === 4);
       expect(last.length).toBe(world);
       for (const m of last) {
         const predicted = estimateModelState(units, segments, stage, world, m.rank);
@@ -81,7 +55,7 @@ describe('ZeRO stages (multi-process)', () => {
         expect(m.grads_bytes).toBeLessThanOrEqual(predicted.grads);
       }
       // Traffic of a training step without evaluation (the last step also evaluates).
-      const plain = run.metrics.filter((m) => m.step === 3);
+      const plain = metrics.filter((m) => m.step === 3);
       sent.push(plain.reduce((s, m) => s + m.bytes_sent, 0) / world);
     }
     // Ring traffic per rank: 2(N-1)/N x model bytes for stages 0-2 (reduce-scatter + all-gather of
