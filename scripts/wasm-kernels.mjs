@@ -51,3 +51,23 @@ export const ${prefix}_WASM_BASE64 =
 
   return { compileKernels, sourceHash, write };
 }
+
+/** Top-level section ids of a wasm binary (1 type, 2 import, 6 global, 7 export, 8 start, 11 data, ...). */
+export function sectionIds(bytes) {
+  const ids = [];
+  let i = 8; // magic + version
+  while (i < bytes.length) {
+    const id = bytes[i++];
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[i++];
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    ids.push(id);
+    i += size;
+  }
+  return ids;
+}

@@ -6,6 +6,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { wasmKernels } from '../../../scripts/wasm-kernels.mjs';
+export { sectionIds } from '../../../scripts/wasm-kernels.mjs';
 
 const kernels = wasmKernels({
   root: join(dirname(fileURLToPath(import.meta.url)), '..'), entry: 'codec-kernels.ts', generated: 'src/kernels/codec-kernels.generated.ts', prefix: 'CODEC_KERNELS',

@@ -7,6 +7,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { wasmKernels } from '../../../scripts/wasm-kernels.mjs';
+export { sectionIds } from '../../../scripts/wasm-kernels.mjs';
 
 const kernels = wasmKernels({
   root: join(dirname(fileURLToPath(import.meta.url)), '..'), entry: 'kernels.ts', generated: 'src/host/simd-kernels.generated.ts', prefix: 'KERNELS',

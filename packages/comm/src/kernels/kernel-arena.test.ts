@@ -12,34 +12,19 @@ declare const WebAssembly: {
 
 const pkgRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Top-level section ids of a wasm binary (1 type, 2 import, 6 global, 7 export, 8 start, 11 data, ...). */
-function sectionIds(bytes: Uint8Array): number[] {
-  const ids: number[] = [];
-  let i = 8; // magic + version
-  while (i < bytes.length) {
-    const id = bytes[i++];
-    let size = 0;
-    let shift = 0;
-    for (;;) {
-      const b = bytes[i++];
-      size |= (b & 0x7f) << shift;
-      shift += 7;
-      if ((b & 0x80) === 0) break;
-    }
-    ids.push(id);
-    i += size;
-  }
-  return ids;
-}
+type KernelBuild = { compileKernels: () => Buffer; sourceHash: () => string; sectionIds: (bytes: Uint8Array) => number[] };
+/** The package's kernel build script (scripts/build-kernels.mjs, over the shared scripts/wasm-kernels.mjs). */
+const kernelBuild = async () => (await import(join(pkgRoot, 'scripts/build-kernels.mjs'))) as KernelBuild;
 
 describe('codec kernel module', () => {
   it('is generated from the current assembly/*.ts', async () => {
-    const build = (await import(join(pkgRoot, 'scripts/build-kernels.mjs'))) as { compileKernels: () => Buffer; sourceHash: () => string };
+    const build = await kernelBuild();
     expect(build.sourceHash(), 'run pnpm --filter @trainer/comm build:kernels').toBe(CODEC_KERNELS_SOURCE_SHA256);
     expect(build.compileKernels().toString('base64'), 'run pnpm --filter @trainer/comm build:kernels').toBe(CODEC_KERNELS_WASM_BASE64);
   }, 120_000);
 
-  it('writes nothing of its own into the memory it imports: no data, no globals, no start function', () => {
+  it('writes nothing of its own into the memory it imports: no data, no globals, no start function', async () => {
+    const { sectionIds } = await kernelBuild();
     const bytes = Buffer.from(CODEC_KERNELS_WASM_BASE64, 'base64');
     const ids = sectionIds(bytes);
     expect(ids).not.toContain(11);
