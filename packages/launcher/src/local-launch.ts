@@ -4,6 +4,7 @@ import type { GpuInfo } from './devices.js';
 import { wantsPrettyLogs } from './logging.js';
 import { LocalWorkers } from './supervision/local-workers.js';
 import { RestartSupervisor, type RestartSummary } from './supervision/restart-supervisor.js';
+import { SignalAbort } from './supervision/signal-abort.js';
 
 /**
  * `trainer launch` on one machine: a coordinator in this process and `world` worker processes
@@ -44,15 +45,7 @@ export async function launchLocal(opts: LocalLaunchOptions): Promise<LaunchResul
   opts.onCoordinator?.(coordinator);
   const workers = new LocalWorkers({ coordinator, command: opts.workerCommand, gpus: opts.gpus, token: opts.token, env: opts.env, pretty: wantsPrettyLogs() });
   const supervisor = new RestartSupervisor(coordinator, { maxRestarts: opts.maxRestarts ?? 0, job: opts.job, world: opts.world, launcher: workers, logger: log });
-  let signalExit: number | undefined;
-
-  const onSignal = (signal: NodeJS.Signals) => {
-    signalExit = signal === 'SIGINT' ? 130 : 143;
-    log.warn(`${signal} received: stopping all workers`);
-    coordinator.abort(`the launcher received ${signal}`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = new SignalAbort(coordinator, log);
 
   try {
     workers.startRound(0, opts.world);
@@ -60,12 +53,11 @@ export async function launchLocal(opts: LocalLaunchOptions): Promise<LaunchResul
     // Give workers time to exit on their own (they were told to finish or abort), then kill.
     await workers.finish(opts.exitGraceMs ?? (outcome.ok ? 10_000 : 3000));
     const exits = workers.exits.map((e) => ({ rank: e.localRank, code: e.code, signal: e.signal }));
-    const exitCode = signalExit ?? (outcome.ok ? (exits.every((e) => e.code === 0) ? 0 : 1) : supervisor.exitCode(outcome));
+    const exitCode = signals.exitCode ?? (outcome.ok ? (exits.every((e) => e.code === 0) ? 0 : 1) : supervisor.exitCode(outcome));
     return { outcome, exitCode, exits, restarts: supervisor.summary() };
   } finally {
     workers.kill();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
     await coordinator.close();
   }
 }

@@ -6,6 +6,7 @@ import { AgentPool } from './agent-pool.js';
 import type { HostEntry } from './hostfile.js';
 import { spawnSrunAgents, spawnSshAgent } from './remote-shell.js';
 import { RestartSupervisor, type RestartSummary } from './restart-supervisor.js';
+import { SignalAbort } from './signal-abort.js';
 
 /**
  * `trainer launch --hostfile FILE` (or inside a Slurm allocation): the coordinator here, one
@@ -48,14 +49,7 @@ export async function launchOnHosts(opts: HostLaunchOptions): Promise<HostLaunch
   const supervisor = new RestartSupervisor(coordinator, { maxRestarts: opts.maxRestarts, job: opts.job, world: opts.world, launcher: pool, logger: log });
   const pretty = wantsPrettyLogs();
   const sessions: ChildProcess[] = [];
-  let signalExit: number | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signalExit = signal === 'SIGINT' ? 130 : 143;
-    log.warn(`${signal} received: stopping all workers`);
-    coordinator.abort(`the launcher received ${signal}`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = new SignalAbort(coordinator, log);
 
   const agentArgv = (h?: HostEntry & { slots: number }) => [
     opts.execPath, opts.cliPath, 'agent', '--coordinator', `${opts.advertiseHost}:${coordinator.address.port}`,
@@ -86,14 +80,13 @@ export async function launchOnHosts(opts: HostLaunchOptions): Promise<HostLaunch
     const answering = new Set(pool.responsiveHosts(5000));
     const waitFor = opts.via.kind === 'srun' ? sessions : sessions.filter((_, i) => answering.has(opts.hosts[i].host));
     await Promise.race([Promise.all(waitFor.map(exited)), sleep(outcome.ok ? 20_000 : 5000)]);
-    const exitCode = signalExit ?? supervisor.exitCode(outcome);
+    const exitCode = signals.exitCode ?? supervisor.exitCode(outcome);
     return { outcome, exitCode, restarts: supervisor.summary() };
   } finally {
     for (const s of sessions) if (s.exitCode === null && s.signalCode === null) s.kill('SIGTERM');
     await Promise.race([Promise.all(sessions.map(exited)), sleep(2000)]);
     for (const s of sessions) if (s.exitCode === null && s.signalCode === null) s.kill('SIGKILL');
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
     pool.close();
     // A connection to a host that was cut off closes only after its close handshake times out (30 s): not worth waiting for.
     await Promise.race([coordinator.close(), sleep(5000)]);
