@@ -1,4 +1,4 @@
-import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
 
 /**
@@ -41,38 +41,96 @@ export function bytesOf(view: Float32Array | Int32Array | Uint16Array | Uint8Arr
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-/** Serializes tensors and metadata into one buffer list (header first). */
-export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array[] {
+/** A tensor as a header describes it (its bytes come separately). */
+export interface TensorSpec {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
+/** The 8-byte length prefix and the padded JSON header for tensors laid out in order. */
+function encodeHeader(specs: readonly TensorSpec[], metadata: Record<string, string>): { parts: Uint8Array[]; dataBytes: number } {
   if (!littleEndian()) throw new Error('safetensors: big-endian hosts are not supported');
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
-  for (const t of tensors) {
-    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== expected) throw new RangeError(`safetensors: ${t.name} has ${t.data.byteLength} bytes, shape ${JSON.stringify(t.shape)} ${t.dtype} needs ${expected}`);
+  for (const t of specs) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     if (t.name in header) throw new RangeError(`safetensors: duplicate tensor name ${t.name}`);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
-    offset += expected;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
-  return [prefix, headerBytes, ...tensors.map((t) => t.data)];
+  return { parts: [prefix, headerBytes], dataBytes: offset };
+}
+
+/** Serializes tensors and metadata into one buffer list (header first). */
+export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array[] {
+  for (const t of tensors) {
+    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== expected) throw new RangeError(`safetensors: ${t.name} has ${t.data.byteLength} bytes, shape ${JSON.stringify(t.shape)} ${t.dtype} needs ${expected}`);
+  }
+  return [...encodeHeader(tensors, metadata).parts, ...tensors.map((t) => t.data)];
 }
 
 /** Writes a file atomically (temporary name, fsync, rename). */
 export async function writeSafetensors(path: string, tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh: FileHandle = await open(tmp, 'w');
+  const w = await SafetensorsStreamWriter.open(path, tensors, metadata);
   try {
-    for (const part of encodeSafetensors(tensors, metadata)) await fh.write(part);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    for (const t of tensors) await w.write(t.data);
+    await w.close();
+  } catch (err) {
+    await w.abort();
+    throw err;
   }
-  await rename(tmp, path);
+}
+
+/**
+ * A safetensors file written as its tensors' bytes arrive, in header order, without holding
+ * them all (a model larger than memory streams to disk unit by unit). Atomic like
+ * writeSafetensors: the file appears under its name only when close() has written every byte.
+ */
+export class SafetensorsStreamWriter {
+  private written = 0;
+
+  private constructor(private readonly path: string, private readonly tmp: string, private readonly fh: FileHandle, private readonly dataBytes: number) {}
+
+  static async open(path: string, specs: readonly TensorSpec[], metadata: Record<string, string> = {}): Promise<SafetensorsStreamWriter> {
+    const { parts, dataBytes } = encodeHeader(specs, metadata);
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fh = await open(tmp, 'w');
+    try {
+      for (const p of parts) await fh.write(p);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    return new SafetensorsStreamWriter(path, tmp, fh, dataBytes);
+  }
+
+  /** The next bytes of the tensors' data (any split: a tensor may come in several writes). */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.written + bytes.byteLength > this.dataBytes) throw new RangeError(`safetensors: ${this.path}: ${this.written + bytes.byteLength} data bytes written, the header describes ${this.dataBytes}`);
+    await this.fh.write(bytes);
+    this.written += bytes.byteLength;
+  }
+
+  async close(): Promise<void> {
+    if (this.written !== this.dataBytes) throw new RangeError(`safetensors: ${this.path}: closed after ${this.written} of ${this.dataBytes} data bytes`);
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.tmp, this.path);
+  }
+
+  /** Gives up: the partial file is removed, nothing appears under the name. */
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+    await rm(this.tmp, { force: true });
+  }
 }
 
 function refuse(path: string, why: string): TrainerError {

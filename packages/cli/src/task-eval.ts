@@ -30,20 +30,21 @@ export interface TaskEvalResult {
   predictions: TaskPrediction[];
 }
 
-export function evaluateTask(model: GPT, tokenizer: BpeTokenizer, examples: readonly TaskExample[], o: TaskEvalOptions): TaskEvalResult {
+export async function evaluateTask(model: GPT, tokenizer: BpeTokenizer, examples: readonly TaskExample[], o: TaskEvalOptions): Promise<TaskEvalResult> {
   const groups = groupByPrompt(examples);
-  const predictions: TaskPrediction[] = groups.map((g, i) => {
+  const predictions: TaskPrediction[] = [];
+  for (const [i, g] of groups.entries()) {
     let prompt = tokenizer.encode(g.prompt);
     // Keep room for the completion: the model sees at most its context.
     const room = model.config.contextLength - o.maxNewTokens;
     if (room > 0 && prompt.length > room) prompt = prompt.slice(prompt.length - room);
-    const ids = model.generate(prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed + i, stopToken: tokenizer.eotToken });
+    const ids = await model.generate(prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed + i, stopToken: tokenizer.eotToken });
     const generated = ids.slice(prompt.length);
     if (generated[generated.length - 1] === tokenizer.eotToken) generated.pop();
     const prediction = tokenizer.decode(generated);
     o.onPrompt?.(i + 1, groups.length);
-    return { prompt: g.prompt, prediction, references: g.references, exact: exactMatch(prediction, g.references) };
-  });
+    predictions.push({ prompt: g.prompt, prediction, references: g.references, exact: exactMatch(prediction, g.references) });
+  }
   const bleu = corpusBleu(predictions.map((p) => p.prediction), predictions.map((p) => p.references));
   const exact = predictions.filter((p) => p.exact).length / Math.max(1, predictions.length);
   return { prompts: predictions.length, bleu, exactMatch: exact, predictions };

@@ -3,6 +3,7 @@ import type { TrainRequest } from '@trainer/launcher';
 import { int, list, num, oneOf } from './parse.js';
 
 export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
+export const KERNEL_SETS = ['auto', 'host', 'tf'] as const;
 
 /** The training options shared by `launch` and `coordinator` (the job travels to the workers). */
 export function addTrainOptions(cmd: Command): Command {
@@ -36,6 +37,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--activation-checkpointing', 'keep only block inputs in forward and recompute each block in backward (less memory, one more forward)')
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
+    .option('--kernels <set>', 'kernel set and where the model state lives: host (JS/SIMD kernels, state in host memory: fastest on wasm/cpu), tf (TF.js ops, state on the device: the GPU path), auto (host on wasm/cpu, tf elsewhere)', oneOf(KERNEL_SETS), 'auto')
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
     .option('--eval-batches <n>', 'validation batches of --global-batch sequences per evaluation (0: none)', int(0), 8)
     .option('--val-fraction <x>', 'share of the corpus held out for validation', num(0.0001, 0.5), 0.05)
@@ -89,6 +91,7 @@ export interface TrainCliOptions {
   activationCheckpointing?: boolean;
   precision: 'fp32' | 'bf16' | 'fp16';
   backend: (typeof BACKENDS)[number];
+  kernels: (typeof KERNEL_SETS)[number];
   evalEvery?: number;
   evalBatches: number;
   valFraction: number;
@@ -145,6 +148,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     activationCheckpointing: o.activationCheckpointing ?? false,
     precision: o.precision,
     backend: o.backend,
+    kernels: o.kernels,
     evalEvery: o.evalEvery,
     evalBatches: o.evalBatches,
     valFraction: o.valFraction,

@@ -8,9 +8,11 @@
  * with wd_i = weightDecay for elements inside a decay range (2-D weights, as in GPT-2/nanoGPT)
  * and 0 elsewhere (biases, LayerNorm, ...). This is exactly torch.optim.AdamW's update order.
  *
- * The optimizer owns the state for one contiguous range [start, end) of the model's flat
- * parameter vector: the whole vector for plain data parallelism, one partition under ZeRO.
+ * Host arrays here (adamwUpdate); on a TF.js backend the same update runs as tensor ops
+ * (device/tf-device.ts).
  */
+import type { AdamWStep } from './device/device.js';
+
 export interface AdamWConfig {
   /** Exponential decay of the first moment (PyTorch default 0.9). */
   beta1: number;
@@ -38,6 +40,59 @@ export interface AdamWState {
   v: Float32Array;
 }
 
+/** The coefficients of update number `t` (1-based) at learning rate `lr`, gradients multiplied by `gradFactor`. */
+export function adamwStep(config: AdamWConfig, t: number, lr: number, gradFactor = 1): AdamWStep {
+  return { ...config, lr, bc1: 1 - config.beta1 ** t, bc2: 1 - config.beta2 ** t, gradFactor };
+}
+
+/**
+ * One update of equal-length host arrays (a piece of the parameters and its state), in place:
+ * `decay` lists the ranges (relative to the arrays) that get weight decay. The grads array may
+ * be scaled in place by h.gradFactor (it is dead after the update).
+ */
+export function adamwUpdate(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, decay: readonly Range[], h: AdamWStep): void {
+  const n = p.length;
+  if (m.length !== n || v.length !== n || g.length !== n) {
+    throw new RangeError(`adamwUpdate: params ${n}, m ${m.length}, v ${v.length}, grads ${g.length} elements`);
+  }
+  if (h.gradFactor !== 1) for (let i = 0; i < n; i++) g[i] *= h.gradFactor;
+  // Walk [0, n) as alternating no-decay / decay segments.
+  let pos = 0;
+  for (const seg of decay) {
+    if (seg.end <= pos) continue;
+    if (seg.start >= n) break;
+    if (seg.start > pos) updateSegment(p, m, v, g, pos, seg.start, 0, h);
+    const e = Math.min(seg.end, n);
+    updateSegment(p, m, v, g, Math.max(seg.start, pos), e, h.weightDecay, h);
+    pos = e;
+  }
+  if (pos < n) updateSegment(p, m, v, g, pos, n, 0, h);
+}
+
+// Kept as one tight monomorphic loop: this runs over every parameter every step.
+function updateSegment(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, from: number, to: number, wd: number, h: AdamWStep): void {
+  const { beta1, beta2, eps } = h;
+  const c1 = 1 - beta1;
+  const c2 = 1 - beta2;
+  const stepSize = h.lr / h.bc1;
+  const invSqrtBc2 = 1 / Math.sqrt(h.bc2);
+  const decay = h.lr * wd;
+  for (let i = from; i < to; i++) {
+    const gi = g[i];
+    const mi = beta1 * m[i] + c1 * gi;
+    const vi = beta2 * v[i] + c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const pi = p[i];
+    // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
+    p[i] = pi - decay * pi - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+  }
+}
+
+/**
+ * AdamW over one contiguous range [start, end) of a flat vector, with its own m, v and step
+ * count (a standalone optimizer, e.g. for tests; the engine keeps its state per piece on a Device).
+ */
 export class AdamW {
   readonly config: AdamWConfig;
   readonly start: number;
@@ -57,78 +112,13 @@ export class AdamW {
     this.end = owned.end;
     this.m = new Float32Array(owned.end - owned.start);
     this.v = new Float32Array(owned.end - owned.start);
-    this.decaySegments = decayRanges
-      .map((r) => ({ start: Math.max(r.start, owned.start) - owned.start, end: Math.min(r.end, owned.end) - owned.start }))
-      .filter((r) => r.end > r.start)
-      .sort((a, b) => a.start - b.start);
+    this.decaySegments = clipRanges(decayRanges, owned);
   }
 
-  /**
-   * One update of `params` (the owned range, length end - start) from `grads` (same length).
-   * Both are views: the caller passes `flat.subarray(start, end)`.
-   */
+  /** One update of `params` (the owned range, length end - start) from `grads` (same length). */
   update(params: Float32Array, grads: Float32Array, lr: number): void {
-    const n = this.end - this.start;
-    if (params.length !== n || grads.length !== n) {
-      throw new RangeError(`AdamW.update: expected ${n} elements, got params ${params.length}, grads ${grads.length}`);
-    }
-    this.updateChunks([{ offset: 0, params, grads }], lr);
-  }
-
-  /**
-   * One update taken in pieces: chunk k covers owned elements [offset, offset + params.length),
-   * its params and grads being views of that length wherever they live (ZeRO stages 1-2 update
-   * their pieces in place inside the full parameter vector). The chunks must not overlap.
-   */
-  updateChunks(chunks: readonly { offset: number; params: Float32Array; grads: Float32Array }[], lr: number): void {
     this.step += 1;
-    const { beta1, beta2, eps, weightDecay } = this.config;
-    const k = { lr, bc1: 1 - beta1 ** this.step, bc2: 1 - beta2 ** this.step, beta1, beta2, eps };
-    for (const c of chunks) {
-      const from = c.offset;
-      const to = c.offset + c.params.length;
-      if (c.grads.length !== c.params.length || from < 0 || to > this.end - this.start) {
-        throw new RangeError(`AdamW.updateChunks: chunk [${from}, ${to}) with ${c.grads.length} grads is outside the owned ${this.end - this.start} elements`);
-      }
-      // Walk [from, to) as alternating no-decay / decay segments.
-      let pos = from;
-      for (const seg of this.decaySegments) {
-        if (seg.end <= pos) continue;
-        if (seg.start >= to) break;
-        if (seg.start > pos) this.updateSegment(c.params, c.grads, from, pos, seg.start, 0, k);
-        const e = Math.min(seg.end, to);
-        this.updateSegment(c.params, c.grads, from, Math.max(seg.start, pos), e, weightDecay, k);
-        pos = e;
-      }
-      if (pos < to) this.updateSegment(c.params, c.grads, from, pos, to, 0, k);
-    }
-  }
-
-  // Kept as one tight monomorphic loop: this runs over every parameter every step.
-  // Owned elements [from, to); p and g are views whose element 0 is owned element `base`.
-  private updateSegment(
-    p: Float32Array, g: Float32Array, base: number, from: number, to: number, wd: number,
-    k: { lr: number; bc1: number; bc2: number; beta1: number; beta2: number; eps: number },
-  ): void {
-    const m = this.m;
-    const v = this.v;
-    const { beta1, beta2, eps } = k;
-    const c1 = 1 - beta1;
-    const c2 = 1 - beta2;
-    const stepSize = k.lr / k.bc1;
-    const invSqrtBc2 = 1 / Math.sqrt(k.bc2);
-    const decay = k.lr * wd;
-    for (let i = from; i < to; i++) {
-      const j = i - base;
-      const gi = g[j];
-      const mi = beta1 * m[i] + c1 * gi;
-      const vi = beta2 * v[i] + c2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      const pi = p[j];
-      // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
-      p[j] = pi - decay * pi - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
-    }
+    adamwUpdate(params, this.m, this.v, grads, this.decaySegments, adamwStep(this.config, this.step, lr));
   }
 
   state(): AdamWState {
@@ -143,4 +133,12 @@ export class AdamW {
     this.v.set(state.v);
     this.step = state.step;
   }
+}
+
+/** `ranges` cut to `within` and made relative to its start, sorted. */
+export function clipRanges(ranges: readonly Range[], within: Range): Range[] {
+  return ranges
+    .map((r) => ({ start: Math.max(r.start, within.start) - within.start, end: Math.min(r.end, within.end) - within.start }))
+    .filter((r) => r.end > r.start)
+    .sort((a, b) => a.start - b.start);
 }

@@ -1,6 +1,6 @@
 /**
  * Data-parallel gradient reduction in buckets of at most `bucketBytes` (PyTorch DDP's bucketing:
- * bounded message sizes; zero/store-reductions.ts reduces bucket by bucket).
+ * bounded message sizes; ZeRO stage 0 reduces a unit larger than a bucket in several).
  */
 export interface GradientSyncOptions {
   /** Upper bound on one all-reduce's fp32 payload (DDP's default is 25 MiB). */

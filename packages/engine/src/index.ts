@@ -1,4 +1,4 @@
-export { AdamW, DEFAULT_ADAMW, type AdamWConfig, type AdamWState, type Range } from './adamw.js';
+export { AdamW, adamwStep, adamwUpdate, DEFAULT_ADAMW, type AdamWConfig, type AdamWState, type Range } from './adamw.js';
 export { learningRateAt, type LrSchedule } from './lr-schedule.js';
 export { clipFactor } from './grad-clip.js';
 export { gradientBuckets, DEFAULT_GRADIENT_SYNC, type GradientSyncOptions } from './gradient-sync.js';
@@ -6,9 +6,15 @@ export { countTargets, type StepResult, type TrainerOptions } from './trainer-op
 export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner.js';
 export { buildMesh, coordinatesOf, meshGroupRanks, meshShape, rankOf, type Mesh, type MeshCoordinates, type MeshShape } from './device-mesh.js';
 export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
-export { ZeroTrainer, type ModelStateBytes, type ZeroOptions, type ZeroStage } from './zero/zero-trainer.js';
-export type { ExportedPiece } from './zero/zero-state.js';
+export { Trainer, type ModelStateBytes, type TrainerConfig } from './trainer.js';
+export type { ZeroStage } from './zero/zero-strategy.js';
+export type { ExportedPiece, StateReader } from './zero/zero-state.js';
+export type { AdamWStep, ComputeValues, Device } from './device/device.js';
+export { HostDevice } from './device/host-device.js';
+export { DeviceVector, TfDevice } from './device/tf-device.js';
+export { SequentialSchedule, type MicroBatchSchedule, type ScheduleResult } from './schedules/micro-batch-schedule.js';
+export { OneFOneBSchedule, type ActivationIO, type PipelineStage, type PointToPoint } from './schedules/one-f-one-b.js';
 export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
-export type { CollectiveGroup, Disposable, LossResult, MicroBatch, ReduceGroup, SegmentedModel, SegmentSpec, WireCodec } from './interfaces.js';
+export type { CollectiveGroup, Disposable, GradBuffer, LossResult, MicroBatch, PendingLoss, ReduceGroup, SegmentedModel, SegmentSpec, TensorLike, WireCodec } from './interfaces.js';
 export { DynamicLossScaler, DEFAULT_LOSS_SCALER, type LossScalerOptions, type LossScalerState } from './precision/loss-scaler.js';
 export { makeStore, Fp32Store, HalfStore, type Precision, type VectorStore } from './precision/vector-store.js';

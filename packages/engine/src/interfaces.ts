@@ -58,9 +58,34 @@ export interface SavedState {
 }
 
 /**
+ * A unit's gradient as backward builds it: the model adds each parameter's gradient at its
+ * unit-relative flat offset. Values are host arrays (host kernels) or backend tensors (tf
+ * kernels; add() takes ownership of them). A buffer held in host memory also exposes it as
+ * `host`, for layers that scatter-add in place (the embedding).
+ */
+export interface GradBuffer {
+  add(offset: number, g: Float32Array | TensorLike): void;
+  readonly host?: Float32Array;
+}
+
+/** The parts of a TF.js tensor the engine's interfaces need (the engine owns no model tensors). */
+export interface TensorLike {
+  readonly shape: readonly number[];
+  readonly size: number;
+  dispose(): void;
+}
+
+/** A micro-batch's loss, read from the device when the step needs it (not at once: no stall). */
+export interface PendingLoss {
+  /** The mean over counted targets. */
+  loss: Promise<number>;
+  count: number;
+}
+
+/**
  * A model driven one segment at a time over contiguous parameter units (@trainer/model's
  * GPTSegments: the whole model, or one pipeline stage of it, for one tensor-parallel rank).
- * A = activation, P = one unit's uploaded parameters. A segment may await inside (tensor
+ * A = activation, P = one unit's compute parameters. A segment may await inside (tensor
  * parallelism all-reduces within a block).
  */
 export interface SegmentedModel<A extends Disposable = Disposable, P extends Disposable = Disposable> {
@@ -68,8 +93,9 @@ export interface SegmentedModel<A extends Disposable = Disposable, P extends Dis
   readonly segments: readonly SegmentSpec[];
   readonly totalSize: number;
   readonly decayRanges: readonly { start: number; end: number }[];
-  upload(unit: number, values: Float32Array): P;
+  /** A unit's compute parameters from its full flat values (a host array, copied, or a 1-D backend tensor, not kept). */
+  unitParams(unit: number, values: Float32Array | TensorLike): P;
   /** Segment 0 reads the input activation (null on the first pipeline stage: it reads mb.tokens). */
-  forward(seg: number, params: ReadonlyMap<number, P>, x: A | null, mb: MicroBatch, train: boolean): Awaitable<{ y: A | null; saved: SavedState; loss?: LossResult }>;
-  backward(seg: number, params: ReadonlyMap<number, P>, saved: SavedState, dy: A | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Awaitable<A | null>;
+  forward(seg: number, params: ReadonlyMap<number, P>, x: A | null, mb: MicroBatch, train: boolean): Awaitable<{ y: A | null; saved: SavedState; loss?: PendingLoss }>;
+  backward(seg: number, params: ReadonlyMap<number, P>, saved: SavedState, dy: A | null, gradScale: number, grads: ReadonlyMap<number, GradBuffer>): Awaitable<A | null>;
 }

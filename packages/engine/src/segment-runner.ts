@@ -1,4 +1,4 @@
-import type { Disposable, LossResult, MicroBatch, SavedState, SegmentedModel } from './interfaces.js';
+import type { Disposable, GradBuffer, MicroBatch, PendingLoss, SavedState, SegmentedModel } from './interfaces.js';
 
 /**
  * Runs micro-batches through a segmented model: forward over every segment, then backward in
@@ -21,8 +21,8 @@ export interface ParamSource<P extends Disposable> {
 }
 
 export interface GradSink {
-  /** Buffers (unit length, flat layout relative to unit.start) that backward adds into. */
-  buffers(units: readonly number[]): Map<number, Float32Array>;
+  /** Buffers (one per unit, flat layout relative to unit.start) that backward adds into. */
+  buffers(units: readonly number[]): Map<number, GradBuffer>;
   /**
    * Backward has added the last contribution of this pass to `unit`'s gradient (a unit several
    * segments write, the tied embedding, is done after the last of them: completedUnits): what
@@ -39,8 +39,8 @@ export interface GradSink {
 export interface ForwardPass<A> {
   /** Output activation of the last segment (null when the last segment computes the loss). */
   output: A | null;
-  /** The loss, when this model's last segment computes it. */
-  loss: LossResult | undefined;
+  /** The loss, when this model's last segment computes it (read later: no device stall). */
+  loss: PendingLoss | undefined;
   /** Per segment: its saved state, or null when it will be recomputed from `inputs`. */
   saved: (SavedState | null)[];
   /** Per checkpointed segment: the input activation kept to recompute it. */
@@ -94,7 +94,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
     const saved: (SavedState | null)[] = [];
     const inputs: (A | null)[] = [];
     let x: A | null = input;
-    let loss: LossResult | undefined;
+    let loss: PendingLoss | undefined;
     const dropInput = (v: A | null) => {
       if (v !== input && !inputs.includes(v)) v?.dispose();
     };
@@ -170,7 +170,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
   }
 
   /** Forward and backward of one micro-batch on a model that computes its own loss. */
-  async forwardBackward(mb: MicroBatch, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<LossResult> {
+  async forwardBackward(mb: MicroBatch, gradScale: number, params: ParamSource<P>, sink: GradSink): Promise<PendingLoss> {
     const pass = await this.forward(mb, null, params);
     const loss = pass.loss;
     (await this.backward(pass, null, gradScale, params, sink))?.dispose();
@@ -180,7 +180,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
   }
 
   /** Loss only (evaluation): forward without saving anything. */
-  async loss(mb: MicroBatch, params: ParamSource<P>): Promise<LossResult> {
+  async loss(mb: MicroBatch, params: ParamSource<P>): Promise<PendingLoss> {
     const pass = await this.forward(mb, null, params, false);
     pass.output?.dispose();
     if (!pass.loss) throw new Error('internal: the last segment returned no loss');

@@ -44,6 +44,12 @@ export const TrainJobSchema = z.object({
   modelName: z.string(),
   model: ModelConfigSchema,
   backend: z.enum(['auto', 'cuda', 'tensorflow', 'wasm', 'cpu']),
+  /**
+   * Kernel set and where the model state lives: 'host' (JS/SIMD kernels, state in host arrays;
+   * the fast path on wasm and cpu), 'tf' (TF.js ops, state as backend tensors: the GPU path), or
+   * 'auto' (host on wasm and cpu, tf elsewhere).
+   */
+  kernels: z.enum(['auto', 'host', 'tf']).default('auto'),
   data: z.discriminatedUnion('source', [CorpusDataSchema, SyntheticDataSchema, TaskDataSchema]),
   /** Start from these parameters (fine-tuning) instead of a fresh initialization. */
   init: z.object({ kind: z.enum(['model', 'checkpoint', 'huggingface']), path: z.string() }).optional(),

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { asFloat32, bytesOf, readSafetensors, writeJsonAtomic, writeSafetensors } from '@trainer/checkpoint';
+import { asFloat32, bytesOf, readSafetensors, SafetensorsStreamWriter, writeJsonAtomic } from '@trainer/checkpoint';
 import { TrainerError } from '@trainer/errors';
 import { paramLayout, type GPTConfig } from '@trainer/model';
 import { ModelConfigSchema } from './job-spec.js';
@@ -24,12 +24,40 @@ export interface SavedModel {
 }
 
 export async function saveModelDir(dir: string, m: SavedModel): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const layout = paramLayout(m.config);
-  const tensors = layout.entries.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: bytesOf(m.params.subarray(e.offset, e.offset + e.size)) }));
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: MODEL_FORMAT, format_version: String(MODEL_FORMAT_VERSION) });
-  if (m.tokenizerJson !== undefined) await writeJsonAtomic(join(dir, 'tokenizer.json'), JSON.parse(m.tokenizerJson));
-  await writeJsonAtomic(join(dir, 'config.json'), { format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, modelName: m.modelName, model: m.config, ...m.info });
+  const w = await ModelDirWriter.open(dir, m);
+  await w.write(m.params);
+  await w.close();
+}
+
+/**
+ * A model folder written as the parameters arrive, in flat order (unit by unit, say), so the
+ * writer never holds the whole model: model.safetensors streams to disk, config.json and
+ * tokenizer.json are written when it is complete.
+ */
+export class ModelDirWriter {
+  private constructor(private readonly dir: string, private readonly m: Omit<SavedModel, 'params'>, private readonly file: SafetensorsStreamWriter) {}
+
+  static async open(dir: string, m: Omit<SavedModel, 'params'>): Promise<ModelDirWriter> {
+    await mkdir(dir, { recursive: true });
+    const specs = paramLayout(m.config).entries.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape }));
+    const file = await SafetensorsStreamWriter.open(join(dir, 'model.safetensors'), specs, { format: MODEL_FORMAT, format_version: String(MODEL_FORMAT_VERSION) });
+    return new ModelDirWriter(dir, m, file);
+  }
+
+  /** The next parameters of the flat vector (paramLayout order). */
+  write(values: Float32Array): Promise<void> {
+    return this.file.write(bytesOf(values));
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+    if (this.m.tokenizerJson !== undefined) await writeJsonAtomic(join(this.dir, 'tokenizer.json'), JSON.parse(this.m.tokenizerJson));
+    await writeJsonAtomic(join(this.dir, 'config.json'), { format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, modelName: this.m.modelName, model: this.m.config, ...this.m.info });
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
 }
 
 export async function loadModelDir(dir: string): Promise<SavedModel> {

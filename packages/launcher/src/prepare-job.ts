@@ -47,6 +47,8 @@ export interface TrainRequest {
   activationCheckpointing?: boolean;
   precision?: TrainJob['precision'];
   backend: TrainJob['backend'];
+  /** Kernel set (default auto: host on wasm and cpu, tf on native backends). */
+  kernels?: TrainJob['kernels'];
   evalEvery?: number;
   evalBatches: number;
   valFraction: number;
@@ -138,6 +140,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     modelName: req.modelName,
     model,
     backend: req.backend,
+    kernels: req.kernels ?? 'auto',
     data: req.finetune ? { source: 'task', path: req.finetune.taskPath, valFraction: req.valFraction }
       : synthetic ? { source: 'synthetic' } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
     ...(req.finetune ? { init: req.finetune.source } : {}),

@@ -24,7 +24,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
       });
       afterAll(() => setSimdKernelsEnabled(true));
 
-      it('matches tf.grads of the reference GPT (every parameter, 1e-4 relative)', () => {
+      it('matches tf.grads of the reference GPT (every parameter, 1e-4 relative)', async () => {
         const flat = perturbedParams(3);
         const B = 2;
         for (const T of [TINY.contextLength, 5]) {
@@ -35,7 +35,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
           const model = new GPT(TINY, { kernels });
           model.setParams(flat);
           const grads = new Float32Array(model.layout.totalSize);
-          const { loss, count } = model.forwardBackward(tokens, targets, B, grads);
+          const { loss, count } = await model.forwardBackward(tokens, targets, B, grads);
           model.dispose();
           expect(count).toBe(B * T - 1);
           expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
@@ -53,7 +53,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
         }
       });
 
-      it('matches central finite differences of its own loss on sampled coordinates', () => {
+      it('matches central finite differences of its own loss on sampled coordinates', async () => {
         const flat = perturbedParams(5);
         const B = 2;
         const T = 6;
@@ -62,7 +62,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
         const model = new GPT(TINY, { kernels });
         model.setParams(flat);
         const grads = new Float32Array(model.layout.totalSize);
-        model.forwardBackward(tokens, targets, B, grads);
+        (await model.forwardBackward(tokens, targets, B, grads));
         const layout = paramLayout(TINY);
         const h = 1e-2;
         const scale = maxAbs(grads);
@@ -74,10 +74,10 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
             const saved = flat[i];
             flat[i] = saved + h;
             model.setParams(flat);
-            const up = model.loss(tokens, targets, B).loss;
+            const up = (await model.loss(tokens, targets, B)).loss;
             flat[i] = saved - h;
             model.setParams(flat);
-            const down = model.loss(tokens, targets, B).loss;
+            const down = (await model.loss(tokens, targets, B)).loss;
             flat[i] = saved;
             const numeric = (up - down) / (2 * h);
             expect(Math.abs(numeric - grads[i]), `${e.name}[${i - e.offset}]`).toBeLessThan(1e-3 * scale + 2e-2 * Math.abs(grads[i]));
@@ -86,20 +86,22 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
         model.dispose();
       });
 
-      it('leaks no tensors over many forwardBackward / loss / lastLogits / generate calls', () => {
+      it('leaks no tensors over many forwardBackward / loss / lastLogits / generate calls', async () => {
         const model = new GPT(TINY, { kernels });
         model.setParams(initParams(TINY, 1));
         const tokens = randomTokens(16, TINY.vocabSize, 1);
         const grads = new Float32Array(model.layout.totalSize);
-        model.forwardBackward(tokens, tokens, 2, grads); // warm-up (kernel setup may allocate once)
+        // Warm-up: kernel setup may allocate once, and the tf kernels cache constants (a causal mask per length).
+        (await model.forwardBackward(tokens, tokens, 2, grads));
+        (await model.generate([1, 2, 3], { maxNewTokens: 10, temperature: 1, topK: 5, seed: 1 }));
         const before = tf.memory().numTensors;
         for (let i = 0; i < 5; i++) {
-          model.forwardBackward(tokens, tokens, 2, grads);
-          model.loss(tokens, tokens, 2);
-          model.lastLogits(tokens, 2);
+          (await model.forwardBackward(tokens, tokens, 2, grads));
+          (await model.loss(tokens, tokens, 2));
+          (await model.lastLogits(tokens, 2));
           model.setParams(initParams(TINY, i));
         }
-        model.generate([1, 2, 3], { maxNewTokens: 10, temperature: 1, topK: 5, seed: 1 });
+        (await model.generate([1, 2, 3], { maxNewTokens: 10, temperature: 1, topK: 5, seed: 1 }));
         expect(tf.memory().numTensors).toBe(before);
         model.dispose();
         expect(tf.memory().numTensors).toBe(before - model.layout.entries.length - (kernels === 'host' ? 1 + 4 * TINY.layers : 0));

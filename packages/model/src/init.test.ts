@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import type { GPTConfig } from './config.js';
 import { MODEL_CONFIGS } from './config.js';
-import { initParams } from './init.js';
+import type { LocalParamEntry } from './init.js';
+import { initLocalRange, initParams, initParamsRange } from './init.js';
 import { paramLayout } from './layout.js';
-import { Rng, detLog } from './prng.js';
+import { Rng, hashString } from './prng.js';
+import { localFromGlobal, tensorParallelLayout } from './tensor-parallel/tp-layout.js';
 
 const nano = MODEL_CONFIGS['gpt-nano'];
+const micro = MODEL_CONFIGS['gpt-micro'];
+/** Two blocks, a vocabulary that 2 and 4 ranks split unevenly, 4 heads so T = 4 works. */
+const ODD: GPTConfig = { vocabSize: 67, contextLength: 8, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5 };
 
 function stats(v: Float32Array): { mean: number; std: number } {
   let s = 0;
@@ -14,6 +20,27 @@ function stats(v: Float32Array): { mean: number; std: number } {
   let q = 0;
   for (const x of v) q += (x - mean) ** 2;
   return { mean, std: Math.sqrt(q / v.length) };
+}
+
+/** Random [start, end) ranges of [0, size): single elements, tensor-crossing spans, empty and whole. */
+function randomRanges(size: number, count: number, seed: number): [number, number][] {
+  const rng = new Rng(seed);
+  const ranges: [number, number][] = [[0, size], [0, 0], [size, size], [0, 1], [size - 1, size]];
+  for (let k = 0; k < count; k++) {
+    const start = Math.floor(rng.uniform() * size);
+    const length = k % 3 === 0 ? 1 : Math.floor(rng.uniform() * rng.uniform() * (size - start + 1));
+    ranges.push([start, Math.min(size, start + length)]);
+  }
+  return ranges;
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
 }
 
 describe('initParams', () => {
@@ -38,32 +65,102 @@ describe('initParams', () => {
     expect(digest(1)).not.toBe(digest(2));
     // Pinned bytes: the same on every machine and backend; a change here changes every run's
     // initial weights and must be deliberate.
-    const micro = initParams(MODEL_CONFIGS['gpt-micro'], 0);
-    expect(createHash('sha256').update(micro).digest('hex')).toBe('6068b85db4d7825eac5137b045ea82832639d202c137a26447c0d60b085b1190');
+    const bytes = initParams(micro, 0);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe('3c7f2c4bc95ef395f838fbd559488dcb292fc991517dcf498b9a9475df849715');
+  });
+
+  it('gives every parameter name its own stream (no 32-bit name-hash collisions up to 256 blocks)', () => {
+    const names = paramLayout({ ...micro, layers: 256 }).entries.map((e) => e.name);
+    expect(new Set(names.map(hashString)).size).toBe(names.length);
   });
 });
 
-describe('Rng', () => {
-  it('gives uniform values in [0, 1) and standard normals', () => {
-    const rng = new Rng(42);
-    const u = Float32Array.from({ length: 100_000 }, () => rng.uniform());
-    expect(u.every((x) => x >= 0 && x < 1)).toBe(true);
-    expect(Math.abs(stats(u).mean - 0.5)).toBeLessThan(0.01);
-    const n = Float32Array.from({ length: 100_000 }, () => rng.normal());
-    const s = stats(n);
-    expect(Math.abs(s.mean)).toBeLessThan(0.02);
-    expect(Math.abs(s.std - 1)).toBeLessThan(0.02);
+describe('initParamsRange', () => {
+  it('equals the full vector\'s subarray for any range, computed on its own', () => {
+    for (const config of [micro, ODD]) {
+      const full = initParams(config, 3);
+      for (const [start, end] of randomRanges(full.length, 300, 1)) {
+        expect(initParamsRange(config, 3, start, end), `[${start}, ${end})`).toEqual(full.subarray(start, end));
+      }
+      // Every tensor boundary, crossed by a few elements either side.
+      for (const e of paramLayout(config).entries) {
+        const [start, end] = [Math.max(0, e.offset - 3), Math.min(full.length, e.offset + 3)];
+        expect(initParamsRange(config, 3, start, end), e.name).toEqual(full.subarray(start, end));
+      }
+    }
   });
 
-  it('separates streams and seeds', () => {
-    expect(new Rng(1, 0).nextU32()).not.toBe(new Rng(1, 1).nextU32());
-    expect(new Rng(1).nextU32()).not.toBe(new Rng(2).nextU32());
-    expect(new Rng(2 ** 40).nextU32()).not.toBe(new Rng(0).nextU32());
+  it('writes into a given buffer (a view of a rank\'s own storage), overwriting what was there', () => {
+    const full = initParams(micro, 3);
+    const storage = new Float32Array(1000).fill(Number.NaN);
+    const view = storage.subarray(100, 900);
+    expect(initParamsRange(micro, 3, 4000, 4800, view)).toBe(view);
+    expect(view).toEqual(full.subarray(4000, 4800));
+    expect(storage[99]).toBeNaN();
+    expect(storage[900]).toBeNaN();
+    expect(codeOf(() => initParamsRange(micro, 3, 0, 10, new Float32Array(9)))).toBe('TRAINER_ERR_MODEL_INPUT');
   });
 
-  it('computes log with basic arithmetic to ~1e-15', () => {
-    for (const x of [1e-300, 1e-10, 0.3, 0.5, 0.7071, 1, 1.5, 2, 10, 12345.678, 1e300]) {
-      expect(Math.abs(detLog(x) - Math.log(x))).toBeLessThan(1e-13 * Math.max(1, Math.abs(Math.log(x))));
+  it('refuses ranges outside the layout', () => {
+    const size = paramLayout(micro).totalSize;
+    for (const [start, end] of [[-1, 2], [3, 2], [0, size + 1], [0.5, 2]]) {
+      expect(codeOf(() => initParamsRange(micro, 0, start, end)), `[${start}, ${end})`).toBe('TRAINER_ERR_MODEL_INPUT');
     }
   });
 });
+
+describe('initLocalRange', () => {
+  it("gives a tensor-parallel rank's values of its shard (T = 2, 4), for any range", () => {
+    const fullLayout = paramLayout(ODD);
+    const global = initParams(ODD, 5);
+    for (const T of [2, 4]) {
+      for (let t = 0; t < T; t++) {
+        const tp = tensorParallelLayout(ODD, T, t);
+        const want = localFromGlobal(tp, fullLayout, global);
+        expect(initLocalRange(ODD, 5, tp.entries, 0, tp.totalSize), `T=${T} t=${t}`).toEqual(want);
+        for (const [start, end] of randomRanges(tp.totalSize, 100, 10 * T + t)) {
+          expect(initLocalRange(ODD, 5, tp.entries, start, end), `T=${T} t=${t} [${start}, ${end})`).toEqual(want.subarray(start, end));
+        }
+      }
+    }
+  });
+
+  it("gives a pipeline stage's renumbered entries the same values per name, sharded or not", () => {
+    const global = initParams(ODD, 5);
+    const layouts: { entries: LocalParamEntry[]; values: (name: string) => Float32Array }[] = [];
+    const fullLayout = paramLayout(ODD);
+    layouts.push({ entries: fullLayout.entries, values: (name) => slice(fullLayout.entries, global, name) });
+    const tp = tensorParallelLayout(ODD, 2, 1);
+    const tpValues = localFromGlobal(tp, fullLayout, global);
+    layouts.push({ entries: tp.entries, values: (name) => slice(tp.entries, tpValues, name) });
+    for (const { entries, values } of layouts) {
+      // Stage: block 1 and ln_f, renumbered from 0.
+      const kept = entries.filter((e) => e.block >= 1);
+      let offset = 0;
+      const stage = kept.map((e) => {
+        const moved = { ...e, offset };
+        offset += e.size;
+        return moved;
+      });
+      const local = initLocalRange(ODD, 5, stage, 0, offset);
+      for (const e of stage) expect(local.subarray(e.offset, e.offset + e.size), e.name).toEqual(values(e.name));
+      for (const [start, end] of randomRanges(offset, 50, 7)) {
+        expect(initLocalRange(ODD, 5, stage, start, end)).toEqual(local.subarray(start, end));
+      }
+    }
+  });
+
+  it('refuses entries that are not of this model or leave gaps', () => {
+    const entries = paramLayout(micro).entries;
+    expect(codeOf(() => initLocalRange(micro, 0, [{ ...entries[0], name: 'lm_head.weight' }], 0, 4))).toBe('TRAINER_ERR_MODEL_INPUT');
+    expect(codeOf(() => initLocalRange(micro, 0, [{ ...entries[0], size: 5 }], 0, 4))).toBe('TRAINER_ERR_MODEL_INPUT');
+    expect(codeOf(() => initLocalRange(micro, 0, [entries[0]], 0, entries[0].size + 1))).toBe('TRAINER_ERR_MODEL_INPUT');
+    expect(codeOf(() => initLocalRange(micro, Number.NaN, entries, 0, 4))).toBe('TRAINER_ERR_MODEL_INPUT');
+  });
+});
+
+function slice(entries: readonly LocalParamEntry[], flat: Float32Array, name: string): Float32Array {
+  const e = entries.find((x) => x.name === name);
+  if (!e) throw new Error(`no ${name}`);
+  return flat.subarray(e.offset, e.offset + e.size);
+}

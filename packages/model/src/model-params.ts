@@ -1,11 +1,12 @@
 /**
- * The model's parameters as TF.js tensors, built from the flat fp32 vector one parameter unit at
- * a time (one host op per unit, one copy per parameter; on wasm straight into the heap). Host
- * kernels also get transposed copies of the matMul weights (W^T for Linear backward, wte^T for
- * the output head). An engine that keeps only some units resident (ZeRO-3) uploads and disposes
- * units one by one; the whole model is all units at once.
+ * The model's parameters as TF.js tensors, built one parameter unit at a time from the unit's
+ * flat values: host values are uploaded (one host op per unit, one copy per parameter; on wasm
+ * straight into the heap), a flat backend tensor is split on the device (no host round trip).
+ * Host kernels also get transposed copies of the matMul weights (W^T for Linear backward, wte^T
+ * for the output head). An engine that keeps only some units resident (ZeRO-3) builds and
+ * disposes units one by one; the whole model is all units at once.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
 import { hostOp } from './host/tensor-io.js';
 import type { BlockParams } from './layers/block.js';
@@ -48,14 +49,17 @@ function isMatMulWeight(e: ParamEntry): boolean {
 }
 
 /**
- * Uploads unit `unit` from `values`, the unit's own slice of the flat vector
- * (flat.subarray(unit.start, unit.end)).
+ * Builds unit `unit` from `values`, the unit's own slice of the flat vector
+ * (flat.subarray(unit.start, unit.end)) on the host, or a 1-D tensor of it (not disposed).
  */
-export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32Array, withTransposes: boolean): UnitParams {
-  if (values.length !== unit.end - unit.start) throw new Error(`internal: unit ${unit.name} needs ${unit.end - unit.start} values, got ${values.length}`);
+export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32Array | tf.Tensor, withTransposes: boolean): UnitParams {
+  const n = values instanceof Float32Array ? values.length : values.size;
+  if (n !== unit.end - unit.start) throw new Error(`internal: unit ${unit.name} needs ${unit.end - unit.start} values, got ${n}`);
   const entries = layout.entries.filter((e) => e.offset >= unit.start && e.offset < unit.end);
-  const tensors = hostOp([], entries.map((e) => e.shape), (_, outs) =>
-    entries.forEach((e, i) => outs[i].set(values.subarray(e.offset - unit.start, e.offset - unit.start + e.size))));
+  const tensors = values instanceof Float32Array
+    ? hostOp([], entries.map((e) => e.shape), (_, outs) =>
+      entries.forEach((e, i) => outs[i].set(values.subarray(e.offset - unit.start, e.offset - unit.start + e.size))))
+    : splitOnDevice(values, entries);
   const byName = new Map<string, tf.Tensor>();
   entries.forEach((e, i) => byName.set(e.name, tensors[i]));
   if (withTransposes) {
@@ -96,6 +100,14 @@ export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32
     };
   }
   return out;
+}
+
+/** A flat unit tensor cut into its parameters' tensors on the device (one split, then free reshapes). */
+function splitOnDevice(flat: tf.Tensor, entries: readonly ParamEntry[]): tf.Tensor[] {
+  return tf.tidy(() => {
+    const parts = entries.length === 1 ? [flat] : tf.split(tf.reshape(flat, [flat.size]), entries.map((e) => e.size));
+    return parts.map((p, i) => tf.reshape(p, entries[i].shape));
+  });
 }
 
 /** Every unit at once: the whole model. */

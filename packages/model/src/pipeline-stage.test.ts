@@ -5,6 +5,7 @@ import { initParams } from './init.js';
 import { paramLayout } from './layout.js';
 import type { UnitParams } from './model-params.js';
 import { balanceBlocks, checkPipeline } from './pipeline-stage.js';
+import { HostGradients } from './host-gradients.js';
 import { GPTSegments } from './segments.js';
 import { randomTokens, useBackend } from './testing/helpers.js';
 
@@ -46,11 +47,12 @@ describe('pipeline stages', () => {
       const before = tf.memory().numTensors;
       const run = async (models: GPTSegments[]) => {
         const params = models.map((m) => m.shardOf(global));
-        const grads = models.map((m) => new Map(m.units.map((u, i) => [i, new Float32Array(u.end - u.start)] as const)));
-        const acquire = (m: GPTSegments, s: number, units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, m.upload(u, params[s].subarray(m.units[u].start, m.units[u].end))]));
+        const flats = models.map((m) => new Float32Array(m.totalSize));
+        const grads = models.map((m, s) => HostGradients.forUnits(m.units, flats[s]));
+        const acquire = (m: GPTSegments, s: number, units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, m.unitParams(u, params[s].subarray(m.units[u].start, m.units[u].end))]));
         const saved: { release(): void }[][] = models.map(() => []);
         let x: tf.Tensor | null = null;
-        let loss = { loss: NaN, count: 0 };
+        let pending = { loss: Promise.resolve(NaN), count: 0 };
         for (const [s, m] of models.entries()) {
           for (let seg = 0; seg < m.segments.length; seg++) {
             const p = acquire(m, s, m.segments[seg].forwardUnits);
@@ -59,7 +61,7 @@ describe('pipeline stages', () => {
             x?.dispose();
             x = r.y;
             saved[s].push(r.saved);
-            if (r.loss) loss = r.loss;
+            if (r.loss) pending = r.loss;
           }
         }
         let dy: tf.Tensor | null = null;
@@ -73,11 +75,12 @@ describe('pipeline stages', () => {
             dy = dx;
           }
         }
+        for (const g of grads) await HostGradients.settle(g);
+        const loss = { loss: await pending.loss, count: pending.count };
         // Gather: each stage places its gradients; the tied copy's wte gradient joins the owner's.
         const full = new Float32Array(paramLayout(CONFIG).totalSize);
         models.forEach((m, s) => {
-          const flat = new Float32Array(m.totalSize);
-          m.units.forEach((u, i) => flat.set(grads[s].get(i)!, u.start));
+          const flat = flats[s];
           const placed = new Float32Array(full.length);
           m.placeInto(flat, placed, true);
           for (let i = 0; i < full.length; i++) full[i] += placed[i];

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GPT } from './gpt.js';
+import { HostGradients } from './host-gradients.js';
 import { initParams } from './init.js';
 import type { UnitParams } from './model-params.js';
 import { GPTSegments } from './segments.js';
@@ -25,17 +26,18 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
     const gpt = new GPT(TINY, { kernels: kind });
     gpt.setParams(params);
     const wholeGrads = new Float32Array(params.length);
-    const whole = gpt.forwardBackward(tokens, targets, B, wholeGrads, 0.5);
+    const whole = await gpt.forwardBackward(tokens, targets, B, wholeGrads, 0.5);
     gpt.dispose();
 
     const before = tf.memory().numTensors;
     const model = new GPTSegments(TINY, { kernels: kind });
-    const grads = new Map(model.units.map((u, i) => [i, new Float32Array(u.end - u.start)] as const));
-    const acquire = (units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, model.upload(u, params.subarray(model.units[u].start, model.units[u].end))]));
+    const flat = new Float32Array(params.length);
+    const grads = HostGradients.forUnits(model.units, flat);
+    const acquire = (units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, model.unitParams(u, params.subarray(model.units[u].start, model.units[u].end))]));
     const release = (m: Map<number, UnitParams>) => m.forEach((p) => p.dispose());
     const saved = [];
     let x: tf.Tensor | null = null;
-    let loss = { loss: NaN, count: 0 };
+    let pending = { loss: Promise.resolve(NaN), count: 0 };
     const mb = { tokens, targets, batch: B };
     for (let s = 0; s < model.segments.length; s++) {
       const p = acquire(model.segments[s].forwardUnits);
@@ -44,7 +46,7 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
       x?.dispose();
       x = r.y;
       saved.push(r.saved);
-      if (r.loss) loss = r.loss;
+      if (r.loss) pending = r.loss;
     }
     let dy: tf.Tensor | null = null;
     for (let s = model.segments.length - 1; s >= 0; s--) {
@@ -54,10 +56,9 @@ describe.each(VARIANTS.filter((v) => v.simd))('GPTSegments on $backend/$kind', (
       dy?.dispose();
       dy = dx;
     }
+    await HostGradients.settle(grads);
     expect(tf.memory().numTensors).toBe(before);
-    expect(loss).toEqual(whole);
-    const flat = new Float32Array(params.length);
-    model.units.forEach((u, i) => flat.set(grads.get(i)!, u.start));
+    expect({ loss: await pending.loss, count: pending.count }).toEqual(whole);
     const scale = wholeGrads.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
     let maxDiff = 0;
     flat.forEach((g, i) => (maxDiff = Math.max(maxDiff, Math.abs(g - wholeGrads[i]))));
@@ -80,7 +81,7 @@ describe('unitComputeCosts', () => {
     const params = initParams(TINY, 1);
     const costs = (await import('./segments.js')).unitComputeCosts(TINY, kind);
     model.units.forEach((u, i) => {
-      const p = model.upload(i, params.subarray(u.start, u.end));
+      const p = model.unitParams(i, params.subarray(u.start, u.end));
       expect(p.tensors.reduce((s, t) => s + 4 * t.size, 0)).toBe(costs[i].computeBytes);
       p.dispose();
     });

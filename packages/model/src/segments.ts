@@ -8,27 +8,32 @@
  *   segment 1..L     block h.i     reads unit i+1
  *   segment L+1      ln_f + head   reads units L+1 (ln_f) and 0 (wte, tied head)
  *
- * Gradients are ADDED into caller-owned unit-length buffers (unit.start-relative, flat layout),
- * so a unit's gradient can be reduced as soon as the last segment contributing to it is done.
+ * Gradients are ADDED into caller-owned unit buffers (UnitGradBuffer: each parameter's gradient
+ * at its unit-relative flat offset), so a unit's gradient can be reduced as soon as the last
+ * segment contributing to it is done. With the tf kernel set everything stays on the backend:
+ * gradients are handed over as tensors, the loss is a pending device read, and activations cross
+ * to another pipeline stage through an awaited download.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
 import { validateConfig } from './config.js';
 import { checkBatch } from './model-input.js';
-import { hostDownload } from './host/tensor-io.js';
 import { Block } from './layers/block.js';
-import type { Saved, ParamGrads } from './layers/layer.js';
+import type { EmbeddingParams } from './layers/embedding.js';
+import type { GradValue, Saved, ParamGrads } from './layers/layer.js';
 import type { KernelSet, LayerSet } from './layers/layer-set.js';
 import { kernelSetFor, makeLayerSet } from './layers/layer-set.js';
 import type { ParamEntry, ParamLayout, ParamUnit } from './layout.js';
 import { paramLayout, paramUnits } from './layout.js';
 import type { UnitParams } from './model-params.js';
+import type { Profiler } from './profiler.js';
+import { timed } from './profiler.js';
 import { uploadUnit } from './model-params.js';
 import type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 import { TensorParallelBlock } from './tensor-parallel/parallel-block.js';
 import { localFromGlobal, placeShard, tensorParallelLayout, type TensorShard, type TPLayout } from './tensor-parallel/tp-layout.js';
 import { stagePlan, type PipelineStageSpec, type SegmentKind } from './pipeline-stage.js';
-import { VocabParallelEmbedding, VocabParallelHead } from './tensor-parallel/vocab-parallel.js';
+import type { VocabParallelEmbeddingLayer, VocabParallelHeadLayer } from './tensor-parallel/vocab-parallel.js';
 
 export interface SegmentSpec {
   name: string;
@@ -53,8 +58,18 @@ export interface SegmentForward {
   y: tf.Tensor | null;
   /** What backward needs (release() it if backward will not run). */
   saved: Saved;
-  /** The last segment's mean loss over counted targets. */
-  loss?: { loss: number; count: number };
+  /** The last segment's mean loss over counted targets (a device read, awaited when needed). */
+  loss?: { loss: Promise<number>; count: number };
+}
+
+/**
+ * A unit's gradient as backward builds it (the engine's GradBuffer): add() takes each
+ * parameter's gradient at its unit-relative offset (a tensor's ownership passes to the buffer);
+ * a buffer in host memory exposes it as `host`, which the host embedding scatters into directly.
+ */
+export interface UnitGradBuffer {
+  add(offset: number, g: GradValue): void;
+  readonly host?: Float32Array;
 }
 
 /** The last segment's saved state: ln_f's and the head's. */
@@ -68,6 +83,8 @@ class HeadSegmentSaved implements Saved {
 
 export interface GPTSegmentsOptions {
   kernels?: KernelSet;
+  /** Collects ms per layer call (benchmarks). */
+  profiler?: Profiler;
   /** Split the model over this tensor-parallel group (Megatron-LM); absent or of size 1: no split. */
   tensorParallel?: TensorParallelGroup;
   /** Hold only this pipeline stage's part of the model (pipeline-stage.ts); absent: all of it. */
@@ -78,8 +95,8 @@ export interface GPTSegmentsOptions {
 interface TensorParallelParts {
   group: TensorParallelGroup;
   block: TensorParallelBlock;
-  embedding: VocabParallelEmbedding;
-  head: VocabParallelHead;
+  embedding: VocabParallelEmbeddingLayer;
+  head: VocabParallelHeadLayer;
 }
 
 export class GPTSegments {
@@ -143,16 +160,17 @@ export class GPTSegments {
     } else {
       this.tiedEmbedding = null;
     }
-    this.layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads / T, config.layerNormEps);
-    this.block = new Block(this.layers);
+    const layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads / T, config.layerNormEps);
+    const p = options.profiler;
+    this.layers = { ...layers, layerNorm: timed('ln', layers.layerNorm, p), embedding: timed('embedding', layers.embedding, p), head: timed('head', layers.head, p) };
+    this.block = new Block(layers, p);
     if (group && tpLayout) {
       const vocabStart = tpLayout.entries[0].shard.rows![0];
-      const head = this.layers.head;
       this.tp = {
         group,
         block: new TensorParallelBlock(this.layers, group),
-        embedding: new VocabParallelEmbedding(group, vocabStart),
-        head: new VocabParallelHead(group, vocabStart, (p, x) => head.logits(p, x)),
+        embedding: this.layers.vocabParallelEmbedding(group, vocabStart),
+        head: this.layers.vocabParallelHead(group, vocabStart),
       };
     } else {
       this.tp = null;
@@ -181,15 +199,39 @@ export class GPTSegments {
   }
 
   /**
-   * How activations cross between pipeline stages: [B, T, C] float32, as plain arrays (the
-   * receiving stage uploads them to its backend).
+   * How activations cross between pipeline stages: [B, T, C] float32, as plain arrays (an
+   * awaited download on the sending stage, an upload on the receiving one).
    */
   readonly activationIO = {
     size: (mb: { tokens: Int32Array }): number => mb.tokens.length * this.config.dModel,
-    toHost: (t: tf.Tensor): Float32Array => hostDownload(t),
+    toHost: async (t: tf.Tensor): Promise<Float32Array> => {
+      const values = (await t.data()) as Float32Array;
+      return tf.getBackend() === 'cpu' ? values.slice() : values; // the cpu backend hands out its own storage
+    },
     fromHost: (values: Float32Array, mb: { tokens: Int32Array; batch: number }): tf.Tensor =>
       tf.tensor(values, [mb.batch, mb.tokens.length / mb.batch, this.config.dModel]),
   };
+
+  /** The kernel set the layers run. */
+  get kernels(): KernelSet {
+    return this.layers.kind;
+  }
+
+  /**
+   * Next-token logits of the last position of each sequence, [B, V], from the last block's output
+   * x [B, T, C]: the head segment without the loss (a whole model, not tensor-parallel).
+   */
+  lastLogits(params: ReadonlyMap<number, UnitParams>, x: tf.Tensor): tf.Tensor {
+    if (this.tp) throw new Error('internal: lastLogits of a tensor-parallel shard');
+    const [finalUnit, embeddingUnit] = this.segments[this.segments.length - 1].forwardUnits;
+    const [B, T, C] = x.shape;
+    const last = tf.tidy(() => tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C])); // [B, T, C] -> [B, C]
+    const lnf = this.layers.layerNorm.forward(unitOf(params, finalUnit).lnf!, last, false);
+    last.dispose();
+    const logits = this.layers.head.logits(unitOf(params, embeddingUnit).embedding!.head, lnf.y);
+    lnf.y.dispose();
+    return logits;
+  }
 
   /** Ranges this rank must leave out of a global gradient norm: other ranks' copies. */
   normExcludedRanges(tensorParallelRank: number): { start: number; end: number }[] {
@@ -211,25 +253,44 @@ export class GPTSegments {
    * parallel replica assembles the full model once.
    */
   placeInto(local: Float32Array, full: Float32Array, withReplicated: boolean): void {
-    const fullLayout = paramLayout(this.config);
-    const fullIndex = new Map(fullLayout.entries.map((e) => [e.name, e]));
+    this.units.forEach((u, i) => this.placeUnitInto(i, local.subarray(u.start, u.end), full, 0, withReplicated));
+  }
+
+  /** The full model's unit that local unit u is (a part of): the same name. */
+  globalUnit(u: number): ParamUnit {
+    const name = this.units[u].name;
+    return paramUnits(paramLayout(this.config)).find((g) => g.name === name)!;
+  }
+
+  /**
+   * placeInto for one unit: local unit u's values (unit-relative) into a window of the full
+   * model's flat vector, `full` holding its elements [fullStart, fullStart + full.length).
+   */
+  placeUnitInto(u: number, values: Float32Array, full: Float32Array, fullStart: number, withReplicated: boolean): void {
+    const fullIndex = new Map(paramLayout(this.config).entries.map((e) => [e.name, e]));
     const copy = this.tiedEmbedding?.copyUnit;
+    const unit = this.units[u];
     for (const e of this.layout.entries as (ParamEntry & { replicated?: boolean; shard?: TensorShard })[]) {
+      if (e.offset < unit.start || e.offset >= unit.end) continue;
       if (copy && e.offset >= copy.start && e.offset < copy.end) continue;
       if (e.replicated && !withReplicated) continue;
       const g = fullIndex.get(e.name)!;
-      const values = local.subarray(e.offset, e.offset + e.size);
-      if (e.shard) placeShard(values, e.shard, full.subarray(g.offset, g.offset + g.size));
-      else full.set(values, g.offset);
+      const src = values.subarray(e.offset - unit.start, e.offset - unit.start + e.size);
+      const dst = full.subarray(g.offset - fullStart, g.offset - fullStart + g.size);
+      if (e.shard) placeShard(src, e.shard, dst);
+      else dst.set(src);
     }
   }
 
-  /** Builds a unit's tensors from its slice of the flat vector (flat.subarray(u.start, u.end)). */
-  upload(unit: number, values: Float32Array): UnitParams {
-    const p = uploadUnit(this.layout, this.units[unit], values, this.layers.usesTransposedWeights);
+  /**
+   * A unit's compute tensors from its slice of the flat vector (flat.subarray(u.start, u.end)) on
+   * the host, or from a 1-D backend tensor of it (split on the device; not disposed).
+   */
+  unitParams(unit: number, values: Float32Array | { readonly shape: readonly number[] }): UnitParams {
+    const p = uploadUnit(this.layout, this.units[unit], values as Float32Array | tf.Tensor, this.layers.usesTransposedWeights);
     if (this.tp && p.block) {
       // Row-parallel layers run with zero biases; the real biases are added after the all-reduce.
-      const zeros = [tf.zeros([this.config.dModel]), tf.zeros([this.config.dModel])];
+      const zeros = [tf.fill([this.config.dModel], 0), tf.fill([this.config.dModel], 0)]; // a kernel each, nothing uploaded
       p.tensors.push(...zeros);
       p.tpBlock = {
         local: { ...p.block, cProj: { ...p.block.cProj, bias: zeros[0] }, mlpProj: { ...p.block.mlpProj, bias: zeros[1] } },
@@ -270,23 +331,29 @@ export class GPTSegments {
 
   /**
    * Backward of one segment: adds gradScale-weighted parameter gradients into `grads` (unit index
-   * -> unit-length buffer) and returns the input gradient (null for the embedding).
+   * -> the unit's buffer) and returns the input gradient (null for the embedding).
    * Consumes `saved`. For the head segment `dy` is null and gradScale scales d(mean loss).
    */
-  async backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Promise<tf.Tensor | null> {
+  async backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, UnitGradBuffer>): Promise<tf.Tensor | null> {
     const kind = this.kinds[seg];
     const spec = this.segments[seg];
     const tp = this.tp;
     if (kind.kind === 'embedding') {
       const u = spec.gradUnits[0];
-      const g = gradOf(grads, u);
+      const buf = gradOf(grads, u);
       const wte = this.localOffsets[u].get('wte.weight')!;
       const wpe = this.localOffsets[u].get('wpe.weight')!;
-      const dwte = g.subarray(wte, wpe);
-      const dwpe = g.subarray(wpe, g.length);
-      type EmbSaved = Parameters<LayerSet['embedding']['backwardInto']>[0];
-      if (tp) tp.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
-      else this.layers.embedding.backwardInto(saved as EmbSaved, input(dy, seg), dwte, dwpe);
+      const layer = tp ? tp.embedding : this.layers.embedding;
+      // A host buffer takes the host kernels' scatter-add in place (no gradient arrays).
+      const into = (layer as { backwardInto?: (s: Saved, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array) => void }).backwardInto;
+      if (buf.host && into) {
+        into.call(layer, saved, input(dy, seg), buf.host.subarray(wte, wpe), buf.host.subarray(wpe, this.units[u].end - this.units[u].start));
+        return null;
+      }
+      // The embedding's backward needs no parameter values (an engine that shards them need not gather them), only shapes.
+      const { dParams } = layer.backward(this.embeddingShapes(u), saved, input(dy, seg));
+      buf.add(wte, dParams.wte);
+      buf.add(wpe, dParams.wpe);
       return null;
     }
     if (kind.kind === 'block') {
@@ -310,13 +377,19 @@ export class GPTSegments {
     return lb.dx;
   }
 
-  private addInto(grads: ReadonlyMap<number, Float32Array>, unit: number, dParams: ParamGrads): void {
-    const g = gradOf(grads, unit);
+  /** The embedding unit's parameter shapes (all the embedding's backward reads of them). */
+  private embeddingShapes(u: number): EmbeddingParams {
+    const shape = (name: string) => ({ shape: this.layout.entries.find((e) => e.name === name && e.offset >= this.units[u].start && e.offset < this.units[u].end)!.shape });
+    return { wte: shape('wte.weight'), wpe: shape('wpe.weight') } as unknown as EmbeddingParams;
+  }
+
+  private addInto(grads: ReadonlyMap<number, UnitGradBuffer>, unit: number, dParams: ParamGrads): void {
+    const buf = gradOf(grads, unit);
     const offsets = this.localOffsets[unit];
     for (const [name, values] of Object.entries(dParams)) {
       const at = offsets.get(name);
       if (at === undefined) throw new Error(`internal: unit ${this.units[unit].name} has no parameter ${name}`);
-      for (let i = 0; i < values.length; i++) g[at + i] += values[i];
+      buf.add(at, values);
     }
   }
 }
@@ -354,7 +427,7 @@ function unitOf(params: ReadonlyMap<number, UnitParams>, unit: number): UnitPara
   return p;
 }
 
-function gradOf(grads: ReadonlyMap<number, Float32Array>, unit: number): Float32Array {
+function gradOf(grads: ReadonlyMap<number, UnitGradBuffer>, unit: number): UnitGradBuffer {
   const g = grads.get(unit);
   if (g === undefined) throw new Error(`internal: no gradient buffer for unit ${unit}`);
   return g;

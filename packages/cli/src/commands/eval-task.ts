@@ -47,7 +47,7 @@ export async function runTaskEval(saved: SavedModel & { dir: string }, o: TaskEv
   const started = performance.now();
   let result;
   try {
-    result = evaluateTask(model, tokenizer, examples, {
+    result = await evaluateTask(model, tokenizer, examples, {
       maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed,
       onPrompt: o.json ? undefined : (done, total) => { if (done % 50 === 0 || done === total) process.stderr.write(`generated ${done}/${total}\n`); },
     });

@@ -48,24 +48,24 @@ export function evalCommand(): Command {
       try {
         if (o.tokenIds) {
           const sequences = await loadTokenIdsFile(o.tokenIds, { vocabSize: saved.config.vocabSize });
-          sequences.forEach((seq, i) => {
+          for (const [i, seq] of sequences.entries()) {
             if (seq.length > saved.config.contextLength + 1) {
               throw new TrainerError('TRAINER_ERR_SEQUENCE_TOO_LONG', `sequence ${i} of ${o.tokenIds} has ${seq.length} tokens; the model scores at most ${saved.config.contextLength + 1} (its context plus the last target)`, {
                 hint: 'split long sequences into windows of the model\'s context length',
               });
             }
-            if (seq.length < 2) return;
-            const r = model.loss(Int32Array.from(seq.slice(0, -1)), Int32Array.from(seq.slice(1)), 1);
+            if (seq.length < 2) continue;
+            const r = await model.loss(Int32Array.from(seq.slice(0, -1)), Int32Array.from(seq.slice(1)), 1);
             lossSum += r.loss * r.count;
             count += r.count;
-          });
+          }
         } else {
           if (!saved.tokenizerJson) throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${saved.dir} has no tokenizer.json to tokenize a corpus with`, { hint: 'use --token-ids with already tokenized data' });
           const tokenizer = BpeTokenizer.fromJSON(JSON.parse(saved.tokenizerJson));
           const corpus = await loadCorpus(o.data && o.data.length ? (o.data.length === 1 ? o.data[0] : o.data) : 'moby-dick');
           const split = await prepareTokens({ corpus, tokenizer, cacheDir: o.cacheDir ?? defaultCacheDir(), valFraction: o.valFraction });
           for (const b of validationBatches(split.val, saved.config.contextLength, o.batchSize, o.batches)) {
-            const r = model.loss(b.tokens, b.targets, b.batch);
+            const r = await model.loss(b.tokens, b.targets, b.batch);
             lossSum += r.loss * r.count;
             count += r.count;
           }

@@ -25,7 +25,7 @@ export function generateCommand(): Command {
       const model = new GPT(saved.config);
       model.setParams(saved.params);
       const prompt = tokenizer.encode(o.prompt);
-      const ids = model.generate(prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed });
+      const ids = await model.generate(prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed });
       model.dispose();
       process.stdout.write(tokenizer.decode(ids) + '\n');
       return 0;

@@ -1,4 +1,4 @@
-import type { Disposable, LossResult, MicroBatch, SegmentedModel, SegmentSpec } from '../interfaces.js';
+import type { Disposable, GradBuffer, MicroBatch, PendingLoss, SegmentedModel, SegmentSpec, TensorLike } from '../interfaces.js';
 
 /**
  * A bigram language model in plain JS, as a two-segment model over two parameter units:
@@ -39,7 +39,8 @@ export class BigramModel implements SegmentedModel<Values, UnitValues> {
     this.decayRanges = [{ start: 0, end: vocab * vocab }];
   }
 
-  upload(_unit: number, values: Float32Array): UnitValues {
+  unitParams(_unit: number, values: Float32Array | TensorLike): UnitValues {
+    if (!(values instanceof Float32Array)) throw new Error('BigramModel computes on the host device only');
     return new UnitValues(new Float32Array(values));
   }
 
@@ -68,16 +69,16 @@ export class BigramModel implements SegmentedModel<Values, UnitValues> {
       for (let j = 0; j < V; j++) probs[n * V + j] /= sum;
       total += Math.log(sum) + max - (h[n * V + y] + b[y]);
     }
-    const loss: LossResult = { loss: count ? total / count : NaN, count };
+    const loss: PendingLoss = { loss: Promise.resolve(count ? total / count : NaN), count };
     return { y: null, saved: { release() {}, mb, probs: train ? probs : undefined, count } as BigramSaved, loss };
   }
 
-  backward(seg: number, _params: ReadonlyMap<number, UnitValues>, saved: { release(): void }, dy: Values | null, gradScale: number, grads: ReadonlyMap<number, Float32Array>): Values | null {
+  backward(seg: number, _params: ReadonlyMap<number, UnitValues>, saved: { release(): void }, dy: Values | null, gradScale: number, grads: ReadonlyMap<number, GradBuffer>): Values | null {
     const V = this.vocab;
     const s = saved as BigramSaved;
     const N = s.mb.tokens.length;
     if (seg === 1) {
-      const g = grads.get(1)!;
+      const g = grads.get(1)!.host!;
       const dh = new Float64Array(N * V);
       for (let n = 0; n < N; n++) {
         const y = s.mb.targets[n];
@@ -90,7 +91,7 @@ export class BigramModel implements SegmentedModel<Values, UnitValues> {
       }
       return new Values(dh);
     }
-    const g = grads.get(0)!;
+    const g = grads.get(0)!.host!;
     for (let n = 0; n < N; n++) for (let j = 0; j < V; j++) g[s.mb.tokens[n] * V + j] += dy!.data[n * V + j];
     return null;
   }

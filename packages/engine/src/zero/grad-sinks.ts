@@ -1,40 +1,60 @@
-import type { CollectiveGroup, SegmentedModel, WireCodec } from '../interfaces.js';
-import type { VectorStore } from '../precision/vector-store.js';
+import type { Device, Precision } from '../device/device.js';
+import type { CollectiveGroup, GradBuffer, SegmentedModel, WireCodec } from '../interfaces.js';
 import type { GradSink } from '../segment-runner.js';
-import type { ZeroPartition } from './partition.js';
-import { BucketPool } from './bucket-pool.js';
 
 /**
- * Stages 0-1: every rank accumulates the full gradient; it is reduced after the last micro-batch.
- * An fp32 store is written in place; a 16-bit store gets a segment's unit gradient in an fp32
- * bucket first, added (one rounding) as soon as the segment is done.
+ * Where backward's unit gradients go, on the rank's Device. Both sinks hand out a gradient
+ * buffer per unit for a pass to add into, and at the end of the step `take()` gives one vector
+ * per unit: the whole unit's gradient (FullGradSink) or this rank's piece of the sum over the
+ * data-parallel group (ShardedGradSink).
  */
-export class FullGradSink implements GradSink {
-  private readonly live = new Map<number, Float32Array>();
-  private readonly pool = new BucketPool();
+export interface StepGradients<V> extends GradSink {
+  /** The step's gradient per unit (ownership passes to the caller); the sink starts afresh. */
+  take(): V[];
+  /** Frees whatever a failed step left. */
+  reset(): void;
+  /** Bytes of gradients held at most: buffers being filled or reduced, and the step's sums. */
+  readonly heldBytes: number;
+}
 
-  constructor(private readonly model: SegmentedModel, private readonly grads: VectorStore) {}
+/**
+ * Stages 0-1: every rank accumulates the full gradient over its micro-batches; it is reduced
+ * after the last one. fp32: one buffer per unit for the whole step, every pass adds into it. A
+ * 16-bit run holds the gradient in 16 bits: each pass fills an fp32 buffer, added (one rounding)
+ * to the unit's 16-bit sum as soon as the unit is complete.
+ */
+export class FullGradSink<V> implements StepGradients<V> {
+  private readonly open = new Map<number, GradBuffer>();
+  private sums: (V | null)[];
+  private peakSums = 0;
 
-  buffers(units: readonly number[]): Map<number, Float32Array> {
-    const { grads, model } = this;
+  constructor(private readonly model: SegmentedModel, private readonly device: Device<V>, private readonly precision: Precision) {
+    this.sums = model.units.map(() => null);
+  }
+
+  buffers(units: readonly number[]): Map<number, GradBuffer> {
     return new Map(units.map((u) => {
-      const unit = model.units[u];
-      if (grads.precision === 'fp32') return [u, grads.read(unit.start, unit.end)] as const;
-      let buf = this.live.get(u);
+      let buf = this.open.get(u);
       if (!buf) {
-        buf = this.pool.take(unit.end - unit.start);
-        this.live.set(u, buf);
+        const unit = this.model.units[u];
+        buf = this.device.gradBuffer(unit.end - unit.start);
+        this.open.set(u, buf);
       }
       return [u, buf] as const;
     }));
   }
 
   unitDone(u: number): Promise<void> {
-    const buf = this.live.get(u);
-    if (buf) {
-      this.grads.add(this.model.units[u].start, buf);
-      this.live.delete(u);
-      this.pool.give(buf);
+    if (this.precision !== 'fp32') {
+      const buf = this.open.get(u);
+      if (buf) {
+        this.open.delete(u);
+        const pass = this.device.flatten(buf, 'fp32');
+        const sum = this.sums[u];
+        if (sum === null) this.sums[u] = this.device.add(this.device.zeros(this.device.length(pass), this.precision), pass);
+        else this.sums[u] = this.device.add(sum, pass);
+        this.device.dispose(pass);
+      }
     }
     return Promise.resolve();
   }
@@ -43,57 +63,84 @@ export class FullGradSink implements GradSink {
     return Promise.resolve();
   }
 
-  /** Bytes of the fp32 buckets (16-bit stores only), in use or kept for reuse. */
-  get peakBucketBytes(): number {
-    return this.pool.allocatedBytes;
+  take(): V[] {
+    this.peakSums = Math.max(this.peakSums, this.sums.reduce((b, s) => b + (s === null ? 0 : this.device.bytes(s)), 0));
+    const out = this.model.units.map((unit, u) => {
+      const buf = this.open.get(u);
+      if (buf) return this.device.flatten(buf, this.precision); // fp32: the step's buffer itself
+      return this.sums[u] ?? this.device.zeros(unit.end - unit.start, this.precision);
+    });
+    this.open.clear();
+    this.sums = this.model.units.map(() => null);
+    return out;
+  }
+
+  reset(): void {
+    for (const buf of this.open.values()) this.device.dropGradBuffer(buf);
+    this.open.clear();
+    for (const s of this.sums) if (s !== null) this.device.dispose(s);
+    this.sums = this.model.units.map(() => null);
+  }
+
+  get heldBytes(): number {
+    return this.device.gradBufferBytes + this.peakSums;
   }
 }
 
 /**
- * Stages 2-3: a unit's gradient exists in full only while a segment adds to it; then it is
- * reduce-scattered and this rank keeps (adds into its accumulator) only its own piece. At most
- * `maxInFlight` reductions run at once (backward waits for the oldest before it goes on), so the
- * gradient never exists in full for the whole model: the buckets alive at once are the unit being
- * reduced and the unit being computed. (Waiting costs little here: compute is synchronous, so a
- * reduction progresses only while backward waits anyway.)
+ * Stages 2-3: a unit's gradient exists in full only while backward adds to it; then it is
+ * reduce-scattered and this rank keeps (adds into its 16- or 32-bit sum) only its own piece. At
+ * most `maxInFlight` reductions run at once (backward waits for the oldest before it goes on),
+ * so the gradient never exists in full for the whole model: the buffers alive at once are the
+ * unit being reduced and the unit being computed.
  */
 export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 1;
 
-export class ShardedGradSink implements GradSink {
-  private readonly live = new Map<number, Float32Array>();
-  private readonly pool = new BucketPool();
+export class ShardedGradSink<V> implements StepGradients<V> {
+  private readonly open = new Map<number, GradBuffer>();
+  private sums: (V | null)[];
   private pending: Promise<void>[] = [];
+  private peakSums = 0;
 
   constructor(
     private readonly model: SegmentedModel,
+    private readonly device: Device<V>,
     private readonly group: CollectiveGroup,
-    private readonly partition: ZeroPartition,
-    /** This rank's accumulated gradient pieces, in shard space, in the run's precision. */
-    private readonly shardGrads: VectorStore,
+    /** Each unit's piece length on this rank. */
+    private readonly pieceLengths: readonly number[],
+    private readonly precision: Precision,
     private readonly codec: WireCodec,
     private readonly maxInFlight = DEFAULT_MAX_REDUCTIONS_IN_FLIGHT,
-  ) {}
+  ) {
+    this.sums = model.units.map(() => null);
+  }
 
-  buffers(units: readonly number[]): Map<number, Float32Array> {
+  buffers(units: readonly number[]): Map<number, GradBuffer> {
     return new Map(units.map((u) => {
-      let buf = this.live.get(u);
+      let buf = this.open.get(u);
       if (!buf) {
         const unit = this.model.units[u];
-        buf = this.pool.take(unit.end - unit.start);
-        this.live.set(u, buf);
+        buf = this.device.gradBuffer(unit.end - unit.start);
+        this.open.set(u, buf);
       }
       return [u, buf] as const;
     }));
   }
 
   async unitDone(u: number): Promise<void> {
-    const buf = this.live.get(u);
+    const buf = this.open.get(u);
     if (!buf) return;
-    this.live.delete(u);
-    const piece = this.partition.pieces[u];
-    this.pending.push(this.group.reduceScatter(buf, { op: 'sum', codec: this.codec }).then((mine) => {
-      this.shardGrads.add(piece.shardOffset, mine);
-      this.pool.give(buf);
+    this.open.delete(u);
+    const full = this.device.flatten(buf, 'fp32');
+    this.pending.push(this.device.reduceScatter(full, this.group, this.codec, 'fp32').then((mine) => {
+      const sum = this.sums[u];
+      if (sum === null && this.precision === 'fp32') {
+        this.sums[u] = mine;
+        return;
+      }
+      // One rounding of (sum + mine) into the 16-bit sum.
+      this.sums[u] = this.device.add(sum ?? this.device.zeros(this.device.length(mine), this.precision), mine);
+      this.device.dispose(mine);
     }));
     while (this.pending.length > this.maxInFlight) await this.pending.shift();
   }
@@ -104,8 +151,21 @@ export class ShardedGradSink implements GradSink {
     await Promise.all(pending);
   }
 
-  /** Bytes of full unit gradients (buckets being filled or reduced), in use or kept for reuse. */
-  get peakBucketBytes(): number {
-    return this.pool.allocatedBytes;
+  take(): V[] {
+    const out = this.sums.map((s, u) => s ?? this.device.zeros(this.pieceLengths[u], this.precision));
+    this.peakSums = Math.max(this.peakSums, out.reduce((b, s) => b + this.device.bytes(s), 0));
+    this.sums = this.model.units.map(() => null);
+    return out;
+  }
+
+  reset(): void {
+    for (const buf of this.open.values()) this.device.dropGradBuffer(buf);
+    this.open.clear();
+    for (const s of this.sums) if (s !== null) this.device.dispose(s);
+    this.sums = this.model.units.map(() => null);
+  }
+
+  get heldBytes(): number {
+    return this.device.gradBufferBytes + this.peakSums;
   }
 }

@@ -2,7 +2,7 @@ import type { SegmentSpec } from '../interfaces.js';
 import { completedUnits } from '../segment-runner.js';
 import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
 import { ZeroPartition, type Unit } from './partition.js';
-import type { ZeroStage } from './zero-trainer.js';
+import type { ZeroStage } from './zero-strategy.js';
 import type { Precision } from '../precision/vector-store.js';
 
 /**
@@ -18,7 +18,7 @@ import type { Precision } from '../precision/vector-store.js';
  *     for upload (prefetch);
  *   - under stages 2-3, the full-size gradient buckets of the units being computed and reduced.
  *
- * The engine measures the same categories from its buffers (ZeroTrainer.modelStateBytes); a test
+ * The engine measures the same categories from its vectors (Trainer.modelStateBytes); a test
  * checks the two agree.
  */
 export interface UnitCost extends Unit {
@@ -32,7 +32,7 @@ export interface MemoryEstimate {
   world: number;
   rank: number;
   parameters: number;
-  /** Our prediction, by the categories ZeroTrainer.modelStateBytes measures. */
+  /** Our prediction, by the categories Trainer.modelStateBytes measures. */
   params: number;
   master: number;
   paramsCompute: number;
@@ -43,21 +43,31 @@ export interface MemoryEstimate {
   zeroPaper: number;
 }
 
-export function estimateModelState(units: readonly UnitCost[], segments: readonly SegmentSpec[], stage: ZeroStage, world: number, rank = 0, precision: Precision = 'fp32'): MemoryEstimate {
+export function estimateModelState(
+  units: readonly UnitCost[], segments: readonly SegmentSpec[], stage: ZeroStage, world: number, rank = 0, precision: Precision = 'fp32', device: 'host' | 'tf' = 'host',
+): MemoryEstimate {
   const total = units.length ? units[units.length - 1].end : 0;
   const shard = new ZeroPartition(units, world, rank).shardSize;
   const size = (u: number) => units[u].end - units[u].start;
   const mixed = precision !== 'fp32';
-  const b = mixed ? 2 : 4; // bytes per working parameter and per held gradient
-  const params = b * (stage === 3 ? shard : total);
-  const master = mixed ? 4 * (stage === 0 ? total : shard) : 0;
+  // Bytes per gradient value held in the run's precision: 16-bit codes on the host; TF.js has
+  // no 16-bit dtype, so a device holds them as fp32 (rounded).
+  const g = mixed && device === 'host' ? 2 : 4;
+  const optimizerElements = stage === 0 ? total : shard;
+  // The fp32 master of the optimizer ranges is the working copy under fp32 (params), the master under 16 bits.
+  const params = mixed ? 0 : 4 * optimizerElements;
+  const master = mixed ? 4 * optimizerElements : 0;
   const paramsCompute = stage === 3 ? gatheredPeak(units, segments, size) : units.reduce((s, u) => s + u.computeBytes, 0);
-  // Held gradients, plus the fp32 buckets a segment's backward writes before they are reduced
-  // (stages 2-3) or rounded into a 16-bit store (stages 0-1, mixed).
-  const grads = stage <= 1 ? b * total + (mixed ? segmentBucketPeak(segments, size) : 0) : b * shard + bucketPeak(segments, size);
-  const optimizer = 8 * (stage === 0 ? total : shard);
+  // Stages 0-1 hold the full gradient: fp32 in one buffer per unit for the step, 16 bits as
+  // per-unit sums plus the fp32 buffers a segment's backward fills before they are added.
+  // Stages 2-3 hold their pieces' sums plus the full buffers of the units being computed and reduced.
+  const grads = stage <= 1
+    ? (mixed ? g * total + segmentBucketPeak(segments, size) : 4 * total)
+    : g * shard + bucketPeak(segments, size);
+  const optimizer = 8 * optimizerElements;
   const N = world;
   const psi = total;
+  const b = mixed ? 2 : 4;
   const K = mixed ? 12 : 8;
   const zeroPaper = [(2 * b + K) * psi, 2 * b * psi + (K * psi) / N, b * psi + ((b + K) * psi) / N, ((2 * b + K) * psi) / N][stage];
   return {

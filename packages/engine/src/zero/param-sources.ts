@@ -1,35 +1,45 @@
+import type { Device } from '../device/device.js';
 import type { CollectiveGroup, Disposable, SegmentedModel, WireCodec } from '../interfaces.js';
-import type { VectorStore } from '../precision/vector-store.js';
 import type { ParamSource } from '../segment-runner.js';
-import type { ZeroPartition } from './partition.js';
 
-/** Bytes of a unit's uploaded tensors, when the model says (TF.js tensors carry `size`). */
+/** Bytes of a unit's compute tensors, when the model says (TF.js tensors carry `size`). */
 function tensorBytes(p: Disposable): number {
   const tensors = (p as { tensors?: { size: number }[] }).tensors;
   return tensors ? tensors.reduce((s, t) => s + 4 * t.size, 0) : 0;
 }
 
 /**
- * Stages 0-2: every unit's parameters stay uploaded between steps; refresh() re-uploads them
- * after the optimizer has changed the flat vector.
+ * Stages 0-2: every unit's compute parameters stay on the backend between steps; `refresh`
+ * replaces a unit's after the optimizer changed it (from full unit values on the device:
+ * TfDevice splits the flat tensor into the parameters' tensors without leaving the device).
  */
-export class ResidentParams<P extends Disposable> implements ParamSource<P> {
-  private units: P[] = [];
-  /** Bytes held by the uploaded tensors (the compute copy of the parameters). */
+export class ResidentParams<V, P extends Disposable> implements ParamSource<P> {
+  private readonly units: (P | null)[];
+  /** Bytes held by the compute tensors. */
   residentBytes = 0;
 
-  constructor(private readonly model: SegmentedModel<Disposable, P>) {}
+  constructor(private readonly model: SegmentedModel<Disposable, P>, private readonly device: Device<V>) {
+    this.units = model.units.map(() => null);
+  }
 
-  /** Uploads every unit from the (full) working parameters, in whatever precision they are held. */
-  refresh(params: VectorStore): void {
-    const next = this.model.units.map((u, i) => this.model.upload(i, params.read(u.start, u.end)));
-    this.dispose();
-    this.units = next;
-    this.residentBytes = next.reduce((s, p) => s + tensorBytes(p), 0);
+  /** Unit u now computes with `values` (its full flat values; not consumed). */
+  refresh(u: number, values: V): void {
+    const next = this.model.unitParams(u, this.device.computeValues(values));
+    const old = this.units[u];
+    if (old) {
+      this.residentBytes -= tensorBytes(old);
+      old.dispose();
+    }
+    this.units[u] = next;
+    this.residentBytes += tensorBytes(next);
   }
 
   acquire(units: readonly number[]): Promise<Map<number, P>> {
-    return Promise.resolve(new Map(units.map((u) => [u, this.units[u]] as const)));
+    return Promise.resolve(new Map(units.map((u) => {
+      const p = this.units[u];
+      if (!p) throw new Error(`internal: unit ${u} has no parameters yet`);
+      return [u, p] as const;
+    })));
   }
 
   release(): void {}
@@ -37,34 +47,35 @@ export class ResidentParams<P extends Disposable> implements ParamSource<P> {
   finish(): void {}
 
   dispose(): void {
-    for (const p of this.units) p.dispose();
-    this.units = [];
+    for (const p of this.units) p?.dispose();
+    this.units.fill(null);
     this.residentBytes = 0;
   }
 }
 
 /**
  * Stage 3: a unit's full parameters exist only while a segment that reads them runs. acquire()
- * all-gathers the unit from every rank's piece of it and uploads it; release() keeps it just long
- * enough for the next segment to reuse it (the head's forward and backward read the same units);
- * and while a segment computes, the next segment's gathers are already issued (prefetch).
+ * all-gathers the unit from every rank's piece of it and builds its compute parameters;
+ * release() keeps them just long enough for the next segment to reuse them (the head's forward
+ * and backward read the same units); and while a segment computes, the next segment's gathers
+ * are already issued (prefetch).
  */
-export class GatheredParams<P extends Disposable> implements ParamSource<P> {
+export class GatheredParams<V, P extends Disposable> implements ParamSource<P> {
   private kept = new Map<number, P>();
-  private readonly pending = new Map<number, Promise<Float32Array>>();
+  private readonly pending = new Map<number, Promise<V>>();
   private current = 0;
   private gatheredLive = 0;
-  /** Largest bytes of uploaded unit tensors held at once (the transient compute copy). */
+  /** Largest bytes of unit compute tensors held at once (the transient compute copy). */
   peakResidentBytes = 0;
-  /** Largest bytes of gathered fp32 values held at once (received, not yet uploaded). */
+  /** Largest bytes of gathered values held at once (received, not yet turned into compute parameters). */
   peakGatheredBytes = 0;
 
   constructor(
     private readonly model: SegmentedModel<Disposable, P>,
+    private readonly device: Device<V>,
     private readonly group: CollectiveGroup,
-    private readonly partition: ZeroPartition,
-    /** This rank's parameter pieces, in shard space (the run's precision; the wire codec matches). */
-    private readonly shardParams: VectorStore,
+    /** This rank's piece of a unit's parameters, as its master holds them (sent in `codec`: rounded to the run's precision on the wire). */
+    private readonly ownPiece: (u: number) => V,
     private readonly codec: WireCodec,
   ) {}
 
@@ -79,12 +90,13 @@ export class GatheredParams<P extends Disposable> implements ParamSource<P> {
       }
       const values = await (this.pending.get(u) ?? this.gather(u));
       this.pending.delete(u);
-      const p = this.model.upload(u, values);
-      this.gatheredLive -= values.byteLength;
+      const p = this.model.unitParams(u, this.device.computeValues(values));
+      this.gatheredLive -= this.device.bytes(values);
+      this.device.dispose(values);
       this.current += tensorBytes(p);
       out.set(u, p);
     }
-    // Peak before freeing: the previous segment's units are still alive while these upload.
+    // Peak before freeing: the previous segment's units are still alive while these are built.
     this.peakResidentBytes = Math.max(this.peakResidentBytes, this.current);
     this.dropKept();
     // Prefetch: issue the next segment's gathers now, in the same order on every rank.
@@ -114,12 +126,10 @@ export class GatheredParams<P extends Disposable> implements ParamSource<P> {
     this.kept.clear();
   }
 
-  private gather(u: number): Promise<Float32Array> {
+  private gather(u: number): Promise<V> {
     const unit = this.model.units[u];
-    const piece = this.partition.pieces[u];
-    const mine = this.shardParams.read(piece.shardOffset, piece.shardOffset + piece.flatEnd - piece.flatStart);
-    return this.group.allGather(mine, unit.end - unit.start, { codec: this.codec }).then((values) => {
-      this.gatheredLive += values.byteLength;
+    return this.device.allGather(this.ownPiece(u), unit.end - unit.start, this.group, this.codec).then((values) => {
+      this.gatheredLive += this.device.bytes(values);
       this.peakGatheredBytes = Math.max(this.peakGatheredBytes, this.gatheredLive);
       return values;
     });

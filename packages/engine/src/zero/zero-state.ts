@@ -1,12 +1,10 @@
-import { AdamW, type AdamWConfig, type Range } from '../adamw.js';
-import { HalfStore, makeStore, type Precision, type VectorStore } from '../precision/vector-store.js';
+import { encodeBf16, encodeFp16 } from '@trainer/comm';
+import { adamwStep, clipRanges, type AdamWConfig, type Range } from '../adamw.js';
+import type { Device, PieceOptimizerState, Precision } from '../device/device.js';
+import { roundInPlace } from '../device/host-device.js';
 import type { ZeroPartition } from './partition.js';
-import type { ZeroStage } from './zero-trainer.js';
 
-/** A piece of the flat vector: its flat range and where it sits in this rank's shard space. */
-type PieceRange = { flatStart: number; flatEnd: number; shardOffset: number };
-
-/** A rank's share of one piece of the training state, as a checkpoint saves it (views into the state). */
+/** A rank's share of one piece of the training state, as a checkpoint saves it (host copies). */
 export interface ExportedPiece {
   flatStart: number;
   flatEnd: number;
@@ -18,144 +16,132 @@ export interface ExportedPiece {
   v: Float32Array;
 }
 
+/** Reads flat range [start, end) of one kind of state from wherever it is stored (a checkpoint, an init). */
+export type StateReader = (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>;
+
 /**
- * What one rank keeps of the training state under a ZeRO stage and precision, and the element-
- * wise update on it:
+ * The optimizer state one rank keeps, per parameter unit, on its Device: the fp32 master weights
+ * and AdamW's m and v of the unit's *optimizer range*, and the update on them.
  *
- *   working    parameters as compute reads them, in the run's precision: full (stages 0-2) or
- *              own pieces in shard space (stage 3)
- *   master     fp32 parameters when the working copy is 16-bit: full (stage 0) or own pieces
- *   grads      gradients in the run's precision: full (stages 0-1) or own pieces (stages 2-3)
- *   optimizer  AdamW's m and v: full (stage 0) or own pieces
+ *   replicated (ZeRO stage 0)  the whole unit, on every rank of the data-parallel group
+ *   partitioned (stages 1-3)   this rank's piece of the unit (ZeroPartition)
  *
- * The update runs on the master (or the fp32 working copy) and the working copy is its rounding.
+ * Under fp32 the master is also what compute reads; under bf16/fp16 compute reads its rounding,
+ * which the strategies make (rounded on the device, or by the wire codec of an all-gather).
  */
-export class ZeroState {
-  readonly working: VectorStore;
-  readonly master: Float32Array | null;
-  readonly grads: VectorStore;
-  readonly optimizer: AdamW;
+export class ZeroState<V> {
+  /** Per unit: the optimizer range, relative to the unit's start. */
+  readonly ranges: readonly Range[];
+  private readonly pieces: PieceOptimizerState<V>[];
+  /** Per unit: the ranges (relative to the optimizer range) that get weight decay. */
+  private readonly decay: Range[][];
+  /** Updates taken so far (t in AdamW's bias corrections). */
+  optimizerStep = 0;
 
   constructor(
-    private readonly totalSize: number,
+    readonly units: readonly Range[],
     private readonly partition: ZeroPartition,
-    readonly stage: ZeroStage,
-    readonly precision: Precision,
-    adamw: AdamWConfig,
+    readonly replicated: boolean,
+    private readonly device: Device<V>,
+    private readonly adamw: AdamWConfig,
     decayRanges: readonly Range[],
-    initialParams: Float32Array,
   ) {
-    const shardSize = partition.shardSize;
-    const own = new Float32Array(shardSize);
-    partition.gatherOwned(initialParams, own);
-    this.working = makeStore(precision, stage === 3 ? shardSize : totalSize, stage === 3 ? own : initialParams);
-    this.master = precision === 'fp32' ? null : stage === 0 ? new Float32Array(initialParams) : own;
-    this.grads = makeStore(precision, stage >= 2 ? shardSize : totalSize);
-    this.optimizer = stage === 0
-      ? new AdamW(adamw, { start: 0, end: totalSize }, decayRanges)
-      : new AdamW(adamw, { start: 0, end: shardSize }, partition.toShardSpace(decayRanges));
-  }
-
-  /** The pieces this rank updates: the whole vector under stage 0, its own pieces otherwise. */
-  private updatedPieces(): PieceRange[] {
-    const pieces = this.stage === 0 ? [{ flatStart: 0, flatEnd: this.totalSize, shardOffset: 0 }] : this.partition.pieces;
-    return pieces.filter((p) => p.flatEnd > p.flatStart);
-  }
-
-  /** fp32 values the optimizer updates for a piece: the master, or the fp32 working copy itself. */
-  masterView(p: PieceRange): Float32Array {
-    const n = p.flatEnd - p.flatStart;
-    if (this.master) return this.stage === 0 ? this.master.subarray(p.flatStart, p.flatEnd) : this.master.subarray(p.shardOffset, p.shardOffset + n);
-    return this.stage === 3 ? this.working.read(p.shardOffset, p.shardOffset + n) : this.working.read(p.flatStart, p.flatEnd);
-  }
-
-  /** [start, end) ranges of `grads` holding this rank's valid sums after the reduction, with their flat starts. */
-  ownGradientRanges(): [number, number, number][] {
-    if (this.stage === 0) return [[0, this.grads.length, 0]];
-    return this.partition.pieces.map((p) => {
-      const n = p.flatEnd - p.flatStart;
-      return this.stage >= 2 ? [p.shardOffset, p.shardOffset + n, p.flatStart] : [p.flatStart, p.flatEnd, p.flatStart];
+    this.ranges = units.map((unit, u) => {
+      const p = partition.pieces[u];
+      return replicated ? { start: 0, end: unit.end - unit.start } : { start: p.flatStart - unit.start, end: p.flatEnd - unit.start };
+    });
+    this.decay = units.map((unit, u) => clipRanges(decayRanges, { start: unit.start + this.ranges[u].start, end: unit.start + this.ranges[u].end }));
+    this.pieces = this.ranges.map((r) => {
+      const n = r.end - r.start;
+      return { master: device.zeros(n, 'fp32'), m: device.zeros(n, 'fp32'), v: device.zeros(n, 'fp32') };
     });
   }
 
-  /** AdamW on the master with gradients multiplied by `factor`; then the working copy follows. */
-  applyUpdate(factor: number, lr: number): void {
-    const pieces = this.updatedPieces();
-    const chunks = pieces.map((p) => {
-      const g = this.stage >= 2 ? this.grads.read(p.shardOffset, p.shardOffset + p.flatEnd - p.flatStart) : this.grads.read(p.flatStart, p.flatEnd);
-      if (factor !== 1) for (let i = 0; i < g.length; i++) g[i] *= factor;
-      return { offset: p.shardOffset, params: this.masterView(p), grads: g };
-    });
-    this.optimizer.updateChunks(chunks, lr);
-    if (!this.master) return;
-    // The working copy is the master's rounding.
-    pieces.forEach((p, i) => this.working.write(this.stage === 3 ? p.shardOffset : p.flatStart, chunks[i].params));
+  /** Unit u's master values (its optimizer range). */
+  master(u: number): V {
+    return this.pieces[u].master;
   }
 
   /**
-   * This rank's share for a sharded checkpoint: for each of its pieces, the flat range, the fp32
-   * parameters (the master under 16-bit precisions), AdamW's m and v, and under bf16/fp16 the
-   * working copy's 16-bit codes (the master's rounding: applyUpdate and importState keep them
-   * so, and the all-gather of stages 1-2 writes back the codes each owner sent). Every element
-   * is owned by exactly one rank whatever the stage (stages 0-2 hold copies of the rest, not
-   * written twice). Views: copy them before the next step.
+   * Sets unit u's optimizer range from host values: the master weights, and AdamW's moments
+   * when given (zeros otherwise). The arrays may be adopted.
    */
-  exportPieces(): { optimizerStep: number; precision: Precision; pieces: ExportedPiece[] } {
-    const adam = this.optimizer;
-    const half = this.working instanceof HalfStore ? this.working.data : undefined;
-    return {
-      optimizerStep: adam.step,
-      precision: this.precision,
-      pieces: this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => {
-        const at = this.stage === 0 ? p.flatStart : p.shardOffset;
-        const n = p.flatEnd - p.flatStart;
-        const w = this.stage === 3 ? p.shardOffset : p.flatStart; // where the working copy holds the piece
-        return {
-          flatStart: p.flatStart, flatEnd: p.flatEnd, params: this.masterView(p), m: adam.m.subarray(at, at + n), v: adam.v.subarray(at, at + n),
-          ...(half ? { params16: half.subarray(w, w + n) } : {}),
-        };
-      }),
-    };
-  }
-
-  /**
-   * Restores from any layout: `read(kind, start, end)` returns flat range [start, end) of the
-   * fp32 parameters, m or v, sliced out of whatever shards hold them. This rank reads only what
-   * it keeps: all parameters under stages 0-2, its own pieces otherwise. A checkpoint's 16-bit
-   * parameters are not read: the working copy is the master's rounding in this run's precision
-   * (the same codes when the precision is the writer's), so any precision resumes any checkpoint.
-   */
-  async importState(optimizerStep: number, read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>): Promise<void> {
-    const adam = this.optimizer;
-    const total = this.totalSize;
-    // Stages 0-2 keep every parameter: read them once; their master pieces come from the same values.
-    const all = this.stage < 3 ? await read('params', 0, total) : null;
-    if (all) this.working.write(0, all);
-    if (this.stage === 0) {
-      if (this.master) this.master.set(all!);
-      adam.m.set(await read('m', 0, total));
-      adam.v.set(await read('v', 0, total));
-    } else {
-      for (const p of this.partition.pieces) {
-        if (p.flatEnd === p.flatStart) continue;
-        if (this.master || this.stage === 3) {
-          const values = all ? all.subarray(p.flatStart, p.flatEnd) : await read('params', p.flatStart, p.flatEnd);
-          if (this.master) this.master.set(values, p.shardOffset);
-          if (this.stage === 3) this.working.write(p.shardOffset, values);
-        }
-        adam.m.set(await read('m', p.flatStart, p.flatEnd), p.shardOffset);
-        adam.v.set(await read('v', p.flatStart, p.flatEnd), p.shardOffset);
-      }
+  setPiece(u: number, master: Float32Array, m?: Float32Array, v?: Float32Array): void {
+    const p = this.pieces[u];
+    const n = this.ranges[u].end - this.ranges[u].start;
+    for (const [name, values] of [['master', master], ['m', m], ['v', v]] as const) {
+      if (values && values.length !== n) throw new Error(`internal: unit ${u} ${name} has ${values.length} values, its optimizer range ${n}`);
     }
-    adam.step = optimizerStep;
+    this.device.dispose(p.master);
+    p.master = this.device.fromHost(master, 'fp32');
+    if (m) {
+      this.device.dispose(p.m);
+      p.m = this.device.fromHost(m, 'fp32');
+    }
+    if (v) {
+      this.device.dispose(p.v);
+      p.v = this.device.fromHost(v, 'fp32');
+    }
   }
 
-  bytes(): { params: number; master: number; grads: number; optimizer: number } {
-    return {
-      params: this.working.bytes,
-      master: this.master?.byteLength ?? 0,
-      grads: this.grads.bytes,
-      optimizer: this.optimizer.m.byteLength + this.optimizer.v.byteLength,
-    };
+  /** AdamW on every unit's optimizer range with that range's reduced gradient (consumed). */
+  update(grads: V[], lr: number, gradFactor: number): void {
+    this.optimizerStep += 1;
+    const h = adamwStep(this.adamw, this.optimizerStep, lr, gradFactor);
+    grads.forEach((g, u) => {
+      if (this.device.length(g) > 0) this.device.adamw(this.pieces[u], g, this.decay[u], h);
+      this.device.dispose(g);
+    });
   }
+
+  /**
+   * This rank's share for a sharded checkpoint: for each of its ZeroPartition pieces, the flat
+   * range, the fp32 parameters (the master), AdamW's m and v, and under bf16/fp16 the 16-bit codes
+   * of the working parameters (the master's rounding). Every element is owned by exactly one
+   * rank whatever the stage (a replicated state exports only this rank's partition piece).
+   */
+  async exportPieces(precision: Precision): Promise<{ optimizerStep: number; precision: Precision; pieces: ExportedPiece[] }> {
+    const pieces: ExportedPiece[] = [];
+    for (const [u, piece] of this.partition.pieces.entries()) {
+      if (piece.flatEnd === piece.flatStart) continue;
+      // Where the partition piece sits inside this unit's optimizer range.
+      const at = piece.flatStart - this.units[u].start - this.ranges[u].start;
+      const n = piece.flatEnd - piece.flatStart;
+      const s = this.pieces[u];
+      const params = await this.device.toHost(s.master, at, at + n);
+      const out: ExportedPiece = { flatStart: piece.flatStart, flatEnd: piece.flatEnd, params, m: await this.device.toHost(s.m, at, at + n), v: await this.device.toHost(s.v, at, at + n) };
+      if (precision !== 'fp32') {
+        out.params16 = new Uint16Array(n);
+        (precision === 'bf16' ? encodeBf16 : encodeFp16)(params, out.params16);
+      }
+      pieces.push(out);
+    }
+    return { optimizerStep: this.optimizerStep, precision, pieces };
+  }
+
+  /** The export's layout without reading anything: each piece's flat range (for sizing a shard). */
+  exportRanges(): { flatStart: number; flatEnd: number }[] {
+    return this.partition.pieces.filter((p) => p.flatEnd > p.flatStart).map((p) => ({ flatStart: p.flatStart, flatEnd: p.flatEnd }));
+  }
+
+  bytes(): { master: number; optimizer: number } {
+    let master = 0;
+    let optimizer = 0;
+    for (const p of this.pieces) {
+      master += this.device.bytes(p.master);
+      optimizer += this.device.bytes(p.m) + this.device.bytes(p.v);
+    }
+    return { master, optimizer };
+  }
+
+  dispose(): void {
+    for (const p of this.pieces) for (const v of [p.master, p.m, p.v]) this.device.dispose(v);
+  }
+}
+
+/** A host copy of fp32 values rounded to `precision` (what compute reads from a master). */
+export function roundedCopy(values: Float32Array, precision: Precision): Float32Array {
+  const out = values.slice();
+  if (precision !== 'fp32') roundInPlace(out, precision);
+  return out;
 }

@@ -25,8 +25,11 @@ import { parseSaveFault, saveFaultFor, type SaveFault } from './save-fault.js';
  * once every rank's file is in. At most one save is in flight: the next waits for it.
  */
 export interface CheckpointableTrainer {
-  /** This rank's pieces (16-bit working parameters in `params16` exactly when the precision is bf16 or fp16). */
-  exportPieces(): { optimizerStep: number; precision: 'fp32' | 'bf16' | 'fp16'; pieces: OwnedPiece[] };
+  readonly precision: 'fp32' | 'bf16' | 'fp16';
+  /** This rank's pieces, read from wherever the state lives (16-bit working parameters in `params16` exactly when the precision is bf16 or fp16). */
+  exportPieces(): Promise<{ optimizerStep: number; precision: 'fp32' | 'bf16' | 'fp16'; pieces: OwnedPiece[] }>;
+  /** The flat ranges exportPieces returns, without reading anything. */
+  exportRanges(): { flatStart: number; flatEnd: number }[];
   importState(optimizerStep: number, read: (kind: StateKind, start: number, end: number) => Promise<Float32Array>): Promise<void>;
   /** fp16's dynamic loss scaling (null under fp32 and bf16). */
   lossScalerState(): LossScale | null;
@@ -34,6 +37,9 @@ export interface CheckpointableTrainer {
 }
 
 type LossScale = { scale: number; goodSteps: number; skipsAtMinimum: number };
+
+/** What exportPieces resolves to. */
+type ExportedState = Awaited<ReturnType<CheckpointableTrainer['exportPieces']>>;
 
 export interface WorkerCheckpointingOptions {
   spec: CheckpointSpec;
@@ -59,13 +65,13 @@ export class WorkerCheckpointing {
     this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
     if (o.spec.saveEvery > 0) {
       // The writer thread maps a buffer of the shard's size now, so the first save's copy is as quick as the next ones.
-      const shard = this.shardOf(o.trainer.exportPieces());
+      const shard = this.shardOf(placeholderPieces(o.trainer));
       void this.writer.prepare(shardSize(shard.tensors, { ...shard.metadata, ...this.shardMetadata(o.steps) }));
     }
   }
 
   /** The tensors of this rank's shard: params, m, v, and params16 in the precision's dtype (bf16, fp16). */
-  private shardOf(exported: ReturnType<CheckpointableTrainer['exportPieces']>): ReturnType<typeof shardTensors> {
+  private shardOf(exported: ExportedState): ReturnType<typeof shardTensors> {
     return shardTensors(this.o.tensors, exported.pieces, { params16: halfDtypeOf(exported.precision) });
   }
 
@@ -118,7 +124,7 @@ export class WorkerCheckpointing {
 
     // The stall: one copy of this rank's pieces (params, m, v, params16) into the shard's buffer.
     const copyStarted = performance.now();
-    const exported = this.o.trainer.exportPieces();
+    const exported = await this.o.trainer.exportPieces();
     const { optimizerStep } = exported;
     const lossScale = this.o.trainer.lossScalerState();
     const shard = this.shardOf(exported);
@@ -145,4 +151,23 @@ export class WorkerCheckpointing {
     this.o.logger.error({ code: f.error.code, step: f.step }, `checkpoint of step ${f.step}: this rank's shard was not saved: ${f.error.code}: ${f.error.message}`);
     this.o.send(f);
   }
+}
+
+/**
+ * Pieces of the export's lengths without its values (views of one shared zero array): enough to
+ * size a shard before anything is read from the device.
+ */
+function placeholderPieces(trainer: CheckpointableTrainer): ExportedState {
+  const ranges = trainer.exportRanges();
+  const longest = ranges.reduce((m, r) => Math.max(m, r.flatEnd - r.flatStart), 0);
+  const zeros = new Float32Array(longest);
+  const codes = new Uint16Array(longest);
+  const half = trainer.precision !== 'fp32';
+  return {
+    optimizerStep: 0, precision: trainer.precision,
+    pieces: ranges.map((r) => {
+      const n = r.flatEnd - r.flatStart;
+      return { ...r, params: zeros.subarray(0, n), m: zeros.subarray(0, n), v: zeros.subarray(0, n), ...(half ? { params16: codes.subarray(0, n) } : {}) };
+    }),
+  };
 }

@@ -1,7 +1,7 @@
 import { BpeTokenizer } from '@trainer/data';
 import type { MicroBatch } from '@trainer/engine';
 import { TrainerError } from '@trainer/errors';
-import { initParams } from '@trainer/model';
+import { initLocalRange, type LocalParamEntry } from '@trainer/model';
 import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler, taskValidationBatches, type EncodedExample } from '@trainer/tasks';
 import type { TrainJob } from '../job-spec.js';
 import { loadPretrained } from './pretrained.js';
@@ -40,12 +40,18 @@ export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | unde
   };
 }
 
-/** The parameters training starts from: the pretrained model's (fine-tuning), or a fresh init. */
-export async function initialParams(job: TrainJob): Promise<Float32Array> {
-  if (!job.init) return initParams(job.model, job.seed);
+/**
+ * Reads the parameters training starts from, by ranges of this rank's flat layout (`entries`:
+ * its tensor-parallel shard of its pipeline stage): a fresh init computes exactly the range asked
+ * for (counter-based, init.ts), so no rank ever holds more than it keeps; a pretrained model
+ * (fine-tuning) is loaded once and this rank's part cut from it.
+ */
+export async function initialParamsReader(job: TrainJob, model: { layout: { entries: readonly LocalParamEntry[] }; shardOf(full: Float32Array): Float32Array }): Promise<(kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>> {
+  if (!job.init) return async (_kind, start, end) => initLocalRange(job.model, job.seed, model.layout.entries, start, end);
   const saved = await loadPretrained(job.init);
   if (JSON.stringify(saved.config) !== JSON.stringify(job.model)) {
     throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `the model at ${job.init.path} changed since the job was prepared (config ${JSON.stringify(saved.config)})`, { hint: 'start the fine-tuning again' });
   }
-  return saved.params;
+  const local = model.shardOf(saved.params);
+  return async (_kind, start, end) => local.slice(start, end);
 }

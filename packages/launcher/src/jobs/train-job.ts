@@ -1,20 +1,23 @@
 import { memory } from '@tensorflow/tfjs-core';
-import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches, type TokenArray } from '@trainer/data';
-import { buildMesh, meshShape, ZeroTrainer, type Disposable, type Mesh, type MicroBatch } from '@trainer/engine';
-import { busBandwidthGBs, type ProcessGroup } from '@trainer/comm';
+import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches } from '@trainer/data';
+import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
+import { busBandwidthGBs } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, initParams, parameterCount } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, installTransferMeter, kernelSetFor, parameterCount, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
 import type { TrainJob } from '../job-spec.js';
-import { saveModelDir } from '../model-files.js';
 import { WorkerCheckpointing } from '../checkpointing/worker-checkpointing.js';
 import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
+import { saveFinalModel } from './final-model.js';
 import { SyntheticBatches } from './synthetic-batches.js';
-import { initialParams, openTaskData } from '../finetune/task-data.js';
+import { initialParamsReader, openTaskData } from '../finetune/task-data.js';
+
+/** The closing sample needs the whole model on rank 0: only for models up to this many parameters. */
+const SAMPLE_MAX_PARAMETERS = 2 ** 28;
 
 /**
  * The training job every worker runs: GPT training over the device mesh (data parallel with
@@ -24,6 +27,14 @@ import { initialParams, openTaskData } from '../finetune/task-data.js';
 export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
   const backend = await initBackend(job.backend, (msg) => logger.info(msg));
+  // Every host <-> device crossing is counted from here on (reported per step).
+  installTransferMeter();
+  const kernels = job.kernels === 'auto' ? kernelSetFor(backend.tfBackend) : job.kernels;
+  if (rank === 0) {
+    logger.info(kernels === 'host'
+      ? `kernels: host (JS/SIMD kernels on ${backend.name}; parameters, gradients and optimizer state in host memory)`
+      : `kernels: tf (TF.js ops on ${backend.name}; parameters, gradients and optimizer state as ${backend.name} tensors, only collectives cross to the host)`);
+  }
   if (job.precision !== 'fp32' && rank === 0) {
     logger.warn(`precision ${job.precision}: working parameters and gradients held and communicated in ${job.precision}, fp32 master and AdamW state` +
       `${job.precision === 'fp16' ? ', dynamic loss scaling' : ''}; compute in fp32 on the ${backend.name} backend (TF.js has no 16-bit float kernels)`);
@@ -36,16 +47,21 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const shape = meshShape(world, job.tp, job.pp);
   const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks));
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
-  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline });
+  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
   const norm = shape.dp < world ? { group: comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
   const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
-  const trainer = new ZeroTrainer(model, mesh.dp, model.shardOf(await initialParams(job)), {
+  // The model state lives where the kernels compute: host arrays, or backend tensors (device/).
+  const device: Device<unknown> = (kernels === 'host' ? new HostDevice() : new TfDevice()) as Device<unknown>;
+  const trainer = new Trainer(model, device, mesh.dp, {
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
     precision: job.precision,
-    pipeline: shape.pp > 1 ? { stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO } : undefined,
+    ...(shape.pp > 1 ? {
+      microBatchSchedule: new OneFOneBSchedule({ stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO }),
+      pipelineGroup: mesh.pp,
+    } : {}),
     stage: job.zero,
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
     adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
@@ -58,8 +74,10 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     await writeFile(join(job.outDir, 'partition.json'), JSON.stringify(trainer.partition.describe()) + '\n');
   }
   // Sharded checkpoints: restore (from any layout) before the first step, save every --save-every.
+  // Otherwise each rank reads only the initial parameters it keeps.
   const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, tensors: checkpointTensors(model, mesh.coords.tp), trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
   const firstStep = (await checkpoints?.restore()) ?? 0;
+  if (firstStep === 0) await trainer.init(await initialParamsReader(job, model));
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
@@ -70,6 +88,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedCollectiveMs = 0;
   let timedBusBytes = 0;
   let timedIdle = 0;
+  let timedToDevice = 0;
+  let timedToHost = 0;
+  let timedCommBytes = 0;
   let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
   const fault = parseFault(process.env.TRAINER_FAULT);
@@ -78,13 +99,21 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const injected = maybeInjectFault(fault, rank, step, ctx.round);
     if (injected === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
     else if (injected) await injected;
-    const sentBefore = comm.stats.bytesSent;
+    const commBefore = comm.stats;
+    const transfersBefore = transferCounts();
     const collectivesBefore = comm.collectiveStats;
     const started = performance.now();
     const micro: MicroBatch[] = [];
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
     const r = await trainer.step(step, micro);
     const stepMs = performance.now() - started;
+    // What crossed between host and device in the step, and what the network carried (sent + received).
+    const transfers = transferCounts();
+    const toDevice = transfers.hostToDevice - transfersBefore.hostToDevice;
+    const toHost = transfers.deviceToHost - transfersBefore.deviceToHost;
+    const commNow = comm.stats;
+    const sent = commNow.bytesSent - commBefore.bytesSent;
+    const commBytes = sent + commNow.bytesReceived - commBefore.bytesReceived;
     // Measured inside the collectives: the time at least one was in flight, and the bus bytes they moved in it.
     const collectives = comm.collectiveStats;
     const collectiveMs = collectives.busyMs - collectivesBefore.busyMs;
@@ -92,7 +121,10 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     if (step >= firstStep + job.warmupTimingSteps) {
       timedMs += stepMs;
       timedSteps += 1;
-      timedBytesSent += comm.stats.bytesSent - sentBefore;
+      timedBytesSent += sent;
+      timedToDevice += toDevice;
+      timedToHost += toHost;
+      timedCommBytes += commBytes;
       timedCollectiveMs += collectiveMs;
       timedBusBytes += collectives.busBytes - collectivesBefore.busBytes;
       timedIdle += trainer.bubble;
@@ -115,7 +147,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: process.memoryUsage.rss(),
-      bytes_sent: comm.stats.bytesSent - sentBefore,
+      bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost,
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
@@ -126,25 +158,26 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   // Per kind of collective, for whoever wants to see where the traffic went (TRAINER_LOG_LEVEL=debug).
   logger.debug({ collectives: comm.collectiveStats.kinds, bytesSent: comm.stats.bytesSent, steps: job.steps - firstStep }, 'collectives over the run');
 
-  const finalParams = await gatherFullModel(model, await trainer.fullParams(), mesh); // collectives: every rank calls it
+  // The trained model: streamed unit by unit into <out>/model by rank 0 (collectives: every rank calls it).
+  const sampling = rank === 0 && tokenizer !== undefined && job.sample.maxNewTokens > 0 && parameterCount(job.model) <= SAMPLE_MAX_PARAMETERS;
+  const finalParams = await saveFinalModel({
+    model, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling,
+    saved: { modelName: job.modelName, config: job.model, tokenizerJson, info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null } },
+  });
   const state = trainer.modelStateBytes();
   trainer.dispose();
   let sample: string | null = null;
-  if (rank === 0 && tokenizer && job.sample.maxNewTokens > 0) {
-    const gpt = new GPT(job.model);
+  if (sampling && finalParams && tokenizer) {
+    const gpt = new GPT(job.model, { kernels });
     gpt.setParams(finalParams);
     const prompt = tokenizer.encode(job.sample.prompt);
     // A fine-tuned model ends its completions with <|endoftext|>: the sample stops there.
     const stopToken = job.data.source === 'task' ? tokenizer.eotToken : undefined;
-    const ids = gpt.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed, stopToken });
+    const ids = await gpt.generate(prompt, { maxNewTokens: job.sample.maxNewTokens, temperature: job.sample.temperature, topK: job.sample.topK, seed: job.seed, stopToken });
     gpt.dispose();
     sample = tokenizer.decode(ids);
-  }
-  if (rank === 0 && job.outDir) {
-    await saveModelDir(join(job.outDir, 'model'), {
-      modelName: job.modelName, config: job.model, params: finalParams, tokenizerJson,
-      info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null },
-    });
+  } else if (rank === 0 && job.sample.maxNewTokens > 0 && tokenizer) {
+    logger.info(`no closing sample: the model's ${parameterCount(job.model)} parameters are more than one rank assembles (${SAMPLE_MAX_PARAMETERS}); use trainer generate on ${job.outDir ?? 'the model'}`);
   }
   const stepMs = timedSteps ? timedMs / timedSteps : NaN;
   return {
@@ -152,6 +185,10 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
+    comm_bytes_per_step: timedSteps ? timedCommBytes / timedSteps : NaN,
+    host_to_device_bytes_per_step: timedSteps ? timedToDevice / timedSteps : NaN,
+    device_to_host_bytes_per_step: timedSteps ? timedToHost / timedSteps : NaN,
+    kernels,
     // over the timed steps: busy time per step, and bus bytes over busy time (null when no collective ran)
     collective_ms_per_step: timedSteps ? timedCollectiveMs / timedSteps : NaN,
     allreduce_busbw_gbs: timedCollectiveMs > 0 ? timedBusBytes / (timedCollectiveMs * 1e6) : null,
@@ -185,25 +222,11 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
  * Validation loss over the first `evalBatches` global batches of windows of the held-out split
  * (the same windows whatever the number of workers), in micro-batches shared round-robin by rank.
  */
-async function evaluate(trainer: ZeroTrainer<Disposable, Disposable>, valBatches: NonNullable<OpenedData['valBatches']>, job: TrainJob, rank: number, world: number) {
+async function evaluate(trainer: Trainer<unknown>, valBatches: NonNullable<OpenedData['valBatches']>, job: TrainJob, rank: number, world: number) {
   const mine: MicroBatch[] = [];
   let i = 0;
   const microBatches = (job.evalBatches * job.globalBatch) / job.microBatch;
   for (const b of valBatches(job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
-}
-
-/**
- * The full model from this rank's part (its tensor-parallel shard of its pipeline stage): every
- * rank of the replica writes its part into a zero vector (replicated parameters only on the
- * first tensor-parallel rank, the pipeline's tied copy nowhere) and the sum over the
- * model-parallel group assembles each parameter exactly once.
- */
-async function gatherFullModel(model: GPTSegments, local: Float32Array, mesh: Mesh<ProcessGroup>): Promise<Float32Array> {
-  if (mesh.shape.tp === 1 && mesh.shape.pp === 1) return local;
-  const full = new Float32Array(parameterCount(model.config));
-  model.placeInto(local, full, mesh.coords.tp === 0);
-  await mesh.mp.allReduce(full, { op: 'sum' });
-  return full;
 }

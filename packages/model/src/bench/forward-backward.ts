@@ -49,7 +49,7 @@ export interface ForwardBackwardBenchResult {
   tensorDelta: number;
 }
 
-export function benchForwardBackward(opts: ForwardBackwardBenchOptions = {}): ForwardBackwardBenchResult {
+export async function benchForwardBackward(opts: ForwardBackwardBenchOptions = {}): Promise<ForwardBackwardBenchResult> {
   const name = opts.model ?? 'gpt-nano';
   const config = resolveModelConfig(name, opts.overrides);
   const batch = opts.batch ?? 8;
@@ -66,16 +66,16 @@ export function benchForwardBackward(opts: ForwardBackwardBenchOptions = {}): Fo
   const tokens = Int32Array.from({ length: batch * T }, () => rng.nextU32() % config.vocabSize);
   const targets = Int32Array.from({ length: batch * T }, () => rng.nextU32() % config.vocabSize);
   const grads = new Float32Array(model.layout.totalSize);
-  const step = (): void => {
+  const step = async (): Promise<void> => {
     if (setEachStep) model.setParams(params);
-    model.forwardBackward(tokens, targets, batch, grads);
+    await model.forwardBackward(tokens, targets, batch, grads);
   };
-  for (let i = 0; i < warmup; i++) step();
+  for (let i = 0; i < warmup; i++) await step();
   profiler.reset();
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
-    step();
+    await step();
     times.push(performance.now() - t0);
   }
   model.dispose();
@@ -85,7 +85,7 @@ export function benchForwardBackward(opts: ForwardBackwardBenchOptions = {}): Fo
   const flopsPerStep = flopsPerToken(config, T) * tokensPerStep;
   return {
     backend: tf.getBackend(),
-    kernels: model.layerSet.kind,
+    kernels: model.kernels,
     model: name,
     config,
     batch,

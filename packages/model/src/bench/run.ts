@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const log = json ? () => {} : (m: string) => console.log(m);
   const info = await initBackend((arg('backend') ?? 'auto') as BackendName, log);
   const peak = await measureMatMulPeak({ seconds: 2 });
-  const r = benchForwardBackward({
+  const r = await benchForwardBackward({
     model: arg('model'),
     batch: num('batch'),
     seqLen: num('seq'),

@@ -11,8 +11,14 @@
  *    fresh array (no copy).
  *  - any other backend (tensorflow, cuda): dataSync() copies out and tf.tensor() copies in.
  * Inputs are read-only by contract; only `hostMutate` writes into an existing tensor.
+ *
+ * Every access here is a host <-> device crossing and is counted by the transfer meter
+ * (device/transfer-meter.ts): bytes of inputs read as device -> host, bytes of outputs written
+ * as host -> device. Paths that go through the engine (dataSync, tf.tensor) are counted by the
+ * meter's engine hooks; the direct ones (wasm heap views, cpu in-place writes) are recorded here.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { recordDeviceToHost, recordHostToDevice } from '../device/transfer-meter.js';
 
 /** The parts of the wasm backend we use (public methods of BackendWasm in tfjs-backend-wasm 4.x). */
 interface WasmHeapBackend {
@@ -52,6 +58,8 @@ export function hostOp(
       const ins = inputs.map((t) => wasm.typedArrayFromHeap(t));
       const outs = infos.map((i) => wasm.typedArrayFromHeap(i));
       body(ins, outs);
+      recordDeviceToHost(bytesOf(inputs));
+      recordHostToDevice(4 * outShapes.reduce((n, s) => n + sizeOf(s), 0));
     } catch (err) {
       for (const i of infos) wasm.disposeData(i.dataId, true);
       throw err;
@@ -69,6 +77,7 @@ export function hostOp(
 export function hostRead<R>(inputs: readonly tf.Tensor[], body: (ins: Float32Array[]) => R): R {
   for (const t of inputs) checkFloat(t);
   const wasm = wasmBackend();
+  if (wasm !== null) recordDeviceToHost(bytesOf(inputs)); // heap views: past the engine
   const ins = inputs.map((t) => (wasm !== null ? wasm.typedArrayFromHeap(t) : (t.dataSync() as Float32Array)));
   return body(ins);
 }
@@ -83,10 +92,13 @@ export function hostMutate(t: tf.Tensor, body: (values: Float32Array) => void): 
   const wasm = wasmBackend();
   if (wasm !== null) {
     body(wasm.typedArrayFromHeap(t));
+    recordDeviceToHost(4 * t.size);
+    recordHostToDevice(4 * t.size);
     return t;
   }
   if (tf.getBackend() === 'cpu') {
-    body(t.dataSync() as Float32Array); // the backing array itself
+    body(t.dataSync() as Float32Array); // the backing array itself (the read is counted by the engine hook)
+    recordHostToDevice(4 * t.size); // the write in place is not
     return t;
   }
   const values = Float32Array.from(t.dataSync() as Float32Array);
@@ -106,6 +118,13 @@ export function hostTake(t: tf.Tensor): Float32Array {
 /** A fresh copy of a tensor's values. */
 export function hostDownload(t: tf.Tensor): Float32Array {
   return hostRead([t], ([v]) => v.slice());
+}
+
+/** Bytes of float32 tensors. */
+function bytesOf(ts: readonly tf.Tensor[]): number {
+  let n = 0;
+  for (const t of ts) n += 4 * t.size;
+  return n;
 }
 
 export function sizeOf(shape: readonly number[]): number {

@@ -10,8 +10,13 @@
  * Ownership: forward and backward never dispose their inputs (params, x, dy). The caller owns y
  * and dx. `saved` owns whatever it holds; backward consumes it (releases it), and a caller that
  * will not run backward calls saved.release(). forward(params, x, false) keeps nothing.
- * dParams holds one Float32Array per parameter, in the parameter's own (Hugging Face) orientation,
- * keyed by the parameter's local name (e.g. 'weight', 'bias').
+ *
+ * Gradients: dParams holds one GradValue per parameter, in the parameter's own (Hugging Face)
+ * shape and orientation, keyed by the parameter's local name (e.g. 'weight', 'bias'):
+ *  - host kernels return Float32Arrays (row-major): they already work in host-visible memory;
+ *  - tf kernels return tf.Tensors, left on the device: on a GPU a download per parameter per
+ *    micro-batch would be a PCIe round trip (and on WebGPU a synchronous read throws). The caller
+ *    owns these tensors and disposes them (after reducing / accumulating them where it likes).
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { reshape as tfReshape } from '@tensorflow/tfjs-core';
@@ -22,8 +27,11 @@ export interface Saved {
   release(): void;
 }
 
-/** Gradient per parameter (local name -> values in the parameter's shape, row-major). */
-export type ParamGrads = Record<string, Float32Array>;
+/** One parameter's gradient: host values (host kernels) or a device tensor the caller owns (tf kernels). */
+export type GradValue = Float32Array | tf.Tensor;
+
+/** Gradient per parameter (local name -> values in the parameter's shape; see the file comment). */
+export type ParamGrads = Record<string, GradValue>;
 
 export interface ForwardResult<S extends Saved> {
   y: tf.Tensor;

@@ -8,13 +8,16 @@
  * fine-tuning). Backward, for an upstream scalar gradient g = d(objective)/d(loss):
  *   dlogits[n] = (g / M) (p[n] - onehot(target_n))   for counted rows, 0 for masked rows
  *   dx = dlogits wte,  dwte = dlogits^T x
+ *
+ * The loss is a pending read (Promise<number>): on a device it is a scalar to download, and
+ * waiting for it synchronously would stall the step (and throws on WebGPU). Host kernels return
+ * an already-resolved promise.
+ *
+ * Kernels: lm-head-host.ts (HostLMHead, dwte as a Float32Array), lm-head-tf.ts (TfLMHead, dwte
+ * as a device tensor).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { simdKernels, simdOp } from '../host/simd.js';
-import { hostMutate, hostRead, hostTake } from '../host/tensor-io.js';
-import { SavedState, disposeAll } from './layer.js';
-import type { ParamGrads } from './layer.js';
-import { hostTranspose } from './linear.js';
+import type { ParamGrads, Saved } from './layer.js';
 
 export interface LMHeadParams {
   /** Token embedding [V, C], shared with the Embedding layer. */
@@ -23,192 +26,37 @@ export interface LMHeadParams {
   wteT?: tf.Tensor;
 }
 
-interface HeadSaved {
-  /** Shape of the input x, to give dx the same shape. */
-  xShape: number[];
-  x2: tf.Tensor;
-  probs: tf.Tensor;
-  targets: Int32Array;
+export interface LossForward<S extends Saved = Saved> {
+  /** Mean cross-entropy over counted targets (0 when none is counted), once read from where it was computed. */
+  loss: Promise<number>;
+  /** Number of targets >= 0 (known on the host: counted from the targets array). */
   count: number;
+  saved: S;
 }
 
-export interface LossForward {
-  /** Mean cross-entropy over counted targets (0 when none is counted). */
-  loss: number;
-  /** Number of targets >= 0. */
-  count: number;
-  saved: SavedState<HeadSaved>;
-}
-
-export interface LMHead {
+export interface LMHead<S extends Saved = Saved> {
   /** Logits [N, V] for rows x [..., C]. */
   logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor;
-  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train?: boolean): LossForward;
-  /** `dLoss` is the upstream gradient of the mean loss (the gradScale). */
-  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads };
+  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train?: boolean): LossForward<S>;
+  /**
+   * `dLoss` is the upstream gradient of the mean loss (the gradScale). dParams.wte is [V, C]: a
+   * Float32Array from host kernels, a tensor the caller owns from tf kernels.
+   */
+  backward(params: LMHeadParams, saved: S, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads };
 }
 
-/**
- * The two products of logits = x wte^T going backward: dx = dlogits wte and dwte = dlogits^T x
- * (rows: dlogits [N, V], wte [V, C], x [N, C]). In the SIMD GEMMs on wasm (nothing packed or
- * transposed), else plain 2-D matMuls with explicit transposes.
- */
-export function logitsBackward(dlogits: tf.Tensor, wte: tf.Tensor, x2: tf.Tensor): { dx2: tf.Tensor; dwte: Float32Array } {
-  const [N, V] = dlogits.shape;
-  const C = (wte.shape as number[])[1];
-  if (N % 4 === 0 && V % 4 === 0 && C % 8 === 0 && simdKernels() !== null) {
-    const [dxs, dw] = simdOp([dlogits, wte, x2], [[N, C], [V, C]], (k, [dl, w, x], [dxp, dwp]) => {
-      k.gemmNN(dl, w, 0, dxp, N, V, C, false);
-      k.gemmTN(dl, x, dwp, V, N, C);
-    }) as tf.Tensor[];
-    return { dx2: dxs, dwte: hostTake(dw) };
-  }
-  const dx2 = tf.matMul(dlogits as tf.Tensor2D, wte as tf.Tensor2D); // [N, V] x [V, C]
-  const xT = hostTranspose(x2); // [C, N]
-  const dwteT = tf.matMul(xT as tf.Tensor2D, dlogits as tf.Tensor2D); // [C, N] x [N, V]
-  const dwte = hostTake(hostTranspose(dwteT)); // [C, V] -> [V, C]
-  disposeAll(xT, dwteT);
-  return { dx2, dwte };
-}
-
-function rowsOf(x: tf.Tensor): tf.Tensor2D {
+/** x [..., C] -> rows [N, C] (a new handle on the same data). */
+export function rowsOf(x: tf.Tensor): tf.Tensor2D {
   const C = x.shape[x.shape.length - 1];
   return tf.reshape(x, [x.size / C, C]);
 }
 
-/** -log p[target] per counted row, summed; exact log-sum-exp from the logits when p underflows. */
-function sumNegLogLik(logits: Float32Array, probs: Float32Array, targets: Int32Array, V: number): { sum: number; count: number } {
-  let sum = 0;
+/** Targets >= 0 (the counted ones). */
+export function countTargets(targets: Int32Array): number {
   let count = 0;
-  for (let n = 0; n < targets.length; n++) {
-    const t = targets[n];
-    if (t < 0) continue;
-    count++;
-    const p = probs[n * V + t];
-    if (p > 1e-30) {
-      sum -= Math.log(p);
-    } else {
-      const o = n * V;
-      let max = -Infinity;
-      for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
-      let s = 0;
-      for (let j = 0; j < V; j++) s += Math.exp(logits[o + j] - max);
-      sum += Math.log(s) + max - logits[o + t];
-    }
-  }
-  return { sum, count };
+  for (const t of targets) if (t >= 0) count++;
+  return count;
 }
 
-/**
- * Host kernels: logits by XNNPACK's plain 2-D matMul against wte^T, TF.js softmax (~2-3 ms for
- * [1024, 2048], where logSoftmax takes ~20-45 ms), the SIMD cross-entropy gradient, and dx / dwte
- * by the SIMD GEMMs (nothing packed or transposed). Other shapes and cpu: plain 2-D matMuls with
- * explicit transposes and a JS pass over the probabilities.
- */
-export class HostLMHead implements LMHead {
-  logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor {
-    const x2 = rowsOf(x);
-    const wT = params.wteT ?? hostTranspose(params.wte);
-    const logits = tf.matMul(x2, wT as tf.Tensor2D); // [N, C] x [C, V]
-    if (wT !== params.wteT) wT.dispose();
-    x2.dispose();
-    return logits;
-  }
-
-  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train = true): LossForward {
-    const V = params.wte.shape[0];
-    const logits = this.logits(params, x);
-    const probs = tf.softmax(logits);
-    const { sum, count } = hostRead([logits, probs], ([l, p]) => sumNegLogLik(l, p, targets, V));
-    logits.dispose();
-    const loss = count > 0 ? sum / count : 0;
-    if (!train) {
-      probs.dispose();
-      return { loss, count, saved: SavedState.none() };
-    }
-    const x2 = rowsOf(x);
-    return { loss, count, saved: new SavedState({ xShape: x.shape, x2, probs, targets, count }, [x2, probs]) };
-  }
-
-  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
-    const { xShape, x2, probs, targets, count } = saved.take('LMHead');
-    const s = count > 0 ? dLoss / count : 0;
-    const dlogits = this.dlogits(probs, targets, s); // [N, V]
-    const { dx2, dwte } = logitsBackward(dlogits, params.wte, x2);
-    const dx = tf.reshape(dx2, xShape);
-    disposeAll(dx2, dlogits === probs ? null : dlogits);
-    saved.release();
-    return { dx, dParams: { wte: dwte } };
-  }
-
-  /** (p - onehot(target)) * s per counted row, 0 for masked rows: SIMD on wasm, else in place in JS. */
-  private dlogits(probs: tf.Tensor, targets: Int32Array, s: number): tf.Tensor {
-    const [N, V] = probs.shape;
-    if (V % 4 === 0 && simdKernels() !== null) {
-      const ids = tf.tensor1d(Float32Array.from(targets)); // float ids: exact below 2^24
-      const [dl] = simdOp([probs, ids], [[N, V]], (k, [p, t], [out]) => k.crossEntropyGrad(p, t, out, N, V, s)) as tf.Tensor[];
-      ids.dispose();
-      return dl;
-    }
-    return hostMutate(probs, (p) => {
-      for (let n = 0; n < N; n++) {
-        const o = n * V;
-        const t = targets[n];
-        if (t < 0) {
-          p.fill(0, o, o + V);
-          continue;
-        }
-        for (let j = 0; j < V; j++) p[o + j] *= s;
-        p[o + t] -= s;
-      }
-    });
-  }
-}
-
-/** Generic kernels: TF.js ops only. */
-export class TfLMHead implements LMHead {
-  logits(params: LMHeadParams, x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.matMul(rowsOf(x), params.wte as tf.Tensor2D, false, true));
-  }
-
-  forward(params: LMHeadParams, x: tf.Tensor, targets: Int32Array, train = true): LossForward {
-    const V = params.wte.shape[0];
-    const [nll, probs] = tf.tidy(() => {
-      const logp = tf.logSoftmax(this.logits(params, x));
-      const { onehot } = targetsOneHot(targets, V);
-      return [tf.neg(tf.sum(tf.mul(onehot, logp))), tf.exp(logp)];
-    });
-    const sum = hostTake(nll)[0];
-    let count = 0;
-    for (const t of targets) if (t >= 0) count++;
-    const loss = count > 0 ? sum / count : 0;
-    if (!train) {
-      probs.dispose();
-      return { loss, count, saved: SavedState.none() };
-    }
-    const x2 = rowsOf(x);
-    return { loss, count, saved: new SavedState({ xShape: x.shape, x2, probs, targets, count }, [x2, probs]) };
-  }
-
-  backward(params: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: ParamGrads } {
-    const { xShape, x2, probs, targets, count } = saved.take('LMHead');
-    const V = params.wte.shape[0];
-    const s = count > 0 ? dLoss / count : 0;
-    const [dx, dwte] = tf.tidy(() => {
-      const { onehot, mask } = targetsOneHot(targets, V);
-      const dlogits = tf.mul(tf.sub(tf.mul(probs, mask), onehot), s) as tf.Tensor2D;
-      return [tf.reshape(tf.matMul(dlogits, params.wte as tf.Tensor2D), xShape), tf.matMul(dlogits, x2 as tf.Tensor2D, true, false)];
-    });
-    saved.release();
-    return { dx, dParams: { wte: hostTake(dwte) } };
-  }
-}
-
-/** onehot [N, V] of the counted targets (masked rows all zero) and mask [N, 1]. */
-function targetsOneHot(targets: Int32Array, V: number): { onehot: tf.Tensor; mask: tf.Tensor } {
-  const clamped = Int32Array.from(targets, (t) => (t < 0 ? 0 : t));
-  const m = Float32Array.from(targets, (t) => (t < 0 ? 0 : 1));
-  const mask = tf.tensor2d(m, [targets.length, 1]);
-  const onehot = tf.mul(tf.oneHot(tf.tensor1d(clamped, 'int32'), V), mask);
-  return { onehot, mask };
-}
+export { HostLMHead, logitsBackward } from './lm-head-host.js';
+export { TfLMHead } from './lm-head-tf.js';

@@ -3,18 +3,33 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../config.js';
 import { initParams } from '../init.js';
 import { paramLayout } from '../layout.js';
+import type { GradValue } from '../layers/layer.js';
+import type { KernelSet } from '../layers/layer-set.js';
 import type { UnitParams } from '../model-params.js';
-import { GPTSegments } from '../segments.js';
+import { GPTSegments, type UnitGradBuffer } from '../segments.js';
 import { fakeTensorParallelGroups } from '../testing/fake-tp-group.js';
 import { randomTokens, useBackend } from '../testing/helpers.js';
 import { checkTensorParallel, globalFromLocals, localFromGlobal, tensorParallelLayout } from './tp-layout.js';
 
 const CONFIG: GPTConfig = { vocabSize: 37, contextLength: 8, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5 };
 
+/** A unit's gradient accumulated in host memory (tensor gradients read, then disposed). */
+function hostGradBuffer(size: number): UnitGradBuffer & { host: Float32Array } {
+  const host = new Float32Array(size);
+  return {
+    host,
+    add(offset: number, g: GradValue): void {
+      const values = g instanceof Float32Array ? g : (g.dataSync() as Float32Array);
+      for (let i = 0; i < values.length; i++) host[offset + i] += values[i];
+      if (!(g instanceof Float32Array)) g.dispose();
+    },
+  };
+}
+
 /** One forward + backward of a micro-batch through every segment, as the engine runs it. */
 async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array, targets: Int32Array, batch: number) {
-  const grads = new Map(model.units.map((u, i) => [i, new Float32Array(u.end - u.start)] as const));
-  const acquire = (units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, model.upload(u, params.subarray(model.units[u].start, model.units[u].end))]));
+  const grads = new Map(model.units.map((u, i) => [i, hostGradBuffer(u.end - u.start)] as const));
+  const acquire = (units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, model.unitParams(u, params.subarray(model.units[u].start, model.units[u].end))]));
   const saved = [];
   let x: tf.Tensor | null = null;
   let loss = { loss: NaN, count: 0 };
@@ -25,7 +40,7 @@ async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array,
     x?.dispose();
     x = r.y;
     saved.push(r.saved);
-    if (r.loss) loss = r.loss;
+    if (r.loss) loss = { loss: await r.loss.loss, count: r.loss.count }; // the loss is a pending read (awaiting a number is a no-op)
   }
   let dy: tf.Tensor | null = null;
   for (let s = model.segments.length - 1; s >= 0; s--) {
@@ -36,7 +51,7 @@ async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array,
     dy = dx;
   }
   const flat = new Float32Array(model.totalSize);
-  model.units.forEach((u, i) => flat.set(grads.get(i)!, u.start));
+  model.units.forEach((u, i) => flat.set(grads.get(i)!.host, u.start));
   return { loss, grads: flat };
 }
 
@@ -55,20 +70,22 @@ describe.each(['wasm', 'cpu'] as const)('tensor parallelism on %s', (backend) =>
     }
   });
 
-  for (const T of [2, 4]) {
-    it(`${T} ranks compute the single model's loss and, gathered, its gradients`, async () => {
+  for (const [T, kernels] of [[2, 'host'], [4, 'host'], [2, 'tf'], [4, 'tf']] as [number, KernelSet][]) {
+    it(`${T} ranks compute the single model's loss and, gathered, its gradients (${kernels} kernels)`, async () => {
       const global = initParams(CONFIG, 5);
       const B = 2;
       const tokens = randomTokens(B * CONFIG.contextLength, CONFIG.vocabSize, 1);
       const targets = randomTokens(B * CONFIG.contextLength, CONFIG.vocabSize, 2);
       targets[5] = -1;
-      const single = await run(new GPTSegments(CONFIG), global, tokens, targets, B);
+      const single = await run(new GPTSegments(CONFIG, { kernels }), global, tokens, targets, B);
+      const runRanks = () =>
+        Promise.all(fakeTensorParallelGroups(T).map((g, t) => {
+          const model = new GPTSegments(CONFIG, { tensorParallel: g, kernels });
+          return run(model, localFromGlobal(tensorParallelLayout(CONFIG, T, t), paramLayout(CONFIG), global), tokens, targets, B);
+        }));
+      await runRanks(); // creates the tf kernels' cached constants (this shard's vocabulary bounds)
       const before = tf.memory().numTensors;
-      const groups = fakeTensorParallelGroups(T);
-      const results = await Promise.all(groups.map((g, t) => {
-        const model = new GPTSegments(CONFIG, { tensorParallel: g });
-        return run(model, localFromGlobal(tensorParallelLayout(CONFIG, T, t), paramLayout(CONFIG), global), tokens, targets, B);
-      }));
+      const results = await runRanks();
       expect(tf.memory().numTensors).toBe(before);
       for (const r of results) {
         expect(r.loss.count).toBe(single.loss.count);

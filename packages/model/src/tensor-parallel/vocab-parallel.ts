@@ -10,151 +10,39 @@
  *             loss_n = log S_n + m_n - logit_n[target_n]
  *             dlogits_t = (softmax_t - onehot_t) * g / M,   dx = allreduce_t(dlogits_t wte_t),
  *             dwte_t = dlogits_t^T x
- * Three small all-reduces forward (max, then the sums of S and the target logits together) and
- * one backward (dx, the conjugate of the replicated input).
+ * Two small all-reduces in the head's forward (the max, then the sums of S and the target logits
+ * together), one in its backward (dx, the conjugate of the replicated input), and one in the
+ * embedding's forward (the partial rows).
+ *
+ * Kernels, chosen by the layer set (LayerSet.vocabParallelEmbedding / vocabParallelHead):
+ *  - vocab-parallel-host.ts: host loops over tensor memory (wasm, cpu), gradients as Float32Arrays;
+ *  - vocab-parallel-tf.ts: TF.js ops on the device; what crosses to the host is exactly what the
+ *    all-reduces carry plus the int32 ids / targets. Gradients as tensors the caller owns.
+ * Both give the loss as a promise (LossForward), already resolved: the head computes it on the
+ * host from the all-reduced sums it already has.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { hostOp, hostRead } from '../host/tensor-io.js';
-import type { EmbeddingParams } from '../layers/embedding.js';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { EmbeddingGrads, EmbeddingParams } from '../layers/embedding.js';
 import type { ParamGrads, Saved } from '../layers/layer.js';
-import { SavedState, disposeAll } from '../layers/layer.js';
-import type { LMHead, LMHeadParams } from '../layers/lm-head.js';
-import { logitsBackward } from '../layers/lm-head.js';
-import { allReduceTensor, type TensorParallelGroup } from './mappings.js';
+import type { LMHeadParams, LossForward } from '../layers/lm-head.js';
 
-interface EmbeddingSaved {
-  tokens: Int32Array;
+/** The vocab-parallel embedding of one rank (rows [v0, v0 + |V_t|) of wte). */
+export interface VocabParallelEmbeddingLayer {
+  /** tokens [B*T] (global ids) -> x [B, T, C], identical on every rank. */
+  forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train?: boolean): Promise<{ y: tf.Tensor; saved: Saved }>;
+  /** dy [B, T, C] -> this rank's dwte [|V_t|, C] and dwpe [contextLength, C] (replicated). */
+  backward(p: EmbeddingParams, saved: Saved, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads };
 }
 
-export class VocabParallelEmbedding {
-  constructor(private readonly group: TensorParallelGroup, private readonly vocabStart: number) {}
-
-  /** tokens [B*T] -> x [B, T, C]. */
-  async forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train = true): Promise<{ y: tf.Tensor; saved: SavedState<EmbeddingSaved> }> {
-    const [Vt, C] = p.wte.shape as number[];
-    const T = tokens.length / batch;
-    const v0 = this.vocabStart;
-    const [partial] = hostOp([p.wte], [[batch, T, C]], ([wte], [x]) => {
-      for (let n = 0; n < tokens.length; n++) {
-        const row = tokens[n] - v0;
-        if (row >= 0 && row < Vt) x.set(wte.subarray(row * C, row * C + C), n * C);
-        else x.fill(0, n * C, n * C + C); // wasm outputs start uninitialised
-      }
-    });
-    const summed = await allReduceTensor(partial, this.group);
-    partial.dispose();
-    const [y] = hostOp([summed, p.wpe], [[batch, T, C]], ([s, wpe], [x]) => {
-      for (let n = 0; n < tokens.length; n++) {
-        const pe = (n % T) * C;
-        const o = n * C;
-        for (let c = 0; c < C; c++) x[o + c] = s[o + c] + wpe[pe + c];
-      }
-    });
-    summed.dispose();
-    return { y, saved: train ? new SavedState({ tokens }, []) : SavedState.none() };
-  }
-
-  /** Adds this rank's gradients into caller-owned arrays dwte [|V_t|, C] and dwpe [ctx, C]. */
-  backwardInto(saved: SavedState<EmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array): void {
-    const { tokens } = saved.take('VocabParallelEmbedding');
-    const [, T, C] = dy.shape as number[];
-    const Vt = dwte.length / C;
-    const v0 = this.vocabStart;
-    hostRead([dy], ([g]) => {
-      for (let n = 0; n < tokens.length; n++) {
-        const src = n * C;
-        const pe = (n % T) * C;
-        const row = tokens[n] - v0;
-        const inShard = row >= 0 && row < Vt;
-        for (let c = 0; c < C; c++) {
-          const v = g[src + c];
-          dwpe[pe + c] += v;
-          if (inShard) dwte[row * C + c] += v;
-        }
-      }
-    });
-    saved.release();
-  }
+/** The vocab-parallel tied head and cross-entropy of one rank. */
+export interface VocabParallelHeadLayer {
+  /** x [..., C] and the global target ids [N] -> the mean loss over counted targets (identical on every rank). */
+  forward(p: LMHeadParams, x: tf.Tensor, targets: Int32Array, train?: boolean): Promise<LossForward>;
+  /** dLoss -> dx [..., C] (identical on every rank) and this rank's dwte [|V_t|, C]. */
+  backward(p: LMHeadParams, saved: Saved, dLoss: number): Promise<{ dx: tf.Tensor; dParams: ParamGrads }>;
 }
 
-interface HeadSaved {
-  xShape: number[];
-  x2: tf.Tensor;
-  probs: Float32Array;
-  targets: Int32Array;
-  count: number;
-}
-
-export class VocabParallelHead {
-  constructor(private readonly group: TensorParallelGroup, private readonly vocabStart: number, private readonly logitsOf: LMHead['logits']) {}
-
-  async forward(p: LMHeadParams, x: tf.Tensor, targets: Int32Array, train = true): Promise<{ loss: number; count: number; saved: Saved }> {
-    const logits = this.logitsOf(p, x); // [N, |V_t|]
-    const [N, Vt] = logits.shape as number[];
-    const v0 = this.vocabStart;
-    const probs = hostRead([logits], ([l]) => l.slice());
-    logits.dispose();
-    // Global max per row.
-    const max = new Float32Array(N);
-    for (let n = 0; n < N; n++) {
-      let m = -Infinity;
-      for (let j = 0, o = n * Vt; j < Vt; j++) if (probs[o + j] > m) m = probs[o + j];
-      max[n] = m;
-    }
-    if (this.group.size > 1) await this.group.allReduce(max, { op: 'max' });
-    // Sum of exp and the target's logit, from every rank at once: [S_0..S_N-1, tl_0..tl_N-1].
-    const sums = new Float32Array(2 * N);
-    for (let n = 0; n < N; n++) {
-      const o = n * Vt;
-      const t = targets[n] - v0;
-      if (targets[n] >= 0 && t >= 0 && t < Vt) sums[N + n] = probs[o + t] - max[n]; // the target's logit - max
-      let s = 0;
-      for (let j = 0; j < Vt; j++) {
-        const e = Math.exp(probs[o + j] - max[n]);
-        probs[o + j] = e;
-        s += e;
-      }
-      sums[n] = s;
-    }
-    if (this.group.size > 1) await this.group.allReduce(sums, { op: 'sum' });
-    let total = 0;
-    let count = 0;
-    for (let n = 0; n < N; n++) {
-      const inv = 1 / sums[n];
-      for (let j = 0, o = n * Vt; j < Vt; j++) probs[o + j] *= inv;
-      if (targets[n] < 0) continue;
-      total += Math.log(sums[n]) - sums[N + n];
-      count++;
-    }
-    const loss = count > 0 ? total / count : 0;
-    if (!train) return { loss, count, saved: SavedState.none() };
-    const C = x.shape[x.shape.length - 1];
-    const x2 = tf.reshape(x, [x.size / C, C]);
-    return { loss, count, saved: new SavedState<HeadSaved>({ xShape: x.shape, x2, probs, targets, count }, [x2]) };
-  }
-
-  async backward(p: LMHeadParams, saved: Saved, dLoss: number): Promise<{ dx: tf.Tensor; dParams: ParamGrads }> {
-    const { xShape, x2, probs, targets, count } = (saved as SavedState<HeadSaved>).take('VocabParallelHead');
-    const N = targets.length;
-    const Vt = probs.length / N;
-    const s = count > 0 ? dLoss / count : 0;
-    const v0 = this.vocabStart;
-    for (let n = 0; n < N; n++) {
-      const o = n * Vt;
-      if (targets[n] < 0) {
-        probs.fill(0, o, o + Vt);
-        continue;
-      }
-      for (let j = 0; j < Vt; j++) probs[o + j] *= s;
-      const t = targets[n] - v0;
-      if (t >= 0 && t < Vt) probs[o + t] -= s;
-    }
-    const dlogits = tf.tensor2d(probs, [N, Vt]);
-    const { dx2, dwte } = logitsBackward(dlogits, p.wte, x2);
-    const dxSum = await allReduceTensor(dx2, this.group);
-    const dx = tf.reshape(dxSum, xShape);
-    disposeAll(dlogits, dx2, dxSum);
-    saved.release();
-    return { dx, dParams: { wte: dwte } };
-  }
-}
+export { HostVocabParallelEmbedding, HostVocabParallelHead } from './vocab-parallel-host.js';
+/** The host-kernel classes under their former names. */
+export { HostVocabParallelEmbedding as VocabParallelEmbedding, HostVocabParallelHead as VocabParallelHead } from './vocab-parallel-host.js';
+export { TfVocabParallelEmbedding, TfVocabParallelHead } from './vocab-parallel-tf.js';

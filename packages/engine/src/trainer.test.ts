@@ -1,10 +1,20 @@
 import { encodeBf16, encodeFp16 } from '@trainer/comm';
-import { describe, expect, it } from 'vitest';
-import type { MicroBatch } from '../interfaces.js';
-import { BigramModel } from '../testing/bigram-model.js';
-import { fakeGroups } from '../testing/fake-group.js';
-import type { TrainerOptions } from '../trainer-options.js';
-import { ZeroTrainer, type ZeroOptions, type ZeroStage } from './zero-trainer.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@trainer/model';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HostDevice } from './device/host-device.js';
+import { TfDevice } from './device/tf-device.js';
+import type { CollectiveGroup, MicroBatch } from './interfaces.js';
+import { BigramModel } from './testing/bigram-model.js';
+import { fakeGroups } from './testing/fake-group.js';
+import { TfBigramModel } from './testing/tf-bigram-model.js';
+import type { TrainerOptions } from './trainer-options.js';
+import { Trainer, type TrainerConfig } from './trainer.js';
+import type { ZeroStage } from './zero/zero-strategy.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
 
 const V = 7;
 const T = 5;
@@ -33,9 +43,21 @@ function microBatches(step: number, global: number, rank: number, world: number,
   return out;
 }
 
-async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options: Omit<ZeroOptions<never>, 'stage'> = OPTIONS) {
-  const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
-  const trainers = fakeGroups(world).map((g) => new ZeroTrainer(new BigramModel(V), g, init, { ...options, stage }));
+const INIT = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
+
+type DeviceKind = 'host' | 'tf';
+
+/** A trainer on one rank: the host model on a HostDevice, or its TF.js twin on a TfDevice. */
+async function makeTrainer(device: DeviceKind, g: CollectiveGroup, options: TrainerConfig, init: Float32Array | null = INIT): Promise<Trainer<unknown>> {
+  const t = device === 'host'
+    ? new Trainer<unknown>(new BigramModel(V), new HostDevice() as never, g, options)
+    : new Trainer<unknown>(new TfBigramModel(V), new TfDevice() as never, g, options);
+  if (init) await t.init(async (_k, a, b) => init.slice(a, b));
+  return t;
+}
+
+async function train(stage: ZeroStage, world: number, micro: number, masked: boolean, steps = 12, options: Omit<TrainerConfig, 'stage'> = OPTIONS, device: DeviceKind = 'host') {
+  const trainers = await Promise.all(fakeGroups(world).map((g) => makeTrainer(device, g, { ...options, stage })));
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const results = await Promise.all(trainers.map((t, r) => t.step(step, microBatches(step, 8, r, world, micro, masked))));
@@ -48,7 +70,7 @@ async function train(stage: ZeroStage, world: number, micro: number, masked: boo
   return { losses, params: params[0], val: val[0], trainers };
 }
 
-describe('ZeroTrainer', () => {
+describe('Trainer', () => {
   it('learns: the loss falls on a learnable bigram task', async () => {
     const schedule = { lr: 0.1, minLr: 0.01, warmupSteps: 2, decaySteps: 60 };
     const { losses } = await train(0, 1, 8, false, 60, { ...OPTIONS, schedule });
@@ -74,6 +96,22 @@ describe('ZeroTrainer', () => {
     });
   }
 
+  it('on a TfDevice (state as backend tensors), every stage on 1-4 ranks follows the single-rank trajectory, and the host device\'s', async () => {
+    const host = await train(0, 1, 8, true);
+    const reference = await train(0, 1, 8, true, 12, OPTIONS, 'tf');
+    // fp32 kernels against the host model's float64 loss and update arithmetic.
+    reference.losses.forEach((l, i) => expect(Math.abs(l - host.losses[i])).toBeLessThan(1e-4 * host.losses[i]));
+    for (const stage of [0, 1, 2, 3] as const) {
+      for (const [world, micro] of [[2, 4], [2, 1], [4, 1]]) {
+        const run = await train(stage, world, micro, true, 12, OPTIONS, 'tf');
+        run.losses.forEach((l, i) => expect(Math.abs(l - reference.losses[i]), `stage ${stage} world ${world} step ${i}`).toBeLessThan(1e-5 * reference.losses[i]));
+        let maxDiff = 0;
+        run.params.forEach((p, i) => (maxDiff = Math.max(maxDiff, Math.abs(p - reference.params[i]))));
+        expect(maxDiff, `stage ${stage}, world ${world}, micro ${micro}`).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it('holds the model state each stage promises: optimizer, then gradients, then parameters partitioned', async () => {
     const world = 4;
     const runs = await Promise.all(([0, 1, 2, 3] as const).map((s) => train(s, world, 2, false, 2)));
@@ -81,9 +119,9 @@ describe('ZeroTrainer', () => {
     const own = runs[1].trainers[1].partition.shardSize * 4;
     const P = (V * V + V) * 4;
     expect(bytes[0]).toMatchObject({ params: P, master: 0, grads: P, optimizer: 2 * P });
-    expect(bytes[1]).toMatchObject({ params: P, grads: P });
-    expect(bytes[1].optimizer).toBe(2 * own);
-    expect(bytes[2]).toMatchObject({ params: P, optimizer: 2 * own });
+    // Stages 1-3 keep the master and moments of their own pieces only.
+    expect(bytes[1]).toMatchObject({ params: own, grads: P, optimizer: 2 * own });
+    expect(bytes[2]).toMatchObject({ params: own, optimizer: 2 * own });
     // Own pieces plus the unit buckets awaiting their reduce-scatter: at least the largest
     // unit (W), at most both units of this two-unit toy.
     const W = V * V * 4;
@@ -105,28 +143,27 @@ describe('ZeroTrainer', () => {
 
   it('refuses a stage that does not exist', () => {
     const [g] = fakeGroups(1);
-    expect(() => new ZeroTrainer(new BigramModel(V), g, new Float32Array(V * V + V), { ...OPTIONS, stage: 4 as ZeroStage })).toThrow(/ZeRO stage 4/);
+    expect(() => new Trainer(new BigramModel(V), new HostDevice(), g, { ...OPTIONS, stage: 4 as ZeroStage })).toThrow(/ZeRO stage 4/);
   });
 });
 
-describe('ZeroTrainer state export and import', () => {
+describe('Trainer state export and import', () => {
   it('resumes exactly, also into another stage and world size (resharding by flat ranges)', async () => {
     const steps = 6;
     const full = await train(2, 4, 2, true, steps);
     // Train 3 steps under stage 3 on 2 ranks, export, and continue under other layouts.
-    const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
-    const first = fakeGroups(2).map((g) => new ZeroTrainer(new BigramModel(V), g, init, { ...OPTIONS, stage: 3 }));
+    const first = await Promise.all(fakeGroups(2).map((g) => makeTrainer('host', g, { ...OPTIONS, stage: 3 })));
     for (let step = 0; step < 3; step++) await Promise.all(first.map((t, r) => t.step(step, microBatches(step, 8, r, 2, 2, true))));
     const store = { params: new Float32Array(V * V + V), m: new Float32Array(V * V + V), v: new Float32Array(V * V + V) };
     let optimizerStep = 0;
     for (const t of first) {
-      const e = t.exportPieces();
+      const e = await t.exportPieces();
       optimizerStep = e.optimizerStep;
       for (const p of e.pieces) for (const k of ['params', 'm', 'v'] as const) store[k].set(p[k], p.flatStart);
     }
     const read = async (k: 'params' | 'm' | 'v', a: number, b: number) => store[k].slice(a, b);
     for (const [stage, world] of [[3, 2], [0, 1], [1, 4], [2, 4]] as const) {
-      const resumed = fakeGroups(world).map((g) => new ZeroTrainer(new BigramModel(V), g, new Float32Array(V * V + V), { ...OPTIONS, stage }));
+      const resumed = await Promise.all(fakeGroups(world).map((g) => makeTrainer('host', g, { ...OPTIONS, stage }, null)));
       await Promise.all(resumed.map((t) => t.importState(optimizerStep, read)));
       const losses: number[] = [];
       for (let step = 3; step < steps; step++) {
@@ -140,7 +177,7 @@ describe('ZeroTrainer state export and import', () => {
   });
 });
 
-describe('ZeroTrainer in mixed precision', () => {
+describe('Trainer in mixed precision', () => {
   it('bf16 and fp16 hold parameters and gradients in 16 bits, keep an fp32 master, and track fp32', async () => {
     const schedule = { lr: 0.1, minLr: 0.01, warmupSteps: 2, decaySteps: 40 };
     const fp32 = await train(0, 1, 8, false, 40, { ...OPTIONS, schedule });
@@ -153,12 +190,12 @@ describe('ZeroTrainer in mixed precision', () => {
         const bytes = run.trainers[0].modelStateBytes();
         const own = run.trainers[0].partition.shardSize;
         const P = V * V + V;
-        expect(bytes.params, `${precision} stage ${stage}`).toBe(2 * (stage === 3 ? own : P)); // 16-bit working copy
+        expect(bytes.params, `${precision} stage ${stage}`).toBe(0); // the working copy is the compute copy, rounded from the master
         expect(bytes.master).toBe(4 * (stage === 0 ? P : own)); // fp32 master, partitioned from stage 1
         // A checkpoint's 16-bit parameters: the working copy's codes, exactly the master's rounding, on every rank.
         const covered = new Uint8Array(P);
         for (const t of run.trainers) {
-          const e = t.exportPieces();
+          const e = await t.exportPieces();
           expect(e.precision).toBe(precision);
           for (const p of e.pieces) {
             const rounded = new Uint16Array(p.params.length);
@@ -170,13 +207,31 @@ describe('ZeroTrainer in mixed precision', () => {
         expect(covered.every((c) => c === 1)).toBe(true);
       }
     }
-    expect(fp32.trainers[0].exportPieces().pieces.every((p) => p.params16 === undefined)).toBe(true);
+    expect((await fp32.trainers[0].exportPieces()).pieces.every((p) => p.params16 === undefined)).toBe(true);
+  });
+
+  it('on a TfDevice too: bf16 and fp16 track fp32 on every stage, with no tensor left behind', async () => {
+    const schedule = { lr: 0.1, minLr: 0.01, warmupSteps: 2, decaySteps: 40 };
+    const fp32 = await train(0, 1, 8, false, 40, { ...OPTIONS, schedule }, 'tf');
+    for (const precision of ['bf16', 'fp16'] as const) {
+      for (const [stage, world] of [[0, 1], [1, 2], [2, 4], [3, 4]] as const) {
+        const options = { ...OPTIONS, schedule, precision, lossScaler: { initialScale: 256 } };
+        // A first run creates the kernels' cached constants (kept for the process).
+        for (const t of (await train(stage, world, 2, false, 2, options, 'tf')).trainers) t.dispose();
+        const before = tf.memory().numTensors;
+        const run = await train(stage, world, 2, false, 40, options, 'tf');
+        expect(Math.abs(run.losses[39] - fp32.losses[39]), `${precision} stage ${stage}`).toBeLessThan(0.02 * fp32.losses[39]);
+        const bytes = run.trainers[0].modelStateBytes();
+        expect(bytes.master).toBe(4 * (stage === 0 ? V * V + V : run.trainers[0].partition.shardSize));
+        for (const t of run.trainers) t.dispose();
+        expect(tf.memory().numTensors, `${precision} stage ${stage}`).toBe(before);
+      }
+    }
   });
 
   it('fp16 skips a step whose gradients overflow and halves the loss scale', async () => {
     const [g] = fakeGroups(1);
-    const init = Float32Array.from({ length: V * V + V }, (_, i) => Math.sin(i) * 0.1);
-    const t = new ZeroTrainer(new BigramModel(V), g, init, { ...OPTIONS, stage: 0, precision: 'fp16', lossScaler: { initialScale: 2 ** 24 } });
+    const t = await makeTrainer('host', g, { ...OPTIONS, stage: 0, precision: 'fp16', lossScaler: { initialScale: 2 ** 24 } });
     const mb = microBatches(0, 8, 0, 1, 8, false);
     const before = await t.fullParams();
     const r = await t.step(0, mb); // 2^24 x gradients of order 0.1 overflow fp16's 65504

@@ -1,0 +1,327 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { shardRange } from '@trainer/comm';
+import { constant } from '@trainer/model';
+import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } from '../interfaces.js';
+import type { AdamWStep, Device, PieceOptimizerState, Precision, Range } from './device.js';
+import { roundInPlace } from './host-device.js';
+import { roundOnDevice } from './device-rounding.js';
+
+/**
+ * State as TF.js tensors on the active backend, for the 'tf' kernel set: on tfjs-node-gpu the
+ * master weights, AdamW's moments and the gradients live in GPU memory, and the update is a
+ * handful of element-wise kernels per piece. Values cross to the host only inside the
+ * collectives, and only the bytes the wire needs: a reduce-scatter downloads the other ranks'
+ * pieces (its own piece's sum is uploaded and added on the device), an fp32 all-gather downloads
+ * this rank's piece and uploads the others'. Reads are awaited (`data()`), never synchronous.
+ *
+ * TF.js has no 16-bit float dtype: a bf16/fp16 vector is an fp32 tensor whose values are
+ * rounded to the format (device-rounding.ts); what travels is encoded by the wire codec.
+ */
+export class DeviceVector {
+  constructor(readonly t: tf.Tensor1D, readonly precision: Precision) {}
+}
+
+/** Backward's gradient of one unit: one tensor per parameter (by offset), summed as they come. */
+class TfGradBuffer implements GradBuffer {
+  readonly entries = new Map<number, tf.Tensor1D>();
+
+  constructor(readonly length: number, private readonly live: LiveBytes) {}
+
+  add(offset: number, g: Float32Array | TensorLike): void {
+    const flat: tf.Tensor1D = g instanceof Float32Array ? tf.tensor1d(g) : reshape1d(g as tf.Tensor);
+    if (!(g instanceof Float32Array)) (g as tf.Tensor).dispose();
+    const had = this.entries.get(offset);
+    if (had) {
+      if (had.size !== flat.size) throw new Error(`internal: gradient at offset ${offset} has ${flat.size} elements, ${had.size} before`);
+      this.entries.set(offset, tf.add(had, flat));
+      had.dispose();
+      flat.dispose();
+      return;
+    }
+    if (offset + flat.size > this.length) throw new Error(`internal: gradient [${offset}, ${offset + flat.size}) outside a unit of ${this.length}`);
+    this.entries.set(offset, flat);
+    this.live.change(4 * flat.size);
+  }
+
+  dispose(): void {
+    for (const t of this.entries.values()) {
+      this.live.change(-4 * t.size);
+      t.dispose();
+    }
+    this.entries.clear();
+  }
+}
+
+/** Bytes of gradient entries alive, and the most at once. */
+class LiveBytes {
+  now = 0;
+  peak = 0;
+  change(delta: number): void {
+    this.now += delta;
+    if (this.now > this.peak) this.peak = this.now;
+  }
+}
+
+/**
+ * A tensor of host values. The cpu backend adopts the array it is given: a view would keep its
+ * whole buffer alive (and share it), so views are copied there.
+ */
+function upload(values: Float32Array): tf.Tensor1D {
+  const view = values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength;
+  return tf.tensor1d(view && tf.getBackend() === 'cpu' ? values.slice() : values);
+}
+
+function reshape1d(t: tf.Tensor): tf.Tensor1D {
+  return tf.reshape(t, [t.size]) as tf.Tensor1D;
+}
+
+function tfBuffer(buf: GradBuffer): TfGradBuffer {
+  if (!(buf instanceof TfGradBuffer)) throw new Error('internal: a gradient buffer of another device');
+  return buf;
+}
+
+/** The per-step scalars of one AdamW update, uploaded once and shared by every piece. */
+interface AdamWScalars {
+  gradFactor: tf.Scalar;
+  stepSize: tf.Scalar;
+  invSqrtBc2: tf.Scalar;
+  decay: tf.Scalar;
+  dispose(): void;
+}
+
+export class TfDevice implements Device<DeviceVector, tf.Scalar> {
+  readonly kind = 'tf' as const;
+  /** Gradient bytes alive: buffers' entries, and flattened gradients until disposed. */
+  private readonly live = new LiveBytes();
+  private readonly flattened = new WeakSet<tf.Tensor>();
+  private stepScalars: { h: AdamWStep; s: AdamWScalars } | null = null;
+
+  zeros(length: number, precision: Precision): DeviceVector {
+    return new DeviceVector(tf.fill([length], 0) as tf.Tensor1D, precision); // a kernel: nothing uploaded
+  }
+
+  fromHost(values: Float32Array, precision: Precision): DeviceVector {
+    if (precision !== 'fp32') {
+      values = values.slice();
+      roundInPlace(values, precision);
+    }
+    return new DeviceVector(tf.tensor1d(values), precision);
+  }
+
+  async toHost(v: DeviceVector, start = 0, end = v.t.size): Promise<Float32Array> {
+    const part = start === 0 && end === v.t.size ? v.t : tf.slice(v.t, [start], [end - start]);
+    try {
+      const values = (await part.data()) as Float32Array;
+      // The cpu backend hands out its own storage: copy before anyone writes into it.
+      return tf.getBackend() === 'cpu' ? values.slice() : values;
+    } finally {
+      if (part !== v.t) part.dispose();
+    }
+  }
+
+  length(v: DeviceVector): number {
+    return v.t.size;
+  }
+
+  bytes(v: DeviceVector): number {
+    return 4 * v.t.size;
+  }
+
+  slice(v: DeviceVector, start: number, end: number): DeviceVector {
+    return new DeviceVector(tf.slice(v.t, [start], [end - start]), v.precision);
+  }
+
+  add(acc: DeviceVector, x: DeviceVector): DeviceVector {
+    const sum = tf.add(acc.t, x.t) as tf.Tensor1D;
+    this.dispose(acc);
+    return this.stored(sum, acc.precision);
+  }
+
+  rounded(v: DeviceVector, precision: Precision): DeviceVector {
+    return new DeviceVector(precision === 'fp32' ? tf.clone(v.t) : (roundOnDevice(v.t, precision, constant) as tf.Tensor1D), 'fp32');
+  }
+
+  computeValues(v: DeviceVector): tf.Tensor1D {
+    return v.t;
+  }
+
+  dispose(v: DeviceVector): void {
+    if (this.flattened.has(v.t)) {
+      this.flattened.delete(v.t);
+      this.live.change(-4 * v.t.size);
+    }
+    v.t.dispose();
+  }
+
+  release(): void {
+    this.stepScalars?.s.dispose();
+    this.stepScalars = null;
+  }
+
+  gradBuffer(length: number): GradBuffer {
+    return new TfGradBuffer(length, this.live);
+  }
+
+  flatten(buf: GradBuffer, precision: Precision): DeviceVector {
+    const b = tfBuffer(buf);
+    // The entries in offset order, zeros where a parameter got no gradient.
+    const parts: tf.Tensor1D[] = [];
+    const zeros: tf.Tensor1D[] = [];
+    const gap = (n: number) => parts.push(zeros[zeros.push(tf.fill([n], 0) as tf.Tensor1D) - 1]);
+    let pos = 0;
+    for (const offset of [...b.entries.keys()].sort((x, y) => x - y)) {
+      const t = b.entries.get(offset)!;
+      if (offset > pos) gap(offset - pos);
+      parts.push(t);
+      pos = offset + t.size;
+    }
+    if (pos < b.length) gap(b.length - pos);
+    const flat = parts.length === 1 ? tf.clone(parts[0]) : (tf.concat(parts) as tf.Tensor1D);
+    tf.dispose(zeros);
+    b.dispose();
+    const out = this.stored(flat, precision);
+    this.flattened.add(out.t);
+    this.live.change(4 * out.t.size);
+    return out;
+  }
+
+  dropGradBuffer(buf: GradBuffer): void {
+    tfBuffer(buf).dispose();
+  }
+
+  get gradBufferBytes(): number {
+    return this.live.peak;
+  }
+
+  sumOfSquares(v: DeviceVector, start: number, end: number): tf.Scalar {
+    return tf.tidy(() => tf.sum(tf.square(start === 0 && end === v.t.size ? v.t : tf.slice(v.t, [start], [end - start]))));
+  }
+
+  async total(parts: readonly tf.Scalar[]): Promise<number> {
+    const t = tf.addN([constant(0), ...parts]);
+    tf.dispose([...parts]);
+    try {
+      return (await t.data())[0];
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /**
+   * AdamW as element-wise kernels (adamw.ts has the math):
+   *   g = grad * factor;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+   *   p = p - lr wd mask p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+   * with mask 1 on the decay ranges, built per call from fills (no persistent mask memory).
+   */
+  adamw(state: PieceOptimizerState<DeviceVector>, grad: DeviceVector, decay: readonly Range[], h: AdamWStep): void {
+    const s = this.scalarsFor(h);
+    const c = constant;
+    const n = grad.t.size;
+    const [master, m, v] = tf.tidy(() => {
+      const g = h.gradFactor === 1 ? grad.t : tf.mul(grad.t, s.gradFactor);
+      const m = tf.add(tf.mul(state.m.t, c(h.beta1)), tf.mul(g, c(1 - h.beta1)));
+      const v = tf.add(tf.mul(state.v.t, c(h.beta2)), tf.mul(tf.square(g), c(1 - h.beta2)));
+      const denom = tf.add(tf.mul(tf.sqrt(v), s.invSqrtBc2), c(h.eps));
+      const mask = h.weightDecay !== 0 ? decayMask(decay, n) : null;
+      // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
+      const decayed = mask ? tf.sub(state.master.t, tf.mul(tf.mul(state.master.t, mask), s.decay)) : state.master.t;
+      const p = tf.sub(decayed, tf.div(tf.mul(m, s.stepSize), denom));
+      return [p, m, v] as tf.Tensor1D[];
+    });
+    tf.dispose([state.master.t, state.m.t, state.v.t]);
+    state.master = new DeviceVector(master, 'fp32');
+    state.m = new DeviceVector(m, 'fp32');
+    state.v = new DeviceVector(v, 'fp32');
+  }
+
+  async allReduce(v: DeviceVector, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
+    if (group.size === 1) return v;
+    const values = await this.toHost(v);
+    await group.allReduce(values, { op: 'sum', codec });
+    this.dispose(v);
+    return this.stored(tf.tensor1d(values), v.precision);
+  }
+
+  async allReduceRange(v: DeviceVector, start: number, end: number, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
+    if (group.size === 1 || end <= start) return v;
+    const values = await this.toHost(v, start, end);
+    await group.allReduce(values, { op: 'sum', codec });
+    const n = v.t.size;
+    const reduced = tf.tensor1d(values);
+    const parts = [start > 0 ? tf.slice(v.t, [0], [start]) : null, reduced, end < n ? tf.slice(v.t, [end], [n - end]) : null].filter((t): t is tf.Tensor1D => t !== null);
+    const out = parts.length === 1 ? reduced : (tf.concat(parts) as tf.Tensor1D);
+    if (out !== reduced) tf.dispose(parts);
+    this.dispose(v);
+    return this.stored(out, v.precision);
+  }
+
+  /**
+   * Downloads every piece but this rank's own (those are what it sends), reduces with zeros in
+   * its own piece, uploads its piece's sum of the other ranks and adds its own values on the
+   * device: the ring adds a rank's own values last too, so the sum is the same.
+   */
+  async reduceScatter(v: DeviceVector, group: CollectiveGroup, codec: WireCodec, precision: Precision): Promise<DeviceVector> {
+    const n = v.t.size;
+    if (group.size === 1) {
+      const own = this.stored(tf.clone(v.t), precision);
+      this.dispose(v);
+      return own;
+    }
+    const { start, end } = shardRange(n, group.size, group.rank);
+    const host = new Float32Array(n);
+    if (start > 0) host.set(await this.toHost(v, 0, start), 0);
+    if (end < n) host.set(await this.toHost(v, end, n), end);
+    const others = await group.reduceScatter(host, { op: 'sum', codec });
+    const sum = tf.tidy(() => tf.add(upload(others), tf.slice(v.t, [start], [end - start]))) as tf.Tensor1D;
+    this.dispose(v);
+    return this.stored(sum, precision);
+  }
+
+  async allGather(own: DeviceVector, length: number, group: CollectiveGroup, codec: WireCodec): Promise<DeviceVector> {
+    if (group.size === 1) return new DeviceVector(tf.clone(own.t), 'fp32');
+    const full = await group.allGather(await this.toHost(own), length, { codec });
+    if (codec !== 'fp32') return new DeviceVector(tf.tensor1d(full), 'fp32'); // this rank's piece as the wire rounded it
+    const { start, end } = shardRange(length, group.size, group.rank);
+    const parts = [start > 0 ? upload(full.subarray(0, start)) : null, own.t, end < length ? upload(full.subarray(end)) : null].filter((t): t is tf.Tensor1D => t !== null);
+    const out = parts.length === 1 ? tf.clone(own.t) : (tf.concat(parts) as tf.Tensor1D);
+    for (const p of parts) if (p !== own.t) p.dispose();
+    return new DeviceVector(out, 'fp32');
+  }
+
+  /** `t` as a vector of `precision` (rounded for 16 bits; consumes t). */
+  private stored(t: tf.Tensor1D, precision: Precision): DeviceVector {
+    if (precision === 'fp32') return new DeviceVector(t, precision);
+    const r = roundOnDevice(t, precision, constant) as tf.Tensor1D;
+    t.dispose();
+    return new DeviceVector(r, precision);
+  }
+
+  private scalarsFor(h: AdamWStep): AdamWScalars {
+    if (this.stepScalars?.h !== h) {
+      this.stepScalars?.s.dispose();
+      const s = {
+        gradFactor: tf.keep(tf.scalar(h.gradFactor)),
+        stepSize: tf.keep(tf.scalar(h.lr / h.bc1)),
+        invSqrtBc2: tf.keep(tf.scalar(1 / Math.sqrt(h.bc2))),
+        decay: tf.keep(tf.scalar(h.lr * h.weightDecay)),
+        dispose: () => tf.dispose([s.gradFactor, s.stepSize, s.invSqrtBc2, s.decay]),
+      };
+      this.stepScalars = { h, s };
+    }
+    return this.stepScalars.s;
+  }
+}
+
+/** 1 on the decay ranges of a piece of n elements, 0 elsewhere (null: no decay anywhere). */
+function decayMask(decay: readonly Range[], n: number): tf.Tensor1D | null {
+  if (decay.length === 0) return null;
+  const parts: tf.Tensor1D[] = [];
+  let pos = 0;
+  for (const r of decay) {
+    if (r.start > pos) parts.push(tf.fill([r.start - pos], 0) as tf.Tensor1D);
+    parts.push(tf.fill([r.end - r.start], 1) as tf.Tensor1D);
+    pos = r.end;
+  }
+  if (pos < n) parts.push(tf.fill([n - pos], 0) as tf.Tensor1D);
+  return parts.length === 1 ? parts[0] : (tf.concat(parts) as tf.Tensor1D);
+}

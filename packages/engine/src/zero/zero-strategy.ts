@@ -1,0 +1,173 @@
+import type { AdamWConfig } from '../adamw.js';
+import type { Device, Precision } from '../device/device.js';
+import { gradientBuckets } from '../gradient-sync.js';
+import type { CollectiveGroup, Disposable, SegmentedModel } from '../interfaces.js';
+import type { ParamSource } from '../segment-runner.js';
+import { FullGradSink, ShardedGradSink, type StepGradients } from './grad-sinks.js';
+import { GatheredParams, ResidentParams } from './param-sources.js';
+import type { ZeroPartition } from './partition.js';
+import { roundedCopy, ZeroState, type StateReader } from './zero-state.js';
+
+export type ZeroStage = 0 | 1 | 2 | 3;
+
+/**
+ * ZeRO (Rajbhandari et al., 2020) as one table: what each stage partitions over the data-parallel
+ * group, and so how it reduces gradients and makes updated parameters available again.
+ *
+ *   stage  parameters           gradients                optimizer   reduce            redistribute
+ *   0      resident             full                     replicated  all-reduce        round the master
+ *   1      resident             full                     own pieces  reduce-scatter    all-gather
+ *   2      resident             own pieces, reduced      own pieces  (during backward) all-gather
+ *                               per unit in backward
+ *   3      own pieces, gathered own pieces, reduced      own pieces  (during backward) none: gathered when
+ *          per segment          per unit in backward                                   a segment runs
+ *
+ * Stage 1 accumulates full gradients locally over micro-batches and reduce-scatters them once (a
+ * rank updates only its own pieces, so it needs only their sums): the traffic stays data
+ * parallelism's 2(N-1)/N x model bytes, as the paper's P_os. Pieces follow ZeroPartition.
+ */
+interface StagePlan {
+  params: 'resident' | 'gathered';
+  grads: 'full' | 'sharded';
+  optimizer: 'replicated' | 'partitioned';
+  reduce: 'all-reduce' | 'reduce-scatter' | 'during-backward';
+  redistribute: 'round-master' | 'all-gather' | 'none';
+}
+
+const STAGES: Record<ZeroStage, StagePlan> = {
+  0: { params: 'resident', grads: 'full', optimizer: 'replicated', reduce: 'all-reduce', redistribute: 'round-master' },
+  1: { params: 'resident', grads: 'full', optimizer: 'partitioned', reduce: 'reduce-scatter', redistribute: 'all-gather' },
+  2: { params: 'resident', grads: 'sharded', optimizer: 'partitioned', reduce: 'during-backward', redistribute: 'all-gather' },
+  3: { params: 'gathered', grads: 'sharded', optimizer: 'partitioned', reduce: 'during-backward', redistribute: 'none' },
+};
+
+export interface ZeroStrategyOptions {
+  precision: Precision;
+  adamw: AdamWConfig;
+  /** Stage 0: the largest all-reduce, in bytes of fp32 (PyTorch DDP's bucket; larger units go in several). */
+  bucketBytes: number;
+}
+
+/** A stage's parts, built once: its parameter source, gradient sink and optimizer state, and its two phases. */
+export class ZeroStrategy<V, P extends Disposable> {
+  readonly plan: StagePlan;
+  readonly state: ZeroState<V>;
+  readonly params: ParamSource<P> & { dispose?(): void };
+  readonly grads: StepGradients<V>;
+  private readonly resident: ResidentParams<V, P> | null;
+  private readonly gathered: GatheredParams<V, P> | null;
+
+  constructor(
+    readonly stage: ZeroStage,
+    private readonly model: SegmentedModel<Disposable, P>,
+    private readonly device: Device<V>,
+    private readonly group: CollectiveGroup,
+    partition: ZeroPartition,
+    private readonly o: ZeroStrategyOptions,
+  ) {
+    this.plan = STAGES[stage];
+    this.state = new ZeroState(model.units, partition, this.plan.optimizer === 'replicated', device, o.adamw, model.decayRanges);
+    const codec = o.precision; // parameters and gradients travel in the run's precision
+    this.resident = this.plan.params === 'resident' ? new ResidentParams(model, device) : null;
+    this.gathered = this.plan.params === 'gathered' ? new GatheredParams(model, device, group, (u) => this.state.master(u), codec) : null;
+    this.params = (this.resident ?? this.gathered)!;
+    this.grads = this.plan.grads === 'full'
+      ? new FullGradSink(model, device, o.precision)
+      : new ShardedGradSink(model, device, group, this.state.ranges.map((r) => r.end - r.start), o.precision, codec);
+  }
+
+  /**
+   * Loads the model (and the optimizer's moments, `withOptimizer`) unit by unit: a rank reads
+   * only what it keeps, the full unit where compute keeps it resident, else its own piece.
+   */
+  async load(read: StateReader, withOptimizer: boolean): Promise<void> {
+    for (const [u, unit] of this.model.units.entries()) {
+      const r = this.state.ranges[u];
+      let master: Float32Array;
+      if (this.resident) {
+        const full = await read('params', unit.start, unit.end);
+        const compute = this.device.fromHost(roundedCopy(full, this.o.precision), 'fp32');
+        this.resident.refresh(u, compute);
+        this.device.dispose(compute);
+        master = r.start === 0 && r.end === full.length ? full : full.slice(r.start, r.end);
+      } else {
+        master = await read('params', unit.start + r.start, unit.start + r.end);
+      }
+      const m = withOptimizer ? await read('m', unit.start + r.start, unit.start + r.end) : undefined;
+      const v = withOptimizer ? await read('v', unit.start + r.start, unit.start + r.end) : undefined;
+      this.state.setPiece(u, master, m, v);
+    }
+  }
+
+  /**
+   * Phase "reduce": after the last micro-batch, each unit's gradient summed over the group, as
+   * far as this rank needs it: the whole unit (replicated optimizer) or its optimizer range.
+   */
+  async reduce(): Promise<V[]> {
+    const { device, group } = this;
+    const codec = this.o.precision;
+    if (this.plan.reduce === 'during-backward') {
+      await this.grads.flush();
+      return this.grads.take();
+    }
+    const grads = this.grads.take();
+    if (this.plan.reduce === 'reduce-scatter') {
+      const out: V[] = [];
+      for (const g of grads) out.push(await device.reduceScatter(g, group, codec, this.o.precision));
+      return out;
+    }
+    for (const [u, g] of grads.entries()) {
+      const buckets = gradientBuckets(device.length(g), this.o.bucketBytes);
+      if (buckets.length <= 1) grads[u] = await device.allReduce(g, group, codec);
+      else for (const b of buckets) grads[u] = await device.allReduceRange(grads[u], b.start, b.end, group, codec);
+    }
+    return grads;
+  }
+
+  /** Phase "redistribute": compute reads the updated masters (rounded to the run's precision). */
+  async redistribute(): Promise<void> {
+    const { device, resident } = this;
+    if (!resident) return; // stage 3 gathers when a segment runs
+    for (const [u, unit] of this.model.units.entries()) {
+      const master = this.state.master(u);
+      if (this.plan.redistribute === 'round-master') {
+        if (this.o.precision === 'fp32') {
+          resident.refresh(u, master);
+        } else {
+          const working = device.rounded(master, this.o.precision);
+          resident.refresh(u, working);
+          device.dispose(working);
+        }
+      } else {
+        const full = await device.allGather(master, unit.end - unit.start, this.group, this.o.precision);
+        resident.refresh(u, full);
+        device.dispose(full);
+      }
+    }
+  }
+
+  /** Unit u's working parameters in full, on the host (a collective when the optimizer is partitioned). */
+  async fullUnit(u: number): Promise<Float32Array> {
+    const master = this.state.master(u);
+    const full = this.plan.optimizer === 'replicated'
+      ? this.device.rounded(master, this.o.precision)
+      : await this.device.allGather(master, this.model.units[u].end - this.model.units[u].start, this.group, this.o.precision);
+    try {
+      return await this.device.toHost(full);
+    } finally {
+      this.device.dispose(full);
+    }
+  }
+
+  /** Bytes of compute parameters: resident, or the most gathered at once (values waiting included). */
+  get computeBytes(): number {
+    return this.resident ? this.resident.residentBytes : this.gathered!.peakResidentBytes + this.gathered!.peakGatheredBytes;
+  }
+
+  dispose(): void {
+    this.resident?.dispose();
+    this.gathered?.finish();
+    this.grads.reset();
+    this.state.dispose();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The embedding on the host-kernel path (wasm, cpu); see embedding.ts for the math. The gather
+ * and the scatter-add run as JS loops over tensor memory (host/tensor-io.ts).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { hostOp, hostRead } from '../host/tensor-io.js';
+import type { EmbeddingGrads, EmbeddingLayer, EmbeddingParams, TokenBatch } from './embedding.js';
+import { SavedState } from './layer.js';
+
+interface HostEmbeddingSaved {
+  tokens: Int32Array;
+  batch: number;
+}
+
+/** Host kernels: a JS row gather straight from the parameter tensors. */
+export class HostEmbedding implements EmbeddingLayer {
+  /** tokens [B*T] -> x [B, T, C]. */
+  forward(params: EmbeddingParams, input: TokenBatch, train = true): { y: tf.Tensor; saved: SavedState<HostEmbeddingSaved> } {
+    const { tokens, batch } = input;
+    const C = (params.wte.shape as number[])[1];
+    const T = tokens.length / batch;
+    const [y] = hostOp([params.wte, params.wpe], [[batch, T, C]], ([wte, wpe], [x]) => {
+      for (let n = 0; n < tokens.length; n++) {
+        const te = tokens[n] * C;
+        const pe = (n % T) * C;
+        const dst = n * C;
+        for (let c = 0; c < C; c++) x[dst + c] = wte[te + c] + wpe[pe + c];
+      }
+    });
+    return { y, saved: train ? new SavedState({ tokens, batch }, []) : SavedState.none() };
+  }
+
+  /** dy [B, T, C] -> gradients of wte [V, C] and wpe [contextLength, C] as fresh arrays; no input gradient. */
+  backward(params: EmbeddingParams, saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads<Float32Array> } {
+    const [V, C] = params.wte.shape;
+    const dwte = new Float32Array(V * C);
+    const dwpe = new Float32Array(params.wpe.shape[0] * C);
+    this.backwardInto(saved, dy, dwte, dwpe);
+    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
+  }
+
+  /**
+   * The same gradient, ADDED into caller-owned arrays (row-major [V, C] and [contextLength, C]).
+   * Needs no parameter values: an engine that shards parameters need not gather them for this.
+   */
+  backwardInto(saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array): void {
+    const { tokens } = saved.take('Embedding');
+    const [, T, C] = dy.shape as number[];
+    hostRead([dy], ([g]) => {
+      for (let n = 0; n < tokens.length; n++) {
+        const src = n * C;
+        const te = tokens[n] * C;
+        const pe = (n % T) * C;
+        for (let c = 0; c < C; c++) {
+          const v = g[src + c];
+          dwte[te + c] += v;
+          dwpe[pe + c] += v;
+        }
+      }
+    });
+    saved.release();
+  }
+}

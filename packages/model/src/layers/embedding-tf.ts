@@ -1,0 +1,61 @@
+/**
+ * The embedding with TF.js ops only; see embedding.ts for the math. The token ids cross once per
+ * micro-batch (an int32 upload in forward, kept in the saved state for backward); the gather,
+ * the scatter-add and both gradients stay on the device.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { EmbeddingGrads, EmbeddingLayer, EmbeddingParams, TokenBatch } from './embedding.js';
+import { SavedState } from './layer.js';
+
+interface TfEmbeddingSaved {
+  /** The token ids [B*T], int32, on the device. */
+  ids: tf.Tensor1D;
+}
+
+/**
+ * dwpe from dy [B, T, C]: the sum over the batch [T, C], zero-padded to [contextLength, C]
+ * (positions past T get no gradient). A device op, not tf.zeros (which builds a host array).
+ */
+export function positionGradient(dy: tf.Tensor, contextLength: number): tf.Tensor {
+  return tf.tidy(() => {
+    const T = (dy.shape as number[])[1];
+    const perPosition = tf.sum(dy, 0); // [B, T, C] -> [T, C]
+    return T < contextLength ? tf.pad(perPosition, [[0, contextLength - T], [0, 0]]) : perPosition;
+  });
+}
+
+/** Generic kernels: tf.gather forward, tf.scatterND backward. */
+export class TfEmbedding implements EmbeddingLayer {
+  /** tokens [B*T] -> x [B, T, C]. */
+  forward(params: EmbeddingParams, input: TokenBatch, train = true): { y: tf.Tensor; saved: SavedState<TfEmbeddingSaved> } {
+    const { tokens, batch } = input;
+    const C = (params.wte.shape as number[])[1];
+    const T = tokens.length / batch;
+    const ids = tf.tensor1d(tokens, 'int32'); // the micro-batch's one upload
+    const y = tf.tidy(() => {
+      const tok = tf.gather(params.wte, ids); // [B*T, C]
+      const pos = tf.slice(params.wpe, [0, 0], [T, C]); // [T, C]
+      return tf.add(tf.reshape(tok, [batch, T, C]), pos); // [B, T, C]
+    });
+    if (!train) {
+      ids.dispose();
+      return { y, saved: SavedState.none() };
+    }
+    return { y, saved: new SavedState({ ids }, [ids]) };
+  }
+
+  /**
+   * dy [B, T, C] -> dwte [V, C] by scatterND of dy's rows at the token ids (ScatterNd sums
+   * duplicate indices, as TensorFlow's scatter_nd does: checked on wasm and cpu against the host
+   * scatter-add) and dwpe [contextLength, C]. Tensors the caller owns; no input gradient.
+   */
+  backward(params: EmbeddingParams, saved: SavedState<TfEmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads<tf.Tensor> } {
+    const { ids } = saved.take('Embedding');
+    const [V, C] = params.wte.shape;
+    const N = ids.size;
+    const dwte = tf.tidy(() => tf.scatterND(tf.reshape(ids, [N, 1]), tf.reshape(dy, [N, C]), [V, C])); // [N, C] rows -> [V, C]
+    const dwpe = positionGradient(dy, params.wpe.shape[0]);
+    saved.release();
+    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
+  }
+}
