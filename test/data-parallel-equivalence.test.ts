@@ -9,11 +9,16 @@ afterEach(() => killAllStarted());
 /**
  * Equivalence, the test of data parallelism: the same model, data and global batch on 1, 2 and
  * 4 workers (and with gradient accumulation) must follow the same trajectory. Only the order of
- * fp32 additions differs (ring reduction, micro-batch accumulation), so losses agree to ~1e-6
- * relative and parameters to a few ulps of their scale.
+ * fp32 additions differs (ring reduction, micro-batch accumulation), so losses agree to ~1e-7
+ * relative and nearly every parameter to a few ulps. Adam divides each element's step by its own
+ * gradient's scale, so an element whose gradient is near zero turns a last-bit difference of
+ * that gradient into a visible difference of its update: measured (seed 1337, 6 steps, lr 3e-3),
+ * one element of h.0.mlp.c_proj.weight differs by 2.2e-5 between 1 worker with 8 sequences per
+ * micro-batch and 1 worker with 4, exactly as much as between 1 worker and 2 or 4, and every
+ * other parameter by far less. The parameter bound is set above that single-process reordering.
  */
 const LOSS_RTOL = 2e-5;
-const PARAM_ATOL = 2e-5;
+const PARAM_ATOL = 5e-5;
 
 const trainRun = (ws: Workspace, name: string, nodes: number, extra: string[] = []) => trainedRun(ws, name, nodes, ['--steps', '6', '--global-batch', '8', '--eval-every', '3', ...extra]);
 

@@ -48,7 +48,7 @@ describe('trainer finetune (multi-process)', () => {
     const rows = sampler.batch(0, { rank: 0, dpSize: 1, microBatch: 4, micro: 0 });
     const gpt = new GPT(saved.config);
     gpt.setParams(saved.params);
-    const expected = gpt.loss(rows.tokens, rows.targets, rows.batch);
+    const expected = await gpt.loss(rows.tokens, rows.targets, rows.batch);
     gpt.dispose();
     expect(expected.count).toBe([...rows.targets].filter((t) => t >= 0).length);
     // counted: each row's completion tokens and its end marker, nothing of the prompt or the padding

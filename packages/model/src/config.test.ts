@@ -20,6 +20,9 @@ describe('model configs', () => {
     expect(mini).toBeGreaterThan(9e6);
     expect(mini).toBeLessThan(11e6);
     expect(parameterCount(MODEL_CONFIGS['gpt2-124m'])).toBe(124_439_808); // Hugging Face gpt2
+    expect(parameterCount(MODEL_CONFIGS['gpt2-1.5b'])).toBe(1_557_611_200); // Hugging Face gpt2-xl
+    expect(parameterCount(MODEL_CONFIGS['gpt-6.7b'])).toBe(6_658_404_352);
+    expect(parameterCount(MODEL_CONFIGS['gpt-30b'])).toBe(29_974_418_432);
   });
 
   it('resolves a name with overrides and validates the result', () => {

@@ -27,6 +27,12 @@ export const MODEL_CONFIGS: Record<string, GPTConfig> = {
   'gpt-mini': { vocabSize: 4096, contextLength: 256, layers: 7, heads: 5, dModel: 320, layerNormEps: 1e-5 },
   /** GPT-2 small: 124M parameters, loadable from / exportable to Hugging Face `gpt2`. */
   'gpt2-124m': { vocabSize: 50257, contextLength: 1024, layers: 12, heads: 12, dModel: 768, layerNormEps: 1e-5 },
+  /** GPT-2 XL (Hugging Face `gpt2-xl`): 1.56B parameters. */
+  'gpt2-1.5b': { vocabSize: 50257, contextLength: 1024, layers: 48, heads: 25, dModel: 1600, layerNormEps: 1e-5 },
+  /** GPT-3 6.7B's shape (Brown et al. 2020, table 2.1) with GPT-2's vocabulary: 6.66B parameters. */
+  'gpt-6.7b': { vocabSize: 50257, contextLength: 2048, layers: 32, heads: 32, dModel: 4096, layerNormEps: 1e-5 },
+  /** A 30B GPT (OPT-30B's shape: 48 blocks of width 7168, 56 heads): 29.97B parameters. */
+  'gpt-30b': { vocabSize: 50257, contextLength: 2048, layers: 48, heads: 56, dModel: 7168, layerNormEps: 1e-5 },
 };
 
 const SIZE_FIELDS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dModel'] as const;

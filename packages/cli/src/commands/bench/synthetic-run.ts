@@ -13,6 +13,7 @@ export interface SyntheticRunOptions {
   steps: number;
   warmup: number;
   backend: TrainJob['backend'];
+  kernels?: TrainJob['kernels'];
   zero?: number;
   tp?: number;
   pp?: number;
@@ -33,7 +34,7 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     zero: o.zero ?? 0, tp: o.tp ?? 1, pp: o.pp ?? 1, microBatches: o.microBatches,
     precision: o.precision ?? 'fp32', activationCheckpointing: o.activationCheckpointing ?? false,
     globalBatch: o.globalBatch, lr: o.lr ?? 1e-4, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, gradClip: 1, seed: 0,
-    backend: o.backend, evalBatches: o.data ? (o.evalBatches ?? 4) : 0, evalEvery: 0, valFraction: 0.05, warmupTimingSteps: o.warmup, outDir: '',
+    backend: o.backend, kernels: o.kernels ?? 'auto', evalBatches: o.data ? (o.evalBatches ?? 4) : 0, evalEvery: 0, valFraction: 0.05, warmupTimingSteps: o.warmup, outDir: '',
     sample: { prompt: '', maxNewTokens: 0, temperature: 0, topK: 0 },
   }, (m) => log.info(m));
   return launchLocal({

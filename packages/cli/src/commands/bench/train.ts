@@ -1,39 +1,81 @@
 import type { Command } from 'commander';
+import { meshShape } from '@trainer/engine';
 import { exitCode } from '../../action.js';
 import { int, oneOf } from '../../parse.js';
-import { BACKENDS } from '../../train-options.js';
+import { BACKENDS, KERNEL_SETS } from '../../train-options.js';
 import { flopsPerToken, initBackend, measureMatMulPeak, resolveModelConfig } from '@trainer/model';
 import { runSynthetic } from './synthetic-run.js';
 
-/** `trainer bench train`: tokens/s, step time and MFU against the backend's own matMul peak. */
+/** Bytes of scalars a step may read or upload besides its collectives and token ids (loss, norm, schedule values). */
+export const SCALAR_ALLOWANCE_BYTES = 1024;
+
+/**
+ * `trainer bench train`: tokens/s, step time and MFU against the backend's own matMul peak, and
+ * what crosses between host and device per step on every rank beside what the network carries:
+ * on the tf kernel set only the collectives' bytes and the token ids may cross
+ * (host<->device <= comm + token ids + 1 KiB of scalars).
+ */
 export function addTrainBench(cmd: Command): void {
   cmd
     .command('train')
-    .description('training throughput on random tokens (as the PyTorch DDP peer): tokens/s, step time, MFU')
+    .description('training throughput on random tokens (as the PyTorch DDP peer): tokens/s, step time, MFU, host<->device and network bytes per step')
     .option('--model <name>', 'model config', 'gpt-nano')
     .option('--world <n>', 'worker processes', int(1, 64), 1)
-    .option('--batch <n>', 'sequences per worker per step', int(1), 8)
+    .option('--batch <n>', 'sequences per data-parallel replica per step', int(1), 8)
     .option('--steps <n>', 'timed steps', int(1), 20)
     .option('--warmup <n>', 'untimed steps first', int(0), 3)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
+    .option('--kernels <set>', 'host (state in host memory), tf (state on the device) or auto', oneOf(KERNEL_SETS), 'auto')
+    .option('--zero <stage>', 'ZeRO stage', int(0, 3), 0)
+    .option('--tp <n>', 'tensor-parallel size', int(1, 64), 1)
+    .option('--pp <n>', 'pipeline stages', int(1, 64), 1)
+    .option('--micro-batches <n>', 'micro-batches per step (pipelines)', int(1))
     .option('--json', 'one JSON object')
-    .action(exitCode(async (o: { model: string; world: number; batch: number; steps: number; warmup: number; backend: (typeof BACKENDS)[number]; json?: boolean }) => {
+    .action(exitCode(async (o: { model: string; world: number; batch: number; steps: number; warmup: number; backend: (typeof BACKENDS)[number]; kernels: (typeof KERNEL_SETS)[number]; zero: number; tp: number; pp: number; microBatches?: number; json?: boolean }) => {
       const config = resolveModelConfig(o.model);
+      const { dp } = meshShape(o.world, o.tp, o.pp);
       // The peak of this backend's plain 2-D matMul, measured now, is the MFU denominator.
       await initBackend(o.backend, () => undefined);
       const peak = await measureMatMulPeak();
-      const result = await runSynthetic({ model: o.model, world: o.world, globalBatch: o.batch * o.world, steps: o.steps, warmup: o.warmup, backend: o.backend, quiet: o.json });
+      const result = await runSynthetic({
+        model: o.model, world: o.world, globalBatch: o.batch * dp, steps: o.steps, warmup: o.warmup, backend: o.backend, kernels: o.kernels,
+        zero: o.zero, tp: o.tp, pp: o.pp, microBatches: o.microBatches ?? (o.pp > 1 ? 2 * o.pp : undefined), quiet: o.json,
+      });
       if (!result.outcome.ok) return result.exitCode;
-      const r = result.outcome.results[0];
+      const rs = result.outcome.results;
+      const r = rs[0];
       const tokensPerS = Number(r.tokens_per_s);
       const flops = flopsPerToken(config, config.contextLength);
       const mfu = (tokensPerS * flops) / (o.world * peak.gflops * 1e9);
+      // Token ids and targets a rank uploads per step (int32): its replica's share of the batch.
+      const tokenIdBytes = 2 * 4 * o.batch * config.contextLength;
+      const ranks = rs.map((x, rank) => {
+        const toDevice = Number(x.host_to_device_bytes_per_step);
+        const toHost = Number(x.device_to_host_bytes_per_step);
+        const comm = Number(x.comm_bytes_per_step);
+        return {
+          rank, host_to_device_bytes_per_step: toDevice, device_to_host_bytes_per_step: toHost, comm_bytes_per_step: comm,
+          within_bound: toDevice + toHost <= comm + tokenIdBytes + SCALAR_ALLOWANCE_BYTES,
+        };
+      });
       const out = {
-        model: o.model, world: o.world, batch: o.batch, ctx: config.contextLength, backend: r.backend,
+        model: o.model, world: o.world, dp, tp: o.tp, pp: o.pp, zero: o.zero, batch: o.batch, ctx: config.contextLength, backend: r.backend, kernels: r.kernels,
         tokens_per_s: tokensPerS, step_ms: Number(r.step_ms), mfu, matmul_peak_gflops: peak.gflops, flops_per_token: flops,
+        token_id_bytes_per_step: tokenIdBytes, ranks,
       };
-      process.stdout.write(o.json ? JSON.stringify(out) + '\n'
-        : `${o.model} on ${o.world} worker(s): ${tokensPerS.toFixed(0)} tokens/s, ${out.step_ms.toFixed(1)} ms/step, MFU ${(mfu * 100).toFixed(1)}% of ${peak.gflops.toFixed(1)} GFLOP/s per worker\n`);
+      if (o.json) {
+        process.stdout.write(JSON.stringify(out) + '\n');
+      } else {
+        process.stdout.write(`${o.model} on ${o.world} worker(s) (${dp} x ${o.tp} x ${o.pp}, ZeRO ${o.zero}, ${String(r.kernels)} kernels on ${String(r.backend)}): ${tokensPerS.toFixed(0)} tokens/s, ${out.step_ms.toFixed(1)} ms/step, MFU ${(mfu * 100).toFixed(1)}% of ${peak.gflops.toFixed(1)} GFLOP/s per worker\n`);
+        process.stdout.write(`rank  host->device/step  device->host/step  network (sent+received)/step  within comm + token ids + 1 KiB\n`);
+        for (const x of ranks) {
+          process.stdout.write(`${String(x.rank).padEnd(6)}${fmt(x.host_to_device_bytes_per_step).padStart(17)}${fmt(x.device_to_host_bytes_per_step).padStart(19)}${fmt(x.comm_bytes_per_step).padStart(30)}  ${x.within_bound ? 'yes' : 'no'}\n`);
+        }
+      }
       return result.exitCode;
     }));
+}
+
+function fmt(bytes: number): string {
+  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes.toFixed(0)} B`;
 }
