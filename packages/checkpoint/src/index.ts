@@ -1,5 +1,5 @@
 export {
-  asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, headerLength, parseSafetensorsHeader, readSafetensors, writeJsonAtomic, writeSafetensors, SafetensorsStreamWriter, type TensorSpec,
+  asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, headerLength, parseSafetensorsHeader, readSafetensors, writeJsonAtomic, writeSafetensors, SafetensorsRangeReader, SafetensorsStreamWriter, type TensorSpec,
   MAX_HEADER_BYTES, type NamedTensor, type SafetensorsDtype, type SafetensorsEntry, type SafetensorsFile,
 } from './safetensors.js';
 export { CheckpointErrorCode, checkpointError, writeFailure } from './errors.js';

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from './safetensors.js';
+import { asFloat32, bytesOf, decodeSafetensors, encodeSafetensors, readSafetensors, SafetensorsRangeReader, SafetensorsStreamWriter, writeSafetensors } from './safetensors.js';
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
@@ -62,5 +62,34 @@ describe('safetensors', () => {
     const prefix = Buffer.alloc(8);
     prefix.writeBigUInt64LE(BigInt(h.length));
     expect(() => decodeSafetensors(concat([prefix, h, new Uint8Array(12)]))).toThrow(/overlap/);
+  });
+
+  it('streams a file tensor by tensor and reads element ranges back without loading it (F32, BF16 widened)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'st-'));
+    const path = join(dir, 'm.safetensors');
+    const a = Float32Array.from({ length: 12 }, (_, i) => i * 0.5);
+    const b = Float32Array.from({ length: 6 }, (_, i) => 1 + i);
+    const bCodes = Uint16Array.from(new Uint32Array(b.buffer), (u) => u >>> 16); // exact in bf16: small integers
+    const w = await SafetensorsStreamWriter.open(path, [{ name: 'a', dtype: 'F32', shape: [3, 4] }, { name: 'b', dtype: 'BF16', shape: [6] }], { k: 'v' });
+    await w.write(bytesOf(a.subarray(0, 5))); // any split
+    await w.write(bytesOf(a.subarray(5)));
+    await w.write(bytesOf(bCodes));
+    await w.close();
+    const whole = await readSafetensors(path);
+    expect(Array.from(asFloat32(whole.tensors.get('a')!))).toEqual(Array.from(a));
+    expect(whole.metadata).toEqual({ k: 'v' });
+    const r = await SafetensorsRangeReader.open(path);
+    expect(Array.from(await r.readFloat32('a', 3, 4))).toEqual(Array.from(a.subarray(3, 7)));
+    expect(Array.from(await r.readFloat32('b', 2, 3))).toEqual([3, 4, 5]);
+    await expect(r.readFloat32('a', 10, 4)).rejects.toThrow(/outside tensor a/);
+    await expect(r.readFloat32('c', 0, 1)).rejects.toThrow(/no tensor c/);
+    await r.close();
+    // A stream closed early leaves nothing under the name; too many bytes are refused.
+    const short = await SafetensorsStreamWriter.open(join(dir, 'short.safetensors'), [{ name: 'a', dtype: 'F32', shape: [2] }]);
+    await expect(short.write(new Uint8Array(12))).rejects.toThrow(/header describes 8/);
+    await short.write(new Uint8Array(4));
+    await expect(short.close()).rejects.toThrow(/closed after 4 of 8/);
+    await short.abort();
+    await expect(readSafetensors(join(dir, 'short.safetensors'))).rejects.toThrow();
   });
 });

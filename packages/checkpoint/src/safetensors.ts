@@ -1,5 +1,6 @@
 import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
+import { widenHalf } from './half-float.js';
 
 /**
  * The safetensors format (huggingface/safetensors), written and read by hand:
@@ -227,4 +228,57 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
   await rename(tmp, path);
+}
+
+/**
+ * A safetensors file read by element ranges of its tensors, without loading it: the header is
+ * validated once, then each read fetches only the bytes asked for (a rank loading its shard of a
+ * model larger than its memory). F32 data is returned as stored, BF16 and F16 widened exactly.
+ */
+export class SafetensorsRangeReader {
+  private constructor(readonly path: string, private readonly fh: FileHandle, private readonly dataStart: number, readonly entries: ReadonlyMap<string, SafetensorsEntry>, readonly metadata: Record<string, string>) {}
+
+  static async open(path: string): Promise<SafetensorsRangeReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      throw new TrainerError('TRAINER_ERR_FILE_UNREADABLE', `cannot read ${path}`, { cause: err, hint: 'check the path and its permissions' });
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const prefix = new Uint8Array(8);
+      await fh.read(prefix, 0, 8, 0);
+      const n = headerLength(prefix, size, path);
+      const json = new Uint8Array(n);
+      await fh.read(json, 0, n, 8);
+      const { entries, metadata } = parseSafetensorsHeader(json, size - 8 - n, path);
+      return new SafetensorsRangeReader(path, fh, 8 + n, new Map(entries.map((e) => [e.name, e])), metadata);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  /** Elements [start, start + n) of tensor `name` (row-major), as fp32. */
+  async readFloat32(name: string, start: number, n: number): Promise<Float32Array> {
+    const e = this.entries.get(name);
+    if (!e) throw refuse(this.path, `it has no tensor ${name}`);
+    if (e.dtype !== 'F32' && e.dtype !== 'BF16' && e.dtype !== 'F16') throw refuse(this.path, `tensor ${name} is ${e.dtype}, not a float`);
+    const size = DTYPE_BYTES[e.dtype];
+    if (start < 0 || (start + n) * size > e.end - e.begin) throw new RangeError(`safetensors: ${this.path}: elements [${start}, ${start + n}) outside tensor ${name}`);
+    const raw = new Uint8Array(n * size);
+    let done = 0;
+    while (done < raw.length) {
+      const { bytesRead } = await this.fh.read(raw, done, raw.length - done, this.dataStart + e.begin + start * size + done);
+      if (bytesRead === 0) throw refuse(this.path, `it ends inside tensor ${name}`);
+      done += bytesRead;
+    }
+    if (e.dtype === 'F32') return new Float32Array(raw.buffer, 0, n);
+    return widenHalf(e.dtype, new Uint16Array(raw.buffer, 0, n));
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
 }

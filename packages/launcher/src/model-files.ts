@@ -60,7 +60,8 @@ export class ModelDirWriter {
   }
 }
 
-export async function loadModelDir(dir: string): Promise<SavedModel> {
+/** A model folder's config.json, validated: the model's name, config and the rest of its info. */
+export async function readModelDirConfig(dir: string): Promise<{ modelName: string; config: GPTConfig; info: Record<string, unknown> }> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
@@ -82,8 +83,14 @@ export async function loadModelDir(dir: string): Promise<SavedModel> {
   }
   const model = ModelConfigSchema.safeParse(cfg.model);
   if (!model.success) throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${dir}/config.json has an invalid model config: ${model.error.message}`);
+  const { format: _f, version: _v, modelName, model: _m, ...info } = raw as Record<string, unknown>;
+  return { modelName: String(modelName ?? 'custom'), config: model.data, info };
+}
+
+export async function loadModelDir(dir: string): Promise<SavedModel> {
+  const { modelName, config, info } = await readModelDirConfig(dir);
   const file = await readSafetensors(join(dir, 'model.safetensors'));
-  const layout = paramLayout(model.data);
+  const layout = paramLayout(config);
   const params = new Float32Array(layout.totalSize);
   for (const e of layout.entries) {
     const t = file.tensors.get(e.name);
@@ -99,6 +106,5 @@ export async function loadModelDir(dir: string): Promise<SavedModel> {
   } catch {
     tokenizerJson = undefined;
   }
-  const { format: _f, version: _v, modelName, model: _m, ...info } = raw as Record<string, unknown>;
-  return { modelName: String(modelName ?? 'custom'), config: model.data, params, tokenizerJson, info };
+  return { modelName, config, params, tokenizerJson, info };
 }

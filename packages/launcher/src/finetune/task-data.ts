@@ -4,7 +4,8 @@ import { TrainerError } from '@trainer/errors';
 import { initLocalRange, type LocalParamEntry } from '@trainer/model';
 import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler, taskValidationBatches, type EncodedExample } from '@trainer/tasks';
 import type { TrainJob } from '../job-spec.js';
-import { loadPretrained } from './pretrained.js';
+import type { FlatTensor } from '@trainer/checkpoint';
+import { openPretrainedRanges } from './pretrained-ranges.js';
 
 /**
  * A worker's side of fine-tuning: the task's batches (loss on completion tokens only, rows drawn
@@ -43,15 +44,12 @@ export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | unde
 /**
  * Reads the parameters training starts from, by ranges of this rank's flat layout (`entries`:
  * its tensor-parallel shard of its pipeline stage): a fresh init computes exactly the range asked
- * for (counter-based, init.ts), so no rank ever holds more than it keeps; a pretrained model
- * (fine-tuning) is loaded once and this rank's part cut from it.
+ * for (counter-based, init.ts), a pretrained model (fine-tuning) is read by the same ranges from
+ * its file or checkpoint (pretrained-ranges.ts), so no rank ever holds more than it keeps.
+ * `done()` closes the files.
  */
-export async function initialParamsReader(job: TrainJob, model: { layout: { entries: readonly LocalParamEntry[] }; shardOf(full: Float32Array): Float32Array }): Promise<(kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>> {
-  if (!job.init) return async (_kind, start, end) => initLocalRange(job.model, job.seed, model.layout.entries, start, end);
-  const saved = await loadPretrained(job.init);
-  if (JSON.stringify(saved.config) !== JSON.stringify(job.model)) {
-    throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `the model at ${job.init.path} changed since the job was prepared (config ${JSON.stringify(saved.config)})`, { hint: 'start the fine-tuning again' });
-  }
-  const local = model.shardOf(saved.params);
-  return async (_kind, start, end) => local.slice(start, end);
+export async function initialParamsReader(job: TrainJob, model: { layout: { entries: readonly LocalParamEntry[] } }, tensors: readonly FlatTensor[]): Promise<{ read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>; done(): Promise<void> }> {
+  if (!job.init) return { read: async (_kind, start, end) => initLocalRange(job.model, job.seed, model.layout.entries, start, end), done: async () => undefined };
+  const ranges = await openPretrainedRanges(job.init, job.model, tensors);
+  return { read: (_kind, start, end) => ranges.read(start, end), done: () => ranges.close() };
 }

@@ -75,9 +75,17 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   }
   // Sharded checkpoints: restore (from any layout) before the first step, save every --save-every.
   // Otherwise each rank reads only the initial parameters it keeps.
-  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, tensors: checkpointTensors(model, mesh.coords.tp), trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
+  const tensors = checkpointTensors(model, mesh.coords.tp);
+  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, tensors, trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
   const firstStep = (await checkpoints?.restore()) ?? 0;
-  if (firstStep === 0) await trainer.init(await initialParamsReader(job, model));
+  if (firstStep === 0) {
+    const initial = await initialParamsReader(job, model, tensors);
+    try {
+      await trainer.init(initial.read);
+    } finally {
+      await initial.done();
+    }
+  }
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
