@@ -51,8 +51,6 @@ export interface ForwardPass<A> {
 }
 
 export interface SegmentRunnerOptions {
-  /** Called after every segment's forward and backward (e.g. to track peak backend memory). */
-  sample?: () => void;
   /**
    * Activation checkpointing: recomputable segments (blocks) keep only their input in forward
    * and run their forward again, saving this time, just before their backward. The same
@@ -75,12 +73,10 @@ export function completedUnits(segments: readonly { gradUnits: readonly number[]
 }
 
 export class SegmentRunner<A extends Disposable, P extends Disposable> {
-  private readonly sample: () => void;
   private readonly checkpoint: boolean;
   private readonly completed: number[][];
 
   constructor(readonly model: SegmentedModel<A, P>, options: SegmentRunnerOptions = {}) {
-    this.sample = options.sample ?? (() => undefined);
     this.checkpoint = options.checkpointActivations ?? false;
     this.completed = completedUnits(model.segments);
   }
@@ -116,7 +112,6 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
         }
         x = r.y;
         if (r.loss) loss = r.loss;
-        this.sample();
       }
       // A training pass keeps the last segment's parameters: its backward, usually next, reads them.
       if (!train) params.finish();
@@ -154,7 +149,6 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
         params.release(p);
         if (dy !== dOutput) dy?.dispose();
         dy = dx;
-        this.sample();
         for (const u of this.completed[s]) await sink.unitDone(u);
       }
       return dy;

@@ -42,8 +42,6 @@ export interface TrainerConfig extends TrainerOptions {
   lossScaler?: Partial<LossScalerOptions>;
   /** Recompute blocks in backward instead of keeping their activations (SegmentRunner). */
   checkpointActivations?: boolean;
-  /** Bytes the compute backend holds now (tf.memory().numBytes); sampled for the per-step peak. */
-  backendBytes?: () => number;
   /**
    * When the model is split further (tensor or pipeline parallel), the global gradient norm sums
    * every rank's unique elements: `group` spans all those ranks (usually the world), and this
@@ -88,7 +86,6 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   private readonly schedule: MicroBatchSchedule;
   private readonly scaler: DynamicLossScaler | null;
   private readonly scalar = new Float32Array(1);
-  private peakBackend = 0;
   /** Idle share of the last step's schedule (the pipeline bubble; 0 without a pipeline). */
   bubble = 0;
 
@@ -103,11 +100,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
     }
     this.stage = options.stage;
     this.precision = options.precision ?? 'fp32';
-    const probe = options.backendBytes;
-    this.runner = new SegmentRunner(model, {
-      sample: probe ? () => (this.peakBackend = Math.max(this.peakBackend, probe())) : undefined,
-      checkpointActivations: options.checkpointActivations,
-    });
+    this.runner = new SegmentRunner(model, { checkpointActivations: options.checkpointActivations });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
     this.strategy = new ZeroStrategy(this.stage, model, device, group, this.partition, {
       precision: this.precision, adamw: options.adamw, bucketBytes: (options.gradientSync ?? DEFAULT_GRADIENT_SYNC).bucketBytes,
@@ -273,13 +266,6 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
 
   loadLossScalerState(state: LossScalerState): void {
     this.scaler?.loadState(state);
-  }
-
-  /** The most bytes the backend held at a segment boundary since the last call (0 without a probe). */
-  takePeakBackendBytes(): number {
-    const peak = this.peakBackend;
-    this.peakBackend = 0;
-    return peak;
   }
 
   /** Model-state bytes held by this rank, measured from its vectors and tensors. */

@@ -32,3 +32,25 @@ export function cudaVisibleDevices(localRank: number, gpus: readonly GpuInfo[]):
   if (gpus.length === 0) return undefined;
   return String(gpus[localRank % gpus.length].index);
 }
+
+/**
+ * Each GPU's memory in bytes, as `nvidia-smi --query-gpu=index,memory.total` reports it (MiB);
+ * empty without nvidia-smi. The memory planner compares a worker's predicted peak with it.
+ */
+export function detectGpuMemory(timeoutMs = 5000): Promise<{ index: number; bytes: number }[]> {
+  return new Promise((resolve) => {
+    execFile('nvidia-smi', ['--query-gpu=index,memory.total', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, stdout) => {
+      if (err) return resolve([]);
+      resolve(parseGpuMemory(stdout));
+    });
+  });
+}
+
+export function parseGpuMemory(text: string): { index: number; bytes: number }[] {
+  const out: { index: number; bytes: number }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(line);
+    if (m) out.push({ index: Number(m[1]), bytes: Number(m[2]) * 2 ** 20 });
+  }
+  return out;
+}

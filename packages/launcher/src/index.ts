@@ -4,7 +4,7 @@ export { launchLocal, assertWorldFitsGpus, type LaunchResult, type LocalLaunchOp
 export { createLogger, relayWorkerOutput, wantsPrettyLogs, type Logger } from './logging.js';
 export { generateClusterToken, resolveClusterToken, writeTokenFile, TOKEN_ENV } from './cluster-token.js';
 export { readTorchrunEnv, parseHostPort, type TorchrunEnv } from './torchrun-env.js';
-export { detectGpus, parseNvidiaSmiList, cudaVisibleDevices, type GpuInfo } from './devices.js';
+export { detectGpus, detectGpuMemory, parseGpuMemory, parseNvidiaSmiList, cudaVisibleDevices, type GpuInfo } from './devices.js';
 export { JobSpecSchema, TrainJobSchema, ModelConfigSchema, type JobSpec, type TrainJob } from './job-spec.js';
 export { prepareTrainJob, defaultCacheDir, type TrainRequest, type PreparedJob } from './prepare-job.js';
 export { RunReporter, formatDuration } from './run-reporter.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rankOrder, suspectsOf } from './coordinator.js';
 import type { WorkerHello } from './control-protocol.js';
-import { cudaVisibleDevices, parseNvidiaSmiList } from './devices.js';
+import { cudaVisibleDevices, parseGpuMemory, parseNvidiaSmiList } from './devices.js';
 import { parseFault } from './jobs/fault-injection.js';
 import { parseHostPort, readTorchrunEnv } from './torchrun-env.js';
 import { resolveClusterToken } from './cluster-token.js';
@@ -54,6 +54,9 @@ describe('environment and addresses', () => {
     expect(gpus).toEqual([{ index: 0, name: 'NVIDIA A100-SXM4-40GB' }, { index: 1, name: 'NVIDIA A100-SXM4-40GB' }]);
     expect(cudaVisibleDevices(1, gpus)).toBe('1');
     expect(cudaVisibleDevices(0, [])).toBeUndefined();
+    // nvidia-smi --query-gpu=index,memory.total --format=csv,noheader,nounits (MiB)
+    expect(parseGpuMemory('0, 81559\n1, 81559\n')).toEqual([{ index: 0, bytes: 81559 * 2 ** 20 }, { index: 1, bytes: 81559 * 2 ** 20 }]);
+    expect(parseGpuMemory('NVIDIA-SMI has failed\n')).toEqual([]);
   });
 
   it('parses fault specs and refuses bad ones', () => {

@@ -20,6 +20,7 @@ export { setSimdKernelsEnabled } from './host/simd.js';
 export type { Layer, Saved, ParamGrads, GradValue, ForwardResult, BackwardResult } from './layers/layer.js';
 export { constant, causalMask } from './layers/constants.js';
 export { installTransferMeter, transferCounts, type TransferCounts } from './device/transfer-meter.js';
+export { backendBytes, installMemoryMeter, takePeakBackendBytes } from './device/memory-meter.js';
 export { HostGradients } from './host-gradients.js';
 export type { KernelSet, LayerSet } from './layers/layer-set.js';
 export { kernelSetFor, makeLayerSet } from './layers/layer-set.js';

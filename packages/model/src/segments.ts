@@ -212,6 +212,26 @@ export class GPTSegments {
       tf.tensor(values, [mb.batch, mb.tokens.length / mb.batch, this.config.dModel]),
   };
 
+  /**
+   * Bytes of each unit's compute tensors (what unitParams builds): 4 per element, plus a
+   * transposed copy of every matrix (block weights and wte) with the host kernel set, which
+   * multiplies by W^T (model-params.ts), plus the two zero biases a tensor-parallel block's
+   * row-parallel layers run with.
+   */
+  unitCosts(): (ParamUnit & { computeBytes: number })[] {
+    const transposes = this.layers.usesTransposedWeights;
+    return this.units.map((u) => {
+      let elements = 0;
+      for (const e of this.layout.entries) {
+        if (e.offset < u.start || e.offset >= u.end) continue;
+        const transposed = transposes && e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
+        elements += e.size * (transposed ? 2 : 1);
+      }
+      if (this.tp && u.name.startsWith('h.')) elements += 2 * this.config.dModel;
+      return { ...u, computeBytes: 4 * elements };
+    });
+  }
+
   /** The kernel set the layers run. */
   get kernels(): KernelSet {
     return this.layers.kind;
@@ -404,21 +424,9 @@ export function segmentSpecs(config: GPTConfig): SegmentSpec[] {
   ];
 }
 
-/**
- * Bytes of each unit's uploaded tensors: 4 per element, plus a transposed copy of every matrix
- * (block weights and wte) with the host kernel set, which multiplies by W^T (model-params.ts).
- */
+/** Bytes of each unit's compute tensors for the whole model (GPTSegments.unitCosts of one worker). */
 export function unitComputeCosts(config: GPTConfig, kernels: KernelSet): (ParamUnit & { computeBytes: number })[] {
-  const layout = paramLayout(config);
-  return paramUnits(layout).map((u) => {
-    let elements = 0;
-    for (const e of layout.entries) {
-      if (e.offset < u.start || e.offset >= u.end) continue;
-      const transposed = kernels === 'host' && e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
-      elements += e.size * (transposed ? 2 : 1);
-    }
-    return { ...u, computeBytes: 4 * elements };
-  });
+  return new GPTSegments(config, { kernels }).unitCosts();
 }
 
 function unitOf(params: ReadonlyMap<number, UnitParams>, unit: number): UnitParams {

@@ -211,27 +211,31 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
    * AdamW as element-wise kernels (adamw.ts has the math):
    *   g = grad * factor;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
    *   p = p - lr wd mask p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
-   * with mask 1 on the decay ranges, built per call from fills (no persistent mask memory).
+   * with mask 1 on the decay ranges, built per call from fills (no persistent mask memory). Each
+   * new state is made in its own tidy and its old tensor freed at once, so at most a few
+   * piece-sized temporaries exist beside the state (the planner counts ADAMW_TEMPORARIES).
    */
   adamw(state: PieceOptimizerState<DeviceVector>, grad: DeviceVector, decay: readonly Range[], h: AdamWStep): void {
     const s = this.scalarsFor(h);
-    const c = constant;
     const n = grad.t.size;
-    const [master, m, v] = tf.tidy(() => {
-      const g = h.gradFactor === 1 ? grad.t : tf.mul(grad.t, s.gradFactor);
-      const m = tf.add(tf.mul(state.m.t, c(h.beta1)), tf.mul(g, c(1 - h.beta1)));
-      const v = tf.add(tf.mul(state.v.t, c(h.beta2)), tf.mul(tf.square(g), c(1 - h.beta2)));
-      const denom = tf.add(tf.mul(tf.sqrt(v), s.invSqrtBc2), c(h.eps));
+    const g = h.gradFactor === 1 ? grad.t : (tf.mul(grad.t, s.gradFactor) as tf.Tensor1D);
+    const m = tf.tidy(() => tf.add(tf.mul(state.m.t, constant(h.beta1)), tf.mul(g, constant(1 - h.beta1)))) as tf.Tensor1D;
+    state.m.t.dispose();
+    state.m = new DeviceVector(m, 'fp32');
+    const v = tf.tidy(() => tf.add(tf.mul(state.v.t, constant(h.beta2)), tf.mul(tf.square(g), constant(1 - h.beta2)))) as tf.Tensor1D;
+    if (g !== grad.t) g.dispose();
+    state.v.t.dispose();
+    state.v = new DeviceVector(v, 'fp32');
+    const p = tf.tidy(() => {
+      const denom = tf.add(tf.mul(tf.sqrt(v), s.invSqrtBc2), constant(h.eps));
+      const step = tf.div(tf.mul(m, s.stepSize), denom);
       const mask = h.weightDecay !== 0 ? decayMask(decay, n) : null;
       // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
       const decayed = mask ? tf.sub(state.master.t, tf.mul(tf.mul(state.master.t, mask), s.decay)) : state.master.t;
-      const p = tf.sub(decayed, tf.div(tf.mul(m, s.stepSize), denom));
-      return [p, m, v] as tf.Tensor1D[];
-    });
-    tf.dispose([state.master.t, state.m.t, state.v.t]);
-    state.master = new DeviceVector(master, 'fp32');
-    state.m = new DeviceVector(m, 'fp32');
-    state.v = new DeviceVector(v, 'fp32');
+      return tf.sub(decayed, step);
+    }) as tf.Tensor1D;
+    state.master.t.dispose();
+    state.master = new DeviceVector(p, 'fp32');
   }
 
   async allReduce(v: DeviceVector, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {

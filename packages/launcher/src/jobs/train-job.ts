@@ -3,7 +3,7 @@ import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatche
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
 import { busBandwidthGBs } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, installTransferMeter, kernelSetFor, parameterCount, transferCounts } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -27,8 +27,9 @@ const SAMPLE_MAX_PARAMETERS = 2 ** 28;
 export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const { job, rank, world, comm, logger } = ctx;
   const backend = await initBackend(job.backend, (msg) => logger.info(msg));
-  // Every host <-> device crossing is counted from here on (reported per step).
+  // Every host <-> device crossing, and the backend's distinct buffers and their peak, are counted from here on (reported per step).
   installTransferMeter();
+  installMemoryMeter();
   const kernels = job.kernels === 'auto' ? kernelSetFor(backend.tfBackend) : job.kernels;
   if (rank === 0) {
     logger.info(kernels === 'host'
@@ -66,7 +67,6 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     schedule: { lr: job.lr, minLr: job.minLr, warmupSteps: job.warmupSteps, decaySteps: job.steps },
     adamw: { beta1: job.beta1, beta2: job.beta2, eps: 1e-8, weightDecay: job.weightDecay },
     gradClip: job.gradClip,
-    backendBytes: () => memory().numBytes,
   });
   if (rank === 0 && job.outDir && job.zero > 0) {
     // The partition layout, for resharding ZeRO state later (checkpoints).
@@ -144,7 +144,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     }
     const state = trainer.modelStateBytes();
     const mem = memory();
-    const peakTf = trainer.takePeakBackendBytes();
+    const peakTf = takePeakBackendBytes();
     peakTfBytes = Math.max(peakTfBytes, peakTf);
     // Every rank reports its memory and traffic; rank 0 also the step's training figures.
     ctx.report({

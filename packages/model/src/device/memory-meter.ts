@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 interface EngineInternals {
-  state: { tensorInfo: Map<tf.DataId, { bytes: number }> };
+  state: { tensorInfo: WeakMap<tf.DataId, { bytes: number }> };
   trackTensor(a: tf.Tensor, backend: tf.KernelBackend): void;
   removeDataId(dataId: tf.DataId, backend: tf.KernelBackend): void;
 }
@@ -20,31 +20,36 @@ interface EngineInternals {
 let installed = false;
 let live = 0;
 let peak = 0;
+/** The buffers created since install, with their bytes (the engine's own table cannot be iterated). */
+const counted = new WeakMap<tf.DataId, number>();
 
-/** Starts counting (idempotent); buffers that exist already are counted from now on. */
+/** Starts counting (idempotent): buffers created from now on (install before building the model). */
 export function installMemoryMeter(): void {
   if (installed) return;
-  installed = true;
   const engine = tf.engine() as unknown as EngineInternals;
-  for (const info of engine.state.tensorInfo.values()) live += info.bytes;
-  peak = live;
   const track = engine.trackTensor.bind(engine);
+  const remove = engine.removeDataId.bind(engine);
   engine.trackTensor = (a, backend) => {
     const known = engine.state.tensorInfo.has(a.dataId);
     track(a, backend);
     if (known) return;
-    live += engine.state.tensorInfo.get(a.dataId)?.bytes ?? 0;
+    const bytes = engine.state.tensorInfo.get(a.dataId)?.bytes ?? 0;
+    counted.set(a.dataId, bytes);
+    live += bytes;
     if (live > peak) peak = live;
   };
-  const remove = engine.removeDataId.bind(engine);
   engine.removeDataId = (dataId, backend) => {
-    const info = engine.state.tensorInfo.get(dataId);
     remove(dataId, backend);
-    if (info && !engine.state.tensorInfo.has(dataId)) live -= info.bytes;
+    const bytes = counted.get(dataId);
+    if (bytes !== undefined && !engine.state.tensorInfo.has(dataId)) {
+      counted.delete(dataId);
+      live -= bytes;
+    }
   };
+  installed = true;
 }
 
-/** Bytes of the distinct backend buffers alive now. */
+/** Bytes of the distinct backend buffers alive now (of those created since install). */
 export function backendBytes(): number {
   return live;
 }

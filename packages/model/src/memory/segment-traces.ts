@@ -1,0 +1,105 @@
+/**
+ * The segments of segments.ts (embedding, block h.i, head) on a MemoryTrace, composed from one
+ * kernel set's layer traces exactly as GPTSegments, Block and TensorParallelBlock compose the
+ * layers: the same order of forward calls, residual adds, all-reduces and disposes.
+ */
+import { allReduced, TracedSaved, type LayerTraces, type Rows, type TracedBackward, type TracedForward, type TracedLoss } from './layer-traces.js';
+import type { MemoryTrace, Ref } from './trace.js';
+
+/** One rank's sizes for one micro-batch. */
+export interface SegmentDims extends Rows {
+  /** Residual width. */
+  C: number;
+  /** This rank's heads, of size hs. */
+  H: number;
+  hs: number;
+  /** This rank's MLP hidden width (4C / tp). */
+  F: number;
+  /** This rank's vocabulary rows (V / tp, balanced). */
+  V: number;
+  /** Rows of wpe. */
+  ctx: number;
+  /** Tensor-parallel ranks (1: the plain layers). */
+  tp: number;
+}
+
+/** The parts of a block in forward order (block.ts BlockSaved). */
+const PARTS = ['ln_1', 'attn.c_attn', 'attn', 'attn.c_proj', 'ln_2', 'mlp.c_fc', 'mlp.gelu', 'mlp.c_proj'] as const;
+
+/** Block (block.ts) or, for tp > 1, TensorParallelBlock (parallel-block.ts): x [B,T,C] -> y [B,T,C]. */
+export function blockForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentDims, train: boolean): TracedForward {
+  const { N, C, H, hs, F } = d;
+  const Ca = H * hs; // this rank's attention width
+  const tp = d.tp > 1;
+  const named = <T>(name: string, fn: () => T) => t.named(`block.${name}`, fn);
+  /** A residual sum: one add, or (tensor-parallel) the all-reduced sum added, then the bias. */
+  const residual = (label: string): Ref =>
+    named('residual', () =>
+      tp
+        ? t.tidy(() => {
+            t.alloc('+ all-reduced sum [N,C]', N * C);
+            return t.alloc(`${label} + bias [N,C]`, N * C);
+          })
+        : t.alloc(`${label} [N,C]`, N * C),
+    );
+  const ln1 = named('ln_1', () => L.layerNorm(t, x, N, C, train));
+  const qkv = named('attn.c_attn', () => L.linear(t, ln1.y, N, C, 3 * Ca, train)); // [B, T, 3C/tp]
+  const attn = named('attn', () => L.attention(t, qkv.y, d, H, hs, train)); // [B, T, C/tp]
+  const proj = named('attn.c_proj', () => L.linear(t, attn.y, N, Ca, C, train));
+  // x2 = x + c_proj(...): Block adds once; the tensor-parallel block adds the all-reduced sum, then the bias
+  const projSum = tp ? named('attn.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C)) : null;
+  const x2 = residual('x2');
+  const ln2 = named('ln_2', () => L.layerNorm(t, x2, N, C, train));
+  const fc = named('mlp.c_fc', () => L.linear(t, ln2.y, N, C, F, train)); // [B, T, 4C/tp]
+  const act = named('mlp.gelu', () => L.gelu(t, fc.y, N * F, train));
+  const mlp = named('mlp.c_proj', () => L.linear(t, act.y, N, F, C, train));
+  const mlpSum = tp ? named('mlp.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C)) : null;
+  const y = residual('y');
+  t.dispose(ln1.y, qkv.y, attn.y, proj.y, projSum, x2, ln2.y, fc.y, act.y, mlp.y, mlpSum);
+  if (!train) return { y, saved: null };
+  const parts = [ln1, qkv, attn, proj, ln2, fc, act, mlp].map((p) => p.saved!);
+  const [sLn1, sQkv, sAttn, sProj, sLn2, sFc, sAct, sMlp] = parts;
+  const saved = new TracedSaved(t, parts.flatMap((p) => p.refs), (dy) => {
+    const bwd = (i: number, s: TracedSaved, g: Ref | null): TracedBackward => t.named(`block.${PARTS[i]}.backward`, () => s.backward(g));
+    const mlpB = bwd(7, sMlp, dy);
+    const actB = bwd(6, sAct, mlpB.dx);
+    const fcB = bwd(5, sFc, actB.dx);
+    const fcDx = tp ? t.named('block.mlp.c_fc.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : fcB.dx;
+    const ln2B = bwd(4, sLn2, fcDx);
+    const dx2 = t.named('block.residual.backward', () => t.alloc('dx2 [N,C]', N * C));
+    t.dispose(mlpB.dx, actB.dx, fcB.dx, tp ? fcDx : null, ln2B.dx);
+    const projB = bwd(3, sProj, dx2);
+    const attnB = bwd(2, sAttn, projB.dx);
+    const qkvB = bwd(1, sQkv, attnB.dx);
+    const qkvDx = tp ? t.named('block.attn.c_attn.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : qkvB.dx;
+    const ln1B = bwd(0, sLn1, qkvDx);
+    const dx = t.named('block.residual.backward', () => t.alloc('dx [N,C]', N * C));
+    t.dispose(dx2, projB.dx, attnB.dx, qkvB.dx, tp ? qkvDx : null, ln1B.dx);
+    saved.release();
+    return { dx, grads: [mlpB, actB, fcB, ln2B, projB, attnB, qkvB, ln1B].flatMap((b) => b.grads) };
+  });
+  return { y, saved };
+}
+
+/** The embedding segment: token ids -> x [B,T,C] (vocab-parallel for tp > 1). */
+export function embeddingForward(t: MemoryTrace, L: LayerTraces, d: SegmentDims, train: boolean): TracedForward {
+  return t.named('embedding', () => (d.tp > 1 ? L.vocabParallelEmbedding(t, d, d.C, d.V, d.ctx, train) : L.embedding(t, d, d.C, d.V, d.ctx, train)));
+}
+
+/** The head segment: x [B,T,C] -> ln_f -> tied head and loss (vocab-parallel for tp > 1). */
+export function headForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentDims, train: boolean): TracedLoss {
+  const { N, C } = d;
+  const lnf = t.named('head.ln_f', () => L.layerNorm(t, x, N, C, train));
+  const head = t.named('head.lm_head', () => (d.tp > 1 ? L.vocabParallelHead(t, lnf.y, N, C, d.V, train) : L.head(t, lnf.y, N, C, d.V, train)));
+  t.dispose(lnf.y);
+  if (!train) return { saved: null };
+  const sLnf = lnf.saved!;
+  const sHead = head.saved!;
+  const saved = new TracedSaved(t, [...sLnf.refs, ...sHead.refs], () => {
+    const hb = t.named('head.lm_head.backward', () => sHead.backward(null));
+    const lb = t.named('head.ln_f.backward', () => sLnf.backward(hb.dx));
+    t.dispose(hb.dx);
+    return { dx: lb.dx, grads: [...hb.grads, ...lb.grads] };
+  });
+  return { saved };
+}
