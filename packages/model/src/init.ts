@@ -13,7 +13,7 @@ import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from './codes.js';
 import type { GPTConfig } from './config.js';
 import { validateConfig } from './config.js';
-import { forEachFullRun } from './init-range.js';
+import { forEachFullRun } from './tensor-parallel/shard-runs.js';
 import type { ParamEntry } from './layout.js';
 import { paramLayout } from './layout.js';
 import { fillNormals, hashString } from './prng.js';

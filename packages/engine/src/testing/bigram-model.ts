@@ -24,7 +24,8 @@ interface BigramSaved {
   count?: number;
 }
 
-export class BigramModel implements SegmentedModel<Values, UnitValues> {
+/** The bigram model's units and segments (shared by its TF.js twin, tf-bigram-model.ts). */
+export class BigramLayout {
   readonly units;
   readonly segments: SegmentSpec[] = [
     { name: 'lookup', forwardUnits: [0], backwardUnits: [], gradUnits: [0], recomputable: true },
@@ -38,6 +39,9 @@ export class BigramModel implements SegmentedModel<Values, UnitValues> {
     this.totalSize = vocab * vocab + vocab;
     this.decayRanges = [{ start: 0, end: vocab * vocab }];
   }
+}
+
+export class BigramModel extends BigramLayout implements SegmentedModel<Values, UnitValues> {
 
   unitParams(_unit: number, values: Float32Array | TensorLike): UnitValues {
     if (!(values instanceof Float32Array)) throw new Error('BigramModel computes on the host device only');

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { GradBuffer, MicroBatch, PendingLoss, SavedState, SegmentedModel, SegmentSpec, TensorLike } from '../interfaces.js';
+import type { GradBuffer, MicroBatch, PendingLoss, SavedState, SegmentedModel, TensorLike } from '../interfaces.js';
+import { BigramLayout } from './bigram-model.js';
 
 /**
  * bigram-model.ts's model in TF.js ops, for the TfDevice: the same two segments over the same two
@@ -30,21 +31,7 @@ interface Saved extends SavedState {
   count?: number;
 }
 
-export class TfBigramModel implements SegmentedModel<Activation, Params> {
-  readonly units;
-  readonly segments: SegmentSpec[] = [
-    { name: 'lookup', forwardUnits: [0], backwardUnits: [], gradUnits: [0], recomputable: true },
-    { name: 'bias+loss', forwardUnits: [1], backwardUnits: [], gradUnits: [1] },
-  ];
-  readonly totalSize: number;
-  readonly decayRanges;
-
-  constructor(readonly vocab: number) {
-    this.units = [{ name: 'w', start: 0, end: vocab * vocab }, { name: 'b', start: vocab * vocab, end: vocab * vocab + vocab }];
-    this.totalSize = vocab * vocab + vocab;
-    this.decayRanges = [{ start: 0, end: vocab * vocab }];
-  }
-
+export class TfBigramModel extends BigramLayout implements SegmentedModel<Activation, Params> {
   unitParams(unit: number, values: Float32Array | TensorLike): Params {
     const V = this.vocab;
     const shape = unit === 0 ? [V, V] : [V];

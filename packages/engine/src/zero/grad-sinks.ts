@@ -18,17 +18,15 @@ export interface StepGradients<V> extends GradSink {
 }
 
 /**
- * Stages 0-1: every rank accumulates the full gradient over its micro-batches; it is reduced
- * after the last one. fp32: one buffer per unit for the whole step, every pass adds into it. A
- * 16-bit run holds the gradient in 16 bits: each pass fills an fp32 buffer, added (one rounding)
- * to the unit's 16-bit sum as soon as the unit is complete.
+ * What both sinks share: one gradient buffer per unit while passes add to it, the step's sums
+ * per unit, and how much of both existed at most.
  */
-export class FullGradSink<V> implements StepGradients<V> {
-  private readonly open = new Map<number, GradBuffer>();
-  private sums: (V | null)[];
-  private peakSums = 0;
+abstract class UnitGradientSink<V> implements StepGradients<V> {
+  protected readonly open = new Map<number, GradBuffer>();
+  protected sums: (V | null)[];
+  protected peakSums = 0;
 
-  constructor(private readonly model: SegmentedModel, private readonly device: Device<V>, private readonly precision: Precision) {
+  constructor(protected readonly model: SegmentedModel, protected readonly device: Device<V>, protected readonly precision: Precision) {
     this.sums = model.units.map(() => null);
   }
 
@@ -44,6 +42,37 @@ export class FullGradSink<V> implements StepGradients<V> {
     }));
   }
 
+  abstract unitDone(unit: number): Promise<void>;
+  abstract flush(): Promise<void>;
+  abstract take(): V[];
+
+  reset(): void {
+    for (const buf of this.open.values()) this.device.dropGradBuffer(buf);
+    this.open.clear();
+    for (const s of this.sums) if (s !== null) this.device.dispose(s);
+    this.sums = this.model.units.map(() => null);
+  }
+
+  get heldBytes(): number {
+    return this.device.gradBufferBytes + this.peakSums;
+  }
+
+  /** Starts the next step's sums; notes how much the last held. */
+  protected takeSums(): (V | null)[] {
+    this.peakSums = Math.max(this.peakSums, this.sums.reduce((b, s) => b + (s === null ? 0 : this.device.bytes(s)), 0));
+    const sums = this.sums;
+    this.sums = this.model.units.map(() => null);
+    return sums;
+  }
+}
+
+/**
+ * Stages 0-1: every rank accumulates the full gradient over its micro-batches; it is reduced
+ * after the last one. fp32: one buffer per unit for the whole step, every pass adds into it. A
+ * 16-bit run holds the gradient in 16 bits: each pass fills an fp32 buffer, added (one rounding)
+ * to the unit's 16-bit sum as soon as the unit is complete.
+ */
+export class FullGradSink<V> extends UnitGradientSink<V> {
   unitDone(u: number): Promise<void> {
     if (this.precision !== 'fp32') {
       const buf = this.open.get(u);
@@ -51,8 +80,7 @@ export class FullGradSink<V> implements StepGradients<V> {
         this.open.delete(u);
         const pass = this.device.flatten(buf, 'fp32');
         const sum = this.sums[u];
-        if (sum === null) this.sums[u] = this.device.add(this.device.zeros(this.device.length(pass), this.precision), pass);
-        else this.sums[u] = this.device.add(sum, pass);
+        this.sums[u] = this.device.add(sum ?? this.device.zeros(this.device.length(pass), this.precision), pass);
         this.device.dispose(pass);
       }
     }
@@ -64,26 +92,14 @@ export class FullGradSink<V> implements StepGradients<V> {
   }
 
   take(): V[] {
-    this.peakSums = Math.max(this.peakSums, this.sums.reduce((b, s) => b + (s === null ? 0 : this.device.bytes(s)), 0));
+    const sums = this.takeSums();
     const out = this.model.units.map((unit, u) => {
       const buf = this.open.get(u);
       if (buf) return this.device.flatten(buf, this.precision); // fp32: the step's buffer itself
-      return this.sums[u] ?? this.device.zeros(unit.end - unit.start, this.precision);
+      return sums[u] ?? this.device.zeros(unit.end - unit.start, this.precision);
     });
     this.open.clear();
-    this.sums = this.model.units.map(() => null);
     return out;
-  }
-
-  reset(): void {
-    for (const buf of this.open.values()) this.device.dropGradBuffer(buf);
-    this.open.clear();
-    for (const s of this.sums) if (s !== null) this.device.dispose(s);
-    this.sums = this.model.units.map(() => null);
-  }
-
-  get heldBytes(): number {
-    return this.device.gradBufferBytes + this.peakSums;
   }
 }
 
@@ -96,35 +112,20 @@ export class FullGradSink<V> implements StepGradients<V> {
  */
 export const DEFAULT_MAX_REDUCTIONS_IN_FLIGHT = 1;
 
-export class ShardedGradSink<V> implements StepGradients<V> {
-  private readonly open = new Map<number, GradBuffer>();
-  private sums: (V | null)[];
+export class ShardedGradSink<V> extends UnitGradientSink<V> {
   private pending: Promise<void>[] = [];
-  private peakSums = 0;
 
   constructor(
-    private readonly model: SegmentedModel,
-    private readonly device: Device<V>,
+    model: SegmentedModel,
+    device: Device<V>,
     private readonly group: CollectiveGroup,
     /** Each unit's piece length on this rank. */
     private readonly pieceLengths: readonly number[],
-    private readonly precision: Precision,
+    precision: Precision,
     private readonly codec: WireCodec,
     private readonly maxInFlight = DEFAULT_MAX_REDUCTIONS_IN_FLIGHT,
   ) {
-    this.sums = model.units.map(() => null);
-  }
-
-  buffers(units: readonly number[]): Map<number, GradBuffer> {
-    return new Map(units.map((u) => {
-      let buf = this.open.get(u);
-      if (!buf) {
-        const unit = this.model.units[u];
-        buf = this.device.gradBuffer(unit.end - unit.start);
-        this.open.set(u, buf);
-      }
-      return [u, buf] as const;
-    }));
+    super(model, device, precision);
   }
 
   async unitDone(u: number): Promise<void> {
@@ -152,20 +153,8 @@ export class ShardedGradSink<V> implements StepGradients<V> {
   }
 
   take(): V[] {
-    const out = this.sums.map((s, u) => s ?? this.device.zeros(this.pieceLengths[u], this.precision));
-    this.peakSums = Math.max(this.peakSums, out.reduce((b, s) => b + this.device.bytes(s), 0));
-    this.sums = this.model.units.map(() => null);
-    return out;
-  }
-
-  reset(): void {
-    for (const buf of this.open.values()) this.device.dropGradBuffer(buf);
-    this.open.clear();
-    for (const s of this.sums) if (s !== null) this.device.dispose(s);
-    this.sums = this.model.units.map(() => null);
-  }
-
-  get heldBytes(): number {
-    return this.device.gradBufferBytes + this.peakSums;
+    // Every unit's piece (zeros for one no pass reached), counted as held.
+    this.sums = this.sums.map((s, u) => s ?? this.device.zeros(this.pieceLengths[u], this.precision));
+    return this.takeSums() as V[];
   }
 }

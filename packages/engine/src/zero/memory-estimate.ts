@@ -3,6 +3,7 @@ import { completedUnits } from '../segment-runner.js';
 import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
 import { ZeroPartition, type Unit } from './partition.js';
 import type { ZeroStage } from './zero-strategy.js';
+import type { ModelStateBytes } from '../trainer.js';
 import type { Precision } from '../precision/vector-store.js';
 
 /**
@@ -26,19 +27,13 @@ export interface UnitCost extends Unit {
   computeBytes: number;
 }
 
-export interface MemoryEstimate {
+/** Our prediction, by the categories Trainer.modelStateBytes measures. */
+export interface MemoryEstimate extends ModelStateBytes {
   stage: ZeroStage;
   precision: Precision;
   world: number;
   rank: number;
   parameters: number;
-  /** Our prediction, by the categories Trainer.modelStateBytes measures. */
-  params: number;
-  master: number;
-  paramsCompute: number;
-  grads: number;
-  optimizer: number;
-  total: number;
   /** The ZeRO paper's figure: (4 + 4 + 8) Psi for fp32 Adam, (2 + 2 + 12) Psi mixed, partitioned by stage. */
   zeroPaper: number;
 }

@@ -17,6 +17,7 @@ import { ModelErrorCode } from '../codes.js';
 import type { GPTConfig } from '../config.js';
 import type { ParamEntry, ParamLayout } from '../layout.js';
 import { paramLayout } from '../layout.js';
+import { forEachFullRun } from './shard-runs.js';
 
 export interface TensorShard {
   /** Shape of the full tensor. */
@@ -120,36 +121,13 @@ export function localShape(s: TensorShard): number[] {
 export function extractShard(full: Float32Array, s: TensorShard): Float32Array {
   const shape = localShape(s);
   const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  forEachRun(s, (src, dst, n) => out.set(full.subarray(src, src + n), dst));
+  forEachFullRun(s, 0, out.length, (src, dst, n) => out.set(full.subarray(src, src + n), dst));
   return out;
 }
 
 /** Writes a shard into the full tensor's row-major values. */
 export function placeShard(local: Float32Array, s: TensorShard, full: Float32Array): void {
-  forEachRun(s, (src, dst, n) => full.set(local.subarray(dst, dst + n), src));
-}
-
-/** Contiguous runs of a shard: (offset in the full tensor, offset in the shard, length). */
-function forEachRun(s: TensorShard, fn: (fullOffset: number, localOffset: number, n: number) => void): void {
-  const [r0, r1] = s.rows ?? [0, s.globalShape[0]];
-  if (s.globalShape.length === 1) {
-    if (!s.cols) return fn(r0, 0, r1 - r0);
-    let at = 0;
-    for (const [c0, c1] of s.cols) {
-      fn(c0, at, c1 - c0);
-      at += c1 - c0;
-    }
-    return;
-  }
-  const width = s.globalShape[1];
-  const cols = s.cols ?? [[0, width]];
-  let at = 0;
-  for (let r = r0; r < r1; r++) {
-    for (const [c0, c1] of cols) {
-      fn(r * width + c0, at, c1 - c0);
-      at += c1 - c0;
-    }
-  }
+  forEachFullRun(s, 0, local.length, (src, dst, n) => full.set(local.subarray(dst, dst + n), src));
 }
 
 /** This rank's flat vector from the full model's flat vector. */

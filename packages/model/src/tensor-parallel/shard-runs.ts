@@ -7,7 +7,7 @@
  * tensor's `rows` or `cols` are element ranges). Local element p of a 2-D shard with local width
  * w = sum of the column widths is full element (r0 + floor(p / w)) * width + (column p % w maps to).
  */
-import type { TensorShard } from './tensor-parallel/tp-layout.js';
+import type { TensorShard } from './tp-layout.js';
 
 /** fn(fullElement, localElement, n): local elements [localElement, +n) are full elements [fullElement, +n). */
 export type ElementRunFn = (fullElement: number, localElement: number, n: number) => void;
