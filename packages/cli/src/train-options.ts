@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { TrainRequest } from '@trainer/launcher';
-import { int, list, num, oneOf } from './parse.js';
+import { int, list, num, oneOf, parseByteSize } from './parse.js';
 
 export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
 export const KERNEL_SETS = ['auto', 'host', 'tf'] as const;
@@ -38,6 +38,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--kernels <set>', 'kernel set and where the model state lives: host (JS/SIMD kernels, state in host memory: fastest on wasm/cpu), tf (TF.js ops, state on the device: the GPU path), auto (host on wasm/cpu, tf elsewhere)', oneOf(KERNEL_SETS), 'auto')
+    .option('--max-memory <size>', 'the most memory one worker may use, e.g. 600MiB or 80GB (its GPU\'s on GPU backends, host memory on wasm and cpu): a run whose predicted peak (trainer estimate-memory) exceeds it is refused before it starts; default: check against what the machine has and warn', parseByteSize)
     .option('--eval-every <n>', 'validate every n steps (default: steps / 5)', int(0))
     .option('--eval-batches <n>', 'validation batches of --global-batch sequences per evaluation (0: none)', int(0), 8)
     .option('--val-fraction <x>', 'share of the corpus held out for validation', num(0.0001, 0.5), 0.05)
@@ -92,6 +93,7 @@ export interface TrainCliOptions {
   precision: 'fp32' | 'bf16' | 'fp16';
   backend: (typeof BACKENDS)[number];
   kernels: (typeof KERNEL_SETS)[number];
+  maxMemory?: number;
   evalEvery?: number;
   evalBatches: number;
   valFraction: number;

@@ -15,6 +15,7 @@ export { DeviceVector, TfDevice } from './device/tf-device.js';
 export { SequentialSchedule, type MicroBatchSchedule, type ScheduleResult } from './schedules/micro-batch-schedule.js';
 export { OneFOneBSchedule, type ActivationIO, type PipelineStage, type PointToPoint } from './schedules/one-f-one-b.js';
 export { estimateModelState, type MemoryEstimate, type UnitCost } from './zero/memory-estimate.js';
+export { ADAMW_TEMPORARIES, candidateLayouts, planMemory, RUNTIME_BYTES, type MemoryPlan, type MemoryPlanInput, type RankPlan } from './memory/memory-plan.js';
 export type { CollectiveGroup, Disposable, GradBuffer, LossResult, MicroBatch, PendingLoss, ReduceGroup, SegmentedModel, SegmentSpec, TensorLike, WireCodec } from './interfaces.js';
 export { DynamicLossScaler, DEFAULT_LOSS_SCALER, type LossScalerOptions, type LossScalerState } from './precision/loss-scaler.js';
 export { makeStore, Fp32Store, HalfStore, type Precision, type VectorStore } from './precision/vector-store.js';

@@ -21,6 +21,10 @@ export type { Layer, Saved, ParamGrads, GradValue, ForwardResult, BackwardResult
 export { constant, causalMask } from './layers/constants.js';
 export { installTransferMeter, transferCounts, type TransferCounts } from './device/transfer-meter.js';
 export { backendBytes, installMemoryMeter, takePeakBackendBytes } from './device/memory-meter.js';
+export {
+  segmentMemory, segmentMemoryDetail, recomputeMemory, batchUploadBytes, kernelConstantBytes,
+  type ActivationShape, type SegmentMemory, type SegmentMemoryDetail, type SegmentMemoryKind, type RecomputeMemory, type TensorBytes, type TraceBackend,
+} from './memory/activation-memory.js';
 export { HostGradients } from './host-gradients.js';
 export type { KernelSet, LayerSet } from './layers/layer-set.js';
 export { kernelSetFor, makeLayerSet } from './layers/layer-set.js';

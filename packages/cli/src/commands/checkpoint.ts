@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { readManifest, resolveCheckpointDir, stateDtypes, stateKinds, tensorSize, verifyCheckpoint, type Manifest } from '@trainer/checkpoint';
 import { exitCode } from '../action.js';
-import { formatBytes } from './estimate-memory.js';
+import { formatBytes } from '../format.js';
 
 /**
  * `trainer checkpoint inspect PATH [--json]`: what a sharded checkpoint holds (step, model,

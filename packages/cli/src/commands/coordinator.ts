@@ -2,6 +2,7 @@ import { exitCode } from '../action.js';
 import { Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkJobMemory, memoryCapacity } from '../memory-check.js';
 import { Coordinator, createLogger, elasticRendezvous, generateClusterToken, prepareTrainJob, resolveClusterToken, RestartSupervisor, RunReporter, writeTokenFile } from '@trainer/launcher';
 import { addRestartOptions, addTlsOptions, applyFailureOptions, type RestartCliOptions, type TlsCliOptions } from '../cluster-options.js';
 import { channelTls } from '../tls.js';
@@ -29,6 +30,8 @@ export function coordinatorCommand(): Command {
     const log = createLogger({ base: { role: 'coordinator' } });
     const prepared = await prepareTrainJob(toTrainRequest(o, o.nodes), (msg) => log.info(msg));
     const job = applyFailureOptions(prepared.job, o);
+    // Workers run elsewhere: only a limit the user set is checked (refused before anyone joins).
+    if (o.maxMemory !== undefined) checkJobMemory(job, o.nodes, job.backend === 'cuda', await memoryCapacity(o.maxMemory, false, 1), (msg) => log.warn(msg));
     let token = await resolveClusterToken({ tokenFile: o.tokenFile, required: false });
     if (!token) {
       token = generateClusterToken();

@@ -9,7 +9,7 @@ import { oneOf } from '../parse.js';
 import { channelTls, tlsEnv } from '../tls.js';
 import { runHostLaunch } from './launch-hosts.js';
 import { CLI_BIN } from '../paths.js';
-import { warnIfModelStateExceedsMemory } from '../memory-check.js';
+import { checkJobMemory, kernelsOf, memoryCapacity, onGpu } from '../memory-check.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
@@ -73,7 +73,9 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
   if (gpus.length) log.info(`${gpus.length} GPU(s) found: ${gpus.map((g) => `${g.index}: ${g.name}`).join(', ')}`);
   const prepared = await prepareTrainJob(toTrainRequest(o, world, extra), (msg) => log.info(msg));
   const job = applyFailureOptions(prepared.job, o);
-  warnIfModelStateExceedsMemory(job, world, gpus.length > 0, (msg) => log.warn(msg));
+  // Will it fit? The planner's peak per worker against --max-memory (refused) or the machine (warned).
+  const gpu = onGpu(job.backend, kernelsOf(job.backend, job.kernels, gpus.length > 0), gpus.length > 0);
+  checkJobMemory(job, world, gpus.length > 0, await memoryCapacity(o.maxMemory, gpu, world), (msg) => log.warn(msg));
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
   const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: job.init ? 'finetune' : 'train', world, tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume)); // a resumed run appends to its metrics.jsonl

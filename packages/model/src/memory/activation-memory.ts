@@ -1,43 +1,78 @@
 /**
- * Activation memory of one training rank, per segment and micro-batch, before anything runs.
+ * Activation memory of one training rank, per segment and micro-batch, from shapes alone: what
+ * each segment of segments.ts keeps for backward and allocates at most, for both kernel sets.
+ * The memory planner adds it to the model state (params, gradients, optimizer).
  *
- * The memory planner adds this to the model state (params, gradients, optimizer) to predict the
- * peak backend memory of a step. Every number comes from replaying the segment's code path on a
- * ledger of exact tensor sizes (trace.ts; the layers in host-layer-traces.ts and
- * tf-layer-traces.ts, the segments in segment-traces.ts): 4 bytes per float32 / int32 element,
- * 1 per bool, a reshape or share() free, a tf.tidy holding all its intermediates until it
- * returns. No constant is fitted; activation-memory.test.ts checks every field against the
- * memory meter (device/memory-meter.ts) on wasm and cpu.
+ * Every number is the replay of the segment's code path on a ledger of exact tensor sizes
+ * (trace.ts; the layers in host-layer-traces.ts and tf-layer-traces.ts, which list every tensor;
+ * the segments in segment-traces.ts): 4 bytes per float32 / int32 element, 1 per bool, a reshape
+ * or share() free, a tf.tidy holding all its intermediates until it returns. Nothing is fitted;
+ * activation-memory.test.ts checks every field against the memory meter on wasm and cpu.
  *
- * Notation: N = B*T rows, C width, H heads of size hs and F = 4C hidden (this rank's: H/tp, 4C/tp),
- * V vocabulary rows (this rank's), ctx = contextLength; sizes below in elements (x4 bytes unless
- * noted). Leading terms (what the planner should expect at scale):
+ * Closed forms, tp = 1, in elements (x4 bytes; bool 1 byte), with N = B*T rows, C width, F = 4C
+ * the MLP width, V vocabulary, P = B*H*T^2 attention probabilities, ctx the context length.
+ * With tp > 1 the attention terms (q, k, v, attention y, P), F and V are this rank's shard, and
+ * every all-reduce uploads an [N, C] copy (tensor-parallel/mappings.ts). Peaks are a max over the
+ * moments of the replay; listed are those that win at training shapes (N >= C), checked in the
+ * test; the replay computes the exact max for any shape.
  *
- *   tf kernels (the GPU path)
- *     block   saved   ln_1 norm+y, q k v, attn y, ln_2 norm+y, fc y, gelu y: 8NC + 2NF/... = 8NC + 2NF... exactly
- *                     2NC (ln_1) + 3NC (q,k,v) + NC (attn y) + 2NC (ln_2) + 2NF (fc y, gelu y) + 2N (rstd) + BHT^2 (P)
- *             forward peak  max(gelu's tidy: saved-so-far + 7NF, attention's tidy: + 8NC + 4BHT^2, ...)
- *             backward peak gelu backward's tidy (15NF) or attention backward's tidy (12NC + 4BHT^2 + BHT)
- *     head    saved   ln_f norm+y (2NC+N), probs NV, target ids N
- *             forward peak  the loss tidy: logits, logp, oneHot int32, oneHot float, onehot, onehot*logp, probs:
- *                           7NV (6NV on cpu, whose cast shares) + 2NC + ...
- *             backward peak 6NV (5NV on cpu) + NC + VC + ...
- *     embedding saved ids N (int32); backward dwte VC + dwpe ctx*C (gradients, kept)
- *   host kernels (wasm / cpu)
- *     block   saved   ln mean/rstd (4N), qkv 3NC, P BHT^2, attn y NC, ln_2 y NC, fc y NF, gelu s + y 2NF,
- *                     and (shared) ln_1 y, x2: ... see segment-traces.ts
- *     head    saved   probs NV, ln_f y, mean, rstd; forward peak 2NV; backward dlogits NV (SIMD) + ...
+ *   tf kernels (TF.js ops: the GPU path)
+ *     embedding  output NC; saved token ids N (int32)
+ *                forward  2NC + TC + N                 ids, wte rows, wpe[:T], y
+ *                backward VC + TC + ctx*C              dwte, the batch sum [T,C], dwpe padded [ctx,C]
+ *                                                      (VC + TC when T = ctx); both gradients stay
+ *     block      output NC; saved 8NC + 2NF + 2N + P: ln_1 norm and y (c_attn's input), q, k, v
+ *                [B,H,T,hs], attention y (c_proj's input), ln_2 norm and y, fc y and gelu y (their
+ *                consumers' inputs), rstd x2, P
+ *                forward  max(13NC + 8NF + 2N + P,     gelu's tidy: 7 [N,F] on top (45NC at F = 4C)
+ *                             13NC + N + 4P)           attention's tidy: split 3NC, heads 3NC, S,
+ *                                                      S*scale, S+mask, P, O, y
+ *                backward max(FC + C + 15NF,           gelu backward's tidy: 15 [N,F]
+ *                             9C^2 + 8C + 3NC + 4P + B*H*T - N)  attention backward's tidy
+ *                                                      (12NC + 4P + B*H*T) over the gradients so far
+ *                eval     max(8NC + 8NF, 12NC + 4P)
+ *     head       saved 2NC + N + NV + N(int32): ln_f norm and y, rstd, probs, target ids
+ *                forward  7NV + 2NC + 4N + N/4 + 2     the loss tidy: logits, logp, oneHot int32, as
+ *                                                      float, masked, * logp, probs (cpu, whose casts
+ *                                                      share: 6NV + 2NC + 3N + N/4 + 2)
+ *                backward 6NV + NC + VC + 2N + N/4 + 1 oneHot int32 and float, masked, probs*mask,
+ *                                                      -onehot, dlogits, dx, dwte (cpu: 5NV + NC + VC +
+ *                                                      N + N/4 + 1)
+ *   host kernels (wasm, cpu)
+ *     embedding  output NC, the forward's peak; saved nothing on the backend; backward adds into host arrays
+ *     block      output NC; saved 7NC + 3NF + 4N + P: ln_1 y, qkv, attention y, x2, ln_2 y (each a
+ *                share held as the next layer's input), fc y, gelu y and sigmoid, mean and rstd x2,
+ *                P; savedInput NC (ln_1 keeps the block's input)
+ *                forward  10NC + 3NF + 4N + P          at the block's output (22NC + 4N + P at F = 4C)
+ *                backward max(NF + FC,                 mlp.c_proj's dx and dW (2NF + FC without the
+ *                                                      SIMD GEMMs: and X^T)
+ *                             3P + 2NC - 3NF - 2N)     per-pair attention's P^T, dP, dS and dS^T, the
+ *                                                      MLP's activations freed by then (fused: no term)
+ *                eval     max(8NC + 3NF,               gelu (y and sigmoid)
+ *                             5NC + P + 4T hs + T^2,   fused attention: y, P, per-pair scratch
+ *                             7NC + P)                 per-pair attention: Qs, Kt, V, S
+ *     head       saved NC + 2N + NV (ln_f y, mean, rstd, probs); savedInput NC
+ *                forward  2NV + NC + 2N                logits and probs
+ *                backward NV + NC + VC (SIMD: dlogits, dx, dwte), 2NC + 2VC otherwise (dlogits in
+ *                         place; dx, x^T, dwte^T, dwte)
+ *     The host vocab-parallel head keeps its probabilities [N, V/tp] in a host array: not backend.
  *
- * The exact per-tensor lists are in the doc comments of host-layer-traces.ts and tf-layer-traces.ts.
+ * Not modelled: scratch a backend kernel allocates and frees inside itself (invisible to the
+ * meter too); the tf head's 4-byte loss scalar lives until the loss is read (freed here at once).
  */
-import type { GPTConfig } from '../config.js';
+import { TrainerError } from '@trainer/errors';
+import { ModelErrorCode } from '../codes.js';
+import { validateConfig, type GPTConfig } from '../config.js';
+import { GELU_A, GELU_K } from '../layers/gelu.js';
 import type { KernelSet } from '../layers/layer-set.js';
 import { checkTensorParallel, splitRange } from '../tensor-parallel/tp-layout.js';
 import { hostLayerTraces } from './host-layer-traces.js';
 import type { LayerTraces, TracedSaved } from './layer-traces.js';
 import { blockForward, embeddingForward, headForward, type SegmentDims } from './segment-traces.js';
 import { tfLayerTraces } from './tf-layer-traces.js';
-import { MemoryTrace, type Ref, type TraceBackend } from './trace.js';
+import { MemoryTrace, type Ref, type TensorBytes, type TraceBackend } from './trace.js';
+
+export type { TensorBytes, TraceBackend } from './trace.js';
 
 export interface ActivationShape {
   /** Sequences per micro-batch (B). */
@@ -52,14 +87,14 @@ export interface ActivationShape {
   /** This rank in its tensor-parallel group (its vocabulary rows; rank 0 holds the most); default 0. */
   tpRank?: number;
   /**
-   * The TF.js backend, which decides only whether tf.cast copies: 'wasm' copies, 'cpu' shares its
+   * The TF.js backend; it decides only whether tf.cast copies: wasm copies, cpu returns its
    * input's buffer when casting to float32, TensorFlow forwards its input when the dtype stays.
    * Default: 'tensorflow' for the tf kernel set (the GPU path), 'wasm' for the host one.
    */
   backend?: TraceBackend;
 }
 
-export type SegmentKind = 'embedding' | 'block' | 'head';
+export type SegmentMemoryKind = 'embedding' | 'block' | 'head';
 
 /** Bytes, per micro-batch, of one segment of one rank. */
 export interface SegmentMemory {
@@ -68,9 +103,9 @@ export interface SegmentMemory {
   /** The output activation y (0 for the head). */
   output: number;
   /**
-   * The input activation the saved state keeps alive after the caller drops the input (a share
-   * of it, e.g. the host LayerNorm's x): 0, or the input's bytes. Add it to `saved` when the
-   * caller frees inputs after forward (segment-runner does).
+   * The input the saved state keeps alive after the caller drops it (a share of it, as the host
+   * LayerNorm's x): 0 or the input's bytes. segment-runner drops inputs after forward, so per
+   * segment and micro-batch in flight the chain holds saved + savedInput.
    */
   savedInput: number;
   /** The most bytes alive at once during forward(train=true) above what was alive before the call (params and input excluded: they exist before); at least saved + output. */
@@ -81,28 +116,47 @@ export interface SegmentMemory {
   backwardNet: number;
   /** The same forward with train=false (evaluation): peak above before. */
   evalPeak: number;
-  /** Which allocation reached each peak (for explaining a plan). */
+  /**
+   * The parameter-gradient tensors backward hands to the gradient buffers (tf kernels; host
+   * kernels download theirs): inside backwardNet and, from the moment they are made, backwardPeak.
+   * A planner that counts gradient buffers as model state counts these bytes there.
+   */
+  gradients: number;
+  /** The allocation that reached each peak ('block.mlp.gelu: y [n]'), to explain a plan. */
   peakAt: { forward: string; backward: string; eval: string };
 }
 
-/** One rank's sizes from the config and the shape (throws TRAINER_ERR_TP_INDIVISIBLE as GPTSegments would). */
+/** What SegmentMemory's numbers are made of: tensors (labelled by layer and shape), largest first. */
+export interface SegmentMemoryDetail {
+  /** The saved state's tensors (they add up to `saved`). */
+  saved: TensorBytes[];
+  /** The tensors the forward has made and holds at its peak (they add up to `forwardPeak`). */
+  forwardPeak: TensorBytes[];
+  /** The tensors backward has made and holds at its peak; `backwardPeak` is their sum minus the saved tensors released by then. */
+  backwardPeak: TensorBytes[];
+  /** The evaluation forward's tensors at its peak (they add up to `evalPeak`). */
+  evalPeak: TensorBytes[];
+}
+
+/** One rank's sizes; throws as GPTSegments would (TRAINER_ERR_TP_INDIVISIBLE, TRAINER_ERR_MODEL_INPUT). */
 export function segmentDims(config: GPTConfig, shape: ActivationShape): SegmentDims {
   const { batch: B, seqLen: T, tp } = shape;
-  if (tp > 1) checkTensorParallel(config, tp);
-  if (T > config.contextLength) throw new Error(`seqLen ${T} is longer than the context length ${config.contextLength}`);
-  const [v0, v1] = splitRange(config.vocabSize, tp, shape.tpRank ?? 0);
-  return {
-    B,
-    T,
-    N: B * T,
-    C: config.dModel,
-    H: config.heads / tp,
-    hs: config.dModel / config.heads,
-    F: (4 * config.dModel) / tp,
-    V: v1 - v0,
-    ctx: config.contextLength,
-    tp,
-  };
+  validateConfig(config);
+  checkTensorParallel(config, tp);
+  for (const [name, v, max] of [['batch', B, Infinity], ['seqLen', T, config.contextLength]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > max) {
+      throw new TrainerError(ModelErrorCode.MODEL_INPUT, `${name} must be an integer in [1, ${max}], got ${String(v)}`, {
+        hint: name === 'seqLen' ? 'sequences are at most the context length' : 'sequences per micro-batch',
+        details: { [name]: v },
+      });
+    }
+  }
+  const rank = shape.tpRank ?? 0;
+  if (!Number.isInteger(rank) || rank < 0 || rank >= tp) {
+    throw new TrainerError(ModelErrorCode.MODEL_INPUT, `tpRank must be an integer in [0, ${tp}), got ${String(rank)}`, { hint: 'the rank within its tensor-parallel group' });
+  }
+  const [v0, v1] = splitRange(config.vocabSize, tp, rank);
+  return { B, T, N: B * T, C: config.dModel, H: config.heads / tp, hs: config.dModel / config.heads, F: (4 * config.dModel) / tp, V: v1 - v0, ctx: config.contextLength, tp };
 }
 
 function layerTraces(shape: ActivationShape): LayerTraces {
@@ -114,65 +168,80 @@ function traceBackend(shape: ActivationShape): TraceBackend {
 }
 
 /** A segment's forward on a trace: its output (null for the head) and saved state. */
-function runForward(t: MemoryTrace, kind: SegmentKind, L: LayerTraces, x: Ref | null, d: SegmentDims, train: boolean): { y: Ref | null; saved: TracedSaved | null } {
+function runForward(t: MemoryTrace, kind: SegmentMemoryKind, L: LayerTraces, x: Ref | null, d: SegmentDims, train: boolean): { y: Ref | null; saved: TracedSaved | null } {
   if (kind === 'embedding') return embeddingForward(t, L, d, train);
   if (kind === 'block') return blockForward(t, L, x!, d, train);
   return { y: null, ...headForward(t, L, x!, d, train) };
+}
+
+/** Forward, the caller dropping the input, backward; and an evaluation forward: numbers and what made them. */
+function traceSegment(config: GPTConfig, kind: SegmentMemoryKind, shape: ActivationShape): { memory: SegmentMemory; detail: SegmentMemoryDetail } {
+  const d = segmentDims(config, shape);
+  const L = layerTraces(shape);
+  const input = (t: MemoryTrace) => (kind === 'embedding' ? null : t.alloc('input x [B,T,C]', d.N * d.C)); // the previous segment's y
+
+  const t = new MemoryTrace(traceBackend(shape));
+  const x = input(t);
+  t.mark();
+  const f = runForward(t, kind, L, x, d, true);
+  const forwardPeak = t.peakAbove();
+  const forwardTensors = t.peakTensors();
+  const output = f.y?.buffer.bytes ?? 0;
+  const saved = t.now() - output;
+  const savedTensors = t.newTensors([f.y]);
+  const forwardAt = t.peakAt();
+  // segment-runner drops the input after forward and hands y on; the saved state may hold the input.
+  t.mark();
+  t.dispose(x, f.y);
+  const savedInput = (x?.buffer.bytes ?? 0) + output + t.now();
+
+  const dy = kind === 'head' ? null : t.alloc('dy [B,T,C]', d.N * d.C); // the head starts from the loss
+  t.mark();
+  const { grads } = f.saved!.backward(dy);
+  const backwardPeak = t.peakAbove();
+  const backwardTensors = t.peakTensors();
+  const backwardAt = t.peakAt();
+  const backwardNet = t.now();
+
+  const e = new MemoryTrace(traceBackend(shape));
+  const ex = input(e);
+  e.mark();
+  runForward(e, kind, L, ex, d, false);
+
+  return {
+    memory: {
+      saved,
+      output,
+      savedInput,
+      forwardPeak,
+      backwardPeak,
+      backwardNet,
+      evalPeak: e.peakAbove(),
+      gradients: grads.reduce((n, g) => n + g.buffer.bytes, 0),
+      peakAt: { forward: forwardAt, backward: backwardAt, eval: e.peakAt() },
+    },
+    detail: { saved: savedTensors, forwardPeak: forwardTensors, backwardPeak: backwardTensors, evalPeak: e.peakTensors() },
+  };
 }
 
 /**
  * Bytes of one segment of one rank, per micro-batch: what its forward keeps and allocates at
  * most, what its backward allocates at most and leaves, and the evaluation forward's peak.
  */
-export function segmentMemory(config: GPTConfig, kind: SegmentKind, shape: ActivationShape): SegmentMemory {
-  const d = segmentDims(config, shape);
-  const L = layerTraces(shape);
-  const inputBytes = kind === 'embedding' ? 0 : 4 * d.N * d.C;
+export function segmentMemory(config: GPTConfig, kind: SegmentMemoryKind, shape: ActivationShape): SegmentMemory {
+  return traceSegment(config, kind, shape).memory;
+}
 
-  // Training forward: the input exists before (the previous segment's output, or token ids on the host).
-  const t = new MemoryTrace(traceBackend(shape));
-  const x = kind === 'embedding' ? null : t.alloc('input x [B,T,C]', d.N * d.C);
-  t.mark();
-  const f = runForward(t, kind, L, x, d, true);
-  const forward = t.peakAbove();
-  const output = f.y ? f.y.buffer.bytes : 0;
-  const saved = t.now() - output;
-  // The caller drops its input (the saved state may keep it) and hands y on.
-  t.mark();
-  t.dispose(x, f.y);
-  const savedInput = inputBytes + t.now() + output;
-
-  // Backward: saved, dy [B,T,C] (none for the head: it starts from the loss) and params exist before.
-  const dy = kind === 'head' ? null : t.alloc('dy [B,T,C]', d.N * d.C);
-  t.mark();
-  f.saved!.backward(dy);
-  const backward = t.peakAbove();
-  const backwardNet = t.now();
-
-  // Evaluation forward.
-  const e = new MemoryTrace(traceBackend(shape));
-  const ex = kind === 'embedding' ? null : e.alloc('input x [B,T,C]', d.N * d.C);
-  e.mark();
-  runForward(e, kind, L, ex, d, false);
-  const evaluation = e.peakAbove();
-
-  return {
-    saved,
-    output,
-    savedInput,
-    forwardPeak: forward.bytes,
-    backwardPeak: backward.bytes,
-    backwardNet,
-    evalPeak: evaluation.bytes,
-    peakAt: { forward: forward.at, backward: backward.at, eval: evaluation.at },
-  };
+/** The tensors behind segmentMemory's saved bytes and peaks (to explain a plan line by line). */
+export function segmentMemoryDetail(config: GPTConfig, kind: SegmentMemoryKind, shape: ActivationShape): SegmentMemoryDetail {
+  return traceSegment(config, kind, shape).detail;
 }
 
 /** A block under activation checkpointing (segment-runner.ts: checkpointActivations). */
 export interface RecomputeMemory {
   /** Kept from the first forward to the backward: the block's input [B,T,C]. */
   checkpoint: number;
-  /** The first forward (train=false): peak above before (the input exists). */
+  /** The first forward (train=false): peak above before (= segmentMemory's evalPeak). */
   forwardPeak: number;
   /**
    * In backward: the forward again with train=true (its y dropped at once, then the checkpointed
@@ -180,20 +249,13 @@ export interface RecomputeMemory {
    * params exist before).
    */
   backwardPeak: number;
-  /** After the backward, above before: dx (and tf kernels' gradient tensors) minus the checkpoint. */
+  /** After that backward, above before: dx (and tf kernels' gradient tensors) minus the checkpoint. */
   backwardNet: number;
-  peakAt: { forward: string; backward: string };
 }
 
 export function recomputeMemory(config: GPTConfig, shape: ActivationShape): RecomputeMemory {
   const d = segmentDims(config, shape);
   const L = layerTraces(shape);
-  const first = new MemoryTrace(traceBackend(shape));
-  const x0 = first.alloc('input x [B,T,C]', d.N * d.C);
-  first.mark();
-  blockForward(first, L, x0, d, false);
-  const forward = first.peakAbove();
-
   const t = new MemoryTrace(traceBackend(shape));
   const x = t.alloc('checkpointed input x [B,T,C]', d.N * d.C);
   const dy = t.alloc('dy [B,T,C]', d.N * d.C);
@@ -201,21 +263,14 @@ export function recomputeMemory(config: GPTConfig, shape: ActivationShape): Reco
   const f = t.named('recompute', () => blockForward(t, L, x, d, true));
   t.dispose(f.y, x);
   f.saved!.backward(dy);
-  const backward = t.peakAbove();
-  return {
-    checkpoint: 4 * d.N * d.C,
-    forwardPeak: forward.bytes,
-    backwardPeak: backward.bytes,
-    backwardNet: t.now(),
-    peakAt: { forward: forward.at, backward: backward.at },
-  };
+  return { checkpoint: 4 * d.N * d.C, forwardPeak: segmentMemory(config, 'block', shape).evalPeak, backwardPeak: t.peakAbove(), backwardNet: t.now() };
 }
 
 /**
- * The micro-batch's uploads: token ids and targets, int32 [B*T] each, with the tf kernel set
- * (kept in the embedding's and the head's saved state, so already inside segmentMemory().saved).
+ * The micro-batch's uploads with the tf kernel set: token ids and targets, int32 [B*T] each,
+ * kept from forward to backward by the embedding and the head (so already in their `saved`).
  * The host kernels read both from host arrays (the SIMD head uploads the targets as float [B*T]
- * for a moment in backward, inside backwardPeak).
+ * for a moment in backward: inside its backwardPeak).
  */
 export function batchUploadBytes(shape: ActivationShape): { tokens: number; targets: number } {
   const n = shape.kernels === 'tf' ? 4 * shape.batch * shape.seqLen : 0;
@@ -223,21 +278,19 @@ export function batchUploadBytes(shape: ActivationShape): { tokens: number; targ
 }
 
 /**
- * The tf kernel set's cached device constants (layers/constants.ts), kept for the process: the
- * causal mask [T, T] per distinct sequence length, and one scalar per distinct value (LayerNorm
- * eps, the attention scale, four GELU coefficients, int32 0; and the vocab-parallel layers'
- * shard bounds). Host kernels keep none.
+ * The tf kernel set's cached device constants (layers/constants.ts), kept for the process and
+ * not part of any segment: the causal mask [T, T] per distinct sequence length, and a scalar per
+ * distinct value (LayerNorm eps, the attention scale, GELU's 2k, A, 1 and 3A, int32 0, and the
+ * vocab-parallel shard bounds v0, Vt, Vt - 1). Host kernels keep none.
  */
 export function kernelConstantBytes(config: GPTConfig, shape: ActivationShape): number {
   if (shape.kernels !== 'tf') return 0;
   const hs = config.dModel / config.heads;
-  const K = Math.sqrt(2 / Math.PI);
-  const A = 0.044715;
-  const keys = new Set([config.layerNormEps, 1 / Math.sqrt(hs), 2 * K, A, 1, 3 * A].map((v) => `f${v}`));
-  keys.add('i0');
+  const keys = new Set([config.layerNormEps, 1 / Math.sqrt(hs), 2 * GELU_K, GELU_A, 1, 3 * GELU_A].map((v) => `float32 ${v}`));
+  keys.add('int32 0');
   if (shape.tp > 1) {
     const [v0, v1] = splitRange(config.vocabSize, shape.tp, shape.tpRank ?? 0);
-    for (const v of [v0, v1 - v0, v1 - v0 - 1]) keys.add(`i${v}`);
+    for (const v of [v0, v1 - v0, v1 - v0 - 1]) keys.add(`int32 ${v}`);
   }
   return 4 * shape.seqLen * shape.seqLen + 4 * keys.size;
 }

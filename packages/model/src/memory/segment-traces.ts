@@ -83,7 +83,9 @@ export function blockForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentD
 
 /** The embedding segment: token ids -> x [B,T,C] (vocab-parallel for tp > 1). */
 export function embeddingForward(t: MemoryTrace, L: LayerTraces, d: SegmentDims, train: boolean): TracedForward {
-  return t.named('embedding', () => (d.tp > 1 ? L.vocabParallelEmbedding(t, d, d.C, d.V, d.ctx, train) : L.embedding(t, d, d.C, d.V, d.ctx, train)));
+  const f = t.named('embedding', () => (d.tp > 1 ? L.vocabParallelEmbedding(t, d, d.C, d.V, d.ctx, train) : L.embedding(t, d, d.C, d.V, d.ctx, train)));
+  const s = f.saved;
+  return { y: f.y, saved: s && new TracedSaved(t, s.refs, (dy) => t.named('embedding.backward', () => s.backward(dy))) };
 }
 
 /** The head segment: x [B,T,C] -> ln_f -> tied head and loss (vocab-parallel for tp > 1). */

@@ -1,30 +1,25 @@
 /**
  * A replay of the backend allocations of a model call, from shapes alone.
  *
- * The activation model (activation-memory.ts) does not fit constants: it runs each layer's code
- * path again on this ledger, one line per TF.js tensor the real code creates, shares or
- * disposes, with the tensor's exact byte size. The ledger follows buffers the way the memory
- * meter (device/memory-meter.ts) does: a tensor is a handle (Ref) on a buffer; a reshape or
- * `share()` adds a handle to the same buffer (no bytes); a buffer is freed when its last handle
- * is disposed; tf.tidy disposes every handle created inside it except the ones returned. So
- * the most bytes alive at once is a max over the moments of a fixed sequence: a closed form in
- * the shapes, and the label of the allocation that reached it says where the peak is.
+ * The activation model (activation-memory.ts) fits no constant: it runs each layer's code path
+ * again on this ledger, one line per TF.js tensor the real code creates, shares or disposes,
+ * with the tensor's exact byte size. The ledger follows buffers as the memory meter
+ * (device/memory-meter.ts) does: a tensor is a handle (Ref) on a buffer; a reshape or share()
+ * adds a handle to the same buffer (no bytes); a buffer is freed with its last handle; tf.tidy
+ * disposes every handle created inside it but the ones it returns. The most bytes alive at once
+ * is then a max over the moments of a fixed sequence (a closed form in the shapes), and the
+ * buffers alive at that moment say what the peak is made of.
  *
- * What is not counted (as the meter does not count it): scratch a backend kernel allocates and
- * frees inside one kernel (e.g. the cpu backend's softmax temporaries, cuBLAS workspace).
+ * Not counted (the meter does not see them either): scratch that a backend kernel allocates and
+ * frees inside one kernel (the cpu backend's softmax temporaries, a GPU's cuBLAS workspace).
  */
 
 /** The backend whose buffer semantics the replay follows (they differ only in tf.cast). */
 export type TraceBackend = 'wasm' | 'cpu' | 'tensorflow';
 
-/** Element dtypes and their bytes per element (TF.js: bool is 1 byte, int32 and float32 4). */
+/** Element dtypes (TF.js: bool 1 byte per element, int32 and float32 4). */
 export type Dtype = 'float32' | 'int32' | 'bool';
 const BYTES: Record<Dtype, number> = { float32: 4, int32: 4, bool: 1 };
-
-/** Bytes of a tensor of `elements` elements of `dtype`. */
-export function bytesOf(elements: number, dtype: Dtype = 'float32'): number {
-  return elements * BYTES[dtype];
-}
 
 interface Buffer {
   readonly label: string;
@@ -32,19 +27,28 @@ interface Buffer {
   refs: number;
 }
 
-/** A tensor handle: a TF.js tensor of the modelled code. */
+/** A tensor handle: one TF.js tensor of the modelled code. */
 export interface Ref {
   readonly buffer: Buffer;
   readonly dtype: Dtype;
   disposed: boolean;
 }
 
+/** A buffer alive at some moment: which tensor, how many bytes. */
+export interface TensorBytes {
+  tensor: string;
+  bytes: number;
+}
+
 export class MemoryTrace {
-  /** Bytes of the buffers alive now (those that existed before included). */
+  private readonly alive = new Set<Buffer>();
+  /** Bytes of the buffers alive now (those that existed before the mark included). */
   private live = 0;
-  private peak = 0;
-  private peakLabel = '';
   private base = 0;
+  private peak = 0;
+  private before = new Set<Buffer>();
+  private atPeak: Buffer[] = [];
+  private peakLabel = '';
   private readonly scopes: Ref[][] = [];
   private readonly names: string[] = [];
 
@@ -52,24 +56,33 @@ export class MemoryTrace {
 
   /** A new buffer of `elements` elements (an op's output, an upload). */
   alloc(label: string, elements: number, dtype: Dtype = 'float32'): Ref {
-    return this.newBuffer(label, bytesOf(elements, dtype), dtype);
+    const buffer: Buffer = { label: this.names.length ? `${this.names.join('.')}: ${label}` : label, bytes: elements * BYTES[dtype], refs: 1 };
+    this.alive.add(buffer);
+    this.live += buffer.bytes;
+    if (this.live > this.peak) {
+      this.peak = this.live;
+      this.atPeak = [...this.alive].filter((b) => !this.before.has(b));
+      this.peakLabel = buffer.label;
+    }
+    return this.track({ buffer, dtype, disposed: false });
   }
 
   /** A new handle on the same buffer (tf.reshape, tf.expandDims, layer.ts's share()). */
   share(r: Ref, dtype: Dtype = r.dtype): Ref {
-    if (r.disposed) throw new Error(`trace: share of disposed ${r.buffer.label}`);
+    if (r.disposed) throw new Error(`internal: trace shares disposed ${r.buffer.label}`);
     r.buffer.refs++;
     return this.track({ buffer: r.buffer, dtype, disposed: false });
   }
 
   /**
-   * tf.cast: the cpu backend returns the input's buffer when nothing is lost (to float32, or
-   * int32 from bool/int32); TensorFlow forwards its input when the dtype does not change; the
-   * wasm backend always copies.
+   * tf.cast: the cpu backend returns its input's buffer when nothing is lost (to float32, or to
+   * int32 from int32 / bool); TensorFlow forwards its input when the dtype stays; wasm copies.
    */
   cast(label: string, r: Ref, elements: number, dtype: Dtype): Ref {
     const shares =
-      this.backend === 'cpu' ? dtype === 'float32' || (dtype === 'int32' && r.dtype !== 'float32') || r.dtype === dtype : this.backend === 'tensorflow' && r.dtype === dtype;
+      this.backend === 'cpu'
+        ? dtype === 'float32' || r.dtype === dtype || (dtype === 'int32' && r.dtype === 'bool')
+        : this.backend === 'tensorflow' && r.dtype === dtype;
     return shares ? this.share(r, dtype) : this.alloc(label, elements, dtype);
   }
 
@@ -77,26 +90,28 @@ export class MemoryTrace {
     for (const r of refs) {
       if (!r || r.disposed) continue;
       r.disposed = true;
-      if (--r.buffer.refs === 0) this.live -= r.buffer.bytes;
+      if (--r.buffer.refs > 0) continue;
+      this.alive.delete(r.buffer);
+      this.live -= r.buffer.bytes;
     }
   }
 
   /** tf.tidy: disposes every handle created in `fn` but those it returns. */
   tidy<T extends Ref | Ref[]>(fn: () => T): T {
     this.scopes.push([]);
-    let out: T;
+    let out: T | undefined;
     try {
       out = fn();
+      return out;
     } finally {
       const created = this.scopes.pop()!;
-      const kept = new Set(Array.isArray(out!) ? out : [out!]);
+      const kept = new Set(out === undefined ? [] : Array.isArray(out) ? out : [out]);
       for (const r of created) if (!kept.has(r)) this.dispose(r);
-      if (this.scopes.length) for (const r of kept) this.scopes[this.scopes.length - 1].push(r);
+      if (this.scopes.length) this.scopes[this.scopes.length - 1].push(...kept);
     }
-    return out;
   }
 
-  /** Runs `fn` with allocation labels prefixed by `name` (the layer: 'h.attn.c_attn'). */
+  /** Runs `fn` with allocation labels prefixed by `name` (the layer: 'block.attn.c_attn'). */
   named<T>(name: string, fn: () => T): T {
     this.names.push(name);
     try {
@@ -110,6 +125,8 @@ export class MemoryTrace {
   mark(): void {
     this.base = this.live;
     this.peak = this.live;
+    this.before = new Set(this.alive);
+    this.atPeak = [];
     this.peakLabel = '';
   }
 
@@ -118,23 +135,33 @@ export class MemoryTrace {
     return this.live - this.base;
   }
 
-  /** The most bytes alive at once since the mark, above it, and the allocation that reached it. */
-  peakAbove(): { bytes: number; at: string } {
-    return { bytes: this.peak - this.base, at: this.peakLabel };
+  /** The most bytes alive at once since the mark, above it. */
+  peakAbove(): number {
+    return this.peak - this.base;
   }
 
-  private newBuffer(label: string, bytes: number, dtype: Dtype): Ref {
-    const full = this.names.length ? `${this.names.join('.')}: ${label}` : label;
-    this.live += bytes;
-    if (this.live > this.peak) {
-      this.peak = this.live;
-      this.peakLabel = full;
-    }
-    return this.track({ buffer: { label: full, bytes, refs: 1 }, dtype, disposed: false });
+  /** The allocation that reached the peak since the mark ('' if nothing rose above it). */
+  peakAt(): string {
+    return this.peakLabel;
+  }
+
+  /** The buffers allocated since the mark and alive at its peak, largest first. */
+  peakTensors(): TensorBytes[] {
+    return describe(this.atPeak);
+  }
+
+  /** The buffers allocated since the mark and alive now (but `except`'s), largest first. */
+  newTensors(except: (Ref | null)[] = []): TensorBytes[] {
+    const skip = new Set(except.map((r) => r?.buffer));
+    return describe([...this.alive].filter((b) => !this.before.has(b) && !skip.has(b)));
   }
 
   private track(r: Ref): Ref {
     if (this.scopes.length) this.scopes[this.scopes.length - 1].push(r);
     return r;
   }
+}
+
+function describe(buffers: Buffer[]): TensorBytes[] {
+  return buffers.map((b) => ({ tensor: b.label, bytes: b.bytes })).sort((a, b) => b.bytes - a.bytes);
 }

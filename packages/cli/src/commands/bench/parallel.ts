@@ -4,7 +4,7 @@ import { checkPipeline, checkTensorParallel, resolveModelConfig } from '@trainer
 import { exitCode } from '../../action.js';
 import { int, oneOf } from '../../parse.js';
 import { BACKENDS } from '../../train-options.js';
-import { formatBytes } from '../estimate-memory.js';
+import { formatBytes } from '../../format.js';
 import { runSynthetic } from './synthetic-run.js';
 
 /**

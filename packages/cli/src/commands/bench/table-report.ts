@@ -1,4 +1,4 @@
-import { formatBytes } from '../estimate-memory.js';
+import { formatBytes } from '../../format.js';
 
 /** One measured row of the optimization table. */
 export interface TableRow {

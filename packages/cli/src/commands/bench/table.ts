@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { exitCode } from '../../action.js';
 import { int, oneOf } from '../../parse.js';
 import { BACKENDS } from '../../train-options.js';
-import { formatBytes } from '../estimate-memory.js';
+import { formatBytes } from '../../format.js';
 import { runSynthetic, type SyntheticRunOptions } from './synthetic-run.js';
 import { optimizationsMarkdown, optimizationsSvg, type TableRow } from './table-report.js';
 

@@ -4,7 +4,8 @@ import { int, oneOf } from '../../parse.js';
 import { BACKENDS } from '../../train-options.js';
 import { estimateModelState } from '@trainer/engine';
 import { resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
-import { formatBytes, kernelsFor } from '../estimate-memory.js';
+import { formatBytes } from '../../format.js';
+import { kernelsOf } from '../../memory-check.js';
 import { runSynthetic } from './synthetic-run.js';
 
 /** `trainer bench zero`: ZeRO stages side by side, measured and predicted model state, traffic. */
@@ -21,7 +22,7 @@ export function addZeroBench(cmd: Command): void {
     .option('--json', 'one JSON object per stage')
     .action(exitCode(async (o: { model: string; nodes: number; batch: number; steps: number; warmup: number; backend: (typeof BACKENDS)[number]; json?: boolean }) => {
       const config = resolveModelConfig(o.model);
-      const units = unitComputeCosts(config, kernelsFor(o.backend, false));
+      const units = unitComputeCosts(config, kernelsOf(o.backend, 'auto', false));
       const segments = segmentSpecs(config);
       const rows = [];
       if (!o.json) process.stdout.write(`${o.model}, ${o.nodes} workers, batch ${o.batch} per worker\nstage   step ms   tokens/s   model state (measured / predicted)   sent/step\n`);
