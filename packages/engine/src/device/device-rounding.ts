@@ -13,21 +13,56 @@ import * as tf from '@tensorflow/tfjs-core';
  * magnitudes from 65520 (halfway to 2^16) become infinities, as fp16 overflows, and below 2^-14
  * values are rounded to multiples of 2^-24 (its subnormals, tf.round breaks ties to even).
  * Infinities and NaN pass through.
+ *
+ * Each intermediate is freed as soon as the next exists: at most ROUNDING_TEMPORARIES tensors of
+ * x's size (and a 1-byte mask) are alive beside x.
  */
+export const ROUNDING_TEMPORARIES = 3;
+
 export function roundOnDevice(x: tf.Tensor, precision: 'bf16' | 'fp16', constant: (v: number) => tf.Scalar): tf.Tensor {
-  return tf.tidy(() => {
-    const c = constant(precision === 'bf16' ? 65537 : 8193);
-    const scaled = tf.mul(x, c);
-    const hi = tf.sub(scaled, tf.sub(scaled, x));
-    const abs = tf.abs(x);
-    if (precision === 'bf16') {
-      // Near fp32's top (|x| c overflows) and for inf/NaN, keep x (bf16 has fp32's exponent range).
-      return tf.where(tf.less(abs, constant(2 ** 110)), hi, x);
-    }
-    const subnormal = tf.mul(tf.round(tf.mul(x, constant(2 ** 24))), constant(2 ** -24));
-    const inRange = tf.where(tf.less(abs, constant(2 ** -14)), subnormal, hi);
-    const overflow = tf.mul(tf.sign(x), constant(Infinity));
-    // NaN compares false everywhere: it stays NaN through hi.
-    return tf.where(tf.greaterEqual(abs, constant(65520)), overflow, inRange);
-  });
+  const hi = veltkamp(x, constant(precision === 'bf16' ? 65537 : 8193));
+  const abs = tf.abs(x);
+  if (precision === 'bf16') {
+    // Near fp32's top (|x| c overflows) and for inf/NaN, keep x (bf16 has fp32's exponent range).
+    return select(tf.less(abs, constant(2 ** 110)), hi, x, [abs, hi]);
+  }
+  const small = tf.less(abs, constant(2 ** -14));
+  const big = tf.greaterEqual(abs, constant(65520));
+  abs.dispose();
+  const subnormal = chain(tf.mul(x, constant(2 ** 24)), (t) => tf.round(t), (t) => tf.mul(t, constant(2 ** -24)));
+  const inRange = select(small, subnormal, hi, [subnormal, hi]);
+  const overflow = chain(tf.sign(x), (t) => tf.mul(t, constant(Infinity)));
+  // NaN compares false everywhere: it stays NaN through hi.
+  return select(big, overflow, inRange, [overflow, inRange]);
+}
+
+/** hi = c x - (c x - x): x rounded to the format's significant bits. */
+function veltkamp(x: tf.Tensor, c: tf.Scalar): tf.Tensor {
+  const scaled = tf.mul(x, c);
+  const diff = tf.sub(scaled, x);
+  const hi = tf.sub(scaled, diff);
+  tf.dispose([scaled, diff]);
+  return hi;
+}
+
+/**
+ * where(cond, a, b) of tensors of one shape, then frees cond and `done`. The Select kernel itself:
+ * tf.where first broadcasts its three inputs, which for equal shapes clones each of them (a copy
+ * of each on wasm: 2.25 more tensors of x's size alive at once).
+ */
+function select(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor, done: tf.Tensor[]): tf.Tensor {
+  const out = tf.engine().runKernel('Select', { condition: cond, t: a, e: b }) as tf.Tensor;
+  tf.dispose([cond, ...done]);
+  return out;
+}
+
+/** first, then each step on the previous result, which is freed as soon as the next exists. */
+function chain(first: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
+  let t = first;
+  for (const step of steps) {
+    const next = step(t);
+    t.dispose();
+    t = next;
+  }
+  return t;
 }

@@ -66,6 +66,8 @@ export interface Device<V, S = unknown> {
   slice(v: V, start: number, end: number): V;
   /** acc + x, fp32 arithmetic, one rounding to acc's precision. Consumes acc, not x. */
   add(acc: V, x: V): V;
+  /** `v` held in `precision` (rounded once); consumes v. */
+  toPrecision(v: V, precision: Precision): V;
   /** `v` rounded to `precision`, as a new fp32 vector (the working copy of a master). */
   rounded(v: V, precision: Precision): V;
   /** What the model builds a unit's compute parameters from (valid until `v` changes or is disposed). */

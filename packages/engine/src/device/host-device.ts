@@ -62,6 +62,13 @@ export class HostDevice implements Device<VectorStore, number> {
     return acc;
   }
 
+  toPrecision(v: VectorStore, precision: Precision): VectorStore {
+    if (v.precision === precision) return v;
+    const out = makeStore(precision, v.length, v.read(0, v.length));
+    this.dispose(v);
+    return out;
+  }
+
   rounded(v: VectorStore, precision: Precision): VectorStore {
     const values = v.read(0, v.length).slice();
     if (precision !== 'fp32') roundInPlace(values, precision);

@@ -137,6 +137,13 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
     return this.stored(sum, acc.precision);
   }
 
+  toPrecision(v: DeviceVector, precision: Precision): DeviceVector {
+    if (v.precision === precision) return v;
+    const out = precision === 'fp32' ? tf.clone(v.t) : (roundOnDevice(v.t, precision, constant) as tf.Tensor1D);
+    this.dispose(v);
+    return new DeviceVector(out, precision);
+  }
+
   rounded(v: DeviceVector, precision: Precision): DeviceVector {
     return new DeviceVector(precision === 'fp32' ? tf.clone(v.t) : (roundOnDevice(v.t, precision, constant) as tf.Tensor1D), 'fp32');
   }
@@ -211,30 +218,53 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
    * AdamW as element-wise kernels (adamw.ts has the math):
    *   g = grad * factor;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
    *   p = p - lr wd mask p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
-   * with mask 1 on the decay ranges, built per call from fills (no persistent mask memory). Each
-   * new state is made in its own tidy and its old tensor freed at once, so at most a few
-   * piece-sized temporaries exist beside the state (the planner counts ADAMW_TEMPORARIES).
+   * with mask 1 on the decay ranges, built per call from fills (no persistent mask memory).
+   * Every intermediate is freed as soon as the next one exists, and each old state as its new
+   * one is made, so at most ADAMW_TEMPORARIES piece-sized tensors exist beside the state (three,
+   * and the scaled gradient when clipping or a loss scale applies; the memory planner counts them).
    */
   adamw(state: PieceOptimizerState<DeviceVector>, grad: DeviceVector, decay: readonly Range[], h: AdamWStep): void {
     const s = this.scalarsFor(h);
     const n = grad.t.size;
-    const g = h.gradFactor === 1 ? grad.t : (tf.mul(grad.t, s.gradFactor) as tf.Tensor1D);
-    const m = tf.tidy(() => tf.add(tf.mul(state.m.t, constant(h.beta1)), tf.mul(g, constant(1 - h.beta1)))) as tf.Tensor1D;
-    state.m.t.dispose();
+    const g = h.gradFactor === 1 ? grad.t : tf.mul(grad.t, s.gradFactor);
+    // m = b1 m + (1 - b1) g
+    const bm = tf.mul(state.m.t, constant(h.beta1));
+    const gm = tf.mul(g, constant(1 - h.beta1));
+    const m = tf.add(bm, gm) as tf.Tensor1D;
+    tf.dispose([bm, gm, state.m.t]);
     state.m = new DeviceVector(m, 'fp32');
-    const v = tf.tidy(() => tf.add(tf.mul(state.v.t, constant(h.beta2)), tf.mul(tf.square(g), constant(1 - h.beta2)))) as tf.Tensor1D;
+    // v = b2 v + (1 - b2) g^2
+    const sq = tf.square(g);
+    const gv = tf.mul(sq, constant(1 - h.beta2));
+    sq.dispose();
     if (g !== grad.t) g.dispose();
-    state.v.t.dispose();
+    const bv = tf.mul(state.v.t, constant(h.beta2));
+    const v = tf.add(bv, gv) as tf.Tensor1D;
+    tf.dispose([bv, gv, state.v.t]);
     state.v = new DeviceVector(v, 'fp32');
-    const p = tf.tidy(() => {
-      const denom = tf.add(tf.mul(tf.sqrt(v), s.invSqrtBc2), constant(h.eps));
-      const step = tf.div(tf.mul(m, s.stepSize), denom);
-      const mask = h.weightDecay !== 0 ? decayMask(decay, n) : null;
-      // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
-      const decayed = mask ? tf.sub(state.master.t, tf.mul(tf.mul(state.master.t, mask), s.decay)) : state.master.t;
-      return tf.sub(decayed, step);
-    }) as tf.Tensor1D;
-    state.master.t.dispose();
+    // update = (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+    const root = tf.sqrt(v);
+    const scaled = tf.mul(root, s.invSqrtBc2);
+    root.dispose();
+    const denom = tf.add(scaled, constant(h.eps));
+    scaled.dispose();
+    const ms = tf.mul(m, s.stepSize);
+    const update = tf.div(ms, denom);
+    tf.dispose([ms, denom]);
+    // Decoupled decay uses the parameter before this step's Adam update, as PyTorch does.
+    let decayed = state.master.t;
+    const mask = h.weightDecay !== 0 ? decayMask(decay, n) : null;
+    if (mask) {
+      const pm = tf.mul(state.master.t, mask);
+      mask.dispose();
+      const pmd = tf.mul(pm, s.decay);
+      pm.dispose();
+      decayed = tf.sub(state.master.t, pmd) as tf.Tensor1D;
+      pmd.dispose();
+    }
+    const p = tf.sub(decayed, update) as tf.Tensor1D;
+    tf.dispose([update, state.master.t]);
+    if (decayed !== state.master.t) decayed.dispose();
     state.master = new DeviceVector(p, 'fp32');
   }
 
@@ -266,11 +296,7 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
    */
   async reduceScatter(v: DeviceVector, group: CollectiveGroup, codec: WireCodec, precision: Precision): Promise<DeviceVector> {
     const n = v.t.size;
-    if (group.size === 1) {
-      const own = this.stored(tf.clone(v.t), precision);
-      this.dispose(v);
-      return own;
-    }
+    if (group.size === 1) return this.toPrecision(v, precision);
     const { start, end } = shardRange(n, group.size, group.rank);
     const host = new Float32Array(n);
     if (start > 0) host.set(await this.toHost(v, 0, start), 0);
@@ -327,5 +353,8 @@ function decayMask(decay: readonly Range[], n: number): tf.Tensor1D | null {
     pos = r.end;
   }
   if (pos < n) parts.push(tf.fill([n - pos], 0) as tf.Tensor1D);
-  return parts.length === 1 ? parts[0] : (tf.concat(parts) as tf.Tensor1D);
+  if (parts.length === 1) return parts[0];
+  const mask = tf.concat(parts) as tf.Tensor1D;
+  tf.dispose(parts);
+  return mask;
 }

@@ -7,6 +7,8 @@ import type { Precision } from '../precision/vector-store.js';
 import { estimateModelState, type MemoryEstimate } from '../zero/memory-estimate.js';
 import type { ZeroStage } from '../zero/zero-strategy.js';
 import { schedule1F1B } from '../schedules/schedule-1f1b.js';
+import { ROUNDING_TEMPORARIES } from '../device/device-rounding.js';
+import { completedUnits } from '../segment-runner.js';
 
 /**
  * The memory planner: a rank's peak memory over a training step, predicted before anything runs
@@ -121,6 +123,7 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
   const recompute = input.activationCheckpointing ? recomputeMemory(config, shape) : null;
   const onDevice = kernels === 'tf';
   const unitSize = units.map((u) => u.end - u.start);
+  const completed = completedUnits(model.segments);
 
   // Always on the backend: the compute copy (stages 0-2) and the kernels' constants; with the tf
   // kernel set also the masters and AdamW's moments. Under stage 3 a segment's units exist only
@@ -186,6 +189,10 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
       acts += (checkpointed ? recompute.backwardNet : seg.backwardNet) - seg.gradients;
       if (kinds[k] !== 'head') acts -= seg.output; // the dy the runner disposes
       if (firstPass || sharded) grads += seg.gradients;
+      if (onDevice && precision !== 'fp32') {
+        // A completed unit's gradient is rounded to 16 bits: a few unit-sized temporaries and a byte mask.
+        for (const u of completed[k]) consider((4 * ROUNDING_TEMPORARIES + (precision === 'fp16' ? 2 : 1)) * unitSize[u], `rounding the gradient of ${units[u].name} to ${precision}, micro-batch ${m}`);
+      }
       if (!onDevice || !sharded) continue;
       for (const u of model.segments[k].gradUnits) {
         // The buffer is flattened and reduce-scattered while the next segment computes (one
@@ -221,14 +228,20 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
   }
   flushReductions();
 
-  // Phases 2-5 on the device: a unit reduced (flattened, summed: a second copy for a moment),
-  // AdamW's temporaries on the largest piece, a unit's new compute tensors beside the old.
+  // Phases 2-5 on the device, one unit at a time: reduce (a unit flattened beside its buffer,
+  // a reduced copy uploaded beside the old; 16 bits: rounded), AdamW's temporaries on the largest
+  // piece, redistribute (the master rounded, or the unit all-gathered, then split into new compute
+  // tensors beside the old ones).
   if (onDevice) {
     const largest = Math.max(...unitSize);
     const range = zero === 0 ? largest : pieceOf(largest, dp);
-    const reduce = zero <= 1 ? 2 * 4 * largest : 0;
+    const maxCompute = Math.max(...units.map((u) => u.computeBytes));
+    const rounding = precision === 'fp32' ? 0 : (4 * ROUNDING_TEMPORARIES + (precision === 'fp16' ? 2 : 1)) * largest;
+    const reduce = zero <= 1 ? 4 * largest + (zero === 0 ? rounding : 0) : 0;
     const update = ADAMW_TEMPORARIES * 4 * range;
-    const redistribute = zero === 3 ? 0 : Math.max(...units.map((u) => u.computeBytes)) + (zero === 0 && precision === 'fp32' ? 0 : 4 * largest);
+    const redistribute = zero === 3 ? 0
+      : zero === 0 ? (precision === 'fp32' ? maxCompute : Math.max(rounding, 4 * largest + maxCompute))
+        : Math.max(2 * 4 * largest, 4 * largest + maxCompute);
     grads = zero <= 1 ? 4 * units.reduce((s, u) => s + u.end - u.start, 0) : 4 * units.reduce((s, u) => s + pieceOf(u.end - u.start, dp), 0);
     acts = 0;
     consider(Math.max(reduce, update, redistribute), 'the optimizer step');
@@ -239,8 +252,8 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
   };
 }
 
-/** Piece-sized temporaries TfDevice.adamw has alive at once, at most (its last tidy: denominator, step, mask, decay terms). */
-export const ADAMW_TEMPORARIES = 6;
+/** Piece-sized temporaries TfDevice.adamw has alive at once, at most: three, plus the scaled gradient when clipping or a loss scale applies. */
+export const ADAMW_TEMPORARIES = 4;
 
 /** Layouts (tp, pp, zero) a world of `world` workers can form for this model, smallest model parallelism first. */
 export function candidateLayouts(config: GPTConfig, world: number): { tp: number; pp: number; zero: ZeroStage }[] {

@@ -80,8 +80,12 @@ export class FullGradSink<V> extends UnitGradientSink<V> {
         this.open.delete(u);
         const pass = this.device.flatten(buf, 'fp32');
         const sum = this.sums[u];
-        this.sums[u] = this.device.add(sum ?? this.device.zeros(this.device.length(pass), this.precision), pass);
-        this.device.dispose(pass);
+        if (sum === null) {
+          this.sums[u] = this.device.toPrecision(pass, this.precision); // the first pass, rounded once
+        } else {
+          this.sums[u] = this.device.add(sum, pass);
+          this.device.dispose(pass);
+        }
       }
     }
     return Promise.resolve();
@@ -140,7 +144,11 @@ export class ShardedGradSink<V> extends UnitGradientSink<V> {
         return;
       }
       // One rounding of (sum + mine) into the 16-bit sum.
-      this.sums[u] = this.device.add(sum ?? this.device.zeros(this.device.length(mine), this.precision), mine);
+      if (sum === null) {
+        this.sums[u] = this.device.toPrecision(mine, this.precision);
+        return;
+      }
+      this.sums[u] = this.device.add(sum, mine);
       this.device.dispose(mine);
     }));
     while (this.pending.length > this.maxInFlight) await this.pending.shift();

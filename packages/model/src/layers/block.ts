@@ -72,19 +72,30 @@ export class Block implements Layer<BlockParams, BlockSaved> {
     this.mlpProj = timed('mlp.c_proj', layers.linear, profiler);
   }
 
-  /** x [B, T, C] -> y [B, T, C]. */
+  /**
+   * x [B, T, C] -> y [B, T, C]. Each intermediate is freed right after its last use (the layers
+   * keep their own handles on what they save), so at most one layer's output waits beside the
+   * residual stream.
+   */
   forward(p: BlockParams, x: tf.Tensor, train = true): { y: tf.Tensor; saved: BlockSaved } {
     const ln1 = this.ln1.forward(p.ln1, x, train);
     const qkv = this.cAttn.forward(p.cAttn, ln1.y, train); // [B, T, 3C]
+    ln1.y.dispose();
     const attn = this.attn.forward(null, qkv.y, train); // [B, T, C]
+    qkv.y.dispose();
     const proj = this.cProj.forward(p.cProj, attn.y, train);
+    attn.y.dispose();
     const x2 = tf.add(x, proj.y);
+    proj.y.dispose();
     const ln2 = this.ln2.forward(p.ln2, x2, train);
     const fc = this.cFc.forward(p.cFc, ln2.y, train); // [B, T, 4C]
+    ln2.y.dispose();
     const act = this.gelu.forward(null, fc.y, train);
+    fc.y.dispose();
     const mlp = this.mlpProj.forward(p.mlpProj, act.y, train); // [B, T, C]
+    act.y.dispose();
     const y = tf.add(x2, mlp.y);
-    disposeAll(ln1.y, qkv.y, attn.y, proj.y, x2, ln2.y, fc.y, act.y, mlp.y);
+    disposeAll(x2, mlp.y);
     const saved = new BlockSaved({
       ln1: ln1.saved,
       cAttn: qkv.saved,
@@ -98,22 +109,28 @@ export class Block implements Layer<BlockParams, BlockSaved> {
     return { y, saved };
   }
 
-  /** dy [B, T, C] -> dx [B, T, C] and the block's parameter gradients. */
+  /** dy [B, T, C] -> dx [B, T, C] and the block's parameter gradients (each input gradient freed once used). */
   backward(p: BlockParams, saved: BlockSaved, dy: tf.Tensor): BackwardResult {
     const s = saved.parts;
     try {
       const mlp = this.mlpProj.backward(p.mlpProj, s.mlpProj, dy);
       const act = this.gelu.backward(null, s.gelu, mlp.dx);
+      mlp.dx.dispose();
       const fc = this.cFc.backward(p.cFc, s.cFc, act.dx);
+      act.dx.dispose();
       const ln2 = this.ln2.backward(p.ln2, s.ln2, fc.dx);
+      fc.dx.dispose();
       const dx2 = tf.add(dy, ln2.dx); // residual: both branches reach x2
-      disposeAll(mlp.dx, act.dx, fc.dx, ln2.dx);
+      ln2.dx.dispose();
       const proj = this.cProj.backward(p.cProj, s.cProj, dx2);
       const attn = this.attn.backward(null, s.attn, proj.dx);
+      proj.dx.dispose();
       const qkv = this.cAttn.backward(p.cAttn, s.cAttn, attn.dx);
+      attn.dx.dispose();
       const ln1 = this.ln1.backward(p.ln1, s.ln1, qkv.dx);
+      qkv.dx.dispose();
       const dx = tf.add(dx2, ln1.dx);
-      disposeAll(dx2, proj.dx, attn.dx, qkv.dx, ln1.dx);
+      disposeAll(dx2, ln1.dx);
       return { dx, dParams: blockGrads({ ln1, qkv, proj, ln2, fc, mlp }) };
     } finally {
       saved.release(); // no-op for the parts already consumed; frees the rest if a step threw

@@ -16,41 +16,46 @@
  * moments of the replay; listed are those that win at training shapes (N >= C), checked in the
  * test; the replay computes the exact max for any shape.
  *
- *   tf kernels (TF.js ops: the GPU path)
+ *   tf kernels (TF.js ops: the GPU path; each large intermediate freed as soon as it is dead)
  *     embedding  output NC; saved token ids N (int32)
  *                forward  2NC + TC + N                 ids, wte rows, wpe[:T], y
- *                backward VC + TC + ctx*C              dwte, the batch sum [T,C], dwpe padded [ctx,C]
- *                                                      (VC + TC when T = ctx); both gradients stay
- *     block      output NC; saved 8NC + 2NF + 2N + P: ln_1 norm and y (c_attn's input), q, k, v
- *                [B,H,T,hs], attention y (c_proj's input), ln_2 norm and y, fc y and gelu y (their
- *                consumers' inputs), rstd x2, P
- *                forward  max(13NC + 8NF + 2N + P,     gelu's tidy: 7 [N,F] on top (45NC at F = 4C)
- *                             13NC + N + 4P)           attention's tidy: split 3NC, heads 3NC, S,
- *                                                      S*scale, S+mask, P, O, y
- *                backward max(FC + C + 15NF,           gelu backward's tidy: 15 [N,F]
- *                             9C^2 + 8C + 3NC + 4P + B*H*T - N)  attention backward's tidy
- *                                                      (12NC + 4P + B*H*T) over the gradients so far
- *                eval     max(8NC + 8NF, 12NC + 4P)
+ *                backward VC + ctx*C                   dwpe (made first: its [T,C] batch sum is
+ *                                                      freed by then), dwte; both gradients stay
+ *     block      output NC; saved 8NC + 2NF + 2N + P: ln_1 norm and y (c_attn's input), q (scaled),
+ *                k, v [B,H,T,hs], attention y (c_proj's input; attention's own share of it costs
+ *                nothing), ln_2 norm and y, fc y and gelu y (their consumers' inputs), rstd x2, P
+ *                forward  max(9NC + 3NF + 2N + P,      gelu's chain: two [N,F] beside fc y (the
+ *                                                      block frees each layer's output once used)
+ *                             8NC + N + 2P)            attention: S + mask and P (two [B,H,T,T])
+ *                                                      beside q, k, v, over ln_1 and qkv
+ *                backward max(FC + C + 4NF,            gelu backward: x du, s, 1 - s and their
+ *                                                      product [N,F], over mlp.c_proj's gradients
+ *                             2FC + C^2 + F + 4C + 2P + B*H*T - 2NF - NC - N)
+ *                                                      attention backward: dP - D and dS beside the
+ *                                                      saved P, over the gradients so far (the
+ *                                                      MLP's activations freed by then)
+ *                eval     max(NC + 3NF, 4NC + 2P)
  *     head       saved 2NC + N + NV + N(int32): ln_f norm and y, rstd, probs, target ids
- *                forward  7NV + 2NC + 4N + N/4 + 2     the loss tidy: logits, logp, oneHot int32, as
- *                                                      float, masked, * logp, probs (cpu, whose casts
- *                                                      share: 6NV + 2NC + 3N + N/4 + 2)
- *                backward 6NV + NC + VC + 2N + N/4 + 1 oneHot int32 and float, masked, probs*mask,
- *                                                      -onehot, dlogits, dx, dwte (cpu: 5NV + NC + VC +
- *                                                      N + N/4 + 1)
+ *                forward  2NV + 2NC + 7N               exp and probs, with the ln_f outputs, rstd,
+ *                                                      ids, (row, target) pairs 2N, mask, target
+ *                                                      logit, sum (cpu, whose casts share: 6N + N/4)
+ *                backward max(NV + 6N + 1,             probs - onehot beside the saved probs (freed
+ *                                                      at once); cpu 5N + N/4 + 1
+ *                             VC + 2NC + 4N + 1)       dwte, dx and x * row factor; cpu 3N + N/4 + 1
+ *                eval     2NV + NC + 5N                shifted logits and exp (cpu 4N + N/4)
  *   host kernels (wasm, cpu)
  *     embedding  output NC, the forward's peak; saved nothing on the backend; backward adds into host arrays
  *     block      output NC; saved 7NC + 3NF + 4N + P: ln_1 y, qkv, attention y, x2, ln_2 y (each a
  *                share held as the next layer's input), fc y, gelu y and sigmoid, mean and rstd x2,
  *                P; savedInput NC (ln_1 keeps the block's input)
- *                forward  10NC + 3NF + 4N + P          at the block's output (22NC + 4N + P at F = 4C)
+ *                forward  9NC + 3NF + 4N + P           at the block's output (21NC + 4N + P at F = 4C)
  *                backward max(NF + FC,                 mlp.c_proj's dx and dW (2NF + FC without the
  *                                                      SIMD GEMMs: and X^T)
  *                             3P + 2NC - 3NF - 2N)     per-pair attention's P^T, dP, dS and dS^T, the
  *                                                      MLP's activations freed by then (fused: no term)
- *                eval     max(8NC + 3NF,               gelu (y and sigmoid)
- *                             5NC + P + 4T hs + T^2,   fused attention: y, P, per-pair scratch
- *                             7NC + P)                 per-pair attention: Qs, Kt, V, S
+ *                eval     max(NC + 3NF,                gelu (y and sigmoid)
+ *                             4NC + P + 4T hs + T^2,   fused attention: y, P, per-pair scratch
+ *                             6NC + P)                 per-pair attention: Qs, Kt, V, S
  *     head       saved NC + 2N + NV (ln_f y, mean, rstd, probs); savedInput NC
  *                forward  2NV + NC + 2N                logits and probs
  *                backward NV + NC + VC (SIMD: dlogits, dx, dwte), 2NC + 2VC otherwise (dlogits in
@@ -279,18 +284,20 @@ export function batchUploadBytes(shape: ActivationShape): { tokens: number; targ
 
 /**
  * The tf kernel set's cached device constants (layers/constants.ts), kept for the process and
- * not part of any segment: the causal mask [T, T] per distinct sequence length, and a scalar per
- * distinct value (LayerNorm eps, the attention scale, GELU's 2k, A, 1 and 3A, int32 0, and the
- * vocab-parallel shard bounds v0, Vt, Vt - 1). Host kernels keep none.
+ * not part of any segment: the causal mask [T, T] per distinct sequence length, the head's row
+ * numbers int32 [B*T, 1] per distinct micro-batch size, and a scalar per distinct value (LayerNorm
+ * eps, the attention scale, GELU's 2k, 2kA and 6kA and 1, int32 0, and the vocab-parallel shard
+ * bounds v0, Vt, Vt - 1). Host kernels keep none.
  */
 export function kernelConstantBytes(config: GPTConfig, shape: ActivationShape): number {
   if (shape.kernels !== 'tf') return 0;
   const hs = config.dModel / config.heads;
-  const keys = new Set([config.layerNormEps, 1 / Math.sqrt(hs), 2 * GELU_K, GELU_A, 1, 3 * GELU_A].map((v) => `float32 ${v}`));
+  const gelu = [2 * GELU_K, 2 * GELU_K * GELU_A, 6 * GELU_K * GELU_A, 1];
+  const keys = new Set([config.layerNormEps, 1 / Math.sqrt(hs), ...gelu].map((v) => `float32 ${v}`));
   keys.add('int32 0');
   if (shape.tp > 1) {
     const [v0, v1] = splitRange(config.vocabSize, shape.tp, shape.tpRank ?? 0);
     for (const v of [v0, v1 - v0, v1 - v0 - 1]) keys.add(`int32 ${v}`);
   }
-  return 4 * shape.seqLen * shape.seqLen + 4 * keys.size;
+  return 4 * shape.seqLen * shape.seqLen + 4 * shape.batch * shape.seqLen + 4 * keys.size;
 }

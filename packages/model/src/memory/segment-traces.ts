@@ -42,20 +42,42 @@ export function blockForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentD
           })
         : t.alloc(`${label} [N,C]`, N * C),
     );
+  // Each intermediate freed right after its last use, as Block and TensorParallelBlock do.
   const ln1 = named('ln_1', () => L.layerNorm(t, x, N, C, train));
   const qkv = named('attn.c_attn', () => L.linear(t, ln1.y, N, C, 3 * Ca, train)); // [B, T, 3C/tp]
+  t.dispose(ln1.y);
   const attn = named('attn', () => L.attention(t, qkv.y, d, H, hs, train)); // [B, T, C/tp]
+  t.dispose(qkv.y);
   const proj = named('attn.c_proj', () => L.linear(t, attn.y, N, Ca, C, train));
+  t.dispose(attn.y);
   // x2 = x + c_proj(...): Block adds once; the tensor-parallel block adds the all-reduced sum, then the bias
-  const projSum = tp ? named('attn.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C)) : null;
-  const x2 = residual('x2');
+  let x2: Ref;
+  if (tp) {
+    const projSum = named('attn.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C));
+    t.dispose(proj.y);
+    x2 = residual('x2');
+    t.dispose(projSum);
+  } else {
+    x2 = residual('x2');
+    t.dispose(proj.y);
+  }
   const ln2 = named('ln_2', () => L.layerNorm(t, x2, N, C, train));
   const fc = named('mlp.c_fc', () => L.linear(t, ln2.y, N, C, F, train)); // [B, T, 4C/tp]
+  t.dispose(ln2.y);
   const act = named('mlp.gelu', () => L.gelu(t, fc.y, N * F, train));
+  t.dispose(fc.y);
   const mlp = named('mlp.c_proj', () => L.linear(t, act.y, N, F, C, train));
-  const mlpSum = tp ? named('mlp.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C)) : null;
-  const y = residual('y');
-  t.dispose(ln1.y, qkv.y, attn.y, proj.y, projSum, x2, ln2.y, fc.y, act.y, mlp.y, mlpSum);
+  t.dispose(act.y);
+  let y: Ref;
+  if (tp) {
+    const mlpSum = named('mlp.c_proj', () => allReduced(t, 'all-reduced [N,C]', N * C));
+    t.dispose(mlp.y);
+    y = residual('y');
+    t.dispose(x2, mlpSum);
+  } else {
+    y = residual('y');
+    t.dispose(x2, mlp.y);
+  }
   if (!train) return { y, saved: null };
   const parts = [ln1, qkv, attn, proj, ln2, fc, act, mlp].map((p) => p.saved!);
   const [sLn1, sQkv, sAttn, sProj, sLn2, sFc, sAct, sMlp] = parts;
@@ -63,18 +85,26 @@ export function blockForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentD
     const bwd = (i: number, s: TracedSaved, g: Ref | null): TracedBackward => t.named(`block.${PARTS[i]}.backward`, () => s.backward(g));
     const mlpB = bwd(7, sMlp, dy);
     const actB = bwd(6, sAct, mlpB.dx);
+    t.dispose(mlpB.dx);
     const fcB = bwd(5, sFc, actB.dx);
+    t.dispose(actB.dx);
     const fcDx = tp ? t.named('block.mlp.c_fc.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : fcB.dx;
+    if (tp) t.dispose(fcB.dx);
     const ln2B = bwd(4, sLn2, fcDx);
+    t.dispose(fcDx);
     const dx2 = t.named('block.residual.backward', () => t.alloc('dx2 [N,C]', N * C));
-    t.dispose(mlpB.dx, actB.dx, fcB.dx, tp ? fcDx : null, ln2B.dx);
+    t.dispose(ln2B.dx);
     const projB = bwd(3, sProj, dx2);
     const attnB = bwd(2, sAttn, projB.dx);
+    t.dispose(projB.dx);
     const qkvB = bwd(1, sQkv, attnB.dx);
+    t.dispose(attnB.dx);
     const qkvDx = tp ? t.named('block.attn.c_attn.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : qkvB.dx;
+    if (tp) t.dispose(qkvB.dx);
     const ln1B = bwd(0, sLn1, qkvDx);
+    t.dispose(qkvDx);
     const dx = t.named('block.residual.backward', () => t.alloc('dx [N,C]', N * C));
-    t.dispose(dx2, projB.dx, attnB.dx, qkvB.dx, tp ? qkvDx : null, ln1B.dx);
+    t.dispose(dx2, ln1B.dx);
     saved.release();
     return { dx, grads: [mlpB, actB, fcB, ln2B, projB, attnB, qkvB, ln1B].flatMap((b) => b.grads) };
   });

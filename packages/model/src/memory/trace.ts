@@ -12,6 +12,11 @@
  *
  * Not counted (the meter does not see them either): scratch that a backend kernel allocates and
  * frees inside one kernel (the cpu backend's softmax temporaries, a GPU's cuBLAS workspace).
+ *
+ * On TensorFlow (tfjs-node) the replay follows TensorFlow's own buffers, where a meter of TF.js
+ * tensors would differ: a reshape or a same-dtype cast there is a new handle on the same
+ * TensorFlow buffer (counted once here), and its kernels make small int32 attribute tensors
+ * (axes, permutations, shapes: a few bytes each, freed inside the kernel; not counted).
  */
 
 /** The backend whose buffer semantics the replay follows (they differ only in tf.cast). */

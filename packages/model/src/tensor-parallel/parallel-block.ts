@@ -36,19 +36,29 @@ export class TensorParallelBlock {
   /** x [B, T, C] (identical on every rank) -> y [B, T, C] (identical on every rank). */
   async forward(p: TPBlockParams, x: tf.Tensor, train = true): Promise<{ y: tf.Tensor; saved: BlockSaved }> {
     const L = this.layers;
+    // Each intermediate is freed right after its last use (the layers keep what they save).
     const ln1 = L.layerNorm.forward(p.local.ln1, x, train);
     const qkv = L.linear.forward(p.local.cAttn, ln1.y, train); // [B, T, 3C/T]
+    ln1.y.dispose();
     const attn = L.attention.forward(null, qkv.y, train); // [B, T, C/T]
+    qkv.y.dispose();
     const proj = L.linear.forward(p.local.cProj, attn.y, train); // [B, T, C] partial
+    attn.y.dispose();
     const projSum = await reduceFromTensorParallelRegionForward(proj.y, this.group);
+    proj.y.dispose();
     const x2 = tf.tidy(() => tf.add(tf.add(x, projSum), p.projBias));
+    projSum.dispose();
     const ln2 = L.layerNorm.forward(p.local.ln2, x2, train);
     const fc = L.linear.forward(p.local.cFc, ln2.y, train); // [B, T, 4C/T]
+    ln2.y.dispose();
     const act = L.gelu.forward(null, fc.y, train);
+    fc.y.dispose();
     const mlp = L.linear.forward(p.local.mlpProj, act.y, train); // [B, T, C] partial
+    act.y.dispose();
     const mlpSum = await reduceFromTensorParallelRegionForward(mlp.y, this.group);
+    mlp.y.dispose();
     const y = tf.tidy(() => tf.add(tf.add(x2, mlpSum), p.mlpBias));
-    disposeAll(ln1.y, qkv.y, attn.y, proj.y, projSum, x2, ln2.y, fc.y, act.y, mlp.y, mlpSum);
+    disposeAll(x2, mlpSum);
     const saved = new BlockSaved({
       ln1: ln1.saved, cAttn: qkv.saved, attn: attn.saved, cProj: proj.saved,
       ln2: ln2.saved, cFc: fc.saved, gelu: act.saved, mlpProj: mlp.saved,
@@ -63,18 +73,26 @@ export class TensorParallelBlock {
     try {
       const mlp = L.linear.backward(p.local.mlpProj, s.mlpProj, dy); // dBias = sum dy: the real bias's gradient
       const act = L.gelu.backward(null, s.gelu, mlp.dx);
+      mlp.dx.dispose();
       const fc = L.linear.backward(p.local.cFc, s.cFc, act.dx);
+      act.dx.dispose();
       const fcDx = await copyToTensorParallelRegionBackward(fc.dx, this.group);
+      fc.dx.dispose();
       const ln2 = L.layerNorm.backward(p.local.ln2, s.ln2, fcDx);
+      fcDx.dispose();
       const dx2 = tf.add(dy, ln2.dx); // residual: both branches reach x2
-      disposeAll(mlp.dx, act.dx, fc.dx, fcDx, ln2.dx);
+      ln2.dx.dispose();
       const proj = L.linear.backward(p.local.cProj, s.cProj, dx2);
       const attn = L.attention.backward(null, s.attn, proj.dx);
+      proj.dx.dispose();
       const qkv = L.linear.backward(p.local.cAttn, s.cAttn, attn.dx);
+      attn.dx.dispose();
       const qkvDx = await copyToTensorParallelRegionBackward(qkv.dx, this.group);
+      qkv.dx.dispose();
       const ln1 = L.layerNorm.backward(p.local.ln1, s.ln1, qkvDx);
+      qkvDx.dispose();
       const dx = tf.add(dx2, ln1.dx);
-      disposeAll(dx2, proj.dx, attn.dx, qkv.dx, qkvDx, ln1.dx);
+      disposeAll(dx2, ln1.dx);
       return { dx, dParams: blockGrads({ ln1, qkv, proj, ln2, fc, mlp }) };
     } finally {
       saved.release();

@@ -13,9 +13,13 @@
  * A token's row on this rank is its id minus v0 when that lies in [0, |V_t|), else none: rows
  * are gathered (and gradients scattered) at the id clamped into the shard, times a 0/1 in-shard
  * mask, so every op has a static shape.
+ *
+ * Memory: as in lm-head-tf.ts, no one-hot is made (the target logit is gathered at the (row,
+ * target row) pairs, and backward writes probs - 1 there with tf.tensorScatterUpdate), and each
+ * [N, |V_t|] tensor is disposed as soon as the next exists: at most two at once.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { constant } from '../layers/constants.js';
+import { constant, rowIndices } from '../layers/constants.js';
 import type { EmbeddingGrads, EmbeddingParams } from '../layers/embedding.js';
 import { positionGradient } from '../layers/embedding-tf.js';
 import { SavedState, disposeAll } from '../layers/layer.js';
@@ -36,6 +40,18 @@ function shardRows(ids: tf.Tensor1D, vocabStart: number, Vt: number): { rows: tf
   return { rows, inShard: tf.expandDims(tf.cast(inside, 'float32'), 1) }; // [N] -> [N, 1]
 }
 
+/**
+ * Global targets [N] (int32) -> the pairs (n, target row on this shard) [N, 2] int32 (clamped
+ * into the shard) and the in-shard mask [N] (float32 1/0).
+ */
+function shardTargetPairs(ids: tf.Tensor1D, vocabStart: number, Vt: number): [tf.Tensor2D, tf.Tensor1D] {
+  return tf.tidy(() => {
+    const { rows, inShard } = shardRows(ids, vocabStart, Vt);
+    const pairs = tf.concat([rowIndices(ids.size), tf.expandDims(rows, 1)], 1) as tf.Tensor2D; // [N, 2]
+    return [pairs, tf.reshape(inShard, [-1]) as tf.Tensor1D];
+  });
+}
+
 interface EmbeddingSaved {
   /** The token ids [N], int32, on the device. */
   ids: tf.Tensor1D;
@@ -53,7 +69,8 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
     try {
       const partial = tf.tidy(() => {
         const { rows, inShard } = shardRows(ids, this.vocabStart, Vt);
-        return tf.reshape(tf.mul(tf.gather(p.wte, rows), inShard), [batch, T, C]); // [N, C] -> [B, T, C], 0 off-shard
+        // gatherND, not gather: tfjs-node's GatherV2 reads its indices back to the host to check bounds.
+        return tf.reshape(tf.mul(tf.gatherND(p.wte, tf.expandDims(rows, 1)), inShard), [batch, T, C]); // [N, C] -> [B, T, C], 0 off-shard
       });
       let summed: tf.Tensor;
       try {
@@ -84,7 +101,7 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
       const updates = tf.mul(tf.reshape(dy, [N, C]), inShard); // off-shard rows add 0 (at a clamped row)
       return tf.scatterND(tf.reshape(rows, [N, 1]), updates, [Vt, C]);
     });
-    const dwpe = positionGradient(dy, p.wpe.shape[0]);
+    const dwpe = positionGradient(dy, p.wpe.shape[0]); // after dwte: the [N, C] updates are freed by then
     saved.release();
     return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
   }
@@ -117,18 +134,24 @@ export class TfVocabParallelHead implements VocabParallelHeadLayer {
       const localMax = tf.max(logits, 1); // [N]
       held.push(localMax);
       const max = await downloadForCollective(localMax);
+      localMax.dispose();
       if (this.group.size > 1) await this.group.allReduce(max, { op: 'max' });
       const maxT = tf.tensor1d(max, 'float32');
       held.push(maxT);
       // exp(logits - max), and per row [S_n (this rank's part), target logit - max (0 off-shard)].
-      const [e, both] = tf.tidy(() => {
-        const shifted = tf.sub(logits, tf.expandDims(maxT, 1)); // [N, Vt]
-        const e = tf.exp(shifted);
-        const { rows, inShard } = shardRows(ids, this.vocabStart, Vt);
-        const picked = tf.mul(tf.cast(tf.oneHot(rows, Vt), 'float32'), inShard); // [N, Vt]
-        return [e, tf.concat([tf.sum(e, 1), tf.sum(tf.mul(shifted, picked), 1)])]; // [2N]
+      const shifted = tf.tidy(() => tf.sub(logits, tf.expandDims(maxT, 1))); // [N, Vt]
+      held.push(shifted);
+      disposeAll(logits, maxT);
+      const target = tf.tidy(() => {
+        const [pairs, inShard] = shardTargetPairs(ids, this.vocabStart, Vt);
+        return tf.mul(tf.gatherND(shifted, pairs), inShard); // [N]
       });
-      held.push(e, both);
+      held.push(target);
+      const e = tf.exp(shifted);
+      held.push(e);
+      shifted.dispose();
+      const both = tf.tidy(() => tf.concat([tf.sum(e, 1), target])); // [2N]
+      held.push(both);
       const sums = await downloadForCollective(both);
       if (this.group.size > 1) await this.group.allReduce(sums, { op: 'sum' });
       // loss_n = log S_n + m_n - logit_n[target_n] = log S_n - (logit - max), from the host arrays in hand
@@ -137,6 +160,7 @@ export class TfVocabParallelHead implements VocabParallelHeadLayer {
       const count = countTargets(targets);
       const loss = Promise.resolve(count > 0 ? total / count : 0);
       if (!train) return { loss, count, saved: SavedState.none() };
+      disposeAll(target, both);
       const S = tf.tensor1d(sums.slice(0, N), 'float32');
       const probs = tf.tidy(() => tf.div(e, tf.expandDims(S, 1))); // [N, Vt]
       S.dispose();
@@ -149,18 +173,23 @@ export class TfVocabParallelHead implements VocabParallelHeadLayer {
     }
   }
 
-  /** dLoss -> dx [..., C] (all-reduced) and dwte [|V_t|, C] (a tensor the caller owns). */
+  /**
+   * dLoss -> dx [..., C] (all-reduced) and dwte [|V_t|, C] (a tensor the caller owns), as
+   * dx = ((probs - onehot) wte) r and dwte = (probs - onehot)^T (x r) with the row factor
+   * r = dLoss / M on counted rows, 0 on masked ones; onehot is 1 at in-shard targets only.
+   */
   async backward(p: LMHeadParams, saved: SavedState<HeadSaved>, dLoss: number): Promise<{ dx: tf.Tensor; dParams: { wte: tf.Tensor } }> {
     const { xShape, x2, probs, ids, count } = saved.take('VocabParallelHead');
     const Vt = p.wte.shape[0];
-    const [dx2, dwte] = tf.tidy(() => {
-      const scale = tf.scalar(count > 0 ? dLoss / count : 0); // varies per call: a fresh 4-byte upload
-      const counted = tf.expandDims(tf.cast(tf.greaterEqual(ids, constant(0, 'int32')), 'float32'), 1); // [N, 1]
-      const { rows, inShard } = shardRows(ids, this.vocabStart, Vt);
-      const onehot = tf.mul(tf.cast(tf.oneHot(rows, Vt), 'float32'), inShard); // [N, Vt]
-      const dlogits = tf.mul(tf.sub(tf.mul(probs, counted), onehot), scale) as tf.Tensor2D; // [N, Vt]
-      return [tf.matMul(dlogits, p.wte as tf.Tensor2D), tf.matMul(dlogits, x2 as tf.Tensor2D, true, false)]; // [N, C] partial, [Vt, C]
-    });
+    const scale = tf.scalar(count > 0 ? dLoss / count : 0); // varies per call: a fresh 4-byte upload
+    const rowFactor = tf.tidy(() => tf.mul(tf.expandDims(tf.cast(tf.greaterEqual(ids, constant(0, 'int32')), 'float32'), 1), scale)); // [N, 1]
+    const [pairs, inShard] = shardTargetPairs(ids, this.vocabStart, Vt);
+    // probs - onehot: probs with p - 1 written at in-shard targets (p - 0, unchanged, elsewhere)
+    const residual = tf.tidy(() => tf.tensorScatterUpdate(probs, pairs, tf.sub(tf.gatherND(probs, pairs), inShard))); // [N, Vt]
+    probs.dispose(); // dead now; release() below disposes the rest
+    const dx2 = tf.tidy(() => tf.mul(tf.matMul(residual as tf.Tensor2D, p.wte as tf.Tensor2D), rowFactor)); // [N, C] partial
+    const dwte = tf.tidy(() => tf.matMul(residual as tf.Tensor2D, tf.mul(x2, rowFactor) as tf.Tensor2D, true, false)); // [Vt, C]
+    disposeAll(residual, rowFactor, pairs, inShard, scale);
     saved.release();
     try {
       const dxSum = await allReduceTensor(dx2, this.group);
