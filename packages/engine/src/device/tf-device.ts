@@ -95,6 +95,8 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
   private readonly live = new LiveBytes();
   private readonly flattened = new WeakSet<tf.Tensor>();
   private stepScalars: { h: AdamWStep; s: AdamWScalars } | null = null;
+  /** Resolves once the last collective asked for has been issued (inOrder). */
+  private issueQueue: Promise<void> = Promise.resolve();
 
   zeros(length: number, precision: Precision): DeviceVector {
     return new DeviceVector(tf.fill([length], 0) as tf.Tensor1D, precision); // a kernel: nothing uploaded
@@ -270,16 +272,14 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
 
   async allReduce(v: DeviceVector, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1) return v;
-    const values = await this.toHost(v);
-    await group.allReduce(values, { op: 'sum', codec });
+    const values = await this.inOrder(this.toHost(v), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
     this.dispose(v);
     return this.stored(tf.tensor1d(values), v.precision);
   }
 
   async allReduceRange(v: DeviceVector, start: number, end: number, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1 || end <= start) return v;
-    const values = await this.toHost(v, start, end);
-    await group.allReduce(values, { op: 'sum', codec });
+    const values = await this.inOrder(this.toHost(v, start, end), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
     const n = v.t.size;
     const reduced = tf.tensor1d(values);
     const parts = [start > 0 ? tf.slice(v.t, [0], [start]) : null, reduced, end < n ? tf.slice(v.t, [end], [n - end]) : null].filter((t): t is tf.Tensor1D => t !== null);
@@ -298,10 +298,13 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
     const n = v.t.size;
     if (group.size === 1) return this.toPrecision(v, precision);
     const { start, end } = shardRange(n, group.size, group.rank);
-    const host = new Float32Array(n);
-    if (start > 0) host.set(await this.toHost(v, 0, start), 0);
-    if (end < n) host.set(await this.toHost(v, end, n), end);
-    const others = await group.reduceScatter(host, { op: 'sum', codec });
+    const download = async () => {
+      const host = new Float32Array(n);
+      if (start > 0) host.set(await this.toHost(v, 0, start), 0);
+      if (end < n) host.set(await this.toHost(v, end, n), end);
+      return host;
+    };
+    const others = await this.inOrder(download(), (host) => group.reduceScatter(host, { op: 'sum', codec }));
     const sum = tf.tidy(() => tf.add(upload(others), tf.slice(v.t, [start], [end - start]))) as tf.Tensor1D;
     this.dispose(v);
     return this.stored(sum, precision);
@@ -309,13 +312,26 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
 
   async allGather(own: DeviceVector, length: number, group: CollectiveGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1) return new DeviceVector(tf.clone(own.t), 'fp32');
-    const full = await group.allGather(await this.toHost(own), length, { codec });
+    const full = await this.inOrder(this.toHost(own), (mine) => group.allGather(mine, length, { codec }));
     if (codec !== 'fp32') return new DeviceVector(tf.tensor1d(full), 'fp32'); // this rank's piece as the wire rounded it
     const { start, end } = shardRange(length, group.size, group.rank);
     const parts = [start > 0 ? upload(full.subarray(0, start)) : null, own.t, end < length ? upload(full.subarray(end)) : null].filter((t): t is tf.Tensor1D => t !== null);
     const out = parts.length === 1 ? tf.clone(own.t) : (tf.concat(parts) as tf.Tensor1D);
     for (const p of parts) if (p !== own.t) p.dispose();
     return new DeviceVector(out, 'fp32');
+  }
+
+  /**
+   * Issues collectives in the order they were asked for: every rank must enter a group's
+   * collectives in the same order, and a collective here first awaits a device read whose
+   * completion order the backend does not promise. `prepare` (the read) starts at once; `issue`
+   * runs only after every earlier collective has been issued (not finished), so reads and
+   * collectives of consecutive calls still overlap.
+   */
+  private inOrder<X, T>(prepare: Promise<X>, issue: (x: X) => Promise<T>): Promise<T> {
+    const issued = this.issueQueue.then(async () => ({ done: issue(await prepare) }));
+    this.issueQueue = issued.then(() => undefined, () => undefined);
+    return issued.then((i) => i.done);
   }
 
   /** `t` as a vector of `precision` (rounded for 16 bits; consumes t). */

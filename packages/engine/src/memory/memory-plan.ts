@@ -8,6 +8,7 @@ import { estimateModelState, type MemoryEstimate } from '../zero/memory-estimate
 import type { ZeroStage } from '../zero/zero-strategy.js';
 import { schedule1F1B } from '../schedules/schedule-1f1b.js';
 import { ROUNDING_TEMPORARIES } from '../device/device-rounding.js';
+import { COLLECTIVES_IN_FLIGHT } from '../zero/zero-strategy.js';
 import { completedUnits } from '../segment-runner.js';
 
 /**
@@ -237,11 +238,12 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
     const range = zero === 0 ? largest : pieceOf(largest, dp);
     const maxCompute = Math.max(...units.map((u) => u.computeBytes));
     const rounding = precision === 'fp32' ? 0 : (4 * ROUNDING_TEMPORARIES + (precision === 'fp16' ? 2 : 1)) * largest;
-    const reduce = zero <= 1 ? 4 * largest + (zero === 0 ? rounding : 0) : 0;
+    // COLLECTIVES_IN_FLIGHT units reduce (and are gathered) at once, each a fresh unit-sized copy.
+    const reduce = zero <= 1 ? COLLECTIVES_IN_FLIGHT * 4 * largest + (zero === 0 ? rounding : 0) : 0;
     const update = ADAMW_TEMPORARIES * 4 * range;
     const redistribute = zero === 3 ? 0
       : zero === 0 ? (precision === 'fp32' ? maxCompute : Math.max(rounding, 4 * largest + maxCompute))
-        : Math.max(2 * 4 * largest, 4 * largest + maxCompute);
+        : COLLECTIVES_IN_FLIGHT * 4 * largest + maxCompute;
     grads = zero <= 1 ? 4 * units.reduce((s, u) => s + u.end - u.start, 0) : 4 * units.reduce((s, u) => s + pieceOf(u.end - u.start, dp), 0);
     acts = 0;
     consider(Math.max(reduce, update, redistribute), 'the optimizer step');

@@ -113,13 +113,16 @@ export class ZeroStrategy<V, P extends Disposable> {
     const grads = this.grads.take();
     if (this.plan.reduce === 'reduce-scatter') {
       const out: V[] = [];
-      for (const g of grads) out.push(await device.reduceScatter(g, group, codec, this.o.precision));
+      await windowed(grads.length, (u) => device.reduceScatter(grads[u], group, codec, this.o.precision), (u, r) => (out[u] = r));
       return out;
     }
+    // Units within one bucket are all-reduced a few at a time; a larger unit bucket by bucket.
+    const single = grads.map((g) => gradientBuckets(device.length(g), this.o.bucketBytes).length <= 1);
+    const whole = grads.flatMap((_, u) => (single[u] ? [u] : []));
+    await windowed(whole.length, (i) => device.allReduce(grads[whole[i]], group, codec), (i, r) => (grads[whole[i]] = r));
     for (const [u, g] of grads.entries()) {
-      const buckets = gradientBuckets(device.length(g), this.o.bucketBytes);
-      if (buckets.length <= 1) grads[u] = await device.allReduce(g, group, codec);
-      else for (const b of buckets) grads[u] = await device.allReduceRange(grads[u], b.start, b.end, group, codec);
+      if (single[u]) continue;
+      for (const b of gradientBuckets(device.length(g), this.o.bucketBytes)) grads[u] = await device.allReduceRange(grads[u], b.start, b.end, group, codec);
     }
     return grads;
   }
@@ -128,9 +131,10 @@ export class ZeroStrategy<V, P extends Disposable> {
   async redistribute(): Promise<void> {
     const { device, resident } = this;
     if (!resident) return; // stage 3 gathers when a segment runs
-    for (const [u, unit] of this.model.units.entries()) {
-      const master = this.state.master(u);
-      if (this.plan.redistribute === 'round-master') {
+    const units = this.model.units;
+    if (this.plan.redistribute === 'round-master') {
+      for (const u of units.keys()) {
+        const master = this.state.master(u);
         if (this.o.precision === 'fp32') {
           resident.refresh(u, master);
         } else {
@@ -138,12 +142,13 @@ export class ZeroStrategy<V, P extends Disposable> {
           resident.refresh(u, working);
           device.dispose(working);
         }
-      } else {
-        const full = await device.allGather(master, unit.end - unit.start, this.group, this.o.precision);
-        resident.refresh(u, full);
-        device.dispose(full);
       }
+      return;
     }
+    await windowed(units.length, (u) => device.allGather(this.state.master(u), units[u].end - units[u].start, this.group, this.o.precision), (u, full) => {
+      resident.refresh(u, full);
+      device.dispose(full);
+    });
   }
 
   /** Unit u's working parameters in full, on the host (a collective when the optimizer is partitioned). */
@@ -169,5 +174,25 @@ export class ZeroStrategy<V, P extends Disposable> {
     this.gathered?.finish();
     this.grads.reset();
     this.state.dispose();
+  }
+}
+
+/** Collectives in flight at once over a stage's units: overlap without holding every unit's buffers. */
+export const COLLECTIVES_IN_FLIGHT = 2;
+
+/**
+ * issue(0..count-1) with up to COLLECTIVES_IN_FLIGHT in flight, each result consumed in order.
+ * The issue order is the same on every rank (a collective's order must be), whatever finishes first.
+ */
+async function windowed<T>(count: number, issue: (i: number) => Promise<T>, consume: (i: number, result: T) => void): Promise<void> {
+  const inFlight: Promise<T>[] = [];
+  let next = 0;
+  for (let i = 0; i < count; i++) {
+    while (next < count && next < i + COLLECTIVES_IN_FLIGHT) {
+      const p = issue(next++);
+      p.catch(() => undefined); // a failure surfaces where it is awaited, not as an unhandled rejection
+      inFlight.push(p);
+    }
+    consume(i, await inFlight.shift()!);
   }
 }
