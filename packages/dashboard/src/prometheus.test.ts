@@ -33,7 +33,7 @@ describe('renderPrometheus', () => {
     s.apply({ kind: 'info', info: { kind: 'train', model: 'm', world: 2, steps: 10, globalBatch: 4, seqLen: 8, dp: 2, tp: 1, pp: 1, zero: 1, startedAt: 0 } });
     s.apply({ kind: 'layout', layout: { axes: { dp: 2 }, ranks: [0, 1].map((rank) => ({ rank, host: rank ? 'b"x\\y' : 'a', pid: 1, device: 'cpu', coords: { dp: rank }, holds: [] })) } });
     for (const rank of [0, 1]) {
-      s.apply({ kind: 'metrics', rank, time: 1, record: { step: 0, ...(rank === 0 ? { loss: 2.5, step_ms: 250, tokens_per_s: 128, lr: 0.01, grad_norm: 0.5 } : {}), params_bytes: 10, grads_bytes: 20, optimizer_bytes: 30 + rank, model_state_bytes: 60, peak_tf_bytes: 70, tf_bytes: 5, bytes_sent: 1000, collective_ms: 100 + 50 * rank, allreduce_busbw_gbs: 1.25 - rank } });
+      s.apply({ kind: 'metrics', rank, time: 1, record: { step: 0, ...(rank === 0 ? { loss: 2.5, step_ms: 250, tokens_per_s: 128, lr: 0.01, grad_norm: 0.5 } : {}), params_bytes: 10, grads_bytes: 20, optimizer_bytes: 30 + rank, model_state_bytes: 60, peak_tf_bytes: 70, tf_bytes: 5, bytes_sent: 1000, host_to_device_bytes: 400, device_to_host_bytes: 100 * (rank + 1), collective_ms: 100 + 50 * rank, allreduce_busbw_gbs: 1.25 - rank } });
     }
     s.apply({ kind: 'metrics', rank: 0, time: 2, record: { step: 1, loss: 2.4, step_ms: 250, bytes_sent: 1000, collective_ms: 150, allreduce_busbw_gbs: 1.5 } });
     s.apply({ kind: 'event', event: { time: 2, kind: 'checkpoint', step: 0, title: 'c' } });
@@ -47,6 +47,8 @@ describe('renderPrometheus', () => {
     expect(families.get('trainer_rank_collective_busbw_gbps')).toEqual({ type: 'gauge', samples: [{ labels: '{rank="0",host="a"}', value: 1.5 }, { labels: '{rank="1",host="b\\"x\\\\y"}', value: 0.25 }] });
     expect(families.get('trainer_rank_collective_seconds_total')).toEqual({ type: 'counter', samples: [{ labels: '{rank="0",host="a"}', value: 0.25 }, { labels: '{rank="1",host="b\\"x\\\\y"}', value: 0.15 }] });
     expect(families.get('trainer_rank_bytes_sent_total')!.type).toBe('counter');
+    // step 1's record from rank 0 counts no copies: the total stays at step 0's
+    expect(families.get('trainer_rank_host_device_bytes_total')).toEqual({ type: 'counter', samples: [{ labels: '{rank="0",host="a"}', value: 500 }, { labels: '{rank="1",host="b\\"x\\\\y"}', value: 600 }] });
     expect(families.get('trainer_checkpoints_total')!.samples[0].value).toBe(1);
     expect(families.get('trainer_run_state')!.samples.find((x) => x.labels.includes('running'))!.value).toBe(1);
     // no validation yet: the family is absent rather than a made-up value

@@ -45,6 +45,7 @@ export function renderPrometheus(s: RunState): string {
     { name: 'trainer_rank_model_state_bytes', help: 'Model state bytes held by a rank (all categories)', type: 'gauge', samples: perRank((r) => r.modelStateBytes) },
     { name: 'trainer_rank_peak_backend_bytes', help: 'Peak bytes held by the compute backend during the latest step', type: 'gauge', samples: perRank((r) => r.peakBytes) },
     { name: 'trainer_rank_bytes_sent_total', help: 'Bytes a rank sent to its peers since the run started', type: 'counter', samples: perRank((r) => r.bytesSentTotal) },
+    { name: 'trainer_rank_host_device_bytes_total', help: 'Bytes a rank copied between host memory and its compute device (both ways) since the run started', type: 'counter', samples: perRank((r) => r.hostDeviceTotal) },
     { name: 'trainer_rank_send_bytes_per_second', help: 'Bytes a rank sent in the latest step per second of the whole step time (compute included)', type: 'gauge', samples: perRank((r) => r.sendRate) },
     {
       name: 'trainer_rank_collective_busbw_gbps', type: 'gauge', samples: perRank((r) => r.busbwGBs),

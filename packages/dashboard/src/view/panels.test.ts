@@ -20,7 +20,7 @@ describe('panels and charts', () => {
     s.apply({ kind: 'info', info: { kind: 'train', model: 'm', world: 2, steps: 3, globalBatch: 4, seqLen: 8, dp: 2, tp: 1, pp: 1, zero: 0, startedAt: 0 } });
     for (let step = 0; step < 3; step++) {
       for (const rank of [0, 1]) {
-        s.apply({ kind: 'metrics', rank, time: step, record: { step, ...(rank === 0 ? { loss: 3, step_ms: 100 } : {}), bytes_sent: 1000, collective_ms: 20, allreduce_busbw_gbs: rank ? 0.8 : 1.2 } });
+        s.apply({ kind: 'metrics', rank, time: step, record: { step, ...(rank === 0 ? { loss: 3, step_ms: 100 } : { host_to_device_bytes: 2048, device_to_host_bytes: 1024 }), bytes_sent: 1000, collective_ms: 20, allreduce_busbw_gbs: rank ? 0.8 : 1.2 } });
       }
     }
     const html = renderPanels(s, 0);
@@ -31,6 +31,9 @@ describe('panels and charts', () => {
     expect(busbw![1]).toMatch(/data-series="slowest rank" data-points="3"/);
     expect(html).toContain('send rate per rank (bytes sent / whole step time)');
     expect(html).toContain('<td>20 ms</td><td>0.8 GB/s</td></tr>'); // rank 1's row
+    expect(html).toContain('<th>host&rarr;device/step</th><th>device&rarr;host/step</th>');
+    expect(html).toContain(`<td>${formatBytes(2048)}</td><td>${formatBytes(1024)}</td><td>20 ms</td>`); // rank 1 counts its copies
+    expect(html).toContain('<td>n/a</td><td>n/a</td><td>20 ms</td>'); // rank 0 does not
     expect(html).toContain('>1 GB/s</div>'); // the tile: mean over ranks
   });
 

@@ -110,10 +110,15 @@ function charts(s: RunState): string {
 </section>`;
 }
 
+/** A figure only some runs report (older workers send no host-device counts). */
+function optionalBytes(b: number | undefined): string {
+  return b === undefined ? 'n/a' : formatBytes(b);
+}
+
 function memory(s: RunState): string {
-  const rows = s.sortedRanks().map((r) => `<tr><td>${r.rank}</td><td>${r.step + 1}</td><td>${formatBytes(r.paramsBytes)}</td><td>${formatBytes(r.gradsBytes)}</td><td>${formatBytes(r.optimizerBytes)}</td><td>${formatBytes(r.modelStateBytes)}</td><td>${formatBytes(r.peakBytes)}</td><td>${formatBytes(r.bytesSentStep)}</td><td>${formatRate(r.sendRate)}</td><td>${formatBytes(r.bytesSentTotal)}</td><td>${r.collectiveMsStep === undefined ? 'n/a' : `${formatNumber(r.collectiveMsStep)} ms`}</td><td>${formatGBs(r.busbwGBs)}</td></tr>`);
-  return `<section class="panel"><h2>ranks: memory and traffic</h2><table id="ranks"><thead><tr><th>rank</th><th>step</th><th>parameters</th><th>gradients</th><th>optimizer</th><th>model state</th><th>peak (backend)</th><th>sent/step</th><th>send rate (whole step)</th><th>sent total</th><th>in collectives/step</th><th>all-reduce bus bw</th></tr></thead>
-  <tbody>${rows.join('') || '<tr><td colspan="12">no report yet</td></tr>'}</tbody></table></section>`;
+  const rows = s.sortedRanks().map((r) => `<tr><td>${r.rank}</td><td>${r.step + 1}</td><td>${formatBytes(r.paramsBytes)}</td><td>${formatBytes(r.gradsBytes)}</td><td>${formatBytes(r.optimizerBytes)}</td><td>${formatBytes(r.modelStateBytes)}</td><td>${formatBytes(r.peakBytes)}</td><td>${formatBytes(r.bytesSentStep)}</td><td>${formatRate(r.sendRate)}</td><td>${formatBytes(r.bytesSentTotal)}</td><td>${optionalBytes(r.hostToDeviceStep)}</td><td>${optionalBytes(r.deviceToHostStep)}</td><td>${r.collectiveMsStep === undefined ? 'n/a' : `${formatNumber(r.collectiveMsStep)} ms`}</td><td>${formatGBs(r.busbwGBs)}</td></tr>`);
+  return `<section class="panel"><h2>ranks: memory and traffic</h2><table id="ranks"><thead><tr><th>rank</th><th>step</th><th>parameters</th><th>gradients</th><th>optimizer</th><th>model state</th><th>peak (backend)</th><th>sent/step</th><th>send rate (whole step)</th><th>sent total</th><th>host&rarr;device/step</th><th>device&rarr;host/step</th><th>in collectives/step</th><th>all-reduce bus bw</th></tr></thead>
+  <tbody>${rows.join('') || '<tr><td colspan="14">no report yet</td></tr>'}</tbody></table></section>`;
 }
 
 function layout(s: RunState): string {

@@ -25,6 +25,17 @@ describe('RunState', () => {
     expect(s.lastUpdate).toBe(3000);
   });
 
+  it('keeps each rank\'s host-device copies per step and their running total', () => {
+    const s = new RunState();
+    s.apply({ kind: 'info', info });
+    s.apply({ kind: 'metrics', rank: 1, time: 1, record: { step: 0, ...mem, bytes_sent: 10, host_to_device_bytes: 700, device_to_host_bytes: 300 } });
+    s.apply({ kind: 'metrics', rank: 1, time: 2, record: { step: 1, ...mem, bytes_sent: 10, host_to_device_bytes: 50, device_to_host_bytes: 25 } });
+    expect(s.ranks.get(1)).toMatchObject({ hostToDeviceStep: 50, deviceToHostStep: 25, hostDeviceTotal: 1075 });
+    // a worker that does not count its copies: the step's figures are unknown, not zero
+    s.apply({ kind: 'metrics', rank: 0, time: 3, record: { step: 0, loss: 5, step_ms: 500, ...mem, bytes_sent: 10 } });
+    expect(s.ranks.get(0)).toMatchObject({ hostToDeviceStep: undefined, deviceToHostStep: undefined, hostDeviceTotal: 0 });
+  });
+
   it('keeps the bus bandwidth and collective time measured by each rank', () => {
     const s = new RunState();
     s.apply({ kind: 'info', info });

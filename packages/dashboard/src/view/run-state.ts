@@ -63,6 +63,10 @@ export interface RankFigures {
   backendBytes: number;
   bytesSentStep: number;
   bytesSentTotal: number;
+  /** Bytes copied between host memory and the compute device in the latest step, each way, and since the run started (both ways). */
+  hostToDeviceStep?: number;
+  deviceToHostStep?: number;
+  hostDeviceTotal: number;
   /** Bytes sent per second of step time (rank 0's step time of the same step): an average over the whole step, compute included. */
   sendRate?: number;
   /** Time in which at least one collective was in flight, in the latest step and since the run started (ms). */
@@ -220,6 +224,8 @@ export class RunState {
     if (step === undefined) return;
     if (this.status.state === 'waiting') this.status = { state: 'running' };
     const sent = num(r.bytes_sent) ?? 0;
+    const toDevice = num(r.host_to_device_bytes);
+    const toHost = num(r.device_to_host_bytes);
     const collectiveMs = num(r.collective_ms);
     const busbw = num(r.allreduce_busbw_gbs);
     const point = this.pointFor(step, time);
@@ -254,6 +260,9 @@ export class RunState {
       backendBytes: num(r.tf_bytes) ?? prev?.backendBytes ?? 0,
       bytesSentStep: sent,
       bytesSentTotal: (prev?.bytesSentTotal ?? 0) + sent,
+      hostToDeviceStep: toDevice,
+      deviceToHostStep: toHost,
+      hostDeviceTotal: (prev?.hostDeviceTotal ?? 0) + (toDevice ?? 0) + (toHost ?? 0),
       collectiveMsStep: collectiveMs,
       collectiveMsTotal: collectiveMs === undefined ? prev?.collectiveMsTotal : (prev?.collectiveMsTotal ?? 0) + collectiveMs,
       busbwGBs: busbw,
