@@ -80,33 +80,32 @@ export function blockForward(t: MemoryTrace, L: LayerTraces, x: Ref, d: SegmentD
   }
   if (!train) return { y, saved: null };
   const parts = [ln1, qkv, attn, proj, ln2, fc, act, mlp].map((p) => p.saved!);
-  const [sLn1, sQkv, sAttn, sProj, sLn2, sFc, sAct, sMlp] = parts;
   const saved = new TracedSaved(t, parts.flatMap((p) => p.refs), (dy) => {
-    const bwd = (i: number, s: TracedSaved, g: Ref | null): TracedBackward => t.named(`block.${PARTS[i]}.backward`, () => s.backward(g));
-    const mlpB = bwd(7, sMlp, dy);
-    const actB = bwd(6, sAct, mlpB.dx);
-    t.dispose(mlpB.dx);
-    const fcB = bwd(5, sFc, actB.dx);
-    t.dispose(actB.dx);
-    const fcDx = tp ? t.named('block.mlp.c_fc.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : fcB.dx;
-    if (tp) t.dispose(fcB.dx);
-    const ln2B = bwd(4, sLn2, fcDx);
-    t.dispose(fcDx);
-    const dx2 = t.named('block.residual.backward', () => t.alloc('dx2 [N,C]', N * C));
-    t.dispose(ln2B.dx);
-    const projB = bwd(3, sProj, dx2);
-    const attnB = bwd(2, sAttn, projB.dx);
-    t.dispose(projB.dx);
-    const qkvB = bwd(1, sQkv, attnB.dx);
-    t.dispose(attnB.dx);
-    const qkvDx = tp ? t.named('block.attn.c_attn.backward', () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : qkvB.dx;
-    if (tp) t.dispose(qkvB.dx);
-    const ln1B = bwd(0, sLn1, qkvDx);
-    t.dispose(qkvDx);
-    const dx = t.named('block.residual.backward', () => t.alloc('dx [N,C]', N * C));
-    t.dispose(dx2, ln1B.dx);
+    const bwd = (i: number, g: Ref | null): TracedBackward => t.named(`block.${PARTS[i]}.backward`, () => parts[i].backward(g));
+    /**
+     * One residual branch backward, parts first..first+3 (layernorm, input linear, attention or
+     * GELU, output linear) in reverse: each gradient freed after its last use, the input linear's
+     * dx all-reduced under tensor parallelism, then the residual's dx.
+     */
+    const branch = (first: number, inLinear: string, dxLabel: string, g: Ref | null): { dx: Ref; grads: TracedBackward[] } => {
+      const outB = bwd(first + 3, g);
+      const midB = bwd(first + 2, outB.dx);
+      t.dispose(outB.dx);
+      const inB = bwd(first + 1, midB.dx);
+      t.dispose(midB.dx);
+      const inDx = tp ? t.named(`block.${inLinear}.backward`, () => allReduced(t, 'all-reduced dx [N,C]', N * C)) : inB.dx;
+      if (tp) t.dispose(inB.dx);
+      const lnB = bwd(first, inDx);
+      t.dispose(inDx);
+      const dx = t.named('block.residual.backward', () => t.alloc(`${dxLabel} [N,C]`, N * C));
+      t.dispose(lnB.dx);
+      return { dx, grads: [outB, midB, inB, lnB] };
+    };
+    const mlpHalf = branch(4, 'mlp.c_fc', 'dx2', dy);
+    const attnHalf = branch(0, 'attn.c_attn', 'dx', mlpHalf.dx);
+    t.dispose(mlpHalf.dx);
     saved.release();
-    return { dx, grads: [mlpB, actB, fcB, ln2B, projB, attnB, qkvB, ln1B].flatMap((b) => b.grads) };
+    return { dx: attnHalf.dx, grads: [...mlpHalf.grads, ...attnHalf.grads].flatMap((b) => b.grads) };
   });
   return { y, saved };
 }
