@@ -7,7 +7,7 @@ export { SegmentRunner, type GradSink, type ParamSource } from './segment-runner
 export { buildMesh, coordinatesOf, meshGroupRanks, meshShape, rankOf, type Mesh, type MeshCoordinates, type MeshShape } from './device-mesh.js';
 export { ZeroPartition, type PartitionLayout, type Piece, type Unit } from './zero/partition.js';
 export { Trainer, type ModelStateBytes, type TrainerConfig } from './trainer.js';
-export type { ZeroStage } from './zero/zero-strategy.js';
+export type { ZeroStage } from './zero/stage-plan.js';
 export type { ExportedPiece, StateReader } from './zero/zero-state.js';
 export type { AdamWStep, ComputeValues, Device } from './device/device.js';
 export { HostDevice } from './device/host-device.js';

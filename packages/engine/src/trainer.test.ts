@@ -10,7 +10,7 @@ import { fakeGroups } from './testing/fake-group.js';
 import { TfBigramModel } from './testing/tf-bigram-model.js';
 import type { TrainerOptions } from './trainer-options.js';
 import { Trainer, type TrainerConfig } from './trainer.js';
-import type { ZeroStage } from './zero/zero-strategy.js';
+import type { ZeroStage } from './zero/stage-plan.js';
 
 beforeAll(async () => {
   await initBackend('cpu');

@@ -10,7 +10,8 @@ import { SequentialSchedule, type MicroBatchSchedule } from './schedules/micro-b
 import { SegmentRunner } from './segment-runner.js';
 import { countTargets, type StepResult, type TrainerOptions } from './trainer-options.js';
 import { ZeroPartition } from './zero/partition.js';
-import { ZeroStrategy, type ZeroStage } from './zero/zero-strategy.js';
+import type { ZeroStage } from './zero/stage-plan.js';
+import { ZeroStrategy } from './zero/zero-strategy.js';
 import type { ExportedPiece, StateReader } from './zero/zero-state.js';
 
 /**

@@ -5,7 +5,7 @@ import {
 import { meshShape } from '../device-mesh.js';
 import type { Precision } from '../precision/vector-store.js';
 import { estimateModelState, type MemoryEstimate } from '../zero/memory-estimate.js';
-import type { ZeroStage } from '../zero/zero-strategy.js';
+import type { ZeroStage } from '../zero/stage-plan.js';
 import { schedule1F1B } from '../schedules/schedule-1f1b.js';
 import { ROUNDING_TEMPORARIES } from '../device/device-rounding.js';
 import { COLLECTIVES_IN_FLIGHT } from '../zero/zero-strategy.js';

@@ -2,7 +2,7 @@ import type { SegmentSpec } from '../interfaces.js';
 import { completedUnits } from '../segment-runner.js';
 import { DEFAULT_MAX_REDUCTIONS_IN_FLIGHT } from './grad-sinks.js';
 import { ZeroPartition, type Unit } from './partition.js';
-import type { ZeroStage } from './zero-strategy.js';
+import { STAGES, type ZeroStage } from './stage-plan.js';
 import type { ModelStateBytes } from '../trainer.js';
 import type { Precision } from '../precision/vector-store.js';
 
@@ -48,15 +48,16 @@ export function estimateModelState(
   // Bytes per gradient value held in the run's precision: 16-bit codes on the host; TF.js has
   // no 16-bit dtype, so a device holds them as fp32 (rounded).
   const g = mixed && device === 'host' ? 2 : 4;
-  const optimizerElements = stage === 0 ? total : shard;
+  const plan = STAGES[stage];
+  const optimizerElements = plan.optimizer === 'replicated' ? total : shard;
   // The fp32 master of the optimizer ranges is the working copy under fp32 (params), the master under 16 bits.
   const params = mixed ? 0 : 4 * optimizerElements;
   const master = mixed ? 4 * optimizerElements : 0;
-  const paramsCompute = stage === 3 ? gatheredPeak(units, segments, size) : units.reduce((s, u) => s + u.computeBytes, 0);
+  const paramsCompute = plan.params === 'gathered' ? gatheredPeak(units, segments, size) : units.reduce((s, u) => s + u.computeBytes, 0);
   // Stages 0-1 hold the full gradient: fp32 in one buffer per unit for the step, 16 bits as
   // per-unit sums plus the fp32 buffers a segment's backward fills before they are added.
   // Stages 2-3 hold their pieces' sums plus the full buffers of the units being computed and reduced.
-  const grads = stage <= 1
+  const grads = plan.grads === 'full'
     ? (mixed ? g * total + segmentBucketPeak(segments, size) : 4 * total)
     : g * shard + bucketPeak(segments, size);
   const optimizer = 8 * optimizerElements;
