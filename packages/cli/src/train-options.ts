@@ -4,6 +4,7 @@ import { int, list, num, oneOf, parseByteSize } from './parse.js';
 
 export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
 export const KERNEL_SETS = ['auto', 'host', 'tf'] as const;
+export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 
 /** The training options shared by `launch` and `coordinator` (the job travels to the workers). */
 export function addTrainOptions(cmd: Command): Command {
@@ -33,7 +34,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--pp-split <blocks>', 'blocks per pipeline stage, e.g. 3,3,2 (default: balanced as --pp-balance says)', list(int(0)))
     .option('--pp-balance <how>', 'what the default pipeline split evens out: compute (FLOPs per token: a block 24C^2+4TC, the output head 2CV, the embedding ~0) or params', oneOf(['compute', 'params'] as const), 'compute')
     .option('--micro-batches <n>', 'micro-batches per step and replica (the pipeline keeps this many in its schedule); instead of --micro-batch', int(1))
-    .option('--precision <p>', 'fp32, bf16 or fp16 (16-bit parameters and gradients, fp32 master and optimizer; fp16 with dynamic loss scaling)', oneOf(['fp32', 'bf16', 'fp16'] as const), 'fp32')
+    .option('--precision <p>', 'fp32, bf16 or fp16 (16-bit parameters and gradients, fp32 master and optimizer; fp16 with dynamic loss scaling)', oneOf(PRECISIONS), 'fp32')
     .option('--activation-checkpointing', 'keep only block inputs in forward and recompute each block in backward (less memory, one more forward)')
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')

@@ -27,6 +27,8 @@ export interface LocalLaunchOptions extends Omit<CoordinatorOptions, 'host' | 'p
   onCoordinator?: (c: Coordinator) => void;
   /** Restarts of the whole group after failures (default 0: a failure ends the run). */
   maxRestarts?: number;
+  /** Where the workers' log lines go (default stdout). */
+  workerLogs?: 'stdout' | 'stderr';
 }
 
 export interface LaunchResult {
@@ -43,7 +45,7 @@ export async function launchLocal(opts: LocalLaunchOptions): Promise<LaunchResul
   const log = opts.logger;
   const coordinator = await Coordinator.start({ ...opts, host: '127.0.0.1', port: opts.port ?? 0 });
   opts.onCoordinator?.(coordinator);
-  const workers = new LocalWorkers({ coordinator, command: opts.workerCommand, gpus: opts.gpus, token: opts.token, env: opts.env, pretty: wantsPrettyLogs() });
+  const workers = new LocalWorkers({ coordinator, command: opts.workerCommand, gpus: opts.gpus, token: opts.token, env: opts.env, pretty: wantsPrettyLogs(), logTo: opts.workerLogs });
   const supervisor = new RestartSupervisor(coordinator, { maxRestarts: opts.maxRestarts ?? 0, job: opts.job, world: opts.world, launcher: workers, logger: log });
   const signals = new SignalAbort(coordinator, log);
 

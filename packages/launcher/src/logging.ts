@@ -17,6 +17,8 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Fields on every line (role, rank, host). */
   base?: Record<string, unknown>;
+  /** Where lines go (default stdout; stderr keeps stdout for a command's own output). */
+  to?: 'stdout' | 'stderr';
 }
 
 export function wantsPrettyLogs(): boolean {
@@ -32,9 +34,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? process.env.TRAINER_LOG_LEVEL ?? 'info';
   const base = { ...opts.base };
   const pretty = opts.pretty ?? wantsPrettyLogs();
-  if (!pretty) return pino({ level, base, redact: REDACT }, pino.destination({ dest: 1, sync: true }));
-  const format = prettyFactory({ colorize: Boolean(process.stdout.isTTY), ignore: 'pid,hostname', translateTime: 'HH:MM:ss' });
-  return pino({ level, base, redact: REDACT }, { write: (line: string) => void process.stdout.write(format(line)) });
+  const stream = opts.to === 'stderr' ? process.stderr : process.stdout;
+  if (!pretty) return pino({ level, base, redact: REDACT }, pino.destination({ dest: opts.to === 'stderr' ? 2 : 1, sync: true }));
+  const format = prettyFactory({ colorize: Boolean(stream.isTTY), ignore: 'pid,hostname', translateTime: 'HH:MM:ss' });
+  return pino({ level, base, redact: REDACT }, { write: (line: string) => void stream.write(format(line)) });
 }
 
 /**

@@ -18,6 +18,8 @@ export interface LocalWorkersOptions {
   token: string;
   env?: NodeJS.ProcessEnv;
   pretty: boolean;
+  /** Where the workers' log lines go (stdout by default; stderr keeps stdout for a command's own output). */
+  logTo?: 'stdout' | 'stderr';
   /** Time a failed round's workers get to exit after the abort before they are killed (3 s). */
   graceMs?: number;
 }
@@ -47,6 +49,7 @@ export class LocalWorkers implements RoundLauncher {
       },
       labelFor: (localRank) => `rank ${localRank}`,
       pretty: this.o.pretty,
+      ...(this.o.logTo === 'stderr' ? { out: (t: string) => void process.stderr.write(t) } : {}),
       // Local workers are started with RANK = local rank, so the rank is known here.
       onExit: (localRank, pid, code, signal) => coordinator.processExited(localRank, pid, code, signal, round),
       onSpawnError: (_localRank, err) => coordinator.abort(`cannot start a worker: ${err.message}`),

@@ -24,11 +24,12 @@ export interface SyntheticRunOptions {
   data?: string;
   evalBatches?: number;
   lr?: number;
+  /** Only warnings are logged, on stderr (stdout is left to a command's JSON). */
   quiet?: boolean;
 }
 
 export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult> {
-  const log = createLogger({ base: { role: 'bench' }, level: o.quiet ? 'warn' : 'info' });
+  const log = createLogger({ base: { role: 'bench' }, level: o.quiet ? 'warn' : 'info', ...(o.quiet ? { to: 'stderr' as const } : {}) });
   const prepared = await prepareTrainJob({
     modelName: o.model, modelOverrides: {}, data: o.data ?? 'synthetic', world: o.world, steps: o.steps + o.warmup,
     zero: o.zero ?? 0, tp: o.tp ?? 1, pp: o.pp ?? 1, microBatches: o.microBatches,
@@ -42,5 +43,6 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     workerCommand: { execPath: process.execPath, args: [CLI_BIN, 'worker'] },
     jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,
     env: { TRAINER_LOG_LEVEL: 'warn' },
+    ...(o.quiet ? { workerLogs: 'stderr' as const } : {}),
   });
 }

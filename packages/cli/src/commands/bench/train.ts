@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { meshShape } from '@trainer/engine';
 import { exitCode } from '../../action.js';
 import { int, oneOf } from '../../parse.js';
-import { BACKENDS, KERNEL_SETS } from '../../train-options.js';
+import { BACKENDS, KERNEL_SETS, PRECISIONS } from '../../train-options.js';
 import { flopsPerToken, initBackend, measureMatMulPeak, resolveModelConfig } from '@trainer/model';
 import { runSynthetic } from './synthetic-run.js';
 
@@ -30,8 +30,9 @@ export function addTrainBench(cmd: Command): void {
     .option('--tp <n>', 'tensor-parallel size', int(1, 64), 1)
     .option('--pp <n>', 'pipeline stages', int(1, 64), 1)
     .option('--micro-batches <n>', 'micro-batches per step (pipelines)', int(1))
+    .option('--precision <p>', `${PRECISIONS.join(', ')}: what parameters and gradients are held and sent in`, oneOf(PRECISIONS), 'fp32')
     .option('--json', 'one JSON object')
-    .action(exitCode(async (o: { model: string; world: number; batch: number; steps: number; warmup: number; backend: (typeof BACKENDS)[number]; kernels: (typeof KERNEL_SETS)[number]; zero: number; tp: number; pp: number; microBatches?: number; json?: boolean }) => {
+    .action(exitCode(async (o: { model: string; world: number; batch: number; steps: number; warmup: number; backend: (typeof BACKENDS)[number]; kernels: (typeof KERNEL_SETS)[number]; zero: number; tp: number; pp: number; microBatches?: number; precision: (typeof PRECISIONS)[number]; json?: boolean }) => {
       const config = resolveModelConfig(o.model);
       const { dp } = meshShape(o.world, o.tp, o.pp);
       // The peak of this backend's plain 2-D matMul, measured now, is the MFU denominator.
@@ -39,7 +40,7 @@ export function addTrainBench(cmd: Command): void {
       const peak = await measureMatMulPeak();
       const result = await runSynthetic({
         model: o.model, world: o.world, globalBatch: o.batch * dp, steps: o.steps, warmup: o.warmup, backend: o.backend, kernels: o.kernels,
-        zero: o.zero, tp: o.tp, pp: o.pp, microBatches: o.microBatches ?? (o.pp > 1 ? 2 * o.pp : undefined), quiet: o.json,
+        zero: o.zero, tp: o.tp, pp: o.pp, microBatches: o.microBatches ?? (o.pp > 1 ? 2 * o.pp : undefined), precision: o.precision, quiet: o.json,
       });
       if (!result.outcome.ok) return result.exitCode;
       const rs = result.outcome.results;
@@ -59,14 +60,14 @@ export function addTrainBench(cmd: Command): void {
         };
       });
       const out = {
-        model: o.model, world: o.world, dp, tp: o.tp, pp: o.pp, zero: o.zero, batch: o.batch, ctx: config.contextLength, backend: r.backend, kernels: r.kernels,
+        model: o.model, world: o.world, dp, tp: o.tp, pp: o.pp, zero: o.zero, precision: o.precision, batch: o.batch, ctx: config.contextLength, backend: r.backend, kernels: r.kernels,
         tokens_per_s: tokensPerS, step_ms: Number(r.step_ms), mfu, matmul_peak_gflops: peak.gflops, flops_per_token: flops,
         token_id_bytes_per_step: tokenIdBytes, ranks,
       };
       if (o.json) {
         process.stdout.write(JSON.stringify(out) + '\n');
       } else {
-        process.stdout.write(`${o.model} on ${o.world} worker(s) (${dp} x ${o.tp} x ${o.pp}, ZeRO ${o.zero}, ${String(r.kernels)} kernels on ${String(r.backend)}): ${tokensPerS.toFixed(0)} tokens/s, ${out.step_ms.toFixed(1)} ms/step, MFU ${(mfu * 100).toFixed(1)}% of ${peak.gflops.toFixed(1)} GFLOP/s per worker\n`);
+        process.stdout.write(`${o.model} on ${o.world} worker(s) (${dp} x ${o.tp} x ${o.pp}, ZeRO ${o.zero}, ${o.precision}, ${String(r.kernels)} kernels on ${String(r.backend)}): ${tokensPerS.toFixed(0)} tokens/s, ${out.step_ms.toFixed(1)} ms/step, MFU ${(mfu * 100).toFixed(1)}% of ${peak.gflops.toFixed(1)} GFLOP/s per worker\n`);
         process.stdout.write(`rank  host->device/step  device->host/step  network (sent+received)/step  within comm + token ids + 1 KiB\n`);
         for (const x of ranks) {
           process.stdout.write(`${String(x.rank).padEnd(6)}${fmt(x.host_to_device_bytes_per_step).padStart(17)}${fmt(x.device_to_host_bytes_per_step).padStart(19)}${fmt(x.comm_bytes_per_step).padStart(30)}  ${x.within_bound ? 'yes' : 'no'}\n`);
