@@ -9,7 +9,7 @@ afterEach(() => killAllStarted());
 
 /**
  * The memory planner against measurement: small runs of every layout (ZeRO 0-3, tensor and
- * pipeline parallel, activation checkpointing, bf16, both kernel sets) on 2 workers, each rank's
+ * pipeline parallel, activation checkpointing, bf16 and fp16, both kernel sets) on 2 workers, each rank's
  * peak backend bytes in a training step (the memory meter: distinct buffers, every allocation)
  * against `trainer estimate-memory`'s prediction for that rank's pipeline stage: within 10%.
  */
@@ -26,7 +26,7 @@ interface Layout {
   microBatch: number;
   microBatches: number;
   activationCheckpointing?: boolean;
-  precision?: 'fp32' | 'bf16';
+  precision?: 'fp32' | 'bf16' | 'fp16';
 }
 
 const LAYOUTS: Layout[] = [
@@ -36,6 +36,8 @@ const LAYOUTS: Layout[] = [
   { label: 'tf pp 2', args: ['--pp', '2', '--micro-batches', '2'], kernels: 'tf', pp: 2, microBatch: 2, microBatches: 2 },
   { label: 'tf activation checkpointing', args: ['--activation-checkpointing'], kernels: 'tf', activationCheckpointing: true, microBatch: 2, microBatches: 1 },
   { label: 'tf bf16', args: ['--precision', 'bf16'], kernels: 'tf', precision: 'bf16', microBatch: 2, microBatches: 1 },
+  { label: 'tf bf16 ZeRO 2', args: ['--precision', 'bf16', '--zero', '2'], kernels: 'tf', precision: 'bf16', zero: 2, microBatch: 2, microBatches: 1 },
+  { label: 'tf fp16 ZeRO 3', args: ['--precision', 'fp16', '--zero', '3'], kernels: 'tf', precision: 'fp16', zero: 3, microBatch: 2, microBatches: 1 },
   { label: 'host ZeRO 0', args: ['--zero', '0'], kernels: 'host', zero: 0, microBatch: 2, microBatches: 1 },
   { label: 'host ZeRO 3', args: ['--zero', '3'], kernels: 'host', zero: 3, microBatch: 2, microBatches: 1 },
   { label: 'host tp 2', args: ['--tp', '2'], kernels: 'host', tp: 2, microBatch: 4, microBatches: 1 },

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { chain, select } from './eager-ops.js';
 
 /**
  * Rounding fp32 tensors to bf16 / fp16 values with fp32 arithmetic only (TF.js has no 16-bit
@@ -43,26 +44,4 @@ function veltkamp(x: tf.Tensor, c: tf.Scalar): tf.Tensor {
   const hi = tf.sub(scaled, diff);
   tf.dispose([scaled, diff]);
   return hi;
-}
-
-/**
- * where(cond, a, b) of tensors of one shape, then frees cond and `done`. The Select kernel itself:
- * tf.where first broadcasts its three inputs, which for equal shapes clones each of them (a copy
- * of each on wasm: 2.25 more tensors of x's size alive at once).
- */
-function select(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor, done: tf.Tensor[]): tf.Tensor {
-  const out = tf.engine().runKernel('Select', { condition: cond, t: a, e: b }) as tf.Tensor;
-  tf.dispose([cond, ...done]);
-  return out;
-}
-
-/** first, then each step on the previous result, which is freed as soon as the next exists. */
-function chain(first: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
-  let t = first;
-  for (const step of steps) {
-    const next = step(t);
-    t.dispose();
-    t = next;
-  }
-  return t;
 }

@@ -75,6 +75,13 @@ export interface Device<V, S = unknown> {
   dispose(v: V): void;
   /** Frees what the device keeps between calls (cached constants), when its trainer is done. */
   release(): void;
+  /**
+   * Readies the collectives for `codec` before the first step (TfDevice: checks once per backend
+   * that it computes the 16-bit wire codes exactly, so they can cross the boundary as 2 bytes).
+   */
+  prepareWire(codec: WireCodec): Promise<void>;
+  /** Set when a 16-bit codec's values must cross the host boundary as fp32 (and why), for the log. */
+  readonly wireFallback: string | null;
 
   /** A zeroed gradient buffer of `length` elements for backward to add into (gradient-buffers.ts). */
   gradBuffer(length: number): GradBuffer;

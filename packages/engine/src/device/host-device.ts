@@ -88,6 +88,13 @@ export class HostDevice implements Device<VectorStore, number> {
 
   release(): void {}
 
+  /** Host arrays are what the wire encodes: nothing to prepare. */
+  prepareWire(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  readonly wireFallback = null;
+
   gradBuffer(length: number): GradBuffer {
     return new HostGradBuffer(this.pool.take(length));
   }

@@ -5,6 +5,7 @@ import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } 
 import type { AdamWStep, Device, PieceOptimizerState, Precision, Range } from './device.js';
 import { roundInPlace } from './host-device.js';
 import { roundOnDevice } from './device-rounding.js';
+import { downloadAsCodes, uploadAsCodes, verifyWireCodes, type HalfFormat } from './wire-codes.js';
 
 /**
  * State as TF.js tensors on the active backend, for the 'tf' kernel set: on tfjs-node-gpu the
@@ -15,7 +16,9 @@ import { roundOnDevice } from './device-rounding.js';
  * this rank's piece and uploads the others'. Reads are awaited (`data()`), never synchronous.
  *
  * TF.js has no 16-bit float dtype: a bf16/fp16 vector is an fp32 tensor whose values are
- * rounded to the format (device-rounding.ts); what travels is encoded by the wire codec.
+ * rounded to the format (device-rounding.ts). Such a vector crosses to and from the host as its
+ * 16-bit wire codes, packed on the device (wire-codes.ts), once prepareWire has checked that the
+ * backend computes them exactly: a 16-bit collective moves 2 bytes per element each way.
  */
 export class DeviceVector {
   constructor(readonly t: tf.Tensor1D, readonly precision: Precision) {}
@@ -66,7 +69,7 @@ class LiveBytes {
  * A tensor of host values. The cpu backend adopts the array it is given: a view would keep its
  * whole buffer alive (and share it), so views are copied there.
  */
-function upload(values: Float32Array): tf.Tensor1D {
+function uploadFp32(values: Float32Array): tf.Tensor1D {
   const view = values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength;
   return tf.tensor1d(view && tf.getBackend() === 'cpu' ? values.slice() : values);
 }
@@ -97,6 +100,22 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
   private stepScalars: { h: AdamWStep; s: AdamWScalars } | null = null;
   /** Resolves once the last collective asked for has been issued (inOrder). */
   private issueQueue: Promise<void> = Promise.resolve();
+  /** The 16-bit formats that cross the boundary as codes (prepareWire). */
+  private readonly wireCodes = new Set<HalfFormat>();
+  /** Why a 16-bit codec's values cross as fp32 instead (a backend that failed the code check). */
+  wireFallback: string | null = null;
+
+  async prepareWire(codec: WireCodec): Promise<void> {
+    if (codec === 'fp32' || this.wireCodes.has(codec)) return;
+    const key = `${tf.getBackend()}|${codec}`;
+    let verdict = wireVerdicts.get(key);
+    if (verdict === undefined) {
+      verdict = await verifyWireCodes(codec);
+      wireVerdicts.set(key, verdict);
+    }
+    if (verdict === null) this.wireCodes.add(codec);
+    else this.wireFallback = `${codec} codes on the ${tf.getBackend()} backend: ${verdict}; ${codec} collectives move fp32 across the host boundary`;
+  }
 
   zeros(length: number, precision: Precision): DeviceVector {
     return new DeviceVector(tf.fill([length], 0) as tf.Tensor1D, precision); // a kernel: nothing uploaded
@@ -272,16 +291,18 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
 
   async allReduce(v: DeviceVector, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1) return v;
-    const values = await this.inOrder(this.toHost(v), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
+    const format = this.codesOf(codec);
+    const values = await this.inOrder(this.download(v, 0, v.t.size, format), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
     this.dispose(v);
-    return this.stored(tf.tensor1d(values), v.precision);
+    return this.received(values, format, v.precision);
   }
 
   async allReduceRange(v: DeviceVector, start: number, end: number, group: ReduceGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1 || end <= start) return v;
-    const values = await this.inOrder(this.toHost(v, start, end), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
+    const format = this.codesOf(codec);
+    const values = await this.inOrder(this.download(v, start, end, format), (h) => group.allReduce(h, { op: 'sum', codec }).then(() => h));
     const n = v.t.size;
-    const reduced = tf.tensor1d(values);
+    const reduced = this.upload(values, format);
     const parts = [start > 0 ? tf.slice(v.t, [0], [start]) : null, reduced, end < n ? tf.slice(v.t, [end], [n - end]) : null].filter((t): t is tf.Tensor1D => t !== null);
     const out = parts.length === 1 ? reduced : (tf.concat(parts) as tf.Tensor1D);
     if (out !== reduced) tf.dispose(parts);
@@ -298,27 +319,40 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
     const n = v.t.size;
     if (group.size === 1) return this.toPrecision(v, precision);
     const { start, end } = shardRange(n, group.size, group.rank);
+    const format = this.codesOf(codec);
     const download = async () => {
       const host = new Float32Array(n);
-      if (start > 0) host.set(await this.toHost(v, 0, start), 0);
-      if (end < n) host.set(await this.toHost(v, end, n), end);
+      if (start > 0) host.set(await this.download(v, 0, start, format), 0);
+      if (end < n) host.set(await this.download(v, end, n, format), end);
       return host;
     };
     const others = await this.inOrder(download(), (host) => group.reduceScatter(host, { op: 'sum', codec }));
-    const sum = tf.tidy(() => tf.add(upload(others), tf.slice(v.t, [start], [end - start]))) as tf.Tensor1D;
+    const sum = tf.tidy(() => tf.add(this.upload(others, format), tf.slice(v.t, [start], [end - start]))) as tf.Tensor1D;
     this.dispose(v);
     return this.stored(sum, precision);
   }
 
   async allGather(own: DeviceVector, length: number, group: CollectiveGroup, codec: WireCodec): Promise<DeviceVector> {
     if (group.size === 1) return new DeviceVector(tf.clone(own.t), 'fp32');
-    const full = await this.inOrder(this.toHost(own), (mine) => group.allGather(mine, length, { codec }));
-    if (codec !== 'fp32') return new DeviceVector(tf.tensor1d(full), 'fp32'); // this rank's piece as the wire rounded it
-    const { start, end } = shardRange(length, group.size, group.rank);
-    const parts = [start > 0 ? upload(full.subarray(0, start)) : null, own.t, end < length ? upload(full.subarray(end)) : null].filter((t): t is tf.Tensor1D => t !== null);
-    const out = parts.length === 1 ? tf.clone(own.t) : (tf.concat(parts) as tf.Tensor1D);
-    for (const p of parts) if (p !== own.t) p.dispose();
-    return new DeviceVector(out, 'fp32');
+    const format = this.codesOf(codec);
+    if (codec !== 'fp32' && !format) {
+      // fp32 down, the ring rounds this rank's piece as it encodes it, all of it comes back up
+      const full = await this.inOrder(this.toHost(own), (mine) => group.allGather(mine, length, { codec }));
+      return new DeviceVector(tf.tensor1d(full), 'fp32');
+    }
+    // This rank's piece goes down as the wire will carry it (rounded on the device); only the
+    // others' pieces come back up.
+    const mine = format ? (roundOnDevice(own.t, format, constant) as tf.Tensor1D) : own.t;
+    try {
+      const full = await this.inOrder(this.download(new DeviceVector(mine, format ?? 'fp32'), 0, mine.size, format), (h) => group.allGather(h, length, { codec }));
+      const { start, end } = shardRange(length, group.size, group.rank);
+      const parts = [start > 0 ? this.upload(full.subarray(0, start), format) : null, mine, end < length ? this.upload(full.subarray(end), format) : null].filter((t): t is tf.Tensor1D => t !== null);
+      const out = parts.length === 1 ? tf.clone(mine) : (tf.concat(parts) as tf.Tensor1D);
+      for (const p of parts) if (p !== mine) p.dispose();
+      return new DeviceVector(out, 'fp32');
+    } finally {
+      if (mine !== own.t) mine.dispose();
+    }
   }
 
   /**
@@ -332,6 +366,28 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
     const issued = this.issueQueue.then(async () => ({ done: issue(await prepare) }));
     this.issueQueue = issued.then(() => undefined, () => undefined);
     return issued.then((i) => i.done);
+  }
+
+  /** The format whose codes carry values over `codec` (the backend passed the check); null: fp32. */
+  private codesOf(codec: WireCodec): HalfFormat | null {
+    return codec !== 'fp32' && this.wireCodes.has(codec) ? codec : null;
+  }
+
+  /** [start, end) of v to the host: as 16-bit codes with a format (an fp32 vector rounded to it first, as the wire would), else fp32. */
+  private download(v: DeviceVector, start: number, end: number, format: HalfFormat | null): Promise<Float32Array> {
+    return format ? downloadAsCodes(v.t, start, end, format, v.precision !== format) : this.toHost(v, start, end);
+  }
+
+  /** Host values onto the device: as 16-bit codes when the format holds every one exactly (what a 16-bit wire delivers), else fp32. */
+  private upload(values: Float32Array, format: HalfFormat | null): tf.Tensor1D {
+    return (format && uploadAsCodes(values, format)) || uploadFp32(values);
+  }
+
+  /** Host values from the wire as a vector of `precision`: values that came as codes of that format need no rounding. */
+  private received(values: Float32Array, format: HalfFormat | null, precision: Precision): DeviceVector {
+    const coded = format ? uploadAsCodes(values, format) : null;
+    if (coded && precision === format) return new DeviceVector(coded, precision);
+    return this.stored(coded ?? uploadFp32(values), precision);
   }
 
   /** `t` as a vector of `precision` (rounded for 16 bits; consumes t). */
@@ -357,6 +413,9 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
     return this.stepScalars.s;
   }
 }
+
+/** Per backend and format: null when its codes passed verifyWireCodes, else what differed. */
+const wireVerdicts = new Map<string, string | null>();
 
 /** 1 on the decay ranges of a piece of n elements, 0 elsewhere (null: no decay anywhere). */
 function decayMask(decay: readonly Range[], n: number): tf.Tensor1D | null {

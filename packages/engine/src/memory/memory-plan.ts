@@ -8,6 +8,7 @@ import { estimateModelState, type MemoryEstimate } from '../zero/memory-estimate
 import type { ZeroStage } from '../zero/stage-plan.js';
 import { schedule1F1B } from '../schedules/schedule-1f1b.js';
 import { ROUNDING_TEMPORARIES } from '../device/device-rounding.js';
+import { WIRE_CODE_CHUNK, WIRE_CODE_TEMPORARIES } from '../device/wire-codes.js';
 import { COLLECTIVES_IN_FLIGHT } from '../zero/zero-strategy.js';
 import { completedUnits } from '../segment-runner.js';
 
@@ -125,6 +126,8 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
   const onDevice = kernels === 'tf';
   const unitSize = units.map((u) => u.end - u.start);
   const completed = completedUnits(model.segments);
+  /** 16 bits on the device: a vector of n crossing as its wire codes, a chunk at a time (its temporaries and packed codes). */
+  const wireCodes = (n: number) => (onDevice && precision !== 'fp32' ? (4 * WIRE_CODE_TEMPORARIES + 2) * Math.min(n, WIRE_CODE_CHUNK) : 0);
 
   // Always on the backend: the compute copy (stages 0-2) and the kernels' constants; with the tf
   // kernel set also the masters and AdamW's moments. Under stage 3 a segment's units exist only
@@ -142,6 +145,10 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
     const fresh = [...now].filter((u) => !previous.has(u));
     const flat = fresh.length ? Math.max(...fresh.map((u) => 4 * unitSize[u])) : 0;
     consider(computeOf(new Set([...previous, ...now])) + flat, `gather for ${dir} of ${model.segments[k].name}, micro-batch ${m}`);
+    // 16 bits: the gathers issued next (prefetch) encode this rank's piece of each unit as codes
+    // once these units are built and the previous ones dropped.
+    const codes = fresh.length ? Math.max(...fresh.map((u) => wireCodes(pieceOf(unitSize[u], dp)))) : 0;
+    if (codes) consider(computeOf(now) + codes, `encoding this rank's pieces for the gathers after ${model.segments[k].name}, micro-batch ${m}`);
     previous = now;
     return computeOf(now);
   };
@@ -201,6 +208,9 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
         grads += (gradsHeld.has(u) ? 0 : 4 * pieceOf(unitSize[u], dp)) - reducing;
         reducing = 4 * unitSize[u];
         gradsHeld.add(u);
+        // 16 bits: the other ranks' pieces go down as codes, each rounded first (an fp32 sum): a rounded chunk beside the codes' temporaries.
+        const others = unitSize[u] - pieceOf(unitSize[u], dp);
+        if (precision !== 'fp32') consider(wireCodes(others) + 4 * Math.min(others, WIRE_CODE_CHUNK), `the gradient of ${units[u].name} to its wire codes, micro-batch ${m}`);
       }
     }
   };
@@ -238,12 +248,14 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
     const range = zero === 0 ? largest : pieceOf(largest, dp);
     const maxCompute = Math.max(...units.map((u) => u.computeBytes));
     const rounding = precision === 'fp32' ? 0 : (4 * ROUNDING_TEMPORARIES + (precision === 'fp16' ? 2 : 1)) * largest;
-    // COLLECTIVES_IN_FLIGHT units reduce (and are gathered) at once, each a fresh unit-sized copy.
-    const reduce = zero <= 1 ? COLLECTIVES_IN_FLIGHT * 4 * largest + (zero === 0 ? rounding : 0) : 0;
+    // COLLECTIVES_IN_FLIGHT units reduce (and are gathered) at once, each a fresh unit-sized copy;
+    // with 16-bit codes a unit is freed once encoded, and the codes' temporaries are the most.
+    const codes = wireCodes(largest) > 0;
+    const reduce = zero > 1 ? 0 : codes ? wireCodes(largest) : COLLECTIVES_IN_FLIGHT * 4 * largest + (zero === 0 ? rounding : 0);
     const update = ADAMW_TEMPORARIES * 4 * range;
     const redistribute = zero === 3 ? 0
       : zero === 0 ? (precision === 'fp32' ? maxCompute : Math.max(rounding, 4 * largest + maxCompute))
-        : COLLECTIVES_IN_FLIGHT * 4 * largest + maxCompute;
+        : COLLECTIVES_IN_FLIGHT * 4 * largest + maxCompute + wireCodes(largest);
     grads = zero <= 1 ? 4 * units.reduce((s, u) => s + u.end - u.start, 0) : 4 * units.reduce((s, u) => s + pieceOf(u.end - u.start, dp), 0);
     acts = 0;
     consider(Math.max(reduce, update, redistribute), 'the optimizer step');

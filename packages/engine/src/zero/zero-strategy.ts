@@ -49,6 +49,7 @@ export class ZeroStrategy<V, P extends Disposable> {
    * only what it keeps, the full unit where compute keeps it resident, else its own piece.
    */
   async load(read: StateReader, withOptimizer: boolean): Promise<void> {
+    await this.device.prepareWire(this.o.precision);
     for (const [u, unit] of this.model.units.entries()) {
       const r = this.state.ranges[u];
       let master: Float32Array;

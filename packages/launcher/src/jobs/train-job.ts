@@ -86,6 +86,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       await initial.done();
     }
   }
+  if (device.wireFallback) logger.warn(device.wireFallback);
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
