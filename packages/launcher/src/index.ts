@@ -16,4 +16,4 @@ export { loadCheckpointModel } from './checkpointing/checkpoint-model.js';
 export type { CheckpointEvent } from './checkpointing/committer.js';
 export type { MetricsRecord } from './control-protocol.js';
 export { resolveFinetune, checkTaskData, type FinetuneRequest, type ResolvedFinetune } from './finetune/prepare-finetune.js';
-export { resolvePretrained, loadPretrained, loadHuggingFaceExport, configFromHuggingFace, type PretrainedSource, type PretrainedKind } from './finetune/pretrained.js';
+export { resolvePretrained, describePretrained, loadHuggingFaceExport, configFromHuggingFace, type PretrainedSource, type PretrainedKind } from './finetune/pretrained.js';

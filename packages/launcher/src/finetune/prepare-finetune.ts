@@ -2,7 +2,7 @@ import { BpeTokenizer } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import type { GPTConfig } from '@trainer/model';
 import { resolve } from 'node:path';
-import { loadPretrained, resolvePretrained, type PretrainedSource } from './pretrained.js';
+import { describePretrained, resolvePretrained, type PretrainedSource } from './pretrained.js';
 import { encodeTaskSplit } from './task-data.js';
 
 /**
@@ -28,7 +28,7 @@ export interface ResolvedFinetune {
 
 export async function resolveFinetune(req: FinetuneRequest): Promise<ResolvedFinetune> {
   const source = await resolvePretrained(req.from);
-  const saved = await loadPretrained(source);
+  const saved = await describePretrained(source); // config and tokenizer: the parameters are read by each worker, its ranges only
   if (!saved.tokenizerJson) {
     throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${saved.dir} has no tokenizer (tokenizer.json, or trainer-tokenizer.json in an export)`, {
       hint: 'fine-tuning needs the tokenizer the model was trained with: use the run folder or a `trainer export` of it',

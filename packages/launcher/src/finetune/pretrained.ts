@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import { asFloat32, readSafetensors } from '@trainer/checkpoint';
 import { TrainerError } from '@trainer/errors';
 import { paramLayout, validateConfig, type GPTConfig } from '@trainer/model';
-import { loadCheckpointModel } from '../checkpointing/checkpoint-model.js';
-import { loadModelDir, type SavedModel } from '../model-files.js';
+import { describeCheckpointModel } from '../checkpointing/checkpoint-model.js';
+import { readModelDirConfig, type SavedModel } from '../model-files.js';
 
 /**
  * Where fine-tuning starts from: a trainer model folder (<run>/model), a run folder, a sharded
@@ -52,14 +52,38 @@ export async function resolvePretrained(path: string): Promise<PretrainedSource>
   return { kind: 'model', path: abs }; // loadModelDir says what is missing
 }
 
-export async function loadPretrained(src: PretrainedSource): Promise<SavedModel & { dir: string }> {
+/** What a pretrained model is, without its parameters: each worker later reads only its ranges (pretrained-ranges.ts). */
+export interface PretrainedInfo {
+  dir: string;
+  modelName: string;
+  config: GPTConfig;
+  tokenizerJson?: string;
+}
+
+export async function describePretrained(src: PretrainedSource): Promise<PretrainedInfo> {
   switch (src.kind) {
     case 'checkpoint':
-      return loadCheckpointModel(src.path);
-    case 'huggingface':
-      return loadHuggingFaceExport(src.path);
-    case 'model':
-      return { ...(await loadModelDir(src.path)), dir: src.path };
+      return describeCheckpointModel(src.path);
+    case 'huggingface': {
+      const raw = await readJsonObject(join(src.path, 'config.json'));
+      if (!raw) throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${src.path}/config.json is missing or not JSON`, { hint: 'pass a folder written by `trainer export`' });
+      return {
+        dir: src.path, modelName: typeof raw.trainer_model_name === 'string' ? raw.trainer_model_name : 'gpt2-export',
+        config: configFromHuggingFace(raw, `${src.path}/config.json`), tokenizerJson: await readOptional(join(src.path, 'trainer-tokenizer.json')),
+      };
+    }
+    case 'model': {
+      const { modelName, config } = await readModelDirConfig(src.path);
+      return { dir: src.path, modelName, config, tokenizerJson: await readOptional(join(src.path, 'tokenizer.json')) };
+    }
+  }
+}
+
+async function readOptional(p: string): Promise<string | undefined> {
+  try {
+    return await readFile(p, 'utf8');
+  } catch {
+    return undefined;
   }
 }
 
@@ -97,11 +121,6 @@ export async function loadHuggingFaceExport(dir: string): Promise<SavedModel & {
     }
     params.set(asFloat32(t), e.offset);
   }
-  let tokenizerJson: string | undefined;
-  try {
-    tokenizerJson = await readFile(join(dir, 'trainer-tokenizer.json'), 'utf8');
-  } catch {
-    tokenizerJson = undefined;
-  }
+  const tokenizerJson = await readOptional(join(dir, 'trainer-tokenizer.json'));
   return { modelName: typeof raw.trainer_model_name === 'string' ? raw.trainer_model_name : 'gpt2-export', config, params, tokenizerJson, info: {}, dir };
 }
