@@ -34,6 +34,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The WebGPU backend (npm webgpu: Dawn) loads the Vulkan loader, libvulkan.so.1; on a machine
+# without a GPU the tests point it at SwiftShader, the software Vulkan driver Debian's chromium
+# ships (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json). Installed only where missing;
+# --no-install-recommends keeps Mesa's drivers out (Dawn refuses lavapipe anyway).
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing libvulkan1 (Debian package) for the WebGPU backend"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvulkan1 >/dev/null
+  else
+    echo "setup: libvulkan1 is missing and cannot be installed here (needs root and apt-get); the WebGPU tests will fail" >&2
+  fi
+fi
+
 # The deployment tests validate docker/docker-compose.yml with Debian's docker-compose (its
 # `config` needs no Docker engine) and read YAML with its python3-yaml. Installed only where
 # missing; --no-install-recommends keeps the Docker engine (docker.io) out.

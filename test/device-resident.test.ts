@@ -56,6 +56,8 @@ describe('device-resident state (tf kernels, multi-process)', () => {
         const carried = mean((m) => m.comm_bytes);
         expect(crossed, `${label} rank ${rank}: ${crossed} bytes crossed per step, the network carried ${carried}`).toBeLessThanOrEqual(carried + tokenIds + SCALARS);
         expect(carried).toBeGreaterThan(0);
+        // No synchronous read anywhere on a step's path (on WebGPU in Node one would throw).
+        expect(rows.filter((x) => x.sync_reads !== 0).map((x) => `step ${x.step}: ${x.sync_reads}`), `${label} rank ${rank}`).toEqual([]);
         // No tensor leaks: after the first steps (kernels' cached constants) the count stays put.
         const counts = rows.filter((x) => x.step >= 2).map((x) => x.num_tensors);
         expect(Math.max(...counts) - Math.min(...counts), `${label} rank ${rank}: tensors ${counts.join(',')}`).toBe(0);

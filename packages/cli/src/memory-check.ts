@@ -38,7 +38,7 @@ export function traceBackendOf(backend: TrainJob['backend'], kernels: KernelSet,
 
 /** Whether a worker's memory is a GPU's (the tf kernel set on a GPU backend) or the host's. */
 export function onGpu(backend: TrainJob['backend'], kernels: KernelSet, hasGpu: boolean): boolean {
-  return kernels === 'tf' && (backend === 'cuda' || ((backend === 'auto' || backend === 'tensorflow') && hasGpu));
+  return kernels === 'tf' && (backend === 'cuda' || backend === 'webgpu' || ((backend === 'auto' || backend === 'tensorflow') && hasGpu));
 }
 
 /** The planner's input for a job on `world` workers, another layout when given. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { TrainRequest } from '@trainer/launcher';
 import { int, list, num, oneOf, parseByteSize } from './parse.js';
 
-export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'cuda', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export const KERNEL_SETS = ['auto', 'host', 'tf'] as const;
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 

@@ -43,7 +43,7 @@ export const TrainJobSchema = z.object({
   kind: z.literal('train'),
   modelName: z.string(),
   model: ModelConfigSchema,
-  backend: z.enum(['auto', 'cuda', 'tensorflow', 'wasm', 'cpu']),
+  backend: z.enum(['auto', 'cuda', 'webgpu', 'tensorflow', 'wasm', 'cpu']),
   /**
    * Kernel set and where the model state lives: 'host' (JS/SIMD kernels, state in host arrays;
    * the fast path on wasm and cpu), 'tf' (TF.js ops, state as backend tensors: the GPU path), or

@@ -4,8 +4,9 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from './codes.js';
+import { describeAdapter, installWebGpu, vulkanDriverProblem, type WebGpuAdapterInfo } from './webgpu-adapter.js';
 
-export type BackendName = 'auto' | 'cuda' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'auto' | 'cuda' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   /** The backend in use. */
@@ -16,6 +17,8 @@ export interface BackendInfo {
   reasons: string[];
   /** wasm only: whether the SIMD build is in use. */
   simd?: boolean;
+  /** webgpu only: the adapter (a software one is correct but slow). */
+  adapter?: WebGpuAdapterInfo;
 }
 
 interface Candidate {
@@ -25,7 +28,7 @@ interface Candidate {
   /** What to do when it is missing. */
   hint: string;
   /** Loads the package and checks it really registered a usable backend; throws with the reason. */
-  load: () => Promise<void>;
+  load: (auto: boolean) => Promise<WebGpuAdapterInfo | void>;
 }
 
 /** Best first: auto walks this list and takes the first that loads. */
@@ -42,6 +45,25 @@ const CANDIDATES: Candidate[] = [
       if (be?.isUsingGpuDevice !== true) {
         throw new Error('@tensorflow/tfjs-node-gpu loaded but TensorFlow found no usable GPU device');
       }
+    },
+  },
+  {
+    name: 'webgpu',
+    tfBackend: 'webgpu',
+    hint:
+      'pnpm install (npm webgpu, Dawn for Node, and @tensorflow/tfjs-backend-webgpu) and a Vulkan driver: a GPU\'s, or on a machine ' +
+      'without one SwiftShader\'s (Debian chromium and libvulkan1, VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)',
+    load: async (auto) => {
+      const noDriver = vulkanDriverProblem();
+      if (auto && noDriver) throw new Error(noDriver);
+      const adapter = await installWebGpu();
+      // auto takes WebGPU only on a GPU: a software adapter is far slower than wasm on the same CPU
+      if (auto && adapter.software) throw new Error(`only a software adapter: ${describeAdapter(adapter)}`);
+      await import('@tensorflow/tfjs-backend-webgpu');
+      // Small ops would otherwise run on the CPU with their data there, moving values between host
+      // and GPU behind the engine's back (uncounted, and a synchronous read's way in).
+      tf.env().set('WEBGPU_CPU_FORWARD', false);
+      return adapter;
     },
   },
   {
@@ -115,20 +137,22 @@ function shortReason(err: unknown): string {
 }
 
 /** Loads `c` and makes it the active TF.js backend; throws an Error with the reason if it cannot. */
-async function activate(c: Candidate): Promise<BackendInfo> {
-  await c.load();
+async function activate(c: Candidate, auto: boolean): Promise<BackendInfo> {
+  const adapter = await c.load(auto);
   const ok = await tf.setBackend(c.tfBackend);
   if (!ok) throw new Error(`tf.setBackend('${c.tfBackend}') failed to initialise`);
   await tf.ready();
   const info: BackendInfo = { name: c.name, tfBackend: tf.getBackend(), reasons: [] };
   if (c.name === 'wasm') info.simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  if (adapter) info.adapter = adapter;
   return info;
 }
 
 /**
  * Selects and initialises the TF.js backend.
- * - 'auto' tries cuda (tfjs-node-gpu), tensorflow (tfjs-node), wasm, cpu in that order and logs
- *   which one it chose and why each better one was unavailable.
+ * - 'auto' tries cuda (tfjs-node-gpu), webgpu (Dawn, only on a hardware adapter), tensorflow
+ *   (tfjs-node), wasm, cpu in that order and logs which one it chose and why each better one was
+ *   unavailable.
  * - An explicit name must work: otherwise TRAINER_ERR_BACKEND_UNAVAILABLE with the install hint.
  * The model code is the same on every backend; only the kernel set differs (see kernels/select.ts).
  */
@@ -137,7 +161,7 @@ export async function initBackend(requested: BackendName, log: (msg: string) => 
     const reasons: string[] = [];
     for (const c of CANDIDATES) {
       try {
-        const info = await activate(c);
+        const info = await activate(c, true);
         info.reasons = reasons;
         const why = reasons.length > 0 ? ` (unavailable: ${reasons.join('; ')})` : '';
         log(`backend: ${describe(info)}${why}`);
@@ -158,7 +182,7 @@ export async function initBackend(requested: BackendName, log: (msg: string) => 
     });
   }
   try {
-    const info = await activate(candidate);
+    const info = await activate(candidate, false);
     log(`backend: ${describe(info)} (requested explicitly)`);
     return info;
   } catch (err) {
@@ -172,5 +196,6 @@ export async function initBackend(requested: BackendName, log: (msg: string) => 
 
 function describe(info: BackendInfo): string {
   const simd = info.simd === undefined ? '' : info.simd ? ', SIMD' : ', no SIMD';
-  return `${info.name} (tf.getBackend() = '${info.tfBackend}'${simd})`;
+  const adapter = info.adapter ? `, adapter ${describeAdapter(info.adapter)}` : '';
+  return `${info.name} (tf.getBackend() = '${info.tfBackend}'${simd}${adapter})`;
 }

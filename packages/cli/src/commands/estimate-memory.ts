@@ -49,7 +49,7 @@ export function estimateMemoryCommand(): Command {
     .action(exitCode(async (o: EstimateOptions) => {
       const overrides = Object.fromEntries(Object.entries({ vocabSize: o.vocabSize, contextLength: o.contextLength, layers: o.layers, heads: o.heads, dModel: o.dModel }).filter(([, v]) => v !== undefined));
       const config = resolveModelConfig(o.model, overrides);
-      const gpuBackend = o.backend === 'cuda' || o.backend === 'tensorflow' || o.backend === 'auto';
+      const gpuBackend = o.backend === 'cuda' || o.backend === 'webgpu' || o.backend === 'tensorflow' || o.backend === 'auto';
       const kernels = kernelsOf(o.backend, o.kernels, gpuBackend);
       const gpu = onGpu(o.backend, kernels, gpuBackend);
       if (o.modelState) return modelStateTable(o, config, kernels);

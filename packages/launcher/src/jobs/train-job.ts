@@ -120,6 +120,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const transfers = transferCounts();
     const toDevice = transfers.hostToDevice - transfersBefore.hostToDevice;
     const toHost = transfers.deviceToHost - transfersBefore.deviceToHost;
+    const syncReads = transfers.syncReads - transfersBefore.syncReads;
     const commNow = comm.stats;
     const sent = commNow.bytesSent - commBefore.bytesSent;
     const commBytes = sent + commNow.bytesReceived - commBefore.bytesReceived;
@@ -156,7 +157,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: process.memoryUsage.rss(),
-      bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost,
+      bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost, sync_reads: syncReads,
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),

@@ -24,6 +24,11 @@ import * as tf from '@tensorflow/tfjs-core';
 export interface TransferCounts {
   hostToDevice: number;
   deviceToHost: number;
+  /**
+   * Synchronous reads (dataSync, arraySync): each stalls the device queue, and on WebGPU in Node
+   * it throws. The tf kernel set's step makes none; the host kernels read host memory this way.
+   */
+  syncReads: number;
 }
 
 /** The three engine methods through which data crosses (tfjs-core 4.x Engine; typed loosely on purpose). */
@@ -33,7 +38,7 @@ interface EngineDoors {
   read(dataId: object): Promise<unknown>;
 }
 
-const counts: TransferCounts = { hostToDevice: 0, deviceToHost: 0 };
+const counts: TransferCounts = { hostToDevice: 0, deviceToHost: 0, syncReads: 0 };
 /** Engines already wrapped (tf.engine() is one global object; a WeakSet keeps install idempotent). */
 const metered = new WeakSet<object>();
 let installed = false;
@@ -71,6 +76,7 @@ export function installTransferMeter(): void {
     return makeTensor.call(this, values, shape, dtype, backend);
   };
   engine.readSync = function (this: EngineDoors, dataId) {
+    counts.syncReads += 1;
     const values = readSync.call(this, dataId);
     counts.deviceToHost += bytesOf(values);
     return values;
@@ -85,7 +91,7 @@ export function installTransferMeter(): void {
 
 /** Cumulative counts (a copy). */
 export function transferCounts(): TransferCounts {
-  return { hostToDevice: counts.hostToDevice, deviceToHost: counts.deviceToHost };
+  return { hostToDevice: counts.hostToDevice, deviceToHost: counts.deviceToHost, syncReads: counts.syncReads };
 }
 
 /** For code that writes tensor memory past the engine (host/tensor-io.ts). */

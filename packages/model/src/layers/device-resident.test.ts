@@ -48,7 +48,7 @@ async function measure(fn: () => Promise<void> | void): Promise<TransferCounts &
   const a = transferCounts();
   await fn();
   const b = transferCounts();
-  return { hostToDevice: b.hostToDevice - a.hostToDevice, deviceToHost: b.deviceToHost - a.deviceToHost, leftTensors: tf.memory().numTensors - tensors };
+  return { hostToDevice: b.hostToDevice - a.hostToDevice, deviceToHost: b.deviceToHost - a.deviceToHost, syncReads: b.syncReads - a.syncReads, leftTensors: tf.memory().numTensors - tensors };
 }
 
 describe.each(['wasm', 'cpu'] as const)('tf kernels stay on the device (%s)', (backend) => {
@@ -73,7 +73,7 @@ describe.each(['wasm', 'cpu'] as const)('tf kernels stay on the device (%s)', (b
     const warmUp = await measure(step); // creates the cached constants and the causal mask (their only upload)
     expect(warmUp.hostToDevice).toBeGreaterThan(0);
     expect(warmUp.deviceToHost).toBe(0);
-    for (let i = 0; i < 2; i++) expect(await measure(step)).toEqual({ hostToDevice: 0, deviceToHost: 0, leftTensors: 0 });
+    for (let i = 0; i < 2; i++) expect(await measure(step)).toEqual({ hostToDevice: 0, deviceToHost: 0, syncReads: 0, leftTensors: 0 });
     tf.dispose([x, dy, ...paramTensors(p)]);
   });
 
@@ -89,7 +89,7 @@ describe.each(['wasm', 'cpu'] as const)('tf kernels stay on the device (%s)', (b
       tf.dispose([y, dx]);
     };
     await measure(step);
-    expect(await measure(step)).toEqual({ hostToDevice: 0, deviceToHost: 0, leftTensors: 0 });
+    expect(await measure(step)).toEqual({ hostToDevice: 0, deviceToHost: 0, syncReads: 0, leftTensors: 0 });
     tf.dispose([x, dy, p.weight, p.bias]);
   });
 
@@ -108,7 +108,7 @@ describe.each(['wasm', 'cpu'] as const)('tf kernels stay on the device (%s)', (b
       y.dispose();
     };
     await measure(step);
-    expect(await measure(step)).toEqual({ hostToDevice: 4 * N, deviceToHost: 0, leftTensors: 0 });
+    expect(await measure(step)).toEqual({ hostToDevice: 4 * N, deviceToHost: 0, syncReads: 0, leftTensors: 0 });
     tf.dispose([dy, p.wte, p.wpe]);
   });
 
@@ -129,7 +129,7 @@ describe.each(['wasm', 'cpu'] as const)('tf kernels stay on the device (%s)', (b
       dx.dispose();
     };
     await measure(step);
-    expect(await measure(step)).toEqual({ hostToDevice: 4 * N + 4, deviceToHost: 4, leftTensors: 0 });
+    expect(await measure(step)).toEqual({ hostToDevice: 4 * N + 4, deviceToHost: 4, syncReads: 0, leftTensors: 0 });
     expect(Number.isFinite(loss) && loss > 0).toBe(true);
     tf.dispose([x, p.wte]);
   });
