@@ -7,8 +7,8 @@ import { maxParamDiff, tinyRun, type TinyRun, type Workspace } from './checkpoin
  */
 
 /** tinyRun that must succeed (the test fails with the run's output otherwise). */
-export async function trainedRun(ws: Workspace, name: string, nodes: number, args: string[]): Promise<TinyRun> {
-  const run = await tinyRun(ws, name, nodes, args);
+export async function trainedRun(ws: Workspace, name: string, nodes: number, args: string[], env: NodeJS.ProcessEnv = {}): Promise<TinyRun> {
+  const run = await tinyRun(ws, name, nodes, args, env);
   expect(run.code, run.output).toBe(0);
   return run;
 }

@@ -6,7 +6,7 @@
 export const ModelErrorCode = {
   /** A requested TF.js backend (native TensorFlow, CUDA, wasm) cannot be loaded on this machine. */
   BACKEND_UNAVAILABLE: 'TRAINER_ERR_BACKEND_UNAVAILABLE',
-  /** A backend name that is not one of auto, cuda, tensorflow, wasm, cpu. */
+  /** A backend name that is not one of auto, cuda, webgpu, tensorflow, wasm, cpu. */
   UNKNOWN_BACKEND: 'TRAINER_ERR_UNKNOWN_BACKEND',
   /** A model name that is not in MODEL_CONFIGS. */
   UNKNOWN_MODEL: 'TRAINER_ERR_UNKNOWN_MODEL',
@@ -16,6 +16,8 @@ export const ModelErrorCode = {
   MODEL_INPUT: 'TRAINER_ERR_MODEL_INPUT',
   /** The model was used before setParams, or after dispose. */
   MODEL_STATE: 'TRAINER_ERR_MODEL_STATE',
+  /** The GPU device went away mid-run (WebGPU's device.lost: reset, removed, driver crash). */
+  DEVICE_LOST: 'TRAINER_ERR_DEVICE_LOST',
 } as const;
 
 export type ModelErrorCode = (typeof ModelErrorCode)[keyof typeof ModelErrorCode];

@@ -8,6 +8,9 @@
  */
 
 import { readdirSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { TrainerError } from '@trainer/errors';
+import { ModelErrorCode } from './codes.js';
 
 /** What the adapter says it is. */
 export interface WebGpuAdapterInfo {
@@ -97,4 +100,40 @@ export function describeAdapter(a: WebGpuAdapterInfo): string {
   const name = [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown adapter';
   const detail = a.description || a.device;
   return `${name}${detail ? ` (${detail})` : ''}${a.software ? ', a software adapter: correct but slow, not a GPU' : ''}`;
+}
+
+interface LostInfo {
+  reason?: string;
+  message?: string;
+}
+
+/** The active WebGPU backend's device (tfjs-backend-webgpu keeps it as `device`), or null on another backend. */
+function activeDevice(): { lost: Promise<LostInfo>; destroy(): void } | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const device = (tf.backend() as unknown as { device?: { lost: Promise<LostInfo>; destroy(): void } }).device;
+  return device ?? null;
+}
+
+/**
+ * Rejects with TRAINER_ERR_DEVICE_LOST when the active WebGPU device is lost (the GPU reset or
+ * removed, its driver crashed, or destroyed); never settles on another backend. Race a step
+ * against it: work on a lost device may never finish.
+ */
+export function whenDeviceLost(): Promise<never> {
+  const device = activeDevice();
+  if (!device) return new Promise<never>(() => {});
+  const lost = device.lost.then((info): never => {
+    throw new TrainerError(ModelErrorCode.DEVICE_LOST, `the WebGPU device was lost (${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''})`, {
+      hint: 'the GPU was reset or removed, or its driver failed; with --max-restarts the run restarts this worker\'s group from the latest checkpoint',
+    });
+  });
+  lost.catch(() => undefined); // observed by whoever races it
+  return lost;
+}
+
+/** Destroys the active WebGPU device, as a GPU reset would lose it (fault injection); false on another backend. */
+export function loseDevice(): boolean {
+  const device = activeDevice();
+  device?.destroy();
+  return device !== null;
 }

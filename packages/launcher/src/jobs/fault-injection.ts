@@ -1,4 +1,5 @@
 import { TrainerError } from '@trainer/errors';
+import { loseDevice } from '@trainer/model';
 
 /**
  * Deliberate faults for testing failure handling, set by the environment of the launch:
@@ -9,6 +10,8 @@ import { TrainerError } from '@trainer/errors';
  *   kind=hang    block the main thread forever (a hung process; heartbeats keep beating)
  *   kind=silent  stop the heartbeat thread too, by blocking every thread (a frozen host)
  *   kind=desync  start an all-reduce of another size while the others run the step's (a desynchronized collective)
+ *   kind=device-lost  destroy the WebGPU device (as a GPU reset loses it); the step then fails
+ *                with TRAINER_ERR_DEVICE_LOST (webgpu backend only)
  *   kind=pause   wait ms=N milliseconds (default 15000) before the step, the event loop free (a slow
  *                rank; keeps a short run in progress while a test does something to it)
  *   round=R      only in rendezvous round R (default 0: the first workers, not their restarts);
@@ -19,14 +22,14 @@ import { TrainerError } from '@trainer/errors';
 export interface Fault {
   rank: number;
   step: number;
-  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent' | 'desync' | 'pause';
+  kind: 'exit' | 'kill' | 'throw' | 'hang' | 'silent' | 'desync' | 'pause' | 'device-lost';
   /** The round it fires in; undefined: every round. */
   round: number | undefined;
   /** How long kind=pause waits. */
   ms?: number;
 }
 
-const KINDS: readonly Fault['kind'][] = ['exit', 'kill', 'throw', 'hang', 'silent', 'desync', 'pause'];
+const KINDS: readonly Fault['kind'][] = ['exit', 'kill', 'throw', 'hang', 'silent', 'desync', 'pause', 'device-lost'];
 
 export function parseFault(spec: string | undefined): Fault | undefined {
   if (!spec) return undefined;
@@ -38,7 +41,7 @@ export function parseFault(spec: string | undefined): Fault | undefined {
   const ms = fields.ms === undefined ? undefined : Number(fields.ms);
   if (!Number.isInteger(rank) || !Number.isInteger(step) || !KINDS.includes(kind) || (round !== undefined && !Number.isInteger(round))
     || (ms !== undefined && (kind !== 'pause' || !Number.isInteger(ms) || ms < 0))) {
-    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent|desync|pause[,ms=N][,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
+    throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_FAULT=${JSON.stringify(spec)} is not "rank=R,step=S,kind=exit|kill|throw|hang|silent|desync|pause|device-lost[,ms=N][,round=N|any]"`, { hint: 'unset TRAINER_FAULT' });
   }
   return kind === 'pause' ? { rank, step, kind, round, ms: ms ?? 15_000 } : { rank, step, kind, round };
 }
@@ -67,5 +70,8 @@ export function maybeInjectFault(fault: Fault | undefined, rank: number, step: n
       return 'desync';
     case 'pause':
       return new Promise((resolve) => setTimeout(resolve, fault.ms ?? 15_000));
+    case 'device-lost':
+      if (!loseDevice()) throw new TrainerError('TRAINER_ERR_BAD_ENV', 'TRAINER_FAULT kind=device-lost needs the webgpu backend', { hint: 'run with --backend webgpu' });
+      return undefined;
   }
 }

@@ -3,7 +3,7 @@ import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatche
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
 import { busBandwidthGBs } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, whenDeviceLost, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -87,6 +87,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     }
   }
   if (device.wireFallback) logger.warn(device.wireFallback);
+  // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
+  const deviceLost = whenDeviceLost();
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
@@ -114,7 +116,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const started = performance.now();
     const micro: MicroBatch[] = [];
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
-    const r = await trainer.step(step, micro);
+    const r = await Promise.race([trainer.step(step, micro), deviceLost]);
     const stepMs = performance.now() - started;
     // What crossed between host and device in the step, and what the network carried (sent + received).
     const transfers = transferCounts();
