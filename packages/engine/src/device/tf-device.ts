@@ -5,6 +5,7 @@ import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } 
 import type { AdamWStep, Device, PieceOptimizerState, Precision, Range } from './device.js';
 import { roundInPlace } from './host-device.js';
 import { roundOnDevice } from './device-rounding.js';
+import { adamwOnWebGpu, fusedAdamWAvailable } from './webgpu-adamw.js';
 import { downloadAsCodes, uploadAsCodes, verifyWireCodes, type HalfFormat } from './wire-codes.js';
 
 /**
@@ -245,6 +246,16 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
    * and the scaled gradient when clipping or a loss scale applies; the memory planner counts them).
    */
   adamw(state: PieceOptimizerState<DeviceVector>, grad: DeviceVector, decay: readonly Range[], h: AdamWStep): void {
+    if (fusedAdamWAvailable()) {
+      // WebGPU: three fused WGSL programs (webgpu-adamw.ts)
+      const mask = h.weightDecay !== 0 ? decayMask(decay, grad.t.size) : null;
+      const next = adamwOnWebGpu({ p: state.master.t, m: state.m.t, v: state.v.t }, grad.t, mask, h);
+      tf.dispose([state.master.t, state.m.t, state.v.t, ...(mask ? [mask] : [])]);
+      state.master = new DeviceVector(next.p, 'fp32');
+      state.m = new DeviceVector(next.m, 'fp32');
+      state.v = new DeviceVector(next.v, 'fp32');
+      return;
+    }
     const s = this.scalarsFor(h);
     const n = grad.t.size;
     const g = h.gradFactor === 1 ? grad.t : tf.mul(grad.t, s.gradFactor);
