@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeBf16, decodeFp16, encodeBf16, encodeFp16 } from '@trainer/comm';
 import { initBackend } from '@trainer/model';
-import { describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
 import { installMemoryMeter, takePeakBackendBytes, backendBytes } from '@trainer/model';
 import { downloadAsCodes, packOnDevice, unpackOnDevice, uploadAsCodes, valuesOfCodes, verifyWireCodes, WIRE_CODE_CHUNK, WIRE_CODE_TEMPORARIES } from './wire-codes.js';
 
@@ -19,8 +20,17 @@ function representable(n: number, format: 'bf16' | 'fp16', seed: number): { valu
   return { values, codes };
 }
 
+/** SwiftShader, the software Vulkan driver of Debian's chromium (scripts/setup.sh): WebGPU's WGSL codes run there. */
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const BACKENDS = existsSync(SWIFTSHADER) ? (['cpu', 'wasm', 'webgpu'] as const) : (['cpu', 'wasm'] as const);
+if (existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+
 describe('16-bit wire codes on the device', () => {
-  for (const backend of ['cpu', 'wasm'] as const) {
+  afterAll(async () => {
+    await initBackend('wasm');
+  });
+
+  for (const backend of BACKENDS) {
     for (const format of ['bf16', 'fp16'] as const) {
       it(`${format} on ${backend}: every code round-trips through the device exactly`, async () => {
         await initBackend(backend);
@@ -53,6 +63,29 @@ describe('16-bit wire codes on the device', () => {
       });
     }
   }
+
+  it.runIf(existsSync(SWIFTSHADER))('on WebGPU the WGSL pack rounds any fp32 value exactly as the host codec does (ties to even, overflow, subnormals, NaN)', async () => {
+    await initBackend('webgpu');
+    for (const format of ['bf16', 'fp16'] as const) {
+      const n = 50_001;
+      const raw = new Float32Array(n);
+      let seed = 17;
+      for (let i = 0; i < n; i++) {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        raw[i] = (seed / 2 ** 32 - 0.5) * 2 ** ((seed % 60) - 40);
+      }
+      raw.set([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11, 65519, 65520, 3 * 2 ** -25, 2 ** -26, 2 ** -149, -0, Infinity, NaN, 3.4e38]); // ties, fp16's top and subnormals
+      const want = new Uint16Array(n);
+      (format === 'bf16' ? encodeBf16 : encodeFp16)(raw, want);
+      const x = tf.tensor1d(raw);
+      const packed = packOnDevice(x, format);
+      const got = new Uint16Array(((await packed.data()) as Int32Array).slice().buffer).subarray(0, n);
+      tf.dispose([x, packed]);
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (got[i] !== want[i]) differ++;
+      expect(differ, `${format}: codes that differ from the host encoder's`).toBe(0);
+    }
+  });
 
   it('uploads through codes only values the format holds exactly (NaN payloads aside); vectors past a chunk in pieces', async () => {
     await initBackend('wasm');

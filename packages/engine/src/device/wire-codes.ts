@@ -3,6 +3,8 @@ import { decodeBf16, decodeFp16, encodeFp16 } from '@trainer/comm';
 import { constant } from '@trainer/model';
 import { roundOnDevice } from './device-rounding.js';
 import { chain, select } from './eager-ops.js';
+import { packWgsl, unpackWgsl } from './webgpu-codes.js';
+import { onWebGpu } from './webgpu-program.js';
 
 /**
  * bf16 / fp16 values crossing the host-device boundary as their 16-bit codes, the wire's own
@@ -39,14 +41,19 @@ function layoutOf(format: HalfFormat) {
 
 const f32 = (t: tf.Tensor) => tf.cast(t, 'float32');
 
-/** x [n] fp32, each value representable in `format` -> packed codes, int32 [ceil(n/2)]. */
+/**
+ * x [n] fp32, each value representable in `format` -> packed codes, int32 [ceil(n/2)]. On WebGPU
+ * one WGSL program (webgpu-codes.ts; it would round any value as the host codec does).
+ */
 export function packOnDevice(x: tf.Tensor1D, format: HalfFormat): tf.Tensor1D {
+  if (onWebGpu()) return packWgsl(x, format);
   const codes = encodeOnDevice(x, format);
   return pairCodes(codes);
 }
 
 /** packed codes int32 [ceil(n/2)] -> the n fp32 values they encode. */
 export function unpackOnDevice(packed: tf.Tensor1D, n: number, format: HalfFormat): tf.Tensor1D {
+  if (onWebGpu()) return unpackWgsl(packed, n, format);
   return decodeOnDevice(unpairCodes(packed, n), format);
 }
 
@@ -152,7 +159,8 @@ export const WIRE_CODE_TEMPORARIES = 5;
 /**
  * [start, end) of t read to the host through its codes: 2 bytes a value cross. t holds values of
  * `format`, or (`round`) fp32 values that are rounded to it on the device first, a chunk at a
- * time, as the wire would round them (ties aside: device-rounding.ts).
+ * time, as the wire would round them (ties aside: device-rounding.ts; on WebGPU exactly, by the
+ * WGSL pack itself).
  */
 export async function downloadAsCodes(t: tf.Tensor1D, start: number, end: number, format: HalfFormat, round = false): Promise<Float32Array> {
   const n = end - start;
@@ -160,7 +168,7 @@ export async function downloadAsCodes(t: tf.Tensor1D, start: number, end: number
   for (let at = start; at < end; at += WIRE_CODE_CHUNK) {
     const len = Math.min(WIRE_CODE_CHUNK, end - at);
     let part = at === 0 && len === t.size ? t : tf.slice(t, [at], [len]);
-    if (round) {
+    if (round && !onWebGpu()) { // WebGPU's pack rounds as the host codec does
       const rounded = roundOnDevice(part, format, constant) as tf.Tensor1D;
       if (part !== t) part.dispose();
       part = rounded;
