@@ -12,7 +12,7 @@ export type { GPTOptions, LossResult } from './gpt.js';
 export { GPT } from './gpt.js';
 export type { GenerateOptions } from './model-input.js';
 export { flopsPerToken } from './flops.js';
-export { measureMatMulPeak } from './peak.js';
+export { measureMatMulPeak, measureTransferBandwidth } from './peak.js';
 export { Profiler } from './profiler.js';
 export type { ForwardBackwardBenchOptions, ForwardBackwardBenchResult } from './bench/forward-backward.js';
 export { benchForwardBackward } from './bench/forward-backward.js';

@@ -101,6 +101,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedIdle = 0;
   let timedToDevice = 0;
   let timedToHost = 0;
+  let timedTransferMs = 0;
   let timedCommBytes = 0;
   let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
@@ -136,6 +137,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       timedBytesSent += sent;
       timedToDevice += toDevice;
       timedToHost += toHost;
+      timedTransferMs += transfers.transferMs - transfersBefore.transferMs;
       timedCommBytes += commBytes;
       timedCollectiveMs += collectiveMs;
       timedBusBytes += collectives.busBytes - collectivesBefore.busBytes;
@@ -200,6 +202,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     comm_bytes_per_step: timedSteps ? timedCommBytes / timedSteps : NaN,
     host_to_device_bytes_per_step: timedSteps ? timedToDevice / timedSteps : NaN,
     device_to_host_bytes_per_step: timedSteps ? timedToHost / timedSteps : NaN,
+    // time with a host<->device transfer under way (an awaited read also waits for the work queued before it)
+    transfer_wait_ms_per_step: timedSteps ? timedTransferMs / timedSteps : NaN,
     kernels,
     // over the timed steps: busy time per step, and bus bytes over busy time (null when no collective ran)
     collective_ms_per_step: timedSteps ? timedCollectiveMs / timedSteps : NaN,

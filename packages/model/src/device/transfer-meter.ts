@@ -29,6 +29,12 @@ export interface TransferCounts {
    * it throws. The tf kernel set's step makes none; the host kernels read host memory this way.
    */
   syncReads: number;
+  /**
+   * Milliseconds in which a transfer was under way: uploads and synchronous reads as they run,
+   * awaited reads from the call to the data (overlapping ones counted once). On a GPU an awaited
+   * read also waits for the work queued before it, so this bounds the transfer time from above.
+   */
+  transferMs: number;
 }
 
 /** The three engine methods through which data crosses (tfjs-core 4.x Engine; typed loosely on purpose). */
@@ -38,7 +44,10 @@ interface EngineDoors {
   read(dataId: object): Promise<unknown>;
 }
 
-const counts: TransferCounts = { hostToDevice: 0, deviceToHost: 0, syncReads: 0 };
+const counts: TransferCounts = { hostToDevice: 0, deviceToHost: 0, syncReads: 0, transferMs: 0 };
+/** Awaited reads in flight, and since when at least one has been. */
+let pendingReads = 0;
+let pendingSince = 0;
 /** Engines already wrapped (tf.engine() is one global object; a WeakSet keeps install idempotent). */
 const metered = new WeakSet<object>();
 let installed = false;
@@ -73,25 +82,40 @@ export function installTransferMeter(): void {
   const read = engine.read;
   engine.makeTensor = function (this: EngineDoors, values, shape, dtype, backend) {
     counts.hostToDevice += bytesOf(values, dtype);
-    return makeTensor.call(this, values, shape, dtype, backend);
+    const started = performance.now();
+    try {
+      return makeTensor.call(this, values, shape, dtype, backend);
+    } finally {
+      if (pendingReads === 0) counts.transferMs += performance.now() - started;
+    }
   };
   engine.readSync = function (this: EngineDoors, dataId) {
     counts.syncReads += 1;
+    const started = performance.now();
     const values = readSync.call(this, dataId);
+    if (pendingReads === 0) counts.transferMs += performance.now() - started;
     counts.deviceToHost += bytesOf(values);
     return values;
   };
   engine.read = function (this: EngineDoors, dataId) {
+    if (pendingReads++ === 0) pendingSince = performance.now();
+    const done = () => {
+      if (--pendingReads === 0) counts.transferMs += performance.now() - pendingSince;
+    };
     return read.call(this, dataId).then((values) => {
+      done();
       counts.deviceToHost += bytesOf(values);
       return values;
+    }, (err: unknown) => {
+      done();
+      throw err;
     });
   };
 }
 
 /** Cumulative counts (a copy). */
 export function transferCounts(): TransferCounts {
-  return { hostToDevice: counts.hostToDevice, deviceToHost: counts.deviceToHost, syncReads: counts.syncReads };
+  return { ...counts };
 }
 
 /** For code that writes tensor memory past the engine (host/tensor-io.ts). */

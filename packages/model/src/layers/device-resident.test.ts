@@ -43,7 +43,7 @@ function disposeGrads(grads: Record<string, GradValue>): void {
 }
 
 /** Bytes each way that `fn` moved, and the live tensors it left (it must dispose what it made). */
-async function measure(fn: () => Promise<void> | void): Promise<TransferCounts & { leftTensors: number }> {
+async function measure(fn: () => Promise<void> | void): Promise<Omit<TransferCounts, 'transferMs'> & { leftTensors: number }> {
   const tensors = tf.memory().numTensors;
   const a = transferCounts();
   await fn();

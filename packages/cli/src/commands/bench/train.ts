@@ -3,7 +3,7 @@ import { meshShape } from '@trainer/engine';
 import { exitCode } from '../../action.js';
 import { int, oneOf } from '../../parse.js';
 import { BACKENDS, KERNEL_SETS, PRECISIONS } from '../../train-options.js';
-import { flopsPerToken, initBackend, measureMatMulPeak, resolveModelConfig } from '@trainer/model';
+import { flopsPerToken, initBackend, measureMatMulPeak, measureTransferBandwidth, resolveModelConfig } from '@trainer/model';
 import { runSynthetic } from './synthetic-run.js';
 
 /** Bytes of scalars a step may read or upload besides its collectives and token ids (loss, norm, schedule values). */
@@ -36,8 +36,10 @@ export function addTrainBench(cmd: Command): void {
       const config = resolveModelConfig(o.model);
       const { dp } = meshShape(o.world, o.tp, o.pp);
       // The peak of this backend's plain 2-D matMul, measured now, is the MFU denominator.
-      await initBackend(o.backend, () => undefined);
-      const peak = await measureMatMulPeak();
+      const backendInfo = await initBackend(o.backend, () => undefined);
+      // (a software GPU adapter computes at a few hundred MFLOP/s: a smaller product keeps this to seconds)
+      const peak = await measureMatMulPeak(backendInfo.adapter?.software ? { m: 256, k: 256, n: 256 } : {});
+      const bandwidth = await measureTransferBandwidth();
       const result = await runSynthetic({
         model: o.model, world: o.world, globalBatch: o.batch * dp, steps: o.steps, warmup: o.warmup, backend: o.backend, kernels: o.kernels,
         zero: o.zero, tp: o.tp, pp: o.pp, microBatches: o.microBatches ?? (o.pp > 1 ? 2 * o.pp : undefined), precision: o.precision, quiet: o.json,
@@ -54,14 +56,23 @@ export function addTrainBench(cmd: Command): void {
         const toDevice = Number(x.host_to_device_bytes_per_step);
         const toHost = Number(x.device_to_host_bytes_per_step);
         const comm = Number(x.comm_bytes_per_step);
+        // The step's time split: comm = time a collective was in flight (measured); host<->device =
+        // the step's bytes at the copy bandwidth measured above; compute = the rest. (transfer_wait_ms:
+        // time awaiting the device's reads, which on a GPU includes the work queued before them.)
+        const stepMs = Number(x.step_ms);
+        const commMs = Number(x.collective_ms_per_step) || 0;
+        const hostDeviceMs = (toDevice / bandwidth.hostToDeviceGBs + toHost / bandwidth.deviceToHostGBs) / 1e6;
         return {
-          rank, host_to_device_bytes_per_step: toDevice, device_to_host_bytes_per_step: toHost, comm_bytes_per_step: comm,
+          rank, step_ms: stepMs, comm_ms: commMs, host_device_ms: hostDeviceMs, compute_ms: Math.max(0, stepMs - commMs - hostDeviceMs),
+          transfer_wait_ms: Number(x.transfer_wait_ms_per_step),
+          host_to_device_bytes_per_step: toDevice, device_to_host_bytes_per_step: toHost, comm_bytes_per_step: comm,
           within_bound: toDevice + toHost <= comm + tokenIdBytes + SCALAR_ALLOWANCE_BYTES,
         };
       });
       const out = {
-        model: o.model, world: o.world, dp, tp: o.tp, pp: o.pp, zero: o.zero, precision: o.precision, batch: o.batch, ctx: config.contextLength, backend: r.backend, kernels: r.kernels,
+        model: o.model, world: o.world, dp, tp: o.tp, pp: o.pp, zero: o.zero, precision: o.precision, batch: o.batch, ctx: config.contextLength, backend: r.backend, kernels: r.kernels, ...(backendInfo.adapter ? { adapter: backendInfo.adapter } : {}),
         tokens_per_s: tokensPerS, step_ms: Number(r.step_ms), mfu, matmul_peak_gflops: peak.gflops, flops_per_token: flops,
+        host_to_device_gbs: bandwidth.hostToDeviceGBs, device_to_host_gbs: bandwidth.deviceToHostGBs,
         token_id_bytes_per_step: tokenIdBytes, ranks,
       };
       if (o.json) {
