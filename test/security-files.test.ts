@@ -25,6 +25,7 @@ const EXECUTES = [/\beval\s*\(/, /new\s+Function\s*\(/, /from 'node:vm'|require\
 /** The dynamic imports that exist, each of a fixed package name (not of anything read from a file). */
 const ALLOWED = new Map([
   ['packages/model/src/backend.ts', [/await import\(specifier\)/]],
+  ['packages/model/src/webgpu-adapter.ts', [/await import\(specifier\)/]], // npm webgpu (Dawn), optional
   ['packages/data/src/builtin-corpora.ts', [/require\(`\$\{pkg\}\/package\.json`\)/]],
   ['packages/checkpoint/src/shard-writer.ts', [/new Worker\(threadScript\(\)\)/]], // the writer thread's own script
 ]);
@@ -55,6 +56,8 @@ describe('files from elsewhere never execute anything', () => {
     expect(found).toEqual([]);
     // The one computed import loads a native backend, by a name from a fixed list.
     expect(readFileSync(join(root, 'packages/model/src/backend.ts'), 'utf8')).toMatch(/'@tensorflow\/tfjs-node-gpu'/);
+    // And Dawn's, by its one fixed name.
+    expect(readFileSync(join(root, 'packages/model/src/webgpu-adapter.ts'), 'utf8')).toMatch(/const specifier: string = 'webgpu';/);
   });
 
   it('hostile tokenizers are refused: prototype keys, an unknown regex, code in strings', async () => {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { initBackend, nativeAddonProblem } from './backend.js';
+import { deviceLossWaiters, failOnDeviceLoss } from './webgpu-adapter.js';
 
 // This machine cannot install libtensorflow (see docs), so the native backends are unavailable here.
 /** The software Vulkan driver Debian's chromium ships (scripts/setup.sh installs chromium and libvulkan1). */
@@ -61,6 +62,10 @@ describe('initBackend', () => {
       const z = tf.add(y, y); // not read yet: nothing cached on the host
       expect(() => z.dataSync()).toThrow(); // a GPU's rule in Node: reads are awaited
       tf.dispose([y, z]);
+      // Work raced against device loss leaves nothing subscribed once it settles (a step per call, for hours).
+      for (let i = 0; i < 100; i++) expect(await failOnDeviceLoss(Promise.resolve(i))).toBe(i);
+      await expect(failOnDeviceLoss(Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
+      expect(deviceLossWaiters()).toBe(0);
       const auto = await initBackend('auto');
       expect(auto.reasons.find((r) => r.startsWith('webgpu:'))).toMatch(/only a software adapter/);
     } finally {

@@ -1,6 +1,6 @@
 export type { BackendName, BackendInfo } from './backend.js';
 export { initBackend } from './backend.js';
-export { whenDeviceLost, loseDevice, type WebGpuAdapterInfo } from './webgpu-adapter.js';
+export { failOnDeviceLoss, deviceLossWaiters, loseDevice, type WebGpuAdapterInfo } from './webgpu-adapter.js';
 export { ModelErrorCode } from './codes.js';
 export type { GPTConfig } from './config.js';
 export { MODEL_CONFIGS, resolveModelConfig, validateConfig } from './config.js';

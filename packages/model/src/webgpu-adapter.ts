@@ -108,27 +108,54 @@ interface LostInfo {
 }
 
 /** The active WebGPU backend's device (tfjs-backend-webgpu keeps it as `device`), or null on another backend. */
-function activeDevice(): { lost: Promise<LostInfo>; destroy(): void } | null {
+function activeDevice(): LostDevice | null {
   if (tf.getBackend() !== 'webgpu') return null;
-  const device = (tf.backend() as unknown as { device?: { lost: Promise<LostInfo>; destroy(): void } }).device;
+  const device = (tf.backend() as unknown as { device?: LostDevice }).device;
   return device ?? null;
 }
 
-/**
- * Rejects with TRAINER_ERR_DEVICE_LOST when the active WebGPU device is lost (the GPU reset or
- * removed, its driver crashed, or destroyed); never settles on another backend. Race a step
- * against it: work on a lost device may never finish.
- */
-export function whenDeviceLost(): Promise<never> {
-  const device = activeDevice();
-  if (!device) return new Promise<never>(() => {});
-  const lost = device.lost.then((info): never => {
-    throw new TrainerError(ModelErrorCode.DEVICE_LOST, `the WebGPU device was lost (${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''})`, {
+type LostDevice = { lost: Promise<LostInfo>; destroy(): void };
+
+/** The device being watched, its loss once it happened, and the pending work to fail on it. */
+let watched: LostDevice | null = null;
+let lossError: TrainerError | null = null;
+const failOnLoss = new Set<(err: TrainerError) => void>();
+
+function watch(device: LostDevice): void {
+  if (watched === device) return;
+  watched = device;
+  lossError = null;
+  void device.lost.then((info) => {
+    if (watched !== device) return;
+    lossError = new TrainerError(ModelErrorCode.DEVICE_LOST, `the WebGPU device was lost (${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''})`, {
       hint: 'the GPU was reset or removed, or its driver failed; with --max-restarts the run restarts this worker\'s group from the latest checkpoint',
     });
+    for (const fail of failOnLoss) fail(lossError);
+    failOnLoss.clear();
   });
-  lost.catch(() => undefined); // observed by whoever races it
-  return lost;
+}
+
+/**
+ * `work`, or a rejection with TRAINER_ERR_DEVICE_LOST as soon as the active WebGPU device is
+ * lost (the GPU reset or removed, its driver crashed, or destroyed): work on a lost device may
+ * never finish. `work` itself on another backend. Each call's subscription ends with its work
+ * (Promise.race against one long-lived promise would keep a reaction per call: a step's worth
+ * of memory leaked every step).
+ */
+export function failOnDeviceLoss<T>(work: Promise<T>): Promise<T> {
+  const device = activeDevice();
+  if (!device) return work;
+  watch(device);
+  if (lossError) return Promise.reject(lossError);
+  return new Promise<T>((resolve, reject) => {
+    failOnLoss.add(reject);
+    void work.then(resolve, reject).finally(() => failOnLoss.delete(reject));
+  });
+}
+
+/** Pending subscriptions (for tests: none once the work they wrap has settled). */
+export function deviceLossWaiters(): number {
+  return failOnLoss.size;
 }
 
 /** Destroys the active WebGPU device, as a GPU reset would lose it (fault injection); false on another backend. */

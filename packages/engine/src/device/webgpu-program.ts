@@ -53,7 +53,12 @@ export function runProgram(p: FlatProgram, inputs: tf.Tensor[], dtype: 'float32'
   return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
 }
 
-/** Whether our WGSL programs run here (the active backend is WebGPU). */
+/**
+ * Whether our WGSL programs run here: the active backend is WebGPU, unless
+ * TRAINER_WEBGPU_PROGRAMS=0 (then the generic TF.js kernels run: for A/B measurements, and a way
+ * out should a driver miscompile one).
+ */
 export function onWebGpu(): boolean {
-  return tf.getBackend() === 'webgpu';
+  const off = typeof process !== 'undefined' && process.env.TRAINER_WEBGPU_PROGRAMS === '0';
+  return !off && tf.getBackend() === 'webgpu';
 }

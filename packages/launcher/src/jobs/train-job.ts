@@ -3,7 +3,7 @@ import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatche
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
 import { busBandwidthGBs } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, whenDeviceLost, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
+import { GPT, GPTSegments, initBackend, failOnDeviceLoss, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -87,8 +87,6 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     }
   }
   if (device.wireFallback) logger.warn(device.wireFallback);
-  // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
-  const deviceLost = whenDeviceLost();
   const dp = { rank: mesh.coords.dp, size: shape.dp };
   const microPerRank = job.globalBatch / (dp.size * job.microBatch);
   const tokensPerStep = job.globalBatch * job.seqLen;
@@ -106,6 +104,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
   const fault = parseFault(process.env.TRAINER_FAULT);
+  const collectGarbage = garbageCollector(process.env.TRAINER_GC_EVERY, logger);
 
   for (let step = firstStep; step < job.steps; step++) {
     const injected = maybeInjectFault(fault, rank, step, ctx.round);
@@ -117,7 +116,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const started = performance.now();
     const micro: MicroBatch[] = [];
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
-    const r = await Promise.race([trainer.step(step, micro), deviceLost]);
+    // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
+    const r = await failOnDeviceLoss(trainer.step(step, micro));
     const stepMs = performance.now() - started;
     // What crossed between host and device in the step, and what the network carried (sent + received).
     const transfers = transferCounts();
@@ -148,8 +148,10 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
       lastVal = await evaluate(trainer, data.valBatches, job, dp.rank, dp.size);
     }
+    if (collectGarbage && (step + 1) % collectGarbage.every === 0) collectGarbage.run(); // before this step's RSS
     const state = trainer.modelStateBytes();
     const mem = memory();
+    const usage = process.memoryUsage();
     const peakTf = takePeakBackendBytes();
     peakTfBytes = Math.max(peakTfBytes, peakTf);
     // Every rank reports its memory and traffic; rank 0 also the step's training figures.
@@ -160,7 +162,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
-      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: process.memoryUsage.rss(),
+      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: usage.rss, js_heap_bytes: usage.heapUsed,
       bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost, sync_reads: syncReads,
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
@@ -245,4 +247,21 @@ async function evaluate(trainer: Trainer<unknown>, valBatches: NonNullable<Opene
   for (const b of valBatches(job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
+}
+
+/**
+ * Leak hunting: TRAINER_GC_EVERY=N (with node's --expose-gc, e.g. in NODE_OPTIONS) runs a full
+ * garbage collection after every N-th step, before its RSS is sampled, so that those samples
+ * hold what is live rather than where V8's heap happens to be between collections.
+ */
+function garbageCollector(value: string | undefined, logger: { warn(msg: string): void }): { every: number; run: () => void } | null {
+  if (value === undefined || value === '') return null;
+  const every = Number(value);
+  if (!Number.isInteger(every) || every < 1) throw new TrainerError('TRAINER_ERR_BAD_ENV', `TRAINER_GC_EVERY=${value} is not a positive integer`, { hint: 'set it to N to collect garbage after every N-th step, or unset it' });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    logger.warn('TRAINER_GC_EVERY is set but node was started without --expose-gc (add it to NODE_OPTIONS): no collections run');
+    return null;
+  }
+  return { every, run: gc };
 }
