@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 const n = Number(process.argv[2] ?? 1 << 20);
 if (process.env.BENCH_CHILD) {
   const { initBackend } = await import('../packages/model/dist/index.js');
+  const tf = (await import('node:module')).createRequire(new URL('../packages/model/package.json', import.meta.url))('@tensorflow/tfjs-core');
   const { TfDevice } = await import('../packages/engine/dist/index.js');
   await initBackend('webgpu');
   const d = new TfDevice();
@@ -26,7 +27,7 @@ if (process.env.BENCH_CHILD) {
     return ms.sort((a, b) => a - b)[2];
   };
   const readOne = async (t) => {
-    const one = t.slice([0], [1]);
+    const one = tf.slice(t, [0], [1]);
     await one.data();
     one.dispose();
   };

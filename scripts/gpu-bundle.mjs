@@ -144,6 +144,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\\.so\\.1 ' && [ -f "$here/lib/
   export LD_LIBRARY_PATH="$here/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 export PATH="$here/bin:$PATH"
+# ./run.sh model-bench <arguments>: the model's forward/backward benchmark (kernel profile), not the CLI
+if [ "\${1:-}" = model-bench ]; then shift; exec "$here/bin/node" "$here/app/packages/model/dist/bench/run.js" "$@"; fi
 exec "$here/bin/node" "$here/app/packages/cli/bin/trainer.js" "$@"
 `, { mode: 0o755 });
 writeFileSync(join(top, 'VERSION'), `${execFileSync('git', ['-C', root, 'rev-parse', 'HEAD']).toString().trim()}\n`);

@@ -15,7 +15,20 @@ function peakOf(name) {
   return null;
 }
 
+/** One step's kernel profile (model bench --kernel-profile), with the shares the WGSL question turns on. */
+function kernelProfile(r) {
+  const kp = r.kernelProfile;
+  const share = (re) => kp.phases.filter((p) => re.test(p.phase)).reduce((a, p) => a + p.share, 0);
+  return {
+    kernel_profile: r.model, adapter: r.backendInfo?.adapter ?? null, timer: kp.timer, kernels_per_step: kp.kernels, gpu_ms_per_step: kp.ms,
+    share: { matmul_layers: share(/^(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|head)\./), attention_core_backward: share(/^attn\.core\.backward$/), layernorm_backward: share(/^ln\.backward$/), attention_core_forward: share(/^attn\.core\.forward$/), layernorm_forward: share(/^ln\.forward$/) },
+    phases: kp.phases.map((p) => ({ phase: p.phase, kernels: p.kernels, ms: p.ms })),
+    top_kernels: kp.top.slice(0, 8).map((k) => ({ name: k.name, count: k.kernels, ms: k.ms })),
+  };
+}
+
 const runs = [];
+let profile = null;
 const failed = [];
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.startsWith('{')) continue;
@@ -26,8 +39,13 @@ for await (const line of createInterface({ input: process.stdin })) {
     continue;
   }
   if (r.error) {
-    failed.push(r);
+    failed.push(r.kernel_profile ? { model: `kernel profile of ${r.kernel_profile}`, workers: 1, error: r.error } : r);
     process.stdout.write(`${JSON.stringify(r)}\n`);
+    continue;
+  }
+  if (r.bench === 'model-forward-backward') {
+    profile = kernelProfile(r);
+    process.stdout.write(`${JSON.stringify(profile)}\n`);
     continue;
   }
   const name = process.env.GPU_NAME || r.adapter?.description || r.adapter?.device || '';
@@ -52,4 +70,4 @@ const notDone = (process.env.NOT_DONE ?? '').split(';').filter(Boolean);
 const software = runs.find((r) => r.adapter?.software);
 if (software) notDone.push(`no GPU: the adapter is a software one (${software.gpu}); the numbers measure a CPU emulating a GPU`);
 if (runs.length && runs.every((r) => r.gpu_fp32_peak_tflops === null)) notDone.push('MFU against the GPU fp32 peak: the GPU is not in the table of peaks');
-process.stdout.write(`${JSON.stringify({ check: 'done', runs: runs.length, failed: failed.map((f) => `${f.model} x${f.workers}: ${f.error}`), not_done: notDone })}\n`);
+process.stdout.write(`${JSON.stringify({ check: 'done', runs: runs.length, kernel_profile: profile !== null, failed: failed.map((f) => `${f.model} x${f.workers}: ${f.error}`), not_done: notDone })}\n`);

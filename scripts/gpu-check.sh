@@ -9,9 +9,12 @@
 #                                                for gpt-mini and gpt2-124m, 1 and 2 workers on one GPU,
 #                                                printing one JSON line per run (adapter, tokens/s, step time
 #                                                split, bytes per step, MFU against the GPU's fp32 peak) and
-#                                                a last line saying what it could not do. Under 8 minutes.
+#                                                one with a kernel profile of a step (GPU time per layer
+#                                                phase and per kernel, from timestamp queries), and a last
+#                                                line saying what it could not do. Under 8 minutes.
 #
-# GPU_CHECK_MODELS, GPU_CHECK_WORKERS, GPU_CHECK_STEPS and GPU_CHECK_TIMEOUT (seconds per run)
+# GPU_CHECK_MODELS, GPU_CHECK_WORKERS, GPU_CHECK_STEPS, GPU_CHECK_TIMEOUT (seconds per run) and
+# GPU_CHECK_PROFILE_MODEL (default: the last model; none: no profile)
 # override the defaults (the test runs a tiny model on SwiftShader).
 set -uo pipefail
 
@@ -65,4 +68,20 @@ budget=450   # seconds for all runs: the check ends within 8 minutes
       fi
     done
   done
+  # Where one step's GPU time goes, per layer phase and per kernel (timestamp queries): whether
+  # attention or LayerNorm backward would be worth their own WGSL programs.
+  profile_model=${GPU_CHECK_PROFILE_MODEL:-${models##* }}
+  left=$((budget - ($(date +%s) - started)))
+  if [ "$profile_model" = none ]; then
+    :
+  elif [ "$left" -lt 30 ]; then
+    echo "{\"kernel_profile\":\"$profile_model\",\"error\":\"skipped: the 8-minute budget is spent\"}"
+  else
+    limit=$(( left < per_run ? left : per_run ))
+    out=$(timeout "$limit" "$run" model-bench --backend webgpu --model "$profile_model" --kernels tf --batch 4 --steps 1 --warmup 1 --peak-seconds 0.5 --kernel-profile --json 2>"$dir/err-profile.log")
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep '^{' | tail -1)
+    if [ "$rc" -eq 0 ] && [ -n "$line" ]; then echo "$line"
+    else echo "{\"kernel_profile\":\"$profile_model\",\"error\":\"exit $rc$([ "$rc" -eq 124 ] && echo ": timed out after ${limit}s")\"}"; fi
+  fi
 } | GPU_NAME="$gpu_name" NOT_DONE="$(IFS=';'; echo "${not_done[*]:-}")" "$dir/trainer-bundle/bin/node" "$dir/trainer-bundle/gpu-check-report.mjs"

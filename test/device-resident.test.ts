@@ -3,6 +3,7 @@ import type { Workspace } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
 import { killAllStarted } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
+import { expectPeakAsPlanned, type PlannedLayout } from './helpers/planned-memory.js';
 
 afterEach(() => killAllStarted());
 
@@ -11,7 +12,8 @@ afterEach(() => killAllStarted());
  * here on wasm standing in for a GPU) parameters, gradients and optimizer state live on the
  * backend, so in every layout a rank's host<->device bytes per step stay within what its
  * collectives carry (sent + received) plus the step's token ids and 1 KiB of scalars, its
- * tf.memory().numTensors stays flat over 50 steps, and 2 workers follow 1 worker's trajectory.
+ * tf.memory().numTensors stays flat over 50 steps, 2 workers follow 1 worker's trajectory, and
+ * each rank's peak backend bytes are what the memory planner predicts (within 10%).
  */
 const STEPS = 50;
 const JOB = ['--kernels', 'tf', '--layers', '2', '--global-batch', '4', '--steps', String(STEPS), '--eval-every', '0', '--sample-tokens', '0'];
@@ -30,18 +32,25 @@ describe('device-resident state (tf kernels, multi-process)', () => {
   it('ZeRO 0-3, tensor and pipeline parallel, bf16 and fp16: host<->device bytes within the collectives\' bytes + token ids, tensors flat, 1-worker trajectory', async () => {
     const ws = tinyWorkspace();
     const refs = new Map<string, Awaited<ReturnType<typeof run>>>();
-    const layouts: [string, string[]][] = [
-      ['ZeRO 0', ['--zero', '0']], ['ZeRO 1', ['--zero', '1']], ['ZeRO 2', ['--zero', '2']], ['ZeRO 3', ['--zero', '3', '--micro-batch', '1']],
-      ['tp 2', ['--tp', '2']], ['pp 2', ['--pp', '2', '--micro-batches', '2']],
+    // Each also checks the memory planner's prediction of its peak (memory-plan.test.ts has the rest).
+    const layouts: [string, string[], PlannedLayout][] = [
+      ['ZeRO 0', ['--zero', '0'], { label: 'tf ZeRO 0', kernels: 'tf', zero: 0, microBatch: 2, microBatches: 1 }],
+      ['ZeRO 1', ['--zero', '1'], { label: 'tf ZeRO 1', kernels: 'tf', zero: 1, microBatch: 2, microBatches: 1 }],
+      ['ZeRO 2', ['--zero', '2'], { label: 'tf ZeRO 2', kernels: 'tf', zero: 2, microBatch: 2, microBatches: 1 }],
+      ['ZeRO 3', ['--zero', '3', '--micro-batch', '1'], { label: 'tf ZeRO 3, 2 micro-batches', kernels: 'tf', zero: 3, microBatch: 1, microBatches: 2 }],
+      ['tp 2', ['--tp', '2'], { label: 'tf tp 2', kernels: 'tf', tp: 2, microBatch: 4, microBatches: 1 }],
+      ['pp 2', ['--pp', '2', '--micro-batches', '2'], { label: 'tf pp 2', kernels: 'tf', pp: 2, microBatch: 2, microBatches: 2 }],
       // 16 bits: values cross the boundary as their wire codes, 2 bytes each way
-      ['bf16 ZeRO 0', ['--zero', '0', '--precision', 'bf16']], ['bf16 ZeRO 2', ['--zero', '2', '--precision', 'bf16']],
-      ['fp16 ZeRO 3', ['--zero', '3', '--precision', 'fp16']],
+      ['bf16 ZeRO 0', ['--zero', '0', '--precision', 'bf16'], { label: 'tf bf16', kernels: 'tf', precision: 'bf16', microBatch: 2, microBatches: 1 }],
+      ['bf16 ZeRO 2', ['--zero', '2', '--precision', 'bf16'], { label: 'tf bf16 ZeRO 2', kernels: 'tf', precision: 'bf16', zero: 2, microBatch: 2, microBatches: 1 }],
+      ['fp16 ZeRO 3', ['--zero', '3', '--precision', 'fp16'], { label: 'tf fp16 ZeRO 3', kernels: 'tf', precision: 'fp16', zero: 3, microBatch: 2, microBatches: 1 }],
     ];
-    for (const [label, extra] of layouts) {
+    for (const [label, extra, planned] of layouts) {
       const precision = extra.includes('--precision') ? extra[extra.indexOf('--precision') + 1] : 'fp32';
       if (!refs.has(precision)) refs.set(precision, await run(ws, `ref-${precision}`, 1, precision === 'fp32' ? [] : ['--precision', precision]));
       const r = await run(ws, label.replace(/ /g, '-'), 2, extra);
       expectSameTrajectory(r, refs.get(precision)!, label, precision === 'fp32' ? TOLERANCE : TOLERANCE_16);
+      expectPeakAsPlanned(r.metrics, planned);
       const dp = extra.includes('--tp') || extra.includes('--pp') ? 1 : 2;
       const tokenIds = 2 * 4 * (4 / dp) * SEQ; // int32 tokens and targets of this rank's share of the global batch
       for (const rank of [0, 1]) {

@@ -28,12 +28,18 @@ describe.runIf(existsSync(SWIFTSHADER))('gpu-check.sh (bundle, then the check on
       });
       expect(r.status, r.stderr).toBe(0);
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
-      const [run, done] = lines;
+      const [run, profile, done] = lines;
       expect(run).toMatchObject({ model: 'gpt-micro', workers: 2, backend: 'webgpu', kernels: 'tf', adapter: { software: true }, within_bound: true });
       expect(run.tokens_per_s).toBeGreaterThan(0);
       expect(run.step_split_ms.compute + run.step_split_ms.host_device + run.step_split_ms.comm).toBeCloseTo(run.step_ms, 0);
       expect(run.bytes_per_step.comm).toBeGreaterThan(0);
-      expect(done).toMatchObject({ check: 'done', runs: 1, failed: [] });
+      // Where a step's GPU time goes (timestamp queries; SwiftShader has them too), per layer phase.
+      expect(profile).toMatchObject({ kernel_profile: 'gpt-micro', timer: 'gpu-timestamps', adapter: { software: true } });
+      expect(profile.kernels_per_step).toBeGreaterThan(100);
+      expect(profile.gpu_ms_per_step).toBeGreaterThan(0);
+      expect(profile.phases.reduce((a: number, p: { kernels: number }) => a + p.kernels, 0)).toBe(profile.kernels_per_step);
+      for (const key of ['matmul_layers', 'attention_core_backward', 'layernorm_backward']) expect(profile.share[key], key).toBeGreaterThan(0);
+      expect(done).toMatchObject({ check: 'done', runs: 1, kernel_profile: true, failed: [] });
       expect(done.not_done.join('\n')).toMatch(/no GPU: the adapter is a software one/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -12,12 +12,12 @@ afterEach(() => killAllStarted());
  * a GPU's rules (every read awaited, state in GPU buffers) on a CPU. The tf kernel set there must
  * follow the wasm backend's trajectory (the same kernels; fp32 on both, summed in other orders),
  * for data, ZeRO-3, tensor and pipeline parallelism on 2 workers, with no synchronous read, the
- * host<->device bound of the device-resident engine and a flat tensor count. SwiftShader is slow
+ * host<->device bound of the device-resident engine, a flat tensor count and flat GPU buffers. SwiftShader is slow
  * (a CPU emulating a GPU): few, small runs.
  */
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const ENV = { VK_ICD_FILENAMES: SWIFTSHADER };
-const STEPS = 4;
+const STEPS = 5;
 const JOB = ['--kernels', 'tf', '--layers', '2', '--global-batch', '4', '--steps', String(STEPS), '--eval-every', '0', '--eval-batches', '1', '--sample-tokens', '0'];
 // fp32 on both backends; the GPU's reductions and fused multiply-adds differ from wasm's in the last bits
 const TOLERANCE = { lossRtol: 1e-5, paramAtol: 2e-5 };
@@ -47,13 +47,23 @@ describe.runIf(existsSync(SWIFTSHADER))('WebGPU workers on SwiftShader (multi-pr
         expect(crossed, `${label} rank ${rank}`).toBeLessThanOrEqual(carried + tokenIds + 1024);
         const counts = later.filter((x) => x.step >= 2).map((x) => x.num_tensors);
         expect(Math.max(...counts) - Math.min(...counts), `${label} rank ${rank}: tensors ${counts.join(',')}`).toBe(0);
+        // GPU buffers: the pool allocated nothing more after the first steps, and the bytes in
+        // live tensors' buffers stayed put (within the few scalars whose values were read back:
+        // the backend frees the GPU copy of a tensor it has downloaded). The last step also
+        // evaluates, which downloads more: training steps only.
+        const gpu = (key: string) => later.filter((x) => x.step >= 2 && x.step < STEPS - 1).map((x) => x[key]);
+        const allocated = gpu('gpu_allocated_bytes');
+        const used = gpu('gpu_bytes');
+        expect(used.every((b) => b > 0), `${label} rank ${rank}: gpu_bytes reported`).toBe(true);
+        expect(Math.max(...allocated) - Math.min(...allocated), `${label} rank ${rank}: GPU pool ${allocated.join(',')}`).toBe(0);
+        expect(Math.max(...used) - Math.min(...used), `${label} rank ${rank}: GPU bytes in use ${used.join(',')}`).toBeLessThanOrEqual(1024);
       }
     }
   }, 600_000);
 
   it('a worker whose GPU device is lost is named (TRAINER_ERR_DEVICE_LOST) and the group restarts from the latest checkpoint', async () => {
     const ws = tinyWorkspace();
-    const r = await tinyRun(ws, 'lost', 2, [...JOB, '--backend', 'webgpu', '--steps', '6', '--save-every', '2', '--max-restarts', '1'], {
+    const r = await tinyRun(ws, 'lost', 2, [...JOB, '--backend', 'webgpu', '--steps', '4', '--save-every', '2', '--max-restarts', '1'], {
       ...ENV, TRAINER_FAULT: 'rank=1,step=3,kind=device-lost',
     });
     expect(r.code, r.output).toBe(0);

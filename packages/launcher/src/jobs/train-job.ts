@@ -163,6 +163,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
       model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: usage.rss, js_heap_bytes: usage.heapUsed,
+      ...gpuBuffers(mem),
       bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost, sync_reads: syncReads,
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
@@ -264,4 +265,10 @@ function garbageCollector(value: string | undefined, logger: { warn(msg: string)
     return null;
   }
   return { every, run: gc };
+}
+
+/** WebGPU's buffer pool (tfjs-backend-webgpu reports it in tf.memory()): bytes in live tensors' buffers, and all allocated. */
+function gpuBuffers(mem: object): { gpu_bytes?: number; gpu_allocated_bytes?: number } {
+  const m = mem as { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+  return typeof m.numBytesInGPU === 'number' ? { gpu_bytes: m.numBytesInGPU, gpu_allocated_bytes: m.numBytesAllocatedInGPU } : {};
 }

@@ -27,6 +27,23 @@ export interface ForwardBackwardBenchOptions {
   kernels?: KernelSet;
   /** Upload parameters every step, as training does (default true). */
   setParamsEachStep?: boolean;
+  /** Also run one step under tf.profile: kernel count and device time per phase and per kernel. */
+  kernelProfile?: boolean;
+}
+
+/**
+ * One step's kernels, attributed to the phases (layers' forward/backward) that launched them. On
+ * WebGPU with timestamp queries the times are GPU execution times of each program (each timed
+ * program is submitted alone, so the profiled step is slower than a plain one, but the shares hold);
+ * elsewhere each kernel's wall time.
+ */
+export interface KernelProfile {
+  timer: 'gpu-timestamps' | 'wall';
+  kernels: number;
+  ms: number;
+  phases: { phase: string; kernels: number; ms: number; share: number }[];
+  /** By kernel name, the most time first (at most 12). */
+  top: { name: string; kernels: number; ms: number; share: number }[];
 }
 
 export interface ForwardBackwardBenchResult {
@@ -47,6 +64,7 @@ export interface ForwardBackwardBenchResult {
   phases: { phase: string; msPerStep: number; calls: number }[];
   /** TF.js tensors alive after the run minus before (0 = no leak). */
   tensorDelta: number;
+  kernelProfile?: KernelProfile;
 }
 
 export async function benchForwardBackward(opts: ForwardBackwardBenchOptions = {}): Promise<ForwardBackwardBenchResult> {
@@ -78,6 +96,7 @@ export async function benchForwardBackward(opts: ForwardBackwardBenchOptions = {
     await step();
     times.push(performance.now() - t0);
   }
+  const kernelProfile = opts.kernelProfile ? await profileKernels(profiler, step) : undefined;
   model.dispose();
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
@@ -97,5 +116,37 @@ export async function benchForwardBackward(opts: ForwardBackwardBenchOptions = {
     gflops: flopsPerStep / (median / 1000) / 1e9,
     phases: profiler.report().map((p) => ({ phase: p.phase, msPerStep: p.ms / steps, calls: p.calls / steps })),
     tensorDelta: tf.memory().numTensors - tensorsBefore,
+    ...(kernelProfile ? { kernelProfile } : {}),
+  };
+}
+
+async function profileKernels(profiler: Profiler, step: () => Promise<void>): Promise<KernelProfile> {
+  profiler.reset();
+  const info = await tf.profile(async () => {
+    await step();
+  });
+  // Ops with their own gradient (fusedMatMul) are recorded as a scope `name__op` around the
+  // registered kernel they run: keep the kernels only, or their time counts twice.
+  const kernels = info.kernels.map((k) => (k.name.endsWith('__op') ? null : k));
+  const gpu = tf.getBackend() === 'webgpu' && (tf.backend() as unknown as { supportTimestampQuery?: boolean }).supportTimestampQuery === true;
+  const msOf = (k: { kernelTimeMs: unknown }) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0);
+  const real = kernels.filter((k) => k !== null);
+  const total = real.reduce((a, k) => a + msOf(k), 0);
+  const share = (ms: number) => (total > 0 ? ms / total : 0);
+  const byName = new Map<string, { kernels: number; ms: number }>();
+  for (const k of real) {
+    const e = byName.get(k.name) ?? { kernels: 0, ms: 0 };
+    e.kernels++;
+    e.ms += msOf(k);
+    byName.set(k.name, e);
+  }
+  const phases = profiler.kernelPhases(kernels).map((p) => ({ ...p, share: share(p.ms) }));
+  profiler.reset();
+  return {
+    timer: gpu ? 'gpu-timestamps' : 'wall',
+    kernels: real.length,
+    ms: total,
+    phases,
+    top: [...byName].map(([name, e]) => ({ name, ...e, share: share(e.ms) })).sort((a, b) => b.ms - a.ms).slice(0, 12),
   };
 }

@@ -5,7 +5,8 @@
  * PyTorch peer (torch_gpt.py) measured in the same run.
  *
  *   node packages/model/dist/bench/run.js [--backend auto|wasm|cpu|...] [--model gpt-nano]
- *       [--batch 8] [--seq 128] [--steps 10] [--kernels host|tf] [--json]
+ *       [--batch 8] [--seq 128] [--steps 10] [--warmup 3] [--peak-seconds 2] [--kernels host|tf]
+ *       [--kernel-profile] [--json]
  *       [--peer path/to/torch_gpt.py [--python /usr/bin/python3]]
  */
 import { spawnSync } from 'node:child_process';
@@ -50,13 +51,15 @@ async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const log = json ? () => {} : (m: string) => console.log(m);
   const info = await initBackend((arg('backend') ?? 'auto') as BackendName, log);
-  const peak = await measureMatMulPeak({ seconds: 2 });
+  const peak = await measureMatMulPeak({ seconds: num('peak-seconds') ?? 2 });
   const r = await benchForwardBackward({
     model: arg('model'),
     batch: num('batch'),
     seqLen: num('seq'),
     steps: num('steps') ?? 10,
+    warmup: num('warmup'),
     kernels: arg('kernels') as KernelSet | undefined,
+    kernelProfile: process.argv.includes('--kernel-profile'),
   });
   const mfu = r.gflops / peak.gflops;
   const peerScript = arg('peer');
@@ -76,6 +79,14 @@ async function main(): Promise<void> {
   console.log(`tokens/s ${r.tokensPerSecond.toFixed(0)}, ${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step, ${r.gflops.toFixed(1)} GFLOP/s`);
   console.log(`matMul peak (1024^3 plain 2-D, best 0.25 s window) ${peak.gflops.toFixed(1)} GFLOP/s -> MFU ${(100 * mfu).toFixed(1)}%`);
   console.log(`tensor leak check: ${r.tensorDelta === 0 ? 'ok' : `${r.tensorDelta} tensors left`}`);
+  const kp = r.kernelProfile;
+  if (kp) {
+    console.log(`\none profiled step: ${kp.kernels} kernels, ${kp.ms.toFixed(1)} ms of ${kp.timer === 'gpu-timestamps' ? 'GPU time (timestamp queries)' : 'kernel wall time'}`);
+    console.log('phase'.padEnd(26) + 'kernels'.padStart(8) + 'ms'.padStart(9) + 'share'.padStart(7));
+    for (const p of [...kp.phases].sort((a, b) => b.ms - a.ms)) console.log(p.phase.padEnd(26) + String(p.kernels).padStart(8) + p.ms.toFixed(2).padStart(9) + `${(100 * p.share).toFixed(1)}%`.padStart(7));
+    console.log('kernel'.padEnd(26) + 'count'.padStart(8) + 'ms'.padStart(9) + 'share'.padStart(7));
+    for (const k of kp.top) console.log(k.name.padEnd(26) + String(k.kernels).padStart(8) + k.ms.toFixed(2).padStart(9) + `${(100 * k.share).toFixed(1)}%`.padStart(7));
+  }
   if (typeof peer === 'string') console.log(`peer: ${peer}`);
   else if (peer !== undefined) {
     console.log(
