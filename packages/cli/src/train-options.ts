@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { TrainRequest } from '@trainer/launcher';
+import { TrainerError } from '@trainer/errors';
 import { int, list, num, oneOf, parseByteSize } from './parse.js';
 
 export const BACKENDS = ['auto', 'cuda', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -53,6 +54,11 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--rendezvous-timeout <s>', 'wait this long for all workers to join', num(1), 300)
     .option('--dashboard-port <n>', 'serve the live dashboard on this port (default: the coordinator port; 0: any free port)', int(0, 65535))
     .option('--no-dashboard', 'do not serve the live dashboard')
+    .option('--sync-every <h>', 'low-communication training (DiLoCo): data-parallel replicas take h AdamW steps apart, then average their progress with an outer Nesterov step (every-step all-reduce when absent)', int(1))
+    .option('--replicas <r>', 'with --sync-every: replicas the data-parallel ranks form (default: each data-parallel rank its own; ZeRO runs inside a replica)', int(1))
+    .option('--outer-lr <x>', 'with --sync-every: the outer learning rate', num(0), 0.7)
+    .option('--outer-momentum <x>', 'with --sync-every: the outer Nesterov momentum', num(0, 0.999999), 0.9)
+    .option('--outer-precision <p>', 'with --sync-every: how pseudo-gradients travel, fp32 or bf16', oneOf(['fp32', 'bf16'] as const), 'fp32')
     .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
     .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)
     .option('--resume <auto|path>', 'continue from a checkpoint: auto = the newest in <out>/checkpoints that verifies (none: start fresh), or a checkpoint path');
@@ -108,6 +114,11 @@ export interface TrainCliOptions {
   rendezvousTimeout: number;
   dashboard?: boolean;
   dashboardPort?: number;
+  syncEvery?: number;
+  replicas?: number;
+  outerLr: number;
+  outerMomentum: number;
+  outerPrecision: 'fp32' | 'bf16';
   saveEvery: number;
   keepLast: number;
   resume?: string;
@@ -118,6 +129,9 @@ export function defaultRunDir(): string {
 }
 
 export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial<TrainRequest> = {}): TrainRequest {
+  if (o.replicas !== undefined && o.syncEvery === undefined) {
+    throw new TrainerError('TRAINER_ERR_USAGE', '--replicas was given without --sync-every', { hint: 'replicas are DiLoCo\'s: add --sync-every H (steps between syncs)' });
+  }
   const overrides: TrainRequest['modelOverrides'] = {};
   if (o.vocabSize !== undefined) overrides.vocabSize = o.vocabSize;
   if (o.contextLength !== undefined) overrides.contextLength = o.contextLength;
@@ -160,6 +174,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     cacheDir: o.cacheDir,
     sample: { prompt: o.samplePrompt, maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: o.topK },
     checkpoint: { saveEvery: o.saveEvery, keepLast: o.keepLast, resume: o.resume },
+    ...(o.syncEvery !== undefined ? { outer: { syncEvery: o.syncEvery, replicas: o.replicas, lr: o.outerLr, momentum: o.outerMomentum, precision: o.outerPrecision } } : {}),
     ...extra,
   };
 }

@@ -55,6 +55,31 @@ export function meshGroupRanks(s: MeshShape): Record<'tp' | 'dp' | 'pp' | 'mp' |
   };
 }
 
+/**
+ * DiLoCo's split of the data-parallel axis into R replicas of dp / R ranks each (contiguous dp
+ * ranks, so a replica's ranks are neighbours: one host when they fit): `replica` groups are the
+ * data-parallel groups inside one replica (ZeRO partitions over them), `outer` groups the ranks
+ * at the same place of every replica (the pseudo-gradients are averaged over them).
+ */
+export function replicaGroupRanks(s: MeshShape, replicas: number): { replica: number[][]; outer: number[][] } {
+  if (!Number.isInteger(replicas) || replicas < 1 || s.dp % replicas !== 0) {
+    throw new TrainerError('TRAINER_ERR_MESH', `${s.dp} data-parallel ranks do not split into ${replicas} replicas`, {
+      hint: `use a number of replicas that divides the data-parallel size ${s.dp}`,
+      details: { dp: s.dp, replicas },
+    });
+  }
+  const per = s.dp / replicas;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const lists = { replica: [] as number[][], outer: [] as number[][] };
+  for (const pp of range(s.pp)) {
+    for (const tp of range(s.tp)) {
+      for (const r of range(replicas)) lists.replica.push(range(per).map((j) => rankOf({ dp: r * per + j, tp, pp }, s)));
+      for (const j of range(per)) lists.outer.push(range(replicas).map((r) => rankOf({ dp: r * per + j, tp, pp }, s)));
+    }
+  }
+  return lists;
+}
+
 export interface Mesh<G> {
   shape: MeshShape;
   coords: MeshCoordinates;
@@ -66,14 +91,16 @@ export interface Mesh<G> {
   mp: G;
   /** First and last pipeline stage of this rank's pipeline, when this rank is one of them and P > 1. */
   embedding: G | undefined;
+  /** DiLoCo (replicas given): this rank's data-parallel group inside its replica, and its outer group across replicas. */
+  replicas?: { replica: G; outer: G; index: number; count: number };
 }
 
 /**
  * Creates every group on this rank (collective group creation: every rank creates all of them
  * in the same order, members or not) and returns this rank's three.
  */
-export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup: (ranks: number[]) => G): Mesh<G> {
-  const lists = meshGroupRanks(shape);
+export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup: (ranks: number[]) => G, replicas?: number): Mesh<G> {
+  const lists = { ...meshGroupRanks(shape), ...(replicas !== undefined ? replicaGroupRanks(shape, replicas) : { replica: [], outer: [] }) };
   const mine = (kind: keyof typeof lists): G | undefined => {
     let found: G | undefined;
     for (const ranks of lists[kind]) {
@@ -87,5 +114,9 @@ export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup:
   const pp = mine('pp')!;
   const mp = mine('mp')!;
   const embedding = mine('embedding');
-  return { shape, coords: coordinatesOf(rank, shape), world, tp, dp, pp, mp, embedding };
+  const coords = coordinatesOf(rank, shape);
+  if (replicas === undefined) return { shape, coords, world, tp, dp, pp, mp, embedding };
+  const replica = mine('replica')!;
+  const outer = mine('outer')!;
+  return { shape, coords, world, tp, dp, pp, mp, embedding, replicas: { replica, outer, index: Math.floor(coords.dp / (shape.dp / replicas)), count: replicas } };
 }

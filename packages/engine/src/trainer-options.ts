@@ -23,6 +23,8 @@ export interface StepResult {
   /** fp16: the loss scale used this step, and whether the step was skipped for an overflow. */
   lossScale?: number;
   skipped?: boolean;
+  /** DiLoCo: the replicas synced after this step (loss and norm are this replica's). */
+  synced?: boolean;
 }
 
 /** Targets that count in the loss (masked ones are negative). */

@@ -12,6 +12,7 @@ import { countTargets, type StepResult, type TrainerOptions } from './trainer-op
 import { ZeroPartition } from './zero/partition.js';
 import type { ZeroStage } from './zero/stage-plan.js';
 import { ZeroStrategy } from './zero/zero-strategy.js';
+import { DiLoCo, type DiLoCoOptions } from './outer/diloco.js';
 import type { ExportedPiece, StateReader } from './zero/zero-state.js';
 
 /**
@@ -61,6 +62,12 @@ export interface TrainerConfig extends TrainerOptions {
    * ranks) before every step. It is the first `length` elements of unit `unit`.
    */
   tied?: { group: ReduceGroup; unit: number; length: number };
+  /**
+   * Low-communication training (outer/diloco.ts): this trainer's group is one replica's
+   * data-parallel group, and every `outer.every` steps the replicas average their progress over
+   * `outer.group`.
+   */
+  outer?: DiLoCoOptions;
 }
 
 /** Bytes this rank holds for its model state, by kind, measured from its vectors and tensors. */
@@ -87,6 +94,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   private readonly schedule: MicroBatchSchedule;
   private readonly scaler: DynamicLossScaler | null;
   private readonly scalar = new Float32Array(1);
+  private readonly outer: DiLoCo<V> | null;
   /** Idle share of the last step's schedule (the pipeline bubble; 0 without a pipeline). */
   bubble = 0;
 
@@ -108,6 +116,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
     });
     this.schedule = options.microBatchSchedule ?? new SequentialSchedule();
     this.scaler = this.precision === 'fp16' ? new DynamicLossScaler(options.lossScaler) : null;
+    this.outer = options.outer ? new DiLoCo(device, this.strategy.state, options.outer) : null;
   }
 
   /**
@@ -116,16 +125,44 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
    */
   async init(read: StateReader): Promise<void> {
     await this.strategy.load(read, false);
+    this.outer?.anchor();
   }
 
   /** Restores parameters and optimizer state from a checkpoint of any layout (reading only this rank's ranges). */
   async importState(optimizerStep: number, read: StateReader): Promise<void> {
     await this.strategy.load(read, true);
     this.strategy.state.optimizerStep = optimizerStep;
+    this.outer?.anchor();
   }
 
-  /** One optimizer step over this rank's micro-batches of the global batch for `step`. */
+  /**
+   * One optimizer step over this rank's micro-batches of the global batch for `step`; with
+   * DiLoCo, every H-th step also syncs the replicas (`synced` in the result).
+   */
   async step(step: number, microBatches: readonly MicroBatch[]): Promise<StepResult> {
+    const r = await this.innerStep(step, microBatches);
+    if (!this.outer?.due(step)) return r;
+    await this.syncReplicas();
+    return { ...r, synced: true };
+  }
+
+  /**
+   * DiLoCo's outer step now (every H steps by itself; a run calls it after its last step when
+   * that one ended no interval): the replicas average their pseudo-gradients and continue from
+   * the same parameters. A collective over the outer group.
+   */
+  async syncReplicas(): Promise<void> {
+    if (!this.outer) return;
+    await this.outer.sync();
+    await this.strategy.redistribute();
+  }
+
+  /** Whether step `step` ended a DiLoCo interval (false without DiLoCo). */
+  syncsAfter(step: number): boolean {
+    return this.outer?.due(step) ?? false;
+  }
+
+  private async innerStep(step: number, microBatches: readonly MicroBatch[]): Promise<StepResult> {
     const total = await this.countedTargets(step, microBatches);
     // fp16: the loss gradient is scaled up so small gradients survive; undone in fp32 by the update.
     const lossScale = this.scaler?.scale ?? 1;
@@ -271,7 +308,8 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
 
   /** Model-state bytes held by this rank, measured from its vectors and tensors. */
   modelStateBytes(): ModelStateBytes {
-    const { master, optimizer } = this.strategy.state.bytes();
+    const { master, optimizer: inner } = this.strategy.state.bytes();
+    const optimizer = inner + (this.outer?.bytes() ?? 0); // DiLoCo's anchor and momentum with AdamW's moments
     const params = this.precision === 'fp32' ? master : 0;
     const master16 = this.precision === 'fp32' ? 0 : master;
     const paramsCompute = this.strategy.computeBytes;
@@ -280,6 +318,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   }
 
   dispose(): void {
+    this.outer?.dispose();
     this.strategy.dispose();
     this.device.release();
   }

@@ -90,6 +90,18 @@ export const TrainJobSchema = z.object({
   outDir: z.string(),
   /** A collective waiting this long for a rank fails every rank, naming it (--collective-timeout; default comm's 300 s). */
   collectiveTimeoutMs: positiveInt.optional(),
+  /**
+   * Low-communication training (DiLoCo; engine/src/outer/diloco.ts): the data-parallel ranks form
+   * `replicas` replicas that train apart and average their progress every `syncEvery` steps with
+   * an outer Nesterov step. Absent: every step all-reduces.
+   */
+  outer: z.object({
+    syncEvery: positiveInt,
+    replicas: positiveInt,
+    lr: z.number().positive(),
+    momentum: z.number().min(0).lt(1),
+    precision: z.enum(['fp32', 'bf16']),
+  }).optional(),
   /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
   checkpoint: CheckpointSpecSchema.optional(),
   sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),

@@ -58,6 +58,8 @@ export interface TrainRequest {
   sample: TrainJob['sample'];
   /** --save-every, --keep-last, --resume. */
   checkpoint?: CheckpointRequest;
+  /** DiLoCo: --sync-every H, --replicas (default: every data-parallel rank its own replica), --outer-lr, --outer-momentum, --outer-precision. */
+  outer?: { syncEvery: number; replicas?: number; lr: number; momentum: number; precision: 'fp32' | 'bf16' };
   /** Fine-tuning (trainer finetune): the pretrained model (config, tokenizer, parameters) and the task file. */
   finetune?: ResolvedFinetune;
 }
@@ -168,9 +170,30 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     outDir: req.outDir,
     sample: synthetic ? { ...req.sample, maxNewTokens: 0 } : req.sample,
   };
+  if (req.outer) job.outer = prepareOuter(req.outer, dp, req, log);
   const checkpoint = await prepareCheckpointing(req.checkpoint, job, req.world, tokenizerJson, log);
   if (checkpoint) job.checkpoint = checkpoint;
   return { job: TrainJobSchema.parse(job), tokenizerJson, corpusTokens };
+}
+
+/** DiLoCo's settings, checked against the data-parallel size and what it does not combine with yet. */
+function prepareOuter(o: NonNullable<TrainRequest['outer']>, dp: number, req: TrainRequest, log: (msg: string) => void): NonNullable<TrainJob['outer']> {
+  const replicas = o.replicas ?? dp;
+  if (dp % replicas !== 0) {
+    throw new TrainerError('TRAINER_ERR_MESH', `${dp} data-parallel ranks do not split into ${replicas} replicas`, {
+      hint: `use --replicas that divides ${dp} (each replica is a data-parallel group of ${dp} / replicas ranks, ZeRO inside it)`,
+    });
+  }
+  const saving = (req.checkpoint?.saveEvery ?? 0) > 0 || req.checkpoint?.resume !== undefined;
+  if (saving) {
+    throw new TrainerError('TRAINER_ERR_USAGE', '--sync-every does not combine with --save-every or --resume yet: a checkpoint would need every replica\'s own AdamW state and the outer momentum', {
+      hint: 'run DiLoCo without checkpoints for now, or train with every-step data parallelism (no --sync-every) to checkpoint',
+    });
+  }
+  if (o.momentum >= 1) throw new TrainerError('TRAINER_ERR_USAGE', `--outer-momentum ${o.momentum} is not below 1`, { hint: 'DiLoCo uses 0.9' });
+  log(`DiLoCo: ${replicas} replica(s) of ${dp / replicas} data-parallel rank(s) train apart and sync every ${o.syncEvery} steps ` +
+    `(outer Nesterov SGD, lr ${o.lr}, momentum ${o.momentum}; pseudo-gradients in ${o.precision})`);
+  return { syncEvery: o.syncEvery, replicas, lr: o.lr, momentum: o.momentum, precision: o.precision };
 }
 
 /** The given tokenizer, or one trained on the corpus (cached by corpus and vocabulary size). */

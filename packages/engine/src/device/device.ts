@@ -48,6 +48,19 @@ export interface PieceOptimizerState<V> {
   v: V;
 }
 
+/** The outer optimizer's state of one piece (DiLoCo): the parameters at the last sync and the momentum buffer. */
+export interface OuterPieceState<V> {
+  anchor: V;
+  momentum: V;
+}
+
+/** One outer step's hyperparameters: the averaged pseudo-gradient is delta x scale. */
+export interface OuterStep {
+  lr: number;
+  momentum: number;
+  scale: number;
+}
+
 /** What compute accepts to build a unit's parameters from: host values or a 1-D backend tensor. */
 export type ComputeValues = Float32Array | TensorLike;
 
@@ -103,6 +116,15 @@ export interface Device<V, S = unknown> {
    * h.gradFactor first.
    */
   adamw(state: PieceOptimizerState<V>, grad: V, decay: readonly Range[], h: AdamWStep): void;
+
+  /** a - b, fp32, as a new vector (consumes neither). */
+  difference(a: V, b: V): V;
+  /**
+   * The outer optimizer's update (DiLoCo; PyTorch's SGD with Nesterov momentum, no dampening) in
+   * place of its state (fields may be replaced); consumes delta:
+   *   g = delta x scale;  momentum = mu momentum + g;  anchor = anchor - lr (g + mu momentum)
+   */
+  outerNesterov(state: OuterPieceState<V>, delta: V, h: OuterStep): void;
 
   /** In-place all-reduce (sum) over `group`; consumes v. */
   allReduce(v: V, group: ReduceGroup, codec: WireCodec): Promise<V>;

@@ -3,7 +3,7 @@ import { adamwUpdate } from '../adamw.js';
 import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } from '../interfaces.js';
 import { Fp32Store, makeStore, type VectorStore } from '../precision/vector-store.js';
 import { BucketPool } from '../zero/bucket-pool.js';
-import type { AdamWStep, Device, PieceOptimizerState, Precision, Range } from './device.js';
+import type { AdamWStep, Device, OuterPieceState, OuterStep, PieceOptimizerState, Precision, Range } from './device.js';
 
 /**
  * State in host memory, for the 'host' kernel set (wasm, cpu), whose kernels read host memory
@@ -132,6 +132,32 @@ export class HostDevice implements Device<VectorStore, number> {
     const n = grad.length;
     // A view for fp32 (scaled in place: the gradient is dead after the update), a decoded copy for 16 bits.
     adamwUpdate(fp32(state.master), fp32(state.m), fp32(state.v), grad.read(0, n), decay, h);
+  }
+
+  difference(a: VectorStore, b: VectorStore): VectorStore {
+    const x = a.read(0, a.length);
+    const y = b.read(0, b.length);
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < out.length; i++) out[i] = x[i] - y[i];
+    return new Fp32Store(out);
+  }
+
+  outerNesterov(state: OuterPieceState<VectorStore>, delta: VectorStore, h: OuterStep): void {
+    const anchor = fp32(state.anchor);
+    const buf = fp32(state.momentum);
+    const d = delta.read(0, delta.length);
+    // Float32 arithmetic step by step, as the tf kernels compute it (Math.fround after every operation).
+    const f = Math.fround;
+    const lr = f(h.lr);
+    const mu = f(h.momentum);
+    const scale = f(h.scale);
+    for (let i = 0; i < anchor.length; i++) {
+      const g = f(d[i] * scale);
+      const m = f(f(mu * buf[i]) + g);
+      buf[i] = m;
+      anchor[i] = f(anchor[i] - f(lr * f(g + f(mu * m))));
+    }
+    this.dispose(delta);
   }
 
   async allReduce(v: VectorStore, group: ReduceGroup, codec: WireCodec): Promise<VectorStore> {

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { shardRange } from '@trainer/comm';
 import { constant } from '@trainer/model';
 import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } from '../interfaces.js';
-import type { AdamWStep, Device, PieceOptimizerState, Precision, Range } from './device.js';
+import type { AdamWStep, Device, OuterPieceState, OuterStep, PieceOptimizerState, Precision, Range } from './device.js';
+import { outerNesterovTf } from './outer-nesterov-tf.js';
 import { roundInPlace } from './host-device.js';
 import { roundOnDevice } from './device-rounding.js';
 import { adamwOnWebGpu, fusedAdamWAvailable } from './webgpu-adamw.js';
@@ -168,6 +169,17 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
 
   rounded(v: DeviceVector, precision: Precision): DeviceVector {
     return new DeviceVector(precision === 'fp32' ? tf.clone(v.t) : (roundOnDevice(v.t, precision, constant) as tf.Tensor1D), 'fp32');
+  }
+
+  difference(a: DeviceVector, b: DeviceVector): DeviceVector {
+    return new DeviceVector(tf.sub(a.t, b.t) as tf.Tensor1D, 'fp32');
+  }
+
+  outerNesterov(state: OuterPieceState<DeviceVector>, delta: DeviceVector, h: OuterStep): void {
+    const next = outerNesterovTf(state.anchor.t, state.momentum.t, delta.t, h);
+    for (const v of [state.anchor, state.momentum, delta]) this.dispose(v);
+    state.anchor = new DeviceVector(next.anchor, 'fp32');
+    state.momentum = new DeviceVector(next.momentum, 'fp32');
   }
 
   computeValues(v: DeviceVector): tf.Tensor1D {

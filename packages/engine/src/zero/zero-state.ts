@@ -84,6 +84,12 @@ export class ZeroState<V> {
     }
   }
 
+  /** Replaces unit u's master values with `values` (adopted; AdamW's moments stay). */
+  replaceMaster(u: number, values: V): void {
+    this.device.dispose(this.pieces[u].master);
+    this.pieces[u].master = values;
+  }
+
   /** AdamW on every unit's optimizer range with that range's reduced gradient (consumed). */
   update(grads: V[], lr: number, gradFactor: number): void {
     this.optimizerStep += 1;

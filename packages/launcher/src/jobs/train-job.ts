@@ -46,7 +46,12 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const data = await openData(job, tokenizer, (msg) => logger.info(msg));
 
   const shape = meshShape(world, job.tp, job.pp);
-  const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks));
+  const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks), job.outer?.replicas);
+  // DiLoCo: the trainer's data-parallel group is its replica's; the replicas meet every --sync-every steps.
+  const replicas = mesh.replicas;
+  const outer = job.outer && replicas
+    ? { group: replicas.outer, every: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, codec: job.outer.precision }
+    : undefined;
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
   const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
@@ -54,7 +59,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
   // The model state lives where the kernels compute: host arrays, or backend tensors (device/).
   const device: Device<unknown> = (kernels === 'host' ? new HostDevice() : new TfDevice()) as Device<unknown>;
-  const trainer = new Trainer(model, device, mesh.dp, {
+  const trainer = new Trainer(model, device, replicas?.replica ?? mesh.dp, {
+    outer,
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
@@ -118,6 +124,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
     // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
     const r = await failOnDeviceLoss(trainer.step(step, micro));
+    const isLast = step === job.steps - 1;
+    if (isLast && outer && !r.synced) await trainer.syncReplicas(); // the run ends on the replicas' common parameters
     const stepMs = performance.now() - started;
     // What crossed between host and device in the step, and what the network carried (sent + received).
     const transfers = transferCounts();
@@ -144,9 +152,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       timedIdle += trainer.bubble;
     }
     losses.push(r.loss);
-    const isLast = step === job.steps - 1;
     if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
-      lastVal = await evaluate(trainer, data.valBatches, job, dp.rank, dp.size);
+      // DiLoCo: each replica evaluates the whole validation set (rank 0 reports replica 0's model between syncs).
+      lastVal = await evaluate(trainer, data.valBatches, job, replicas ? replicas.replica.rank : dp.rank, replicas ? replicas.replica.size : dp.size);
     }
     if (collectGarbage && (step + 1) % collectGarbage.every === 0) collectGarbage.run(); // before this step's RSS
     const state = trainer.modelStateBytes();
@@ -168,6 +176,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
+      ...(outer ? { synced: r.synced || isLast ? 1 : 0 } : {}),
     });
     await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
