@@ -28,4 +28,17 @@ describe.skipIf(reason !== null)('test network of namespaces', () => {
     const after = await new Promise<string>((r) => cut.stdout!.once('data', (d) => r(String(d))));
     expect(after.trim()).toBe('timeout');
   });
+
+  it('shapes a host\'s link to a rate (tc token bucket): 2 MB at 8 Mbit/s take at least 1.6 s', async () => {
+    net = createTestNetwork(2);
+    const [a, b] = net.hosts;
+    net.shape(b, '8mbit');
+    const server = net.spawn(b, process.execPath, ['-e', `require('net').createServer((s) => { s.end(Buffer.alloc(2e6)); }).listen(7778, '${b.ip}', () => console.log('up'))`]);
+    await new Promise((r) => server.stdout!.once('data', r));
+    const client = net.spawn(a, process.execPath, ['-e', `const t = Date.now(); let n = 0; require('net').connect(7778, '${b.ip}').on('data', (d) => (n += d.length)).on('end', () => { console.log(n, Date.now() - t); process.exit(0); })`]);
+    const [bytes, ms] = (await new Promise<string>((r) => client.stdout!.once('data', (d) => r(String(d))))).trim().split(' ').map(Number);
+    expect(bytes).toBe(2e6);
+    // 16 Mbit at 8 Mbit/s: 2 s; at least 1.6 s whatever else runs (a slower machine only adds)
+    expect(ms).toBeGreaterThanOrEqual(1600);
+  });
 });

@@ -17,3 +17,4 @@ export type { CheckpointEvent } from './checkpointing/committer.js';
 export type { MetricsRecord } from './control-protocol.js';
 export { resolveFinetune, checkTaskData, type FinetuneRequest, type ResolvedFinetune } from './finetune/prepare-finetune.js';
 export { resolvePretrained, describePretrained, loadHuggingFaceExport, configFromHuggingFace, type PretrainedSource, type PretrainedKind } from './finetune/pretrained.js';
+export { createEmulatedHosts, emulationUnavailableReason, parseRate, type EmulatedHost, type EmulatedNetwork } from './emulated-hosts.js';

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addAllReduceBench } from './bench/allreduce.js';
 import { addParallelBench } from './bench/parallel.js';
+import { addScaleBench } from './bench/scale.js';
 import { addTableBench } from './bench/table.js';
 import { addTrainBench } from './bench/train.js';
 import { addZeroBench } from './bench/zero.js';
@@ -10,11 +11,12 @@ import { addZeroBench } from './bench/zero.js';
  * (/work/shared/bench/peers.sh) in docs/BENCHMARKS.md; compare ratios measured in one run.
  */
 export function benchCommand(): Command {
-  const cmd = new Command('bench').description('benchmarks: all-reduce bandwidth, training throughput, ZeRO stages, parallel layouts');
+  const cmd = new Command('bench').description('benchmarks: all-reduce bandwidth, training throughput, ZeRO stages, parallel layouts, scaling over slow links');
   addAllReduceBench(cmd);
   addTrainBench(cmd);
   addZeroBench(cmd);
   addParallelBench(cmd);
   addTableBench(cmd);
+  addScaleBench(cmd);
   return cmd;
 }

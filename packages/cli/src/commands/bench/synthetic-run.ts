@@ -1,4 +1,4 @@
-import { createLogger, detectGpus, generateClusterToken, launchLocal, prepareTrainJob, type LaunchResult, type TrainJob } from '@trainer/launcher';
+import { Coordinator, createLogger, detectGpus, generateClusterToken, launchLocal, prepareTrainJob, type EmulatedNetwork, type LaunchResult, type TrainJob } from '@trainer/launcher';
 import { CLI_BIN } from '../../paths.js';
 
 /**
@@ -26,6 +26,10 @@ export interface SyntheticRunOptions {
   lr?: number;
   /** Only warnings are logged, on stderr (stdout is left to a command's JSON). */
   quiet?: boolean;
+  /** DiLoCo: --sync-every and its settings (replicas: every data-parallel rank). */
+  outer?: { syncEvery: number; lr: number; momentum: number; precision: 'fp32' | 'bf16' };
+  /** Workers one per emulated host (network namespaces), the coordinator on their bridge; default: all on this host. */
+  hosts?: EmulatedNetwork;
 }
 
 export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult> {
@@ -37,7 +41,9 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     globalBatch: o.globalBatch, lr: o.lr ?? 1e-4, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, gradClip: 1, seed: 0,
     backend: o.backend, kernels: o.kernels ?? 'auto', evalBatches: o.data ? (o.evalBatches ?? 4) : 0, evalEvery: 0, valFraction: 0.05, warmupTimingSteps: o.warmup, outDir: '',
     sample: { prompt: '', maxNewTokens: 0, temperature: 0, topK: 0 },
+    ...(o.outer ? { outer: o.outer } : {}),
   }, (m) => log.info(m));
+  if (o.hosts) return runOnHosts(o.hosts, prepared.job, prepared.tokenizerJson, log);
   return launchLocal({
     world: o.world, token: generateClusterToken(), job: prepared.job, logger: log, gpus: await detectGpus(),
     workerCommand: { execPath: process.execPath, args: [CLI_BIN, 'worker'] },
@@ -45,4 +51,30 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     env: { TRAINER_LOG_LEVEL: 'warn' },
     ...(o.quiet ? { workerLogs: 'stderr' as const } : {}),
   });
+}
+
+/** The coordinator on the emulated network's bridge, worker i in host i's namespace (torchrun-style: each connects by address). */
+async function runOnHosts(net: EmulatedNetwork, job: TrainJob, tokenizerJson: string | undefined, log: ReturnType<typeof createLogger>): Promise<LaunchResult> {
+  const world = net.hosts.length;
+  const token = generateClusterToken();
+  const coordinator = await Coordinator.start({
+    host: net.gatewayIp, port: 0, token, world, job, logger: log, jobPayload: tokenizerJson ? Buffer.from(tokenizerJson) : undefined, dashboard: false,
+  });
+  const workers = net.hosts.map((h) => net.spawn(h, process.execPath, [CLI_BIN, 'worker', '--coordinator', `${net.gatewayIp}:${coordinator.address.port}`], {
+    env: { ...process.env, TRAINER_TOKEN: token, TRAINER_HOST_NAME: h.name, TRAINER_LOG_LEVEL: 'warn' },
+  }));
+  for (const w of workers) {
+    w.stdout?.resume();
+    w.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
+  }
+  const exits = workers.map((w, rank) => new Promise<{ rank: number; code: number | null; signal: NodeJS.Signals | null }>((resolve) => w.once('exit', (code, signal) => resolve({ rank, code, signal }))));
+  try {
+    const outcome = await coordinator.done;
+    const done = await Promise.race([Promise.all(exits), new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+    const ended = done ?? workers.map((_, rank) => ({ rank, code: null, signal: 'SIGKILL' as const }));
+    return { outcome, exitCode: outcome.ok && ended.every((e) => e.code === 0) ? 0 : 1, exits: ended, restarts: { max_restarts: 0, restarts: 0, lost_steps: 0, rounds: [] } };
+  } finally {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    await coordinator.close();
+  }
 }
