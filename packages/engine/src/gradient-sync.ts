@@ -5,9 +5,15 @@
 export interface GradientSyncOptions {
   /** Upper bound on one all-reduce's fp32 payload (DDP's default is 25 MiB). */
   bucketBytes: number;
+  /**
+   * Stages 0 and 1: reduce each unit's gradient as soon as the step's last backward pass has
+   * finished it, while backward goes on with the units before it (DDP's overlap), instead of
+   * after the whole backward. The same collectives in the same order: the same sums, bit for bit.
+   */
+  overlap: boolean;
 }
 
-export const DEFAULT_GRADIENT_SYNC: GradientSyncOptions = { bucketBytes: 25 * 1024 * 1024 };
+export const DEFAULT_GRADIENT_SYNC: GradientSyncOptions = { bucketBytes: 25 * 1024 * 1024, overlap: true };
 
 /** Bucket boundaries over a flat vector of `length` fp32 elements. */
 export function gradientBuckets(length: number, bucketBytes: number): { start: number; end: number }[] {

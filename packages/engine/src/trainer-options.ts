@@ -8,7 +8,7 @@ export interface TrainerOptions {
   adamw: AdamWConfig;
   /** Clip gradients to this global L2 norm; 0 disables clipping. */
   gradClip: number;
-  gradientSync?: GradientSyncOptions;
+  gradientSync?: Partial<GradientSyncOptions>;
 }
 
 export interface StepResult {

@@ -112,7 +112,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
     this.runner = new SegmentRunner(model, { checkpointActivations: options.checkpointActivations });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
     this.strategy = new ZeroStrategy(this.stage, model, device, group, this.partition, {
-      precision: this.precision, adamw: options.adamw, bucketBytes: (options.gradientSync ?? DEFAULT_GRADIENT_SYNC).bucketBytes,
+      precision: this.precision, adamw: options.adamw, ...DEFAULT_GRADIENT_SYNC, ...options.gradientSync,
     });
     this.schedule = options.microBatchSchedule ?? new SequentialSchedule();
     this.scaler = this.precision === 'fp16' ? new DynamicLossScaler(options.lossScaler) : null;
@@ -206,6 +206,7 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   private async forwardBackward(microBatches: readonly MicroBatch[], total: number, lossScale: number): Promise<number> {
     // Gradients are pre-scaled by c_m / C, so every reduction is a plain sum.
     const scales = microBatches.map((mb) => (countTargets(mb.targets) / total) * lossScale);
+    this.strategy.grads.beginStep?.(microBatches.length); // a unit is final after this many backward passes
     try {
       const r = await this.schedule.train(this.runner, microBatches, scales, this.strategy.params, this.strategy.grads);
       this.bubble = r.wallMs > 0 ? r.idleMs / r.wallMs : 0;

@@ -67,6 +67,8 @@ export const TrainJobSchema = z.object({
   tp: positiveInt,
   /** How parameters and gradients are held and communicated (compute is fp32 on every backend). */
   precision: z.enum(['fp32', 'bf16', 'fp16']),
+  /** Stages 0-1: reduce each unit's gradient while backward goes on (false: after backward; --no-overlap). */
+  overlap: z.boolean().default(true),
   /** Recompute each block's forward in backward instead of keeping its activations. */
   activationCheckpointing: z.boolean(),
   /** Pipeline stages (1F1B schedule over the micro-batches of each step). */

@@ -45,6 +45,8 @@ export interface TrainRequest {
   ppBalance?: PipelineBalance;
   microBatches?: number;
   activationCheckpointing?: boolean;
+  /** Reduce gradients while backward runs (default true). */
+  overlap?: boolean;
   precision?: TrainJob['precision'];
   backend: TrainJob['backend'];
   /** Kernel set (default auto: host on wasm and cpu, tf on native backends). */
@@ -155,6 +157,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     tp,
     pp,
     activationCheckpointing: req.activationCheckpointing ?? false,
+    overlap: req.overlap ?? true,
     precision: req.precision ?? 'fp32',
     ...(ppSplit ? { ppSplit } : {}),
     lr: req.lr,

@@ -4,6 +4,7 @@ import { gradientBuckets } from '../gradient-sync.js';
 import type { CollectiveGroup, Disposable, SegmentedModel } from '../interfaces.js';
 import type { ParamSource } from '../segment-runner.js';
 import { FullGradSink, ShardedGradSink, type StepGradients } from './grad-sinks.js';
+import { OverlappedGradSink } from './overlapped-grad-sink.js';
 import { GatheredParams, ResidentParams } from './param-sources.js';
 import type { ZeroPartition } from './partition.js';
 import { STAGES, type StagePlan, type ZeroStage } from './stage-plan.js';
@@ -14,6 +15,8 @@ export interface ZeroStrategyOptions {
   adamw: AdamWConfig;
   /** Stage 0: the largest all-reduce, in bytes of fp32 (PyTorch DDP's bucket; larger units go in several). */
   bucketBytes: number;
+  /** Stages 0-1: reduce each unit while backward goes on (overlapped-grad-sink.ts). */
+  overlap: boolean;
 }
 
 /** A stage's parts, built once: its parameter source, gradient sink and optimizer state, and its two phases. */
@@ -21,7 +24,9 @@ export class ZeroStrategy<V, P extends Disposable> {
   readonly plan: StagePlan;
   readonly state: ZeroState<V>;
   readonly params: ParamSource<P> & { dispose?(): void };
-  readonly grads: StepGradients<V>;
+  readonly grads: StepGradients<V> & { beginStep?(passes: number): void };
+  /** Stages 0-1 reducing during backward (o.overlap). */
+  private readonly overlapped: boolean;
   private readonly resident: ResidentParams<V, P> | null;
   private readonly gathered: GatheredParams<V, P> | null;
 
@@ -39,9 +44,11 @@ export class ZeroStrategy<V, P extends Disposable> {
     this.resident = this.plan.params === 'resident' ? new ResidentParams(model, device) : null;
     this.gathered = this.plan.params === 'gathered' ? new GatheredParams(model, device, group, (u) => this.state.master(u), codec) : null;
     this.params = (this.resident ?? this.gathered)!;
-    this.grads = this.plan.grads === 'full'
-      ? new FullGradSink(model, device, o.precision)
-      : new ShardedGradSink(model, device, group, this.state.ranges.map((r) => r.end - r.start), o.precision, codec);
+    this.overlapped = o.overlap && this.plan.grads === 'full' && group.size > 1;
+    this.grads = this.plan.grads === 'sharded'
+      ? new ShardedGradSink(model, device, group, this.state.ranges.map((r) => r.end - r.start), o.precision, codec)
+      : this.overlapped ? new OverlappedGradSink(model, device, o.precision, (u, g) => this.reduceUnit(u, g))
+        : new FullGradSink(model, device, o.precision);
   }
 
   /**
@@ -75,6 +82,10 @@ export class ZeroStrategy<V, P extends Disposable> {
   async reduce(): Promise<V[]> {
     const { device, group } = this;
     const codec = this.o.precision;
+    if (this.grads instanceof OverlappedGradSink) {
+      await this.grads.complete();
+      return this.grads.take();
+    }
     if (this.plan.reduce === 'during-backward') {
       await this.grads.flush();
       return this.grads.take();
@@ -94,6 +105,21 @@ export class ZeroStrategy<V, P extends Disposable> {
       for (const b of gradientBuckets(device.length(g), this.o.bucketBytes)) grads[u] = await device.allReduceRange(grads[u], b.start, b.end, group, codec);
     }
     return grads;
+  }
+
+  /**
+   * One unit's whole-step gradient reduced as this stage needs it (consumed): all-reduced, bucket
+   * by bucket when larger than a bucket (stage 0), or reduce-scattered to this rank's piece (stage 1).
+   * The same calls reduce() makes after backward.
+   */
+  private async reduceUnit(_u: number, g: V): Promise<V> {
+    const { device, group } = this;
+    const codec = this.o.precision;
+    if (this.plan.reduce === 'reduce-scatter') return device.reduceScatter(g, group, codec, this.o.precision);
+    const buckets = gradientBuckets(device.length(g), this.o.bucketBytes);
+    if (buckets.length <= 1) return device.allReduce(g, group, codec);
+    for (const b of buckets) g = await device.allReduceRange(g, b.start, b.end, group, codec);
+    return g;
   }
 
   /** Phase "redistribute": compute reads the updated masters (rounded to the run's precision). */

@@ -64,6 +64,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
+    gradientSync: { overlap: job.overlap },
     precision: job.precision,
     ...(shape.pp > 1 ? {
       microBatchSchedule: new OneFOneBSchedule({ stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO }),

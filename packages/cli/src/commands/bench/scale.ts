@@ -72,11 +72,12 @@ export function addScaleBench(cmd: Command): void {
       const rows: Row[] = [];
       try {
         for (const h of net.hosts) net.shape(h, o.link);
-        const variants: [string, Parameters<typeof runSynthetic>[0]['outer']][] = [['DP every step', undefined],
-          ...intervals.map((h): [string, Parameters<typeof runSynthetic>[0]['outer']] => [`DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}`, { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision }])];
-        for (const [run, outer] of variants) {
+        type Variant = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap'>;
+        const variants: [string, Variant][] = [['DP every step, no overlap', { overlap: false }], ['DP every step, overlapped', {}],
+          ...intervals.map((h): [string, Variant] => [`DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}`, { outer: { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision } }])];
+        for (const [run, variant] of variants) {
           for (const hosts of [undefined, net]) {
-            const r = await runSynthetic({ model: o.model, world: 2, globalBatch: 2 * o.batch, steps, warmup, backend: 'wasm', quiet: true, outer, hosts });
+            const r = await runSynthetic({ model: o.model, world: 2, globalBatch: 2 * o.batch, steps, warmup, backend: 'wasm', quiet: true, ...variant, hosts });
             if (!r.outcome.ok) return r.exitCode || 1;
             const s = r.outcome.results[0];
             const row: Row = { run, placement: hosts ? '2 hosts' : 'one host', step_ms: Number(s.step_ms), tokens_per_s: Number(s.tokens_per_s), bytes_sent_per_step: Number(s.bytes_sent_per_step) };

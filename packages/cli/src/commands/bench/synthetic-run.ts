@@ -26,6 +26,8 @@ export interface SyntheticRunOptions {
   lr?: number;
   /** Only warnings are logged, on stderr (stdout is left to a command's JSON). */
   quiet?: boolean;
+  /** Reduce gradients while backward runs (default true). */
+  overlap?: boolean;
   /** DiLoCo: --sync-every and its settings (replicas: every data-parallel rank). */
   outer?: { syncEvery: number; lr: number; momentum: number; precision: 'fp32' | 'bf16' };
   /** Workers one per emulated host (network namespaces), the coordinator on their bridge; default: all on this host. */
@@ -42,6 +44,7 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     backend: o.backend, kernels: o.kernels ?? 'auto', evalBatches: o.data ? (o.evalBatches ?? 4) : 0, evalEvery: 0, valFraction: 0.05, warmupTimingSteps: o.warmup, outDir: '',
     sample: { prompt: '', maxNewTokens: 0, temperature: 0, topK: 0 },
     ...(o.outer ? { outer: o.outer } : {}),
+    ...(o.overlap === false ? { overlap: false } : {}),
   }, (m) => log.info(m));
   if (o.hosts) return runOnHosts(o.hosts, prepared.job, prepared.tokenizerJson, log);
   return launchLocal({
