@@ -126,7 +126,9 @@ async function runPeer(script: string, o: ScaleOptions, steps: number, warmup: n
   const args = [script, '--world', '2', '--steps', String(steps), '--warmup', String(warmup), '--batch', String(o.batch)];
   const env = { ...process.env, OMP_NUM_THREADS: '1' };
   const run = (command: string[], host?: EmulatedNetwork['hosts'][number]) => new Promise<string>((resolve, reject) => {
-    const child = host && net ? net.spawn(host, command[0], command.slice(1), { env }) : spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // gloo takes the address its host name resolves to (loopback here): name the host's interface
+    const child = host && net ? net.spawn(host, command[0], command.slice(1), { env: { ...env, GLOO_SOCKET_IFNAME: host.innerLinkName } })
+      : spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d));
