@@ -4,6 +4,7 @@ import { constant } from '@trainer/model';
 import type { CollectiveGroup, GradBuffer, ReduceGroup, TensorLike, WireCodec } from '../interfaces.js';
 import type { AdamWStep, Device, OuterPieceState, OuterStep, PieceOptimizerState, Precision, Range } from './device.js';
 import { outerNesterovTf } from './outer-nesterov-tf.js';
+import { decayMask } from './decay-mask.js';
 import { roundInPlace } from './host-device.js';
 import { roundOnDevice } from './device-rounding.js';
 import { adamwOnWebGpu, fusedAdamWAvailable } from './webgpu-adamw.js';
@@ -439,20 +440,3 @@ export class TfDevice implements Device<DeviceVector, tf.Scalar> {
 
 /** Per backend and format: null when its codes passed verifyWireCodes, else what differed. */
 const wireVerdicts = new Map<string, string | null>();
-
-/** 1 on the decay ranges of a piece of n elements, 0 elsewhere (null: no decay anywhere). */
-function decayMask(decay: readonly Range[], n: number): tf.Tensor1D | null {
-  if (decay.length === 0) return null;
-  const parts: tf.Tensor1D[] = [];
-  let pos = 0;
-  for (const r of decay) {
-    if (r.start > pos) parts.push(tf.fill([r.start - pos], 0) as tf.Tensor1D);
-    parts.push(tf.fill([r.end - r.start], 1) as tf.Tensor1D);
-    pos = r.end;
-  }
-  if (pos < n) parts.push(tf.fill([n - pos], 0) as tf.Tensor1D);
-  if (parts.length === 1) return parts[0];
-  const mask = tf.concat(parts) as tf.Tensor1D;
-  tf.dispose(parts);
-  return mask;
-}
