@@ -44,8 +44,12 @@ describe('DiLoCo (--sync-every), multi-process', () => {
     expect(synced.fp32[0]).toBeGreaterThan(0);
     for (const [i, bytes] of synced.bf16.entries()) expect(bytes / synced.fp32[i]).toBeCloseTo(0.5, 1);
     // Tensor parallel inside each replica (4 workers: 2 replicas of tp 2): the replicas still meet as asked.
+    // (the gradient norm over the replica's own ranks: between syncs each replica's traffic stays inside it)
     const tp = await trainedRun(ws, 'diloco-tp', 4, ['--tp', '2', '--steps', '4', '--sync-every', '2']);
     expect((tp.metrics.filter((m) => m.rank === 3 && typeof m.bytes_sent === 'number') as Record<string, number>[]).map((m) => m.synced)).toEqual([0, 1, 0, 1]);
+    const tpSolo = await trainedRun(ws, 'tp-alone', 2, ['--tp', '2', '--steps', '4', '--global-batch', '2']); // one replica's share of the batch
+    const between = (run: typeof tp, rank: number) => (run.metrics.filter((m) => m.rank === rank && typeof m.bytes_sent === 'number' && !m.synced) as Record<string, number>[]).map((m) => m.bytes_sent);
+    expect(between(tp, 3), 'a replica of tp 2 sends what tp 2 alone sends').toEqual(between(tpSolo, 1).filter((_, i) => i % 2 === 0));
   }, 180_000);
 
   it('refuses what it cannot do, with a coded error before any worker starts', async () => {

@@ -59,9 +59,10 @@ export function meshGroupRanks(s: MeshShape): Record<'tp' | 'dp' | 'pp' | 'mp' |
  * DiLoCo's split of the data-parallel axis into R replicas of dp / R ranks each (contiguous dp
  * ranks, so a replica's ranks are neighbours: one host when they fit): `replica` groups are the
  * data-parallel groups inside one replica (ZeRO partitions over them), `outer` groups the ranks
- * at the same place of every replica (the pseudo-gradients are averaged over them).
+ * at the same place of every replica (the pseudo-gradients are averaged over them), `whole` every
+ * rank of one replica (its global gradient norm under tp or pp).
  */
-export function replicaGroupRanks(s: MeshShape, replicas: number): { replica: number[][]; outer: number[][] } {
+export function replicaGroupRanks(s: MeshShape, replicas: number): { replica: number[][]; outer: number[][]; whole: number[][] } {
   if (!Number.isInteger(replicas) || replicas < 1 || s.dp % replicas !== 0) {
     throw new TrainerError('TRAINER_ERR_MESH', `${s.dp} data-parallel ranks do not split into ${replicas} replicas`, {
       hint: `use a number of replicas that divides the data-parallel size ${s.dp}`,
@@ -70,13 +71,14 @@ export function replicaGroupRanks(s: MeshShape, replicas: number): { replica: nu
   }
   const per = s.dp / replicas;
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const lists = { replica: [] as number[][], outer: [] as number[][] };
+  const lists = { replica: [] as number[][], outer: [] as number[][], whole: [] as number[][] };
   for (const pp of range(s.pp)) {
     for (const tp of range(s.tp)) {
       for (const r of range(replicas)) lists.replica.push(range(per).map((j) => rankOf({ dp: r * per + j, tp, pp }, s)));
       for (const j of range(per)) lists.outer.push(range(replicas).map((r) => rankOf({ dp: r * per + j, tp, pp }, s)));
     }
   }
+  for (const r of range(replicas)) lists.whole.push(range(s.pp).flatMap((pp) => range(per).flatMap((j) => range(s.tp).map((tp) => rankOf({ dp: r * per + j, tp, pp }, s)))).sort((a, b) => a - b));
   return lists;
 }
 
@@ -92,7 +94,7 @@ export interface Mesh<G> {
   /** First and last pipeline stage of this rank's pipeline, when this rank is one of them and P > 1. */
   embedding: G | undefined;
   /** DiLoCo (replicas given): this rank's data-parallel group inside its replica, and its outer group across replicas. */
-  replicas?: { replica: G; outer: G; index: number; count: number };
+  replicas?: { replica: G; outer: G; whole: G; index: number; count: number };
 }
 
 /**
@@ -100,7 +102,7 @@ export interface Mesh<G> {
  * in the same order, members or not) and returns this rank's three.
  */
 export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup: (ranks: number[]) => G, replicas?: number): Mesh<G> {
-  const lists = { ...meshGroupRanks(shape), ...(replicas !== undefined ? replicaGroupRanks(shape, replicas) : { replica: [], outer: [] }) };
+  const lists = { ...meshGroupRanks(shape), ...(replicas !== undefined ? replicaGroupRanks(shape, replicas) : { replica: [], outer: [], whole: [] }) };
   const mine = (kind: keyof typeof lists): G | undefined => {
     let found: G | undefined;
     for (const ranks of lists[kind]) {
@@ -118,5 +120,6 @@ export function buildMesh<G>(rank: number, world: G, shape: MeshShape, newGroup:
   if (replicas === undefined) return { shape, coords, world, tp, dp, pp, mp, embedding };
   const replica = mine('replica')!;
   const outer = mine('outer')!;
-  return { shape, coords, world, tp, dp, pp, mp, embedding, replicas: { replica, outer, index: Math.floor(coords.dp / (shape.dp / replicas)), count: replicas } };
+  const whole = mine('whole')!;
+  return { shape, coords, world, tp, dp, pp, mp, embedding, replicas: { replica, outer, whole, index: Math.floor(coords.dp / (shape.dp / replicas)), count: replicas } };
 }

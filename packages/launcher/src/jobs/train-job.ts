@@ -55,7 +55,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
   const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
-  const norm = shape.dp < world ? { group: comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
+  // (DiLoCo: over this replica's ranks only; the replicas do not meet between syncs.)
+  const norm = shape.dp < world ? { group: replicas?.whole ?? comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
   const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
   // The model state lives where the kernels compute: host arrays, or backend tensors (device/).
   const device: Device<unknown> = (kernels === 'host' ? new HostDevice() : new TfDevice()) as Device<unknown>;
