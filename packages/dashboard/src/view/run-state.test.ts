@@ -89,6 +89,15 @@ describe('RunState', () => {
     expect(() => RunState.fromJSON({ ...s.toJSON(), version: 99 })).toThrow(/trainer-run-state v1/);
   });
 
+  it('a side record of a step (a checkpoint\'s copy time) leaves the rank\'s figures for that step as they were', () => {
+    const s = new RunState();
+    s.apply({ kind: 'info', info });
+    s.apply({ kind: 'metrics', rank: 0, time: 1, record: { step: 99, loss: 5, step_ms: 500, ...mem, bytes_sent: 3000, collective_ms: 40, allreduce_busbw_gbs: 1.5 } });
+    s.apply({ kind: 'metrics', rank: 0, time: 2, record: { step: 99, checkpoint_step: 100, checkpoint_copy_ms: 3, checkpoint_blocked_ms: 4, checkpoint_shard_bytes: 1e6 } });
+    expect(s.ranks.get(0)).toMatchObject({ step: 99, bytesSentStep: 3000, bytesSentTotal: 3000, busbwGBs: 1.5 });
+    expect(s.points.get(99)).toMatchObject({ bytesSent: 3000, ranksReported: 1 });
+  });
+
   it('ignores records without a step', () => {
     const s = new RunState();
     s.apply({ kind: 'metrics', rank: 0, time: 1, record: { loss: 2 } });

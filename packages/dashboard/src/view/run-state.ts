@@ -222,6 +222,9 @@ export class RunState {
   private applyMetrics(rank: number, time: number, r: Record<string, MetricValue>): void {
     const step = num(r.step);
     if (step === undefined) return;
+    // A step's figures, not a side record of the same step (a checkpoint's copy time, a resume):
+    // those would reset the rank's traffic and bandwidth to nothing until its next step.
+    if (num(r.bytes_sent) === undefined && num(r.model_state_bytes) === undefined && num(r.loss) === undefined) return;
     if (this.status.state === 'waiting') this.status = { state: 'running' };
     const sent = num(r.bytes_sent) ?? 0;
     const toDevice = num(r.host_to_device_bytes);
