@@ -25,7 +25,7 @@ export class OverlappedGradSink<V> extends FullGradSink<V> {
     device: Device<V>,
     precision: Precision,
     /** The unit's whole-step gradient, consumed, to what this rank keeps of its sum over the group. */
-    private readonly reduceUnit: (u: number, gradient: V) => Promise<V>,
+    private readonly reduceUnit: (gradient: V) => Promise<V>,
   ) {
     super(model, device, precision);
     this.seen = model.units.map(() => 0);
@@ -41,7 +41,7 @@ export class OverlappedGradSink<V> extends FullGradSink<V> {
   override async unitDone(u: number): Promise<void> {
     await super.unitDone(u); // 16-bit: this pass added into the unit's sum
     if (this.passes === 0 || ++this.seen[u] < this.passes) return;
-    const reduction = this.reduceUnit(u, this.takeUnit(u));
+    const reduction = this.reduceUnit(this.takeUnit(u));
     reduction.catch(() => undefined); // surfaces in flush
     this.pending.set(u, reduction);
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -63,7 +63,7 @@ export class OverlappedGradSink<V> extends FullGradSink<V> {
   async complete(): Promise<void> {
     await this.flush();
     for (const u of this.model.units.keys()) {
-      if (this.reduced[u] === null) this.reduced[u] = await this.reduceUnit(u, this.takeUnit(u));
+      if (this.reduced[u] === null) this.reduced[u] = await this.reduceUnit(this.takeUnit(u));
     }
     // 16-bit sums are the sink's own vectors (fp32 ones are the pooled buffers, counted by the device).
     if (this.precision !== 'fp32') this.peakSums = Math.max(this.peakSums, this.reduced.reduce((b, r) => b + (r === null ? 0 : this.device.bytes(r)), 0));

@@ -25,8 +25,6 @@ export class ZeroStrategy<V, P extends Disposable> {
   readonly state: ZeroState<V>;
   readonly params: ParamSource<P> & { dispose?(): void };
   readonly grads: StepGradients<V> & { beginStep?(passes: number): void };
-  /** Stages 0-1 reducing during backward (o.overlap). */
-  private readonly overlapped: boolean;
   private readonly resident: ResidentParams<V, P> | null;
   private readonly gathered: GatheredParams<V, P> | null;
 
@@ -44,10 +42,10 @@ export class ZeroStrategy<V, P extends Disposable> {
     this.resident = this.plan.params === 'resident' ? new ResidentParams(model, device) : null;
     this.gathered = this.plan.params === 'gathered' ? new GatheredParams(model, device, group, (u) => this.state.master(u), codec) : null;
     this.params = (this.resident ?? this.gathered)!;
-    this.overlapped = o.overlap && this.plan.grads === 'full' && group.size > 1;
+    const overlapped = o.overlap && this.plan.grads === 'full' && group.size > 1; // stages 0-1 reducing during backward
     this.grads = this.plan.grads === 'sharded'
       ? new ShardedGradSink(model, device, group, this.state.ranges.map((r) => r.end - r.start), o.precision, codec)
-      : this.overlapped ? new OverlappedGradSink(model, device, o.precision, (u, g) => this.reduceUnit(u, g))
+      : overlapped ? new OverlappedGradSink(model, device, o.precision, (g) => this.reduceUnit(g))
         : new FullGradSink(model, device, o.precision);
   }
 
@@ -112,7 +110,7 @@ export class ZeroStrategy<V, P extends Disposable> {
    * by bucket when larger than a bucket (stage 0), or reduce-scattered to this rank's piece (stage 1).
    * The same calls reduce() makes after backward.
    */
-  private async reduceUnit(_u: number, g: V): Promise<V> {
+  private async reduceUnit(g: V): Promise<V> {
     const { device, group } = this;
     const codec = this.o.precision;
     if (this.plan.reduce === 'reduce-scatter') return device.reduceScatter(g, group, codec, this.o.precision);
