@@ -61,6 +61,18 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# Emulated hosts (test/netns.test.ts, test/bench-scale.test.ts, trainer bench scale) are network
+# namespaces joined by veth pairs, their links shaped by tc: iproute2's ip and tc.
+if ! command -v ip >/dev/null 2>&1 || ! command -v tc >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing iproute2 (Debian package) for the emulated-host tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+  else
+    echo "setup: ip or tc is missing and cannot be installed here (needs root and apt-get); the emulated-host tests will skip, saying why" >&2
+  fi
+fi
+
 # The multi-host tests (test/hosts-*.test.ts, test/failures-hosts.test.ts) run an OpenSSH server
 # in each test host's network namespace and reach it with ssh, as `trainer launch --hostfile`
 # does; openssl makes the TLS tests' certificates. Installed only where missing (the server is
