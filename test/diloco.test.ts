@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tinyRun } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
-import { killAllStarted } from './helpers/processes.js';
+import { killAllStarted, runTrainer } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
@@ -52,11 +54,49 @@ describe('DiLoCo (--sync-every), multi-process', () => {
     expect(between(tp, 3), 'a replica of tp 2 sends what tp 2 alone sends').toEqual(between(tpSolo, 1).filter((_, i) => i % 2 === 0));
   }, 180_000);
 
+  it('checkpoints and resume: every replica\'s own AdamW state and the outer state saved (version 3); the resumed run is bitwise the uninterrupted one, overlapped syncs and ZeRO 1 inside included', async () => {
+    const ws = tinyWorkspace();
+    // 4 workers = 2 replicas of 2 (ZeRO 1 inside each), syncs every 2 steps, each landing 1 step later
+    // (--outer-overlap: h/2); step 3's checkpoint falls between a sync and its landing.
+    const job = ['--steps', '6', '--eval-every', '3', '--zero', '1', '--sync-every', '2', '--replicas', '2', '--outer-overlap'];
+    const ref = await trainedRun(ws, 'ref', 4, [...job, '--save-every', '3']);
+    const ckpt = join(ref.out, 'checkpoints', 'step-000003');
+    const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
+    expect(manifest.version).toBe(3);
+    expect(manifest.outer).toEqual({ replicas: 2, syncEvery: 2, lr: 0.7, momentum: 0.9, precision: 'fp32', overlap: 1 });
+    // step 1's sync lands before step 3: saved after step 2, its average is still to apply (outer_pending)
+    expect(manifest.stateDtypes).toEqual({ params: 'F32', m: 'F32', v: 'F32', outer_anchor: 'F32', outer_momentum: 'F32', outer_base: 'F32', outer_pending: 'F32' });
+    const replicasOf = (kind: string) => new Set(manifest.tensors.flatMap((t: { state: Record<string, { replica?: number }[]> }) => t.state[kind].map((p) => p.replica ?? 0)));
+    expect([...replicasOf('m')].sort()).toEqual([0, 1]);
+    expect([...replicasOf('outer_base')].sort()).toEqual([0, 1]);
+    expect([...replicasOf('outer_anchor')]).toEqual([0]);
+    expect([...replicasOf('outer_pending')]).toEqual([0]);
+    const verify = await runTrainer(['checkpoint', 'verify', ckpt]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+
+    const resumed = await trainedRun(ws, 'resumed', 4, [...job, '--resume', ckpt]);
+    for (let step = 3; step < 6; step++) expect(resumed.summary.losses[step], `step ${step}`).toBe(ref.summary.losses[step]);
+    expect(resumed.summary.val_loss).toBe(ref.summary.val_loss);
+    expect(resumed.modelBytes!.equals(ref.modelBytes!), 'model.safetensors differs').toBe(true);
+
+    // A worker killed while a sync is in flight on the data-plane threads: the group restarts from step 3's checkpoint and ends bitwise as the uninterrupted run.
+    const killed = await trainedRun(ws, 'killed', 4, [...job, '--save-every', '3', '--max-restarts', '1', '--heartbeat-timeout', '3'], { TRAINER_FAULT: 'rank=1,step=4,kind=kill' });
+    expect((killed.summary as { restarts?: number }).restarts).toBe(1);
+    expect(killed.summary.losses).toEqual(ref.summary.losses);
+    expect(killed.modelBytes!.equals(ref.modelBytes!), 'model.safetensors after the restart differs').toBe(true);
+
+    // Another replica count is refused by name.
+    const other = await tinyRun(ws, 'other', 4, ['--steps', '6', '--zero', '1', '--sync-every', '2', '--replicas', '4', '--resume', ckpt]);
+    expect(other.code, other.output).not.toBe(0);
+    expect(other.output).toMatch(/TRAINER_ERR_CHECKPOINT_CONFIG_MISMATCH: .* written by 2 DiLoCo replica\(s\) with overlapped syncs; this run has 4/);
+  }, 180_000);
+
   it('refuses what it cannot do, with a coded error before any worker starts', async () => {
     const ws = tinyWorkspace();
     const cases: [string[], RegExp][] = [
       [['--sync-every', '2', '--replicas', '3'], /TRAINER_ERR_MESH: 2 data-parallel ranks do not split into 3 replicas/],
-      [['--sync-every', '2', '--save-every', '2'], /TRAINER_ERR_USAGE: --sync-every does not combine with --save-every or --resume yet/],
+      [['--outer-overlap'], /TRAINER_ERR_USAGE: --outer-overlap was given without --sync-every/],
+      [['--sync-every', '2', '--outer-overlap', '2'], /TRAINER_ERR_USAGE: --outer-overlap 2 is not below --sync-every 2: a sync must land before the next one starts/],
       [['--replicas', '2'], /TRAINER_ERR_USAGE: --replicas was given without --sync-every/],
     ];
     for (const [args, message] of cases) {

@@ -40,5 +40,13 @@ describe.skipIf(reason !== null)('test network of namespaces', () => {
     expect(bytes).toBe(2e6);
     // 16 Mbit at 8 Mbit/s: 2 s; at least 1.6 s whatever else runs (a slower machine only adds)
     expect(ms).toBeGreaterThanOrEqual(1600);
+    // An added delay needs netem: where the kernel lacks it, a coded refusal that says so.
+    let refusal: { code?: string; hint?: string } | undefined;
+    try {
+      net.shape(a, '8mbit', '1ms');
+    } catch (err) {
+      refusal = err as { code?: string; hint?: string };
+    }
+    if (refusal) expect(refusal).toMatchObject({ code: 'TRAINER_ERR_NETWORK_EMULATION', hint: expect.stringContaining('netem') });
   });
 });

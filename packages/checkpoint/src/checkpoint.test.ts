@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointName, listCheckpoints, readLatest, resolveCheckpointDir, tmpCheckpointName } from './checkpoint-paths.js';
 import { removeAbandoned } from './commit.js';
 import { checkTensorsMatch, readFlatRange, type FlatTensor } from './flat-layout.js';
-import { MANIFEST_FILE, TRAINING_STATE_KINDS } from './manifest.js';
+import { MANIFEST_FILE, MANIFEST_VERSION, TRAINING_STATE_KINDS } from './manifest.js';
 import { CheckpointReader } from './reader.js';
 import { packShard, shardSize } from './shard-file.js';
 import { newestVerified, verifyCheckpoint } from './verify.js';
@@ -120,7 +120,7 @@ describe('sharded checkpoints', () => {
 
     const manifestPath = join(dir, MANIFEST_FILE);
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    await writeFile(manifestPath, JSON.stringify({ ...manifest, version: 3 }));
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, version: MANIFEST_VERSION + 1 }));
     const newer = await CheckpointReader.open(dir).catch((e) => e);
     expect(newer.code).toBe('TRAINER_ERR_CHECKPOINT_VERSION');
     expect(newer.message).toContain(manifestPath);

@@ -48,14 +48,22 @@ export interface OwnedPiece {
   params16?: Uint16Array;
   m: Float32Array;
   v: Float32Array;
+  /** DiLoCo (replica 0's ranks): the outer optimizer's anchor and momentum over this range. */
+  outer_anchor?: Float32Array;
+  outer_momentum?: Float32Array;
+  /** DiLoCo with overlapped syncs: where this replica's progress since its last sync is measured from. */
+  outer_base?: Float32Array;
+  /** DiLoCo between an overlapped sync and its landing (replica 0's ranks): the average's sum, unapplied. */
+  outer_pending?: Float32Array;
 }
 
 /**
  * The tensors of a shard file: for every owned tensor the piece overlaps, its `<kind>/<name>`
  * data (views: packShard copies them) and its slice, all params first, then m, then v, then
- * params16 (when `params16` names its dtype: every piece must carry its codes).
+ * DiLoCo's outer kinds the pieces carry, then params16 (when `params16` names its dtype: every
+ * piece must carry its codes). A DiLoCo rank names its `replica` (header metadata).
  */
-export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly OwnedPiece[], opts: { params16?: HalfDtype } = {}): { tensors: ShardTensor[]; metadata: Record<string, string> } {
+export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly OwnedPiece[], opts: { params16?: HalfDtype; replica?: number } = {}): { tensors: ShardTensor[]; metadata: Record<string, string> } {
   const half = opts.params16;
   for (const p of pieces) {
     if ((p.params16 !== undefined) !== (half !== undefined)) {
@@ -79,11 +87,13 @@ export function shardTensors(tensors: readonly FlatTensor[], pieces: readonly Ow
   const piecesOf = (kind: StateKind): ShardTensor[] => parts.map((x) => {
     const name = `${kind}/${x.name}`;
     if (kind === 'params16') return { name, data: x.piece.params16!.subarray(x.from, x.to), dtype: half! };
-    return { name, data: x.piece[kind].subarray(x.from, x.to) };
+    const data = x.piece[kind];
+    if (!data) throw new RangeError(`shardTensors: a piece carries no ${kind}, another piece of the shard does`);
+    return { name, data: data.subarray(x.from, x.to) };
   });
   return {
-    tensors: STATE_KINDS.filter((k) => k !== 'params16' || half).flatMap(piecesOf),
-    metadata: { slices: JSON.stringify(slices) },
+    tensors: STATE_KINDS.filter((k) => (k === 'params16' ? half !== undefined : k === 'params' || k === 'm' || k === 'v' || pieces.some((p) => p[k] !== undefined))).flatMap(piecesOf),
+    metadata: { slices: JSON.stringify(slices), ...(opts.replica !== undefined ? { replica: String(opts.replica) } : {}) },
   };
 }
 
@@ -98,6 +108,7 @@ const SlicesSchema = z.record(z.string().max(500), SliceSchema);
 export function tensorEntriesFromShards(tensors: readonly { name: string; shape: number[] }[], shards: readonly { file: string; shard: ShardFile }[]): { tensors: TensorEntry[]; stateDtypes: StateDtypes } {
   const entries = new Map<string, TensorEntry>(tensors.map((t) => [t.name, { name: t.name, shape: [...t.shape], dtype: 'F32', state: { params: [], m: [], v: [] } }]));
   let half: HalfDtype | undefined;
+  const outerKinds = new Set<StateKind>();
   for (const { file, shard } of shards) {
     const bad = (why: string) => checkpointError(CheckpointErrorCode.FORMAT, `shard file ${shard.path}: ${why}`, { file: shard.path });
     let slices: z.infer<typeof SlicesSchema>;
@@ -106,6 +117,9 @@ export function tensorEntriesFromShards(tensors: readonly { name: string; shape:
     } catch (err) {
       throw bad(`its header has no valid "slices" metadata (${(err as Error).message.slice(0, 200)})`);
     }
+    const replicaText = shard.metadata.replica;
+    const replica = replicaText === undefined ? undefined : Number(replicaText);
+    if (replica !== undefined && !(Number.isInteger(replica) && replica >= 0 && String(replica) === replicaText)) throw bad(`its header's replica ${JSON.stringify(replicaText)} is not a replica index`);
     for (const e of shard.entries) {
       const cut = e.name.indexOf('/');
       const kind = e.name.slice(0, cut) as StateKind;
@@ -121,13 +135,16 @@ export function tensorEntriesFromShards(tensors: readonly { name: string; shape:
       } else if (e.dtype !== 'F32') {
         throw bad(`tensor ${e.name} is ${e.dtype}; ${kind} is saved as F32`);
       }
-      const piece: Piece = { file, offset: shard.dataStart + e.begin, length: e.end - e.begin, slice };
+      if (kind.startsWith('outer_')) outerKinds.add(kind);
+      const piece: Piece = { file, offset: shard.dataStart + e.begin, length: e.end - e.begin, slice, ...(replica !== undefined ? { replica } : {}) };
       (entry.state[kind] ??= []).push(piece);
     }
   }
   // A kind some tensor has pieces of is listed for every tensor (coverage is checked per tensor).
   if (half) for (const t of entries.values()) t.state.params16 ??= [];
-  return { tensors: [...entries.values()], stateDtypes: { params: 'F32', m: 'F32', v: 'F32', ...(half ? { params16: half } : {}) } };
+  for (const k of outerKinds) for (const t of entries.values()) t.state[k] ??= [];
+  const outer = Object.fromEntries([...outerKinds].map((k) => [k, 'F32' as const]));
+  return { tensors: [...entries.values()], stateDtypes: { params: 'F32', m: 'F32', v: 'F32', ...outer, ...(half ? { params16: half } : {}) } };
 }
 
 /**
@@ -144,14 +161,14 @@ export function checkTensorsMatch(reader: CheckpointReader, tensors: readonly Fl
   }
 }
 
-/** Elements [start, end) of the local flat vector's state `kind`, read from whatever pieces hold them. */
-export async function readFlatRange(reader: CheckpointReader, tensors: readonly FlatTensor[], kind: StateKind, start: number, end: number): Promise<Float32Array> {
+/** Elements [start, end) of the local flat vector's state `kind` (of DiLoCo's `replica`, default 0), read from whatever pieces hold them. */
+export async function readFlatRange(reader: CheckpointReader, tensors: readonly FlatTensor[], kind: StateKind, start: number, end: number, replica = 0): Promise<Float32Array> {
   const out = new Float32Array(end - start);
   for (const t of tensors) {
     const s = Math.max(start, t.offset);
     const e = Math.min(end, t.offset + localSize(t));
     if (e <= s) continue;
-    out.set(await reader.readRegion(kind, t.name, t.region, s - t.offset, e - t.offset), s - start);
+    out.set(await reader.readRegion(kind, t.name, t.region, s - t.offset, e - t.offset, replica), s - start);
   }
   return out;
 }

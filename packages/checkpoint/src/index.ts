@@ -8,7 +8,7 @@ export { dtypeBytes, packShard, shardSize, ShardFile, SHARD_FORMAT, SHARD_FORMAT
 export { widenBf16, widenF16, widenHalf, type HalfDtype } from './half-float.js';
 export { ShardWriter, type ShardWriteFault, type WrittenShard } from './shard-writer.js';
 export {
-  halfDtypeOf, parseManifest, stateDtype, stateDtypes, stateKinds, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_READ_VERSIONS, MANIFEST_VERSION,
+  halfDtypeOf, parseManifest, stateDtype, stateDtypes, stateKinds, tensorSize, ManifestSchema, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_READ_VERSIONS, MANIFEST_VERSION, MANIFEST_VERSION_PLAIN, SHARED_OUTER_KINDS, OuterSchema, type OuterManifest,
   STATE_KINDS, TRAINING_STATE_KINDS, type FileEntry, type Manifest, type Piece, type StateDtypes, type StateKind, type TensorEntry,
 } from './manifest.js';
 export {

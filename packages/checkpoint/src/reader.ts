@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { resolveCheckpointDir } from './checkpoint-paths.js';
 import { CheckpointErrorCode, checkpointError } from './errors.js';
-import { MANIFEST_FILE, parseManifest, stateDtype, stateKinds, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
+import { MANIFEST_FILE, parseManifest, SHARED_OUTER_KINDS, stateDtype, stateKinds, type Manifest, type StateKind, type TensorEntry } from './manifest.js';
 import { forEachRun, regionProblem, regionSize, type Region } from './region.js';
 import { dtypeBytes, ShardFile } from './shard-file.js';
 
@@ -59,7 +59,7 @@ export class CheckpointReader {
    * elements wanted are matched against the runs each stored piece holds, and only those bytes
    * are read (nearby ones in one read).
    */
-  async readRegion(kind: StateKind, name: string, region: Region | undefined, start: number, end: number): Promise<Float32Array> {
+  async readRegion(kind: StateKind, name: string, region: Region | undefined, start: number, end: number, replica = 0): Promise<Float32Array> {
     const t = this.byName.get(name);
     if (!t) throw checkpointError(CheckpointErrorCode.FORMAT, `${join(this.dir, MANIFEST_FILE)} has no tensor ${name}`, { file: join(this.dir, MANIFEST_FILE) });
     const problem = regionProblem(t.shape, region);
@@ -69,8 +69,12 @@ export class CheckpointReader {
     if (!dtype) {
       throw checkpointError(CheckpointErrorCode.FORMAT, `${join(this.dir, MANIFEST_FILE)} holds no ${kind} (written under ${this.manifest.layout.precision}: it holds ${stateKinds(this.manifest).join(', ')})`, { file: join(this.dir, MANIFEST_FILE) });
     }
+    const replicas = this.manifest.outer?.replicas ?? 1;
+    if (!(Number.isInteger(replica) && replica >= 0 && replica < replicas)) {
+      throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${join(this.dir, MANIFEST_FILE)} holds ${replicas} replica(s); replica ${replica} was asked for`, { file: join(this.dir, MANIFEST_FILE) });
+    }
     const bytes = dtypeBytes(dtype);
-    const stored = this.storedRuns(t, kind, bytes);
+    const stored = this.storedRuns(t, kind, bytes, (SHARED_OUTER_KINDS as readonly StateKind[]).includes(kind) ? 0 : replica);
     // What to copy: (file, byte, length in elements, position in the output).
     const copies: { file: string; byte: number; n: number; out: number }[] = [];
     forEachRun(t.shape, region, start, end, (g, r, n) => {
@@ -104,13 +108,14 @@ export class CheckpointReader {
     return out;
   }
 
-  /** Every run of tensor elements the pieces of `t`'s state `kind` (`bytes` per element) hold, sorted (they tile it: manifest.ts checks). */
-  private storedRuns(t: TensorEntry, kind: StateKind, bytes: number): StoredRun[] {
-    const key = `${kind}/${t.name}`;
+  /** Every run of tensor elements the pieces of `replica`'s state `kind` of `t` (`bytes` per element) hold, sorted (they tile it: manifest.ts checks). */
+  private storedRuns(t: TensorEntry, kind: StateKind, bytes: number, replica: number): StoredRun[] {
+    const key = `${kind}/${t.name}/${replica}`;
     let runs = this.runIndex.get(key);
     if (!runs) {
       runs = [];
       for (const p of t.state[kind] ?? []) {
+        if ((p.replica ?? 0) !== replica) continue;
         const [s, e] = p.slice.flat;
         forEachRun(t.shape, p.slice, s, e, (g, r, n) => runs!.push({ start: g, n, file: p.file, byte: p.offset + (r - s) * bytes }));
       }

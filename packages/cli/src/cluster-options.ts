@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { TrainJob } from '@trainer/launcher';
-import { int, num } from './parse.js';
+import { int, num, oneOf } from './parse.js';
 
 /**
  * Options of the processes that make up a cluster run: restarts and elastic resume (`launch`,
@@ -12,6 +12,7 @@ export interface RestartCliOptions {
   maxRestarts: number;
   minNodes?: number;
   collectiveTimeout?: number;
+  collectiveAlgorithm?: 'auto' | 'ring' | 'direct' | 'hierarchical';
 }
 
 export interface TlsCliOptions {
@@ -24,12 +25,14 @@ export function addRestartOptions(cmd: Command): Command {
   return cmd
     .option('--max-restarts <n>', 'after a failure, restart all workers from the latest checkpoint, up to n times (torchrun\'s model)', int(0, 10_000), 0)
     .option('--min-nodes <n>', 'elastic: when fewer nodes than --nodes join a round within --rendezvous-timeout, continue with at least this many (the checkpoint is resharded)', int(1, 1 << 20))
-    .option('--collective-timeout <s>', 'a collective waiting this long for a rank fails the round, naming that rank (default 300)', num(0.1));
+    .option('--collective-timeout <s>', 'a collective waiting this long for a rank fails the round, naming that rank (default 300)', num(0.1))
+    .option('--collective-algorithm <a>', 'auto: all-reduce goes hierarchical over several machines with the same number of ranks on each (inside each machine first, then between machines), else ring or direct by group size; ring, direct: always flat; hierarchical: as auto', oneOf(['auto', 'ring', 'direct', 'hierarchical'] as const));
 }
 
 /** Failure-detection options that travel in the job (the workers apply them). */
 export function applyFailureOptions(job: TrainJob, o: RestartCliOptions): TrainJob {
   if (o.collectiveTimeout !== undefined) job.collectiveTimeoutMs = Math.round(o.collectiveTimeout * 1000);
+  if (o.collectiveAlgorithm !== undefined) job.collectiveAlgorithm = o.collectiveAlgorithm;
   return job;
 }
 

@@ -60,6 +60,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--outer-lr <x>', 'with --sync-every: the outer learning rate', num(0), 0.7)
     .option('--outer-momentum <x>', 'with --sync-every: the outer Nesterov momentum', num(0, 0.999999), 0.9)
     .option('--outer-precision <p>', 'with --sync-every: how pseudo-gradients travel, fp32 or bf16', oneOf(['fp32', 'bf16'] as const), 'fp32')
+    .option('--outer-overlap [d]', 'with --sync-every: each sync\'s all-reduce runs on a data-plane thread behind the next d steps (default h/2), then its average lands', int(1))
     .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
     .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)
     .option('--resume <auto|path>', 'continue from a checkpoint: auto = the newest in <out>/checkpoints that verifies (none: start fresh), or a checkpoint path');
@@ -121,6 +122,7 @@ export interface TrainCliOptions {
   outerLr: number;
   outerMomentum: number;
   outerPrecision: 'fp32' | 'bf16';
+  outerOverlap?: boolean | number;
   saveEvery: number;
   keepLast: number;
   resume?: string;
@@ -133,6 +135,9 @@ export function defaultRunDir(): string {
 export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial<TrainRequest> = {}): TrainRequest {
   if (o.replicas !== undefined && o.syncEvery === undefined) {
     throw new TrainerError('TRAINER_ERR_USAGE', '--replicas was given without --sync-every', { hint: 'replicas are DiLoCo\'s: add --sync-every H (steps between syncs)' });
+  }
+  if (o.outerOverlap === true && o.syncEvery === undefined) {
+    throw new TrainerError('TRAINER_ERR_USAGE', '--outer-overlap was given without --sync-every', { hint: 'it overlaps DiLoCo\'s syncs: add --sync-every H (steps between syncs)' });
   }
   const overrides: TrainRequest['modelOverrides'] = {};
   if (o.vocabSize !== undefined) overrides.vocabSize = o.vocabSize;
@@ -177,7 +182,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     cacheDir: o.cacheDir,
     sample: { prompt: o.samplePrompt, maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: o.topK },
     checkpoint: { saveEvery: o.saveEvery, keepLast: o.keepLast, resume: o.resume },
-    ...(o.syncEvery !== undefined ? { outer: { syncEvery: o.syncEvery, replicas: o.replicas, lr: o.outerLr, momentum: o.outerMomentum, precision: o.outerPrecision } } : {}),
+    ...(o.syncEvery !== undefined ? { outer: { syncEvery: o.syncEvery, replicas: o.replicas, lr: o.outerLr, momentum: o.outerMomentum, precision: o.outerPrecision, overlap: typeof o.outerOverlap === 'number' ? o.outerOverlap : o.outerOverlap === true ? Math.max(1, Math.floor(o.syncEvery / 2)) : 0 } } : {}),
     ...extra,
   };
 }

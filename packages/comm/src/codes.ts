@@ -31,6 +31,8 @@ export const CommErrorCode = {
   PEER_LOST: 'TRAINER_ERR_PEER_LOST',
   /** A collective was called on a group this rank is not a member of. */
   NOT_GROUP_MEMBER: 'TRAINER_ERR_NOT_GROUP_MEMBER',
+  /** The data-plane thread (data-plane-thread.ts) failed or exited while its collectives were needed. */
+  DATA_PLANE_THREAD: 'TRAINER_ERR_DATA_PLANE_THREAD',
   /** A benchmark worker process failed. */
   BENCH_FAILED: 'TRAINER_ERR_BENCH_FAILED',
 } as const;

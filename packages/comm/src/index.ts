@@ -24,6 +24,7 @@ export { Communicator, MAX_BUFFER_ELEMENTS } from './collectives/communicator.js
 export type { CollectiveKindStats, CollectiveStatsSnapshot, TimedCollectiveKind } from './collectives/collective-stats.js';
 export { busBandwidthGBs, busFactor, TIMED_COLLECTIVE_KINDS } from './collectives/collective-stats.js';
 export type { PeerAddress, DataPlaneListenOptions, DataPlaneConnectOptions } from './collectives/data-plane.js';
+export { DataPlaneThread, type ThreadStartData } from './collectives/data-plane-thread.js';
 export {
   DataPlane, DEFAULT_COLLECTIVE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PIECE_BYTES, DEFAULT_DATA_HIGH_WATER_MARK, MAX_PIECE_BYTES, unixSocketPath,
 } from './collectives/data-plane.js';

@@ -25,6 +25,8 @@ export interface StepResult {
   skipped?: boolean;
   /** DiLoCo: the replicas synced after this step (loss and norm are this replica's). */
   synced?: boolean;
+  /** DiLoCo with overlapped syncs: how long this sync waited for the previous one's all-reduce (its exposed wire time), ms. */
+  outerWaitMs?: number;
 }
 
 /** Targets that count in the loss (masked ones are negative). */

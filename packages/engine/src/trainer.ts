@@ -13,7 +13,7 @@ import { ZeroPartition } from './zero/partition.js';
 import type { ZeroStage } from './zero/stage-plan.js';
 import { ZeroStrategy } from './zero/zero-strategy.js';
 import { DiLoCo, type DiLoCoOptions } from './outer/diloco.js';
-import type { ExportedPiece, StateReader } from './zero/zero-state.js';
+import type { ExportedPiece, OuterStateReader, StateReader } from './zero/zero-state.js';
 
 /**
  * One rank's training: a segmented model, its state on a Device, a ZeRO stage over the
@@ -95,6 +95,8 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   private readonly scaler: DynamicLossScaler | null;
   private readonly scalar = new Float32Array(1);
   private readonly outer: DiLoCo<V> | null;
+  /** Inner steps taken since the last outer sync (DiLoCo). */
+  private unsynced = false;
   /** Idle share of the last step's schedule (the pipeline bubble; 0 without a pipeline). */
   bubble = 0;
 
@@ -129,10 +131,14 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   }
 
   /** Restores parameters and optimizer state from a checkpoint of any layout (reading only this rank's ranges). */
-  async importState(optimizerStep: number, read: StateReader): Promise<void> {
+  async importState(optimizerStep: number, read: StateReader, outer?: { read: OuterStateReader; resumeStep: number; pending: boolean }): Promise<void> {
     await this.strategy.load(read, true);
     this.strategy.state.optimizerStep = optimizerStep;
-    this.outer?.anchor();
+    if (!this.outer) return;
+    // DiLoCo: the saved outer state, or (a checkpoint without one) the loaded parameters as the anchor.
+    const flat = this.strategy.state.ranges.map((r, u) => ({ start: this.model.units[u].start + r.start, end: this.model.units[u].start + r.end }));
+    if (outer) await this.outer.importState(outer.read, flat, outer.resumeStep, outer.pending);
+    else this.outer.anchor();
   }
 
   /**
@@ -140,20 +146,38 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
    * DiLoCo, every H-th step also syncs the replicas (`synced` in the result).
    */
   async step(step: number, microBatches: readonly MicroBatch[]): Promise<StepResult> {
+    const outerWaitMs = (await this.landReplicas(step)) ? this.outer!.landWaitMs : undefined;
     const r = await this.innerStep(step, microBatches);
-    if (!this.outer?.due(step)) return r;
-    await this.syncReplicas();
-    return { ...r, synced: true };
+    this.unsynced = true;
+    if (!this.outer?.due(step)) return outerWaitMs !== undefined ? { ...r, outerWaitMs } : r;
+    await this.outer.sync(step);
+    this.unsynced = false;
+    // An overlapped sync leaves the parameters as they are until it lands.
+    if (!this.outer.overlapping) await this.strategy.redistribute();
+    return { ...r, synced: true, ...(outerWaitMs !== undefined ? { outerWaitMs } : {}) };
   }
 
   /**
-   * DiLoCo's outer step now (every H steps by itself; a run calls it after its last step when
-   * that one ended no interval): the replicas average their pseudo-gradients and continue from
-   * the same parameters. A collective over the outer group.
+   * DiLoCo with overlapped syncs: before step `step`, lands the average of the sync in flight when
+   * it is due (step calls it; a caller may call it first to see the parameters on both sides).
+   * Whether it landed.
+   */
+  async landReplicas(step: number): Promise<boolean> {
+    if (!this.outer || !(await this.outer.landIfDue(step))) return false;
+    await this.strategy.redistribute();
+    return true;
+  }
+
+  /**
+   * The run's end under DiLoCo (every H steps the trainer syncs by itself): lands what is in
+   * flight, and averages the progress since the last sync if any step was taken since, so every
+   * replica ends on the same parameters. A collective over the outer group.
    */
   async syncReplicas(): Promise<void> {
     if (!this.outer) return;
-    await this.outer.sync();
+    if (this.unsynced) await this.outer.sync(-1, true);
+    else await this.outer.settle();
+    this.unsynced = false;
     await this.strategy.redistribute();
   }
 
@@ -289,9 +313,14 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
   }
 
   /** This rank's share of the training state, for a sharded checkpoint (host copies). */
-  exportPieces(): Promise<{ optimizerStep: number; precision: Precision; pieces: ExportedPiece[] }> {
-    return this.strategy.state.exportPieces(this.precision);
+  async exportPieces(): Promise<{ optimizerStep: number; precision: Precision; pieces: ExportedPiece[] }> {
+    const exported = await this.strategy.state.exportPieces(this.precision);
+    if (!this.outer) return exported;
+    // DiLoCo: the outer state beside each piece; anchor and momentum from replica 0 only (the same on every replica).
+    const outer = await this.outer.exportPieces(this.strategy.state.exportLocations(), this.outer.o.group.rank === 0);
+    return { ...exported, pieces: exported.pieces.map((p, i) => ({ ...p, ...outer[i] })) };
   }
+
 
   /** The flat ranges exportPieces returns, without reading them. */
   exportRanges(): { flatStart: number; flatEnd: number }[] {

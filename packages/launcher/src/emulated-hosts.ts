@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { TrainerError } from '@trainer/errors';
 
@@ -23,6 +24,8 @@ export interface EmulatedHost {
 
 export interface EmulatedNetwork {
   hosts: EmulatedHost[];
+  /** Bytes every host has sent over its link so far (its veth's counter: headers included), summed over the hosts. */
+  bytesFromHosts(): number;
   /** The bridge's address in the root namespace: reachable from every host. */
   gatewayIp: string;
   /** Starts a process inside a host's namespace (same filesystem, its own network). */
@@ -31,9 +34,11 @@ export interface EmulatedNetwork {
   setLink(host: EmulatedHost, up: boolean): void;
   /**
    * Limits the host's link to `rate` each way (tc rate syntax: 20mbit, 1gbit), as a slower
-   * network would; tc's tbf (token bucket), since this kernel has no netem for delay.
+   * network would, with tc's tbf (token bucket); with `delay` (tc time syntax: 1ms) through
+   * netem instead, which needs a kernel with sch_netem (refused with
+   * TRAINER_ERR_NETWORK_EMULATION where it has none, as this project's machines).
    */
-  shape(host: EmulatedHost, rate: string): void;
+  shape(host: EmulatedHost, rate: string, delay?: string): void;
   /** Kills everything running in the namespaces and removes them and the bridge. */
   destroy(): void;
 }
@@ -42,12 +47,12 @@ function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function tc(args: string[]): void {
+function tc(args: string[], hint?: string): void {
   try {
     execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     throw new TrainerError('TRAINER_ERR_NETWORK_EMULATION', `tc ${args.join(' ')} failed: ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || String(err)}`, {
-      hint: 'shaping links needs root and iproute2\'s tc with the tbf qdisc (apt-get install iproute2)',
+      hint: hint ?? 'shaping links needs root and iproute2\'s tc with the tbf qdisc (apt-get install iproute2)',
     });
   }
 }
@@ -152,12 +157,19 @@ export function createEmulatedHosts(count: number): EmulatedNetwork {
     setLink(host, up) {
       ip(['link', 'set', host.linkName, up ? 'up' : 'down']);
     },
-    shape(host, rate) {
+    bytesFromHosts() {
+      // The root-namespace end of each host's veth receives what the host sends.
+      return hosts.reduce((sum, h) => sum + Number(readFileSync(`/sys/class/net/${h.linkName}/statistics/rx_bytes`, 'utf8').trim()), 0);
+    },
+    shape(host, rate, delay) {
       // The queue may hold ~100 ms of traffic at the rate before dropping; a burst of ~1 ms at it (at least 16 KiB).
       const bits = parseRate(rate);
-      const tbf = ['root', 'tbf', 'rate', rate, 'burst', String(Math.max(16384, Math.ceil(bits / 8 / 1000))), 'latency', '100ms'];
-      tc(['qdisc', 'replace', 'dev', host.linkName, ...tbf]); // to the host
-      tc(['-n', host.namespace, 'qdisc', 'replace', 'dev', host.innerLinkName, ...tbf]); // from it
+      const qdisc = delay === undefined
+        ? ['root', 'tbf', 'rate', rate, 'burst', String(Math.max(16384, Math.ceil(bits / 8 / 1000))), 'latency', '100ms']
+        : ['root', 'netem', 'delay', delay, 'rate', rate];
+      const hint = delay === undefined ? undefined : 'this kernel has no netem (sch_netem) for an added delay: leave out --delay to shape the rate alone with tbf';
+      tc(['qdisc', 'replace', 'dev', host.linkName, ...qdisc], hint); // to the host
+      tc(['-n', host.namespace, 'qdisc', 'replace', 'dev', host.innerLinkName, ...qdisc], hint); // from it
     },
     destroy,
   };

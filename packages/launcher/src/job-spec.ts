@@ -92,6 +92,8 @@ export const TrainJobSchema = z.object({
   outDir: z.string(),
   /** A collective waiting this long for a rank fails every rank, naming it (--collective-timeout; default comm's 300 s). */
   collectiveTimeoutMs: positiveInt.optional(),
+  /** How collectives move data (--collective-algorithm; comm's algorithm.ts): absent is 'auto' (hierarchical all-reduce across machines). */
+  collectiveAlgorithm: z.enum(['auto', 'ring', 'direct', 'hierarchical']).optional(),
   /**
    * Low-communication training (DiLoCo; engine/src/outer/diloco.ts): the data-parallel ranks form
    * `replicas` replicas that train apart and average their progress every `syncEvery` steps with
@@ -103,6 +105,8 @@ export const TrainJobSchema = z.object({
     lr: z.number().positive(),
     momentum: z.number().min(0).lt(1),
     precision: z.enum(['fp32', 'bf16']),
+    /** Steps each sync's all-reduce runs behind before its average lands (1 .. syncEvery - 1); 0: syncs wait. */
+    overlap: nonNegativeInt.default(0),
   }).optional(),
   /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
   checkpoint: CheckpointSpecSchema.optional(),

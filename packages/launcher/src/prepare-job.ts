@@ -60,8 +60,8 @@ export interface TrainRequest {
   sample: TrainJob['sample'];
   /** --save-every, --keep-last, --resume. */
   checkpoint?: CheckpointRequest;
-  /** DiLoCo: --sync-every H, --replicas (default: every data-parallel rank its own replica), --outer-lr, --outer-momentum, --outer-precision. */
-  outer?: { syncEvery: number; replicas?: number; lr: number; momentum: number; precision: 'fp32' | 'bf16' };
+  /** DiLoCo: --sync-every H, --replicas (default: every data-parallel rank its own replica), --outer-lr, --outer-momentum, --outer-precision, --outer-overlap. */
+  outer?: { syncEvery: number; replicas?: number; lr: number; momentum: number; precision: 'fp32' | 'bf16'; overlap?: number };
   /** Fine-tuning (trainer finetune): the pretrained model (config, tokenizer, parameters) and the task file. */
   finetune?: ResolvedFinetune;
 }
@@ -187,16 +187,16 @@ function prepareOuter(o: NonNullable<TrainRequest['outer']>, dp: number, req: Tr
       hint: `use --replicas that divides ${dp} (each replica is a data-parallel group of ${dp} / replicas ranks, ZeRO inside it)`,
     });
   }
-  const saving = (req.checkpoint?.saveEvery ?? 0) > 0 || req.checkpoint?.resume !== undefined;
-  if (saving) {
-    throw new TrainerError('TRAINER_ERR_USAGE', '--sync-every does not combine with --save-every or --resume yet: a checkpoint would need every replica\'s own AdamW state and the outer momentum', {
-      hint: 'run DiLoCo without checkpoints for now, or train with every-step data parallelism (no --sync-every) to checkpoint',
+  if (o.momentum >= 1) throw new TrainerError('TRAINER_ERR_USAGE', `--outer-momentum ${o.momentum} is not below 1`, { hint: 'DiLoCo uses 0.9' });
+  const overlap = o.overlap ?? 0;
+  if (overlap > 0 && overlap >= o.syncEvery) {
+    throw new TrainerError('TRAINER_ERR_USAGE', `--outer-overlap ${overlap} is not below --sync-every ${o.syncEvery}: a sync must land before the next one starts`, {
+      hint: `use --outer-overlap between 1 and ${o.syncEvery - 1} (default ${Math.max(1, Math.floor(o.syncEvery / 2))}), or a larger --sync-every`,
     });
   }
-  if (o.momentum >= 1) throw new TrainerError('TRAINER_ERR_USAGE', `--outer-momentum ${o.momentum} is not below 1`, { hint: 'DiLoCo uses 0.9' });
   log(`DiLoCo: ${replicas} replica(s) of ${dp / replicas} data-parallel rank(s) train apart and sync every ${o.syncEvery} steps ` +
-    `(outer Nesterov SGD, lr ${o.lr}, momentum ${o.momentum}; pseudo-gradients in ${o.precision})`);
-  return { syncEvery: o.syncEvery, replicas, lr: o.lr, momentum: o.momentum, precision: o.precision };
+    `(outer Nesterov SGD, lr ${o.lr}, momentum ${o.momentum}; pseudo-gradients in ${o.precision}${overlap ? `; each sync's all-reduce runs behind the next ${overlap} step(s) on a data-plane thread` : ''})`);
+  return { syncEvery: o.syncEvery, replicas, lr: o.lr, momentum: o.momentum, precision: o.precision, overlap };
 }
 
 /** The given tokenizer, or one trained on the corpus (cached by corpus and vocabulary size). */

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { connectChannel, DataPlane, type Channel, type Communicator, type TlsOptions } from '@trainer/comm';
+import { connectChannel, DataPlane, DataPlaneThread, type Channel, type Communicator, type TlsOptions } from '@trainer/comm';
 import { TrainerError, asTrainerError } from '@trainer/errors';
 import { CONTROL_PROTOCOL_VERSION, CONTROL_ROLE, ToWorkerSchema, message, type MetricsRecord, type ToCoordinator, type WorkerHello } from './control-protocol.js';
 import type { JobSpec } from './job-spec.js';
@@ -29,6 +29,11 @@ export interface JobContext {
   report(record: MetricsRecord): void;
   /** Sends any other worker -> coordinator message (the checkpoint commit protocol). */
   send(message: ToCoordinator): void;
+  /**
+   * A data plane on its own thread, listening beside this worker's (same interface, token and
+   * TLS); connect it to its peers' with connectThreads. The worker closes it after the job.
+   */
+  startDataPlaneThread(): Promise<DataPlaneThread>;
 }
 
 export type JobRunner = (ctx: JobContext) => Promise<MetricsRecord>;
@@ -53,6 +58,21 @@ export interface WorkerOptions {
   collectiveTimeoutMs?: number;
   /** TLS (wss) for the control connection and every data channel (then also between peers on one machine). */
   tls?: TlsOptions;
+}
+
+/**
+ * TRAINER_MACHINES=a,a,b,b: the machine of each rank, by rank (hierarchical all-reduce groups
+ * ranks by it), for when data-plane addresses do not tell machines apart; the same on every
+ * worker. Default: each rank's data-plane address.
+ */
+function machinesFromEnv(world: number): { machines?: string[] } {
+  const text = process.env.TRAINER_MACHINES;
+  if (!text) return {};
+  const machines = text.split(',').map((m) => m.trim());
+  if (machines.length !== world || machines.some((m) => m === '')) {
+    throw new TrainerError('TRAINER_ERR_USAGE', `TRAINER_MACHINES names ${machines.length} machine(s) for ${world} ranks`, { hint: 'give one non-empty machine name per rank, by rank, e.g. TRAINER_MACHINES=a,a,b,b for 4 ranks' });
+  }
+  return { machines };
 }
 
 export async function runWorker(opts: WorkerOptions): Promise<number> {
@@ -115,12 +135,15 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     ...(opts.tls ? { tls: { cert: String(opts.tls.cert), key: String(opts.tls.key), ca: String(opts.tls.ca) } } : {}),
   });
 
+  const threads: DataPlaneThread[] = [];
   try {
     // Pipeline stages exchange activations while both compute: loopback TCP (megabyte buffers)
     // instead of Unix sockets for same-machine peers (measured: 755 vs 945 ms per step at pp 2).
     const comm = await dataPlane.connect({
       rank, world: assignment.world, peers: assignment.peers, collectiveTimeoutMs: assignment.job.collectiveTimeoutMs ?? opts.collectiveTimeoutMs,
       ...(assignment.job.pp > 1 ? { localTransport: 'tcp' as const } : {}),
+      ...(assignment.job.collectiveAlgorithm ? { algorithm: assignment.job.collectiveAlgorithm } : {}),
+      ...machinesFromEnv(assignment.world),
     });
     jobLog.info({ world: assignment.world }, 'data plane connected to all peers');
     send({ type: 'ready', rank });
@@ -128,6 +151,12 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       rank, world: assignment.world, round: assignment.round, comm, job: assignment.job, payload: assignment.payload, logger: jobLog,
       report: (record) => send({ type: 'metrics', rank, record: finiteOrNull(record) }),
       send,
+      startDataPlaneThread: async () => {
+        const tls = opts.tls ? { cert: String(opts.tls.cert), key: String(opts.tls.key), ca: String(opts.tls.ca) } : undefined;
+        const t = await DataPlaneThread.start({ token: opts.token, host: listenHost, advertiseHost, ...(tls ? { tls } : {}) });
+        threads.push(t);
+        return t;
+      },
     });
     send({ type: 'result', rank, result: finiteOrNull(result) });
     await finished;
@@ -143,6 +172,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     }
     return 1;
   } finally {
+    await Promise.all(threads.map((t) => t.close()));
     await heartbeat.terminate();
     closeQuietly(control);
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { tmpCheckpointName } from '../checkpoint-paths.js';
 import { commitCheckpoint } from '../commit.js';
 import { shardTensors, tensorEntriesFromShards, type FlatTensor } from '../flat-layout.js';
-import { halfDtypeOf, MANIFEST_VERSION, type Manifest } from '../manifest.js';
+import { halfDtypeOf, MANIFEST_VERSION, MANIFEST_VERSION_PLAIN, type Manifest, type OuterManifest } from '../manifest.js';
 import { forEachRun, regionSize } from '../region.js';
 import { packShard, ShardFile } from '../shard-file.js';
 import { ShardWriter } from '../shard-writer.js';
@@ -63,19 +63,28 @@ function localCodes(tensors: readonly FlatTensor[], step: number): Uint16Array {
 /** Bit patterns of fp32 values (NaNs compared by payload, -0 told from 0). */
 export const bitsOf = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
 
+/** DiLoCo toys: the run's outer section and each rank's replica (its params, m and v are its replica's: step + 100 x replica). */
+export interface ToyOuter { outer: OuterManifest; replicaOf: (rank: number) => number }
+
 export /** Every rank writes its shard (params16 in `precision`'s dtype unless fp32), then the checkpoint is committed under `root`. */
-async function saveLayout(root: string, step: number, ranks: RankLayout[], keepLast = 0, precision: Precision = 'fp32'): Promise<string> {
+async function saveLayout(root: string, step: number, ranks: RankLayout[], keepLast = 0, precision: Precision = 'fp32', diloco?: ToyOuter): Promise<string> {
   const tmp = join(root, tmpCheckpointName(step, 'test'));
   await mkdir(tmp, { recursive: true });
   const files: Manifest['files'] = [];
   const shards: { file: string; shard: ShardFile }[] = [];
   for (const [rank, layout] of ranks.entries()) {
-    const full = { params: localValues(layout.tensors, 'params', step), m: localValues(layout.tensors, 'm', step), v: localValues(layout.tensors, 'v', step) };
+    const replica = diloco?.replicaOf(rank);
+    const at = step + 100 * (replica ?? 0);
+    const full = { params: localValues(layout.tensors, 'params', at), m: localValues(layout.tensors, 'm', at), v: localValues(layout.tensors, 'v', at) };
     const codes = precision === 'fp32' ? undefined : localCodes(layout.tensors, step);
+    // DiLoCo's outer state: anchor and momentum (replica 0 only) as params and m of the step, the base as v of the replica's.
+    const shared = replica === 0 ? { anchor: localValues(layout.tensors, 'params', step), momentum: localValues(layout.tensors, 'm', step) } : undefined;
     const pieces = layout.pieces.filter(([s, e]) => e > s).map(([s, e]) => ({
       flatStart: s, flatEnd: e, params: full.params.subarray(s, e), m: full.m.subarray(s, e), v: full.v.subarray(s, e), ...(codes ? { params16: codes.subarray(s, e) } : {}),
+      ...(shared ? { outer_anchor: shared.anchor.subarray(s, e), outer_momentum: shared.momentum.subarray(s, e) } : {}),
+      ...(diloco?.outer.overlap ? { outer_base: full.v.subarray(s, e) } : {}),
     }));
-    const { tensors, metadata } = shardTensors(layout.tensors, pieces, { params16: halfDtypeOf(precision) });
+    const { tensors, metadata } = shardTensors(layout.tensors, pieces, { params16: halfDtypeOf(precision), replica });
     const file = `rank-${rank}.safetensors`;
     const written = await toyWriter.write(join(tmp, file), packShard(tensors, { ...metadata, rank: String(rank) }));
     files.push({ name: file, rank, bytes: written.bytes, sha256: written.sha256 });
@@ -83,12 +92,12 @@ async function saveLayout(root: string, step: number, ranks: RankLayout[], keepL
   }
   const { tensors, stateDtypes } = tensorEntriesFromShards(ranks[0].tensors.length === 2 ? TENSORS : TP_TENSORS, shards);
   const manifest: Manifest = {
-    format: 'trainer-checkpoint', version: MANIFEST_VERSION, step, optimizerStep: step, createdAt: new Date().toISOString(),
+    format: 'trainer-checkpoint', version: diloco ? MANIFEST_VERSION : MANIFEST_VERSION_PLAIN, step, optimizerStep: step, createdAt: new Date().toISOString(),
     model: { name: 'toy', config: { size: 11 } }, tokenizer: null,
     layout: { world: ranks.length, dp: ranks.length, tp: 1, pp: 1, zeroStage: 1, precision },
     training: { seed: 1 }, lrSchedule: { kind: 'warmup-cosine', lr: 1, minLr: 0.1, warmupSteps: 0, decaySteps: 10, lrAtStep: 1 },
     lossScale: null, rng: { sampler: { kind: 'stateless', seed: 1, nextStep: step }, dropout: null }, metrics: { loss: 1.5 },
-    files, stateDtypes, tensors,
+    files, stateDtypes, tensors, ...(diloco ? { outer: diloco.outer } : {}),
   };
   for (const s of shards) await s.shard.close();
   return (await commitCheckpoint({ root, tmpDir: tmp, manifest, keepLast })).path;

@@ -12,6 +12,12 @@ import { ProcessGroup, type GroupDefaults } from './process-group.js';
 import { SendQueue, type Outgoing } from './send-queue.js';
 import { MSG_BYE, peerLostError, type PeerInfo } from './wire.js';
 
+/** "10.0.0.2:4000" -> "10.0.0.2", "[::1]:4000" -> "::1". */
+function hostPart(address: string): string {
+  const m = /^\[([^\]]*)\]:\d+$/.exec(address) ?? /^([^:]*):\d+$/.exec(address);
+  return m ? m[1] : address;
+}
+
 /** Largest Communicator.allocBuffer (a WebAssembly memory holds at most 4 GiB; 1 GiB of fp32 leaves room for its wire slots). */
 export const MAX_BUFFER_ELEMENTS = 256 * 1024 * 1024;
 /** How long close() waits for queued data to reach the sockets before closing them. */
@@ -35,6 +41,8 @@ export interface CommunicatorOptions {
   /** One authenticated channel per other rank. */
   channels: Map<number, { send: Channel; recv: Channel }>;
   hosts: Map<number, string>;
+  /** Machine names by rank (default: the host part of `hosts`). */
+  machines?: readonly string[];
   server: ChannelServer | undefined;
   defaults: GroupDefaults;
   logger: Logger;
@@ -56,6 +64,8 @@ export class Communicator extends EventEmitter implements GroupHost {
   private readonly groupCounts = new Map<string, number>();
   private readonly orphans = new Map<string, Array<[number, Header, Uint8Array | undefined]>>();
   readonly pool: BufferPool;
+  private readonly machines: readonly string[] | undefined;
+  private readonly ownHost: string | undefined;
   private readonly server: ChannelServer | undefined;
   private readonly defaults: GroupDefaults;
   /** Shared by every group of this communicator, so overlapping collectives of different groups count their time once. */
@@ -68,6 +78,8 @@ export class Communicator extends EventEmitter implements GroupHost {
     super();
     this.rank = opts.rank;
     this.world = opts.world;
+    this.machines = opts.machines;
+    this.ownHost = opts.hosts.get(opts.rank);
     this.logger = opts.logger;
     this.server = opts.server;
     this.defaults = opts.defaults;
@@ -84,6 +96,11 @@ export class Communicator extends EventEmitter implements GroupHost {
       }
     }
     this.worldGroup = this.newGroup(Array.from({ length: this.world }, (_, i) => i));
+  }
+
+  /** Payload bytes handed to the socket to one peer (its data messages, with their header estimate). */
+  bytesSentTo(globalRank: number): number {
+    return this.peers.get(globalRank)?.queue.bytesSent ?? 0;
   }
 
   /** Payload bytes handed to and received from the sockets, plus an estimate of 32 header bytes per message. */
@@ -119,7 +136,25 @@ export class Communicator extends EventEmitter implements GroupHost {
     const key = ranks.join(',');
     const count = this.groupCounts.get(key) ?? 0;
     this.groupCounts.set(key, count + 1);
-    const id = `${key}#${count}`;
+    return this.group(`${key}#${count}`, ranks);
+  }
+
+  /** The machine a rank runs on: its name in the connect options' `machines`, else its data-plane host. */
+  machineOf(globalRank: number): string {
+    return this.machines?.[globalRank] ?? this.hostOf(globalRank);
+  }
+
+  /** The host (address without port) a rank's data plane listens on. */
+  hostOf(globalRank: number): string {
+    return hostPart((globalRank === this.rank ? this.ownHost : this.peers.get(globalRank)?.info.host) ?? '');
+  }
+
+  /** A sub-group of group `parentId` (hierarchical collectives): its identity is the parent's and its members'. */
+  subGroup(parentId: string, ranks: number[]): ProcessGroup {
+    return this.group(`${parentId}>${ranks.join(',')}`, ranks);
+  }
+
+  private group(id: string, ranks: number[]): ProcessGroup {
     const state = new GroupState(id, [...ranks], this.rank, this);
     if (state.rank >= 0) {
       this.groups.set(id, state);
@@ -134,7 +169,7 @@ export class Communicator extends EventEmitter implements GroupHost {
         for (const [from, h, payload] of waiting) state.onMessage(from, h, payload);
       }
     }
-    return new ProcessGroup(state, this.defaults, this.collectives);
+    return new ProcessGroup(state, this.defaults, this.collectives, this);
   }
 
   /**

@@ -67,6 +67,11 @@ export interface DataPlaneConnectOptions {
   /** Reduce-scatter / all-gather algorithm (default 'auto', see chooseAlgorithm). Must be equal on every rank. */
   algorithm?: CollectiveAlgorithm;
   /**
+   * The machine each rank runs on, by rank (hierarchical all-reduce groups ranks by it); default:
+   * each peer's address. Must be equal on every rank.
+   */
+  machines?: string[];
+  /**
    * Overrides the listen() option for these connections: 'tcp' suits point-to-point traffic that
    * must flow while both sides compute (pipeline stages): loopback TCP grows its socket buffers
    * to megabytes, so a send of a few hundred KiB is handed to the kernel at once, where a Unix
@@ -190,7 +195,7 @@ export class DataPlane extends EventEmitter {
     const unix = vias.filter((v) => v === 'unix').length;
     this.logger.info({ rank, world, unix, tcp: vias.length - unix }, 'data plane connected');
     return new Communicator({
-      rank, world, hosts, server: this.server, logger: this.logger,
+      rank, world, hosts, server: this.server, logger: this.logger, ...(opts.machines ? { machines: opts.machines } : {}),
       channels: new Map([...channels].map(([r, send]) => [r, { send, recv: dialed.get(r)! }])),
       defaults: { timeoutMs: opts.collectiveTimeoutMs ?? DEFAULT_COLLECTIVE_TIMEOUT_MS, pieceElems: pieceBytes / 4, algorithm },
     });

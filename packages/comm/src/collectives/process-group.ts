@@ -7,9 +7,11 @@ import type { CollectiveStats, TimedCollectiveKind } from './collective-stats.js
 import type { GroupState } from './group-state.js';
 import { checkAlgorithm, chooseAlgorithm, type CollectiveAlgorithm } from './algorithm.js';
 import { DirectCollective } from './direct.js';
+import { Hierarchy, machineLayout } from './hierarchical-all-reduce.js';
 import { RingCollective } from './ring.js';
 import type { ShardedKind } from './shard-pieces.js';
 import { shardRange } from './shard.js';
+import type { Logger } from '../transport/logger.js';
 import type { Descriptor } from './wire.js';
 
 export interface CollectiveOptions {
@@ -26,6 +28,15 @@ export interface GroupDefaults {
   timeoutMs: number;
   pieceElems: number;
   algorithm: CollectiveAlgorithm;
+}
+
+/** Where ranks run, and sub-groups of a group (for hierarchical collectives); the communicator's. */
+export interface GroupTopology {
+  /** The machine a global rank runs on (ranks with the same name share one). */
+  machineOf(globalRank: number): string;
+  /** A group of `ranks` (global) belonging to group `parentId`: the same on every member that asks, whenever it asks. */
+  subGroup(parentId: string, ranks: number[]): ProcessGroup;
+  readonly logger: Logger;
 }
 
 function badArg(message: string, hint: string): TrainerError {
@@ -48,22 +59,56 @@ export class ProcessGroup {
   /** The communicator's accumulator, shared by all its groups (Communicator.collectiveStats). */
   private readonly stats: CollectiveStats;
 
+  private readonly topology: GroupTopology | undefined;
+  /** The hierarchy all-reduce uses (null: flat), made on first use. */
+  private hierarchy: Hierarchy | null | undefined;
+
   /** Created by Communicator.newGroup (and as its worldGroup). */
-  constructor(state: GroupState, defaults: GroupDefaults, stats: CollectiveStats) {
+  constructor(state: GroupState, defaults: GroupDefaults, stats: CollectiveStats, topology?: GroupTopology) {
     this.state = state;
     this.defaults = defaults;
     this.stats = stats;
+    this.topology = topology;
     this.rank = state.rank;
     this.size = state.size;
     this.ranks = state.ranks;
   }
 
-  /** buf <- op over all members' buf (in place). Ring reduce-scatter then ring all-gather. */
+  /**
+   * buf <- op over all members' buf (in place). Reduce-scatter then all-gather; over several
+   * machines (sum and avg) hierarchical unless the algorithm is 'ring' or 'direct' (algorithm.ts).
+   */
   async allReduce(buf: Float32Array, opts: CollectiveOptions & { op?: 'sum' | 'avg' | 'max' } = {}): Promise<void> {
     this.checkFloat32(buf, 'allReduce');
     const op = opts.op ?? 'sum';
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw badArg(`allReduce: unknown op ${JSON.stringify(op)}`, 'use sum, avg or max');
+    const algorithm = checkAlgorithm(opts.algorithm ?? this.defaults.algorithm, 'allReduce');
+    const h = op !== 'max' && (algorithm === 'auto' || algorithm === 'hierarchical') ? this.hierarchyOf() : null;
+    if (h && buf.length >= h.scatter.size) {
+      this.memberRank();
+      await h.allReduce(buf, this.size, { ...(opts.codec ? { codec: opts.codec } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), average: op === 'avg' });
+      return;
+    }
     await this.ring('allReduce', buf, opts, op);
+  }
+
+  /** Whether all-reduce over this group goes hierarchical (several machines, the same number of members on each) under 'auto'. */
+  get hierarchical(): boolean {
+    return this.hierarchyOf() !== null;
+  }
+
+  private hierarchyOf(): Hierarchy | null {
+    if (this.hierarchy !== undefined) return this.hierarchy;
+    const topology = this.topology;
+    const machines = topology && this.rank >= 0 ? machineLayout(this.ranks, (r) => topology.machineOf(r)) : null;
+    if (!topology || !machines) return (this.hierarchy = null);
+    const me = this.ranks[this.rank];
+    const mine = machines.find((m) => m.includes(me))!;
+    const j = mine.indexOf(me);
+    const id = this.state.id;
+    this.hierarchy = new Hierarchy(topology.subGroup(`${id}>scatter`, mine), topology.subGroup(`${id}>cross`, machines.map((m) => m[j])), topology.subGroup(`${id}>gather`, mine));
+    if (this.rank === 0) topology.logger.info({ group: this.state.name, machines: machines.length, perMachine: mine.length }, `all-reduce over group ${this.state.name} is hierarchical: ${machines.length} machines x ${mine.length} ranks`);
+    return this.hierarchy;
   }
 
   /**

@@ -78,6 +78,66 @@ describe('DiLoCo (outer Nesterov over replicas)', () => {
     });
   }
 
+  for (const kind of ['host', 'tf'] as const) {
+    it(`${kind} device, overlapped: a sync starts the average and the replicas train on; D steps later it lands, each replica's progress since the sync replanted on the new anchor`, async () => {
+      const H = 3;
+      const D = 2;
+      const outerGroups = fakeGroups(2);
+      const opts = (g: CollectiveGroup): DiLoCoOptions => ({ group: g, every: H, lr: 0.7, momentum: 0.9, codec: 'fp32', overlap: D });
+      const replicas = await Promise.all([0, 1].map((r) => trainer(kind, fakeGroups(1)[0], 0, opts(outerGroups[r]))));
+      // The reference, in fp32 operation by operation.
+      const anchor = INIT.slice();
+      const momentum = new Float32Array(INIT.length);
+      let base = [INIT.slice(), INIT.slice()];
+      let pending: Float32Array | null = null;
+      const worst = (a: Float32Array, b: Float32Array) => a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i])), 0);
+      let landings = 0;
+      for (let step = 0; step < 4 * H; step++) {
+        // Before the step: the landing, when due (the trainer's step would make it; called first to see both sides).
+        const before = await Promise.all(replicas.map((t) => t.fullParams()));
+        const landed = await Promise.all(replicas.map((t) => t.landReplicas(step)));
+        expect(landed[0], `step ${step}`).toBe(pending !== null && step % H === D);
+        if (landed[0]) {
+          landings++;
+          for (let i = 0; i < anchor.length; i++) {
+            const g = f(pending![i] * f(0.5));
+            momentum[i] = f(f(f(0.9) * momentum[i]) + g);
+            anchor[i] = f(anchor[i] - f(f(0.7) * f(g + f(f(0.9) * momentum[i]))));
+          }
+          pending = null;
+          const after = await Promise.all(replicas.map((t) => t.fullParams()));
+          for (const r of [0, 1]) {
+            const replanted = anchor.map((a, i) => f(a - f(base[r][i] - before[r][i])));
+            expect(worst(after[r], replanted), `step ${step} replica ${r}`).toBeLessThan(1e-7);
+            base[r] = anchor.slice();
+          }
+          expect(Array.from(after[0])).not.toEqual(Array.from(after[1])); // each keeps its own progress since the sync
+        }
+        const rs = await Promise.all(replicas.map((t, r) => t.step(step, batch(step, r, 2))));
+        expect(rs[0].synced ?? false).toBe((step + 1) % H === 0);
+        if (rs[0].synced) {
+          // The sync leaves the parameters as they are; the pseudo-gradients go in flight.
+          const local = await Promise.all(replicas.map((t) => t.fullParams()));
+          pending = new Float32Array(anchor.length);
+          for (const r of [0, 1]) for (let i = 0; i < anchor.length; i++) pending[i] = f(pending[i] + f(base[r][i] - local[r][i]));
+          base = local.map((l) => l.slice());
+        }
+      }
+      expect(landings).toBe(3);
+      // The run's end (after a sync): lands the last average; every replica on the anchor.
+      await Promise.all(replicas.map((t) => t.syncReplicas()));
+      for (let i = 0; i < anchor.length; i++) {
+        const g = f(pending![i] * f(0.5));
+        momentum[i] = f(f(f(0.9) * momentum[i]) + g);
+        anchor[i] = f(anchor[i] - f(f(0.7) * f(g + f(f(0.9) * momentum[i]))));
+      }
+      const end = await Promise.all(replicas.map((t) => t.fullParams()));
+      expect(Array.from(end[1])).toEqual(Array.from(end[0]));
+      expect(worst(end[0], anchor)).toBeLessThan(1e-6);
+      for (const t of replicas) t.dispose();
+    });
+  }
+
   it('one replica with outer lr 1 and momentum 0 follows plain data parallelism (ZeRO 2 inside the replica), within fp32 rounding', async () => {
     const run = async (diloco: boolean) => {
       const inner = fakeGroups(2);

@@ -14,10 +14,21 @@ export interface ExportedPiece {
   params16?: Uint16Array;
   m: Float32Array;
   v: Float32Array;
+  /** DiLoCo (outer/diloco.ts): the outer anchor and momentum (replica 0's ranks), this replica's base (overlapped syncs). */
+  outer_anchor?: Float32Array;
+  outer_momentum?: Float32Array;
+  outer_base?: Float32Array;
+  /** DiLoCo between an overlapped sync and its landing (replica 0's ranks): the sum of the pseudo-gradients, unapplied. */
+  outer_pending?: Float32Array;
 }
 
 /** Reads flat range [start, end) of one kind of state from wherever it is stored (a checkpoint, an init). */
 export type StateReader = (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>;
+/** Reads flat range [start, end) of DiLoCo's outer state from a checkpoint. */
+export type OuterStateReader = (kind: 'outer_anchor' | 'outer_momentum' | 'outer_base' | 'outer_pending', start: number, end: number) => Promise<Float32Array>;
+
+/** Where an exported piece sits: unit u, elements [at, at + n) of its optimizer range, flat [flatStart, flatEnd). */
+export interface ExportLocation { u: number; at: number; n: number; flatStart: number; flatEnd: number }
 
 /**
  * The optimizer state one rank keeps, per parameter unit, on its Device: the fp32 master weights
@@ -108,14 +119,10 @@ export class ZeroState<V> {
    */
   async exportPieces(precision: Precision): Promise<{ optimizerStep: number; precision: Precision; pieces: ExportedPiece[] }> {
     const pieces: ExportedPiece[] = [];
-    for (const [u, piece] of this.partition.pieces.entries()) {
-      if (piece.flatEnd === piece.flatStart) continue;
-      // Where the partition piece sits inside this unit's optimizer range.
-      const at = piece.flatStart - this.units[u].start - this.ranges[u].start;
-      const n = piece.flatEnd - piece.flatStart;
+    for (const { u, at, n, flatStart, flatEnd } of this.exportLocations()) {
       const s = this.pieces[u];
       const params = await this.device.toHost(s.master, at, at + n);
-      const out: ExportedPiece = { flatStart: piece.flatStart, flatEnd: piece.flatEnd, params, m: await this.device.toHost(s.m, at, at + n), v: await this.device.toHost(s.v, at, at + n) };
+      const out: ExportedPiece = { flatStart, flatEnd, params, m: await this.device.toHost(s.m, at, at + n), v: await this.device.toHost(s.v, at, at + n) };
       if (precision !== 'fp32') {
         out.params16 = new Uint16Array(n);
         (precision === 'bf16' ? encodeBf16 : encodeFp16)(params, out.params16);
@@ -123,6 +130,18 @@ export class ZeroState<V> {
       pieces.push(out);
     }
     return { optimizerStep: this.optimizerStep, precision, pieces };
+  }
+
+  /** Where each exported piece (this rank's partition pieces, in order) sits in the units' optimizer ranges. */
+  exportLocations(): ExportLocation[] {
+    const out: ExportLocation[] = [];
+    for (const [u, piece] of this.partition.pieces.entries()) {
+      if (piece.flatEnd === piece.flatStart) continue;
+      // Where the partition piece sits inside this unit's optimizer range.
+      const at = piece.flatStart - this.units[u].start - this.ranges[u].start;
+      out.push({ u, at, n: piece.flatEnd - piece.flatStart, flatStart: piece.flatStart, flatEnd: piece.flatEnd });
+    }
+    return out;
   }
 
   /** The export's layout without reading anything: each piece's flat range (for sizing a shard). */

@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   checkpointError, CheckpointErrorCode, checkpointName, commitCheckpoint, removeAbandoned, ShardFile, tensorEntriesFromShards, tmpCheckpointName,
-  writeFileDurable, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest,
+  writeFileDurable, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_PLAIN, type Manifest,
 } from '@trainer/checkpoint';
 import { learningRateAt } from '@trainer/engine';
 import { asTrainerError } from '@trainer/errors';
@@ -129,7 +129,7 @@ export class CheckpointCommitter {
       for (const s of shards) await s.shard.close();
     }
     return {
-      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, step, optimizerStep: written[0].optimizerStep, createdAt: new Date().toISOString(),
+      format: MANIFEST_FORMAT, version: job.outer ? MANIFEST_VERSION : MANIFEST_VERSION_PLAIN, step, optimizerStep: written[0].optimizerStep, createdAt: new Date().toISOString(),
       model: { name: job.modelName, config: { ...job.model } },
       tokenizer,
       layout: { world, dp: world / (job.tp * job.pp), tp: job.tp, pp: job.pp, zeroStage: job.zero, precision: job.precision },
@@ -145,6 +145,8 @@ export class CheckpointCommitter {
       // params, m, v (F32) and, under bf16/fp16, params16 (BF16/F16), as the shards' headers say.
       stateDtypes: table.stateDtypes,
       tensors: table.tensors,
+      // DiLoCo: every replica's params, m and v, and the outer optimizer's state (version 3).
+      ...(job.outer ? { outer: { replicas: job.outer.replicas, syncEvery: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, precision: job.outer.precision, overlap: job.outer.overlap } } : {}),
     };
   }
 }

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CheckpointReader, checkTensorsMatch, halfDtypeOf, packShard, readFlatRange, shardSize, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
+  CheckpointReader, checkpointError, CheckpointErrorCode, checkTensorsMatch, halfDtypeOf, packShard, readFlatRange, shardSize, shardTensors, ShardWriter, tmpCheckpointName, writeFailure,
   type FlatTensor, type OwnedPiece, type StateKind,
 } from '@trainer/checkpoint';
 import { asTrainerError } from '@trainer/errors';
@@ -30,7 +30,11 @@ export interface CheckpointableTrainer {
   exportPieces(): Promise<{ optimizerStep: number; precision: 'fp32' | 'bf16' | 'fp16'; pieces: OwnedPiece[] }>;
   /** The flat ranges exportPieces returns, without reading anything. */
   exportRanges(): { flatStart: number; flatEnd: number }[];
-  importState(optimizerStep: number, read: (kind: StateKind, start: number, end: number) => Promise<Float32Array>): Promise<void>;
+  importState(
+    optimizerStep: number,
+    read: (kind: 'params' | 'm' | 'v', start: number, end: number) => Promise<Float32Array>,
+    outer?: { read: (kind: 'outer_anchor' | 'outer_momentum' | 'outer_base' | 'outer_pending', start: number, end: number) => Promise<Float32Array>; resumeStep: number; pending: boolean },
+  ): Promise<void>;
   /** fp16's dynamic loss scaling (null under fp32 and bf16). */
   lossScalerState(): LossScale | null;
   loadLossScalerState(state: LossScale): void;
@@ -54,6 +58,11 @@ export interface WorkerCheckpointingOptions {
   send(m: CheckpointWritten | CheckpointFailed): void;
   report(record: MetricsRecord): void;
   logger: Logger;
+  /**
+   * DiLoCo: this rank's replica, the run's replicas and whether syncs overlap. Each replica saves
+   * its own params, m and v; replica 0 also the outer anchor and momentum (manifest version 3).
+   */
+  outer?: { replica: number; replicas: number; overlap: boolean };
 }
 
 export class WorkerCheckpointing {
@@ -65,14 +74,14 @@ export class WorkerCheckpointing {
     this.fault = parseSaveFault(process.env.TRAINER_SAVE_FAULT);
     if (o.spec.saveEvery > 0) {
       // The writer thread maps a buffer of the shard's size now, so the first save's copy is as quick as the next ones.
-      const shard = this.shardOf(placeholderPieces(o.trainer));
+      const shard = this.shardOf(placeholderPieces(o.trainer, o.outer));
       void this.writer.prepare(shardSize(shard.tensors, { ...shard.metadata, ...this.shardMetadata(o.steps) }));
     }
   }
 
   /** The tensors of this rank's shard: params, m, v, and params16 in the precision's dtype (bf16, fp16). */
   private shardOf(exported: ExportedState): ReturnType<typeof shardTensors> {
-    return shardTensors(this.o.tensors, exported.pieces, { params16: halfDtypeOf(exported.precision) });
+    return shardTensors(this.o.tensors, exported.pieces, { params16: halfDtypeOf(exported.precision), ...(this.o.outer ? { replica: this.o.outer.replica } : {}) });
   }
 
   /** The shard header's metadata besides the slices (the largest step gives the longest header). */
@@ -91,7 +100,11 @@ export class WorkerCheckpointing {
     const reader = await CheckpointReader.open(from.dir);
     try {
       checkTensorsMatch(reader, this.o.tensors);
-      await this.o.trainer.importState(reader.manifest.optimizerStep, (kind, s, e) => readFlatRange(reader, this.o.tensors, kind, s, e));
+      const replica = this.replicaToRead(reader);
+      const read = <K extends StateKind>(kind: K, s: number, e: number) => readFlatRange(reader, this.o.tensors, kind, s, e, replica);
+      // DiLoCo from a DiLoCo checkpoint: this replica's own state and the outer state; otherwise replica 0's (or the only) state.
+      const m = reader.manifest;
+      await this.o.trainer.importState(m.optimizerStep, read, this.o.outer && m.outer ? { read, resumeStep: m.step, pending: m.stateDtypes?.outer_pending !== undefined } : undefined);
       // fp16 continues with the saved loss scale; from a checkpoint without one it starts afresh.
       if (reader.manifest.lossScale) this.o.trainer.loadLossScalerState(reader.manifest.lossScale);
     } finally {
@@ -103,6 +116,26 @@ export class WorkerCheckpointing {
       `resumed from ${reader.dir} (step ${m.step}; written by ${m.layout.world} worker(s) with ZeRO ${m.layout.zeroStage}): read ${(reader.bytesRead / 2 ** 20).toFixed(1)} MiB in ${ms.toFixed(0)} ms`);
     this.o.report({ step: m.step, resume_ms: ms, resume_bytes_read: reader.bytesRead, resumed_from: reader.dir });
     return m.step;
+  }
+
+  /**
+   * The replica whose state this rank restores: its own when run and checkpoint are DiLoCo's with
+   * the same replicas and overlap (else refused), replica 0 (every rank) when only the checkpoint is.
+   */
+  private replicaToRead(reader: CheckpointReader): number {
+    const saved = reader.manifest.outer;
+    const run = this.o.outer;
+    if (!saved || !run) {
+      if (saved && saved.replicas > 1) this.o.logger.warn({ replicas: saved.replicas }, `${reader.dir} holds ${saved.replicas} DiLoCo replicas; this run has none and continues from replica 0's state`);
+      return 0;
+    }
+    if (saved.replicas !== run.replicas || (saved.overlap > 0) !== run.overlap) {
+      const where = `${reader.dir}/manifest.json`;
+      throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${where} was written by ${saved.replicas} DiLoCo replica(s)${saved.overlap ? ' with overlapped syncs' : ''}; this run has ${run.replicas}${run.overlap ? ' with overlapped syncs' : ''}`, {
+        file: where, hint: `resume with --replicas ${saved.replicas}${saved.overlap ? ` --outer-overlap ${saved.overlap}` : ' (without --outer-overlap)'}, or without --sync-every to continue from replica 0 as one model`,
+      });
+    }
+    return run.replica;
   }
 
   /** After step `step` (0-based) has run: saves when `step + 1` is due. */
@@ -157,7 +190,7 @@ export class WorkerCheckpointing {
  * Pieces of the export's lengths without its values (views of one shared zero array): enough to
  * size a shard before anything is read from the device.
  */
-function placeholderPieces(trainer: CheckpointableTrainer): ExportedState {
+function placeholderPieces(trainer: CheckpointableTrainer, outer: WorkerCheckpointingOptions['outer']): ExportedState {
   const ranges = trainer.exportRanges();
   const longest = ranges.reduce((m, r) => Math.max(m, r.flatEnd - r.flatStart), 0);
   const zeros = new Float32Array(longest);
@@ -167,7 +200,11 @@ function placeholderPieces(trainer: CheckpointableTrainer): ExportedState {
     optimizerStep: 0, precision: trainer.precision,
     pieces: ranges.map((r) => {
       const n = r.flatEnd - r.flatStart;
-      return { ...r, params: zeros.subarray(0, n), m: zeros.subarray(0, n), v: zeros.subarray(0, n), ...(half ? { params16: codes.subarray(0, n) } : {}) };
+      const z = zeros.subarray(0, n);
+      return {
+        ...r, params: z, m: z, v: z, ...(half ? { params16: codes.subarray(0, n) } : {}),
+        ...(outer?.replica === 0 ? { outer_anchor: z, outer_momentum: z } : {}), ...(outer?.overlap ? { outer_base: z } : {}),
+      };
     }),
   };
 }

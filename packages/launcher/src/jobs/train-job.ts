@@ -49,9 +49,21 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks), job.outer?.replicas);
   // DiLoCo: the trainer's data-parallel group is its replica's; the replicas meet every --sync-every steps.
   const replicas = mesh.replicas;
+  // Overlapped syncs run their all-reduce on a data-plane thread, which keeps reading and writing
+  // its sockets while this thread computes the next steps.
+  const outerThread = job.outer?.overlap && replicas && replicas.outer.size > 1 ? await ctx.startDataPlaneThread() : undefined;
+  if (outerThread && replicas) {
+    await outerThread.join(replicas.outer, (g) => comm.hostOf(g), job.collectiveTimeoutMs !== undefined ? { collectiveTimeoutMs: job.collectiveTimeoutMs } : {});
+  }
   const outer = job.outer && replicas
-    ? { group: replicas.outer, every: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, codec: job.outer.precision }
+    ? { group: outerThread ?? replicas.outer, every: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, codec: job.outer.precision, ...(job.outer.overlap > 0 ? { overlap: job.outer.overlap } : {}) }
     : undefined;
+  /** Bytes sent and received by this rank's data planes (the thread's counted when its calls complete). */
+  const netStats = (): { bytesSent: number; bytesReceived: number } => {
+    const s = comm.stats;
+    const t = outerThread?.stats;
+    return t ? { bytesSent: s.bytesSent + t.bytesSent, bytesReceived: s.bytesReceived + t.bytesReceived } : s;
+  };
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
   const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
@@ -84,7 +96,10 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   // Sharded checkpoints: restore (from any layout) before the first step, save every --save-every.
   // Otherwise each rank reads only the initial parameters it keeps.
   const tensors = checkpointTensors(model, mesh.coords.tp);
-  const checkpoints = job.checkpoint ? new WorkerCheckpointing({ spec: job.checkpoint, rank, world, steps: job.steps, tensors, trainer, send: ctx.send, report: ctx.report, logger }) : undefined;
+  const checkpoints = job.checkpoint ? new WorkerCheckpointing({
+    spec: job.checkpoint, rank, world, steps: job.steps, tensors, trainer, send: ctx.send, report: ctx.report, logger,
+    ...(job.outer && replicas ? { outer: { replica: replicas.outer.rank, replicas: job.outer.replicas, overlap: job.outer.overlap > 0 } } : {}),
+  }) : undefined;
   const firstStep = (await checkpoints?.restore()) ?? 0;
   if (firstStep === 0) {
     const initial = await initialParamsReader(job, model, tensors);
@@ -111,6 +126,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedCommBytes = 0;
   let peakTfBytes = 0;
   let lastVal: { loss: number; perplexity: number } | undefined;
+  let finalSyncMs: number | undefined;
+  let timedOuterWaitMs = 0;
   const fault = parseFault(process.env.TRAINER_FAULT);
   const collectGarbage = garbageCollector(process.env.TRAINER_GC_EVERY, logger);
 
@@ -118,7 +135,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const injected = maybeInjectFault(fault, rank, step, ctx.round);
     if (injected === 'desync') await mesh.dp.allReduce(new Float32Array(7)); // the others are in the step's collectives on this group
     else if (injected) await injected;
-    const commBefore = comm.stats;
+    const commBefore = netStats();
     const transfersBefore = transferCounts();
     const collectivesBefore = comm.collectiveStats;
     const started = performance.now();
@@ -127,24 +144,31 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
     const r = await failOnDeviceLoss(trainer.step(step, micro));
     const isLast = step === job.steps - 1;
-    if (isLast && outer && !r.synced) await trainer.syncReplicas(); // the run ends on the replicas' common parameters
     const stepMs = performance.now() - started;
     // What crossed between host and device in the step, and what the network carried (sent + received).
     const transfers = transferCounts();
     const toDevice = transfers.hostToDevice - transfersBefore.hostToDevice;
     const toHost = transfers.deviceToHost - transfersBefore.deviceToHost;
     const syncReads = transfers.syncReads - transfersBefore.syncReads;
-    const commNow = comm.stats;
+    const commNow = netStats();
     const sent = commNow.bytesSent - commBefore.bytesSent;
     const commBytes = sent + commNow.bytesReceived - commBefore.bytesReceived;
     // Measured inside the collectives: the time at least one was in flight, and the bus bytes they moved in it.
     const collectives = comm.collectiveStats;
     const collectiveMs = collectives.busyMs - collectivesBefore.busyMs;
     const busbw = busBandwidthGBs(collectivesBefore, collectives) ?? null;
+    if (isLast && outer) {
+      // The run ends on the replicas' common parameters, nothing in flight: a cost of the run's
+      // end (a sync still on the wire is awaited), not of its steps, reported on its own.
+      const syncStarted = performance.now();
+      await trainer.syncReplicas();
+      finalSyncMs = performance.now() - syncStarted;
+    }
     if (step >= firstStep + job.warmupTimingSteps) {
       timedMs += stepMs;
       timedSteps += 1;
       timedBytesSent += sent;
+      timedOuterWaitMs += r.outerWaitMs ?? 0;
       timedToDevice += toDevice;
       timedToHost += toHost;
       timedTransferMs += transfers.transferMs - transfersBefore.transferMs;
@@ -179,6 +203,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       ...(shape.pp > 1 ? { pipeline_stage: mesh.coords.pp, bubble: trainer.bubble } : {}),
       ...(r.lossScale !== undefined ? { loss_scale: r.lossScale, skipped: r.skipped ? 1 : 0 } : {}),
       ...(outer ? { synced: r.synced || isLast ? 1 : 0 } : {}),
+      ...(r.outerWaitMs !== undefined ? { outer_wait_ms: r.outerWaitMs } : {}),
     });
     await checkpoints?.afterStep(step, { loss: r.loss, lr: r.lr, grad_norm: r.gradNorm });
   }
@@ -212,6 +237,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
+    ...(finalSyncMs !== undefined ? { final_sync_ms: finalSyncMs } : {}),
+    ...(job.outer?.overlap ? { outer_wait_ms_per_step: timedSteps ? timedOuterWaitMs / timedSteps : NaN } : {}),
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
     comm_bytes_per_step: timedSteps ? timedCommBytes / timedSteps : NaN,
     host_to_device_bytes_per_step: timedSteps ? timedToDevice / timedSteps : NaN,

@@ -12,15 +12,22 @@ const DEFAULT_PEER = '/work/shared/bench/torch_gpt.py';
 interface ScaleOptions {
   model: string;
   link: string;
+  delay?: string;
   batch: number;
   steps: number;
   warmup: number;
   syncEvery: number[];
   outerPrecision: 'fp32' | 'bf16';
+  outerOverlap?: boolean | number;
   peer?: string;
   python: string;
   json?: boolean;
+  only: Variant[];
 }
+
+/** The runs bench scale can make (--only). */
+const VARIANTS = ['dp', 'overlap', 'diloco', 'hierarchical', 'ddp'] as const;
+type Variant = (typeof VARIANTS)[number];
 
 interface Row {
   run: string;
@@ -28,6 +35,10 @@ interface Row {
   step_ms: number;
   tokens_per_s: number;
   bytes_sent_per_step: number | null;
+  /** 2 hosts: bytes that crossed the hosts' links (every host's veth counter, headers included) per step, warm-up and start-up included; null on one host. */
+  link_bytes_per_step: number | null;
+  /** DiLoCo with overlapped syncs: time a sync waited for the previous one's all-reduce, per step (JSON only). */
+  sync_wait_ms_per_step?: number;
 }
 
 /**
@@ -44,13 +55,16 @@ export function addScaleBench(cmd: Command): void {
     .description('2 workers on one host vs on 2 emulated hosts over a shaped link (root): tokens/s, link efficiency, exposed communication per step; every-step DP, DiLoCo --sync-every, PyTorch DDP beside')
     .option('--model <name>', 'model config', 'gpt-nano')
     .option('--link <rate>', 'each host\'s link rate, both ways (tc syntax: 100mbit, 1gbit)', '1gbit')
+    .option('--delay <time>', 'added one-way delay per link (tc syntax: 1ms; needs a kernel with netem, which this project\'s machines lack)')
     .option('--batch <n>', 'sequences per worker per step', int(1), 8)
     .option('--steps <n>', 'timed steps (rounded up to whole --sync-every intervals)', int(1), 16)
     .option('--warmup <n>', 'untimed steps first (rounded up to whole intervals)', int(0), 2)
     .option('--sync-every <list>', 'DiLoCo intervals to run besides every-step DP (e.g. 8,32; 0: none)', list(int(0)), [16])
     .option('--outer-precision <p>', 'DiLoCo pseudo-gradients on the wire', oneOf(['fp32', 'bf16'] as const), 'fp32')
+    .option('--outer-overlap [d]', 'also run each DiLoCo interval with its syncs behind the next d steps (--outer-overlap; default h/2)', int(1))
     .option('--peer <torch_gpt.py>', `PyTorch DDP peer script (default ${DEFAULT_PEER} when it exists; none: skip)`)
     .option('--python <path>', 'python with torch for the peer', '/usr/bin/python3')
+    .option('--only <list>', `the runs to make, of ${VARIANTS.join(', ')} (hierarchical: 4 workers, 2 per host, flat ring against hierarchical all-reduce; ddp: PyTorch)`, list(oneOf(VARIANTS)), [...VARIANTS])
     .option('--json', 'one JSON object per run, then a summary object')
     .action(exitCode(async (o: ScaleOptions) => {
       const reason = emulationUnavailableReason();
@@ -66,30 +80,42 @@ export function addScaleBench(cmd: Command): void {
       const warmup = Math.ceil(o.warmup / lcm) * lcm;
       const steps = Math.ceil(o.steps / lcm) * lcm;
       const out = (row: Row) => process.stdout.write(o.json ? `${JSON.stringify({ model: o.model, link: o.link, ...row })}\n`
-        : `${row.run.padEnd(28)}${row.placement.padEnd(10)}${row.step_ms.toFixed(0).padStart(9)}${row.tokens_per_s.toFixed(0).padStart(11)}${row.bytes_sent_per_step === null ? '' : (row.bytes_sent_per_step / 2 ** 20).toFixed(2).padStart(12)}\n`);
-      if (!o.json) process.stdout.write(`${o.model}, 2 workers x ${o.batch} sequences, link ${o.link} each way, ${warmup} + ${steps} timed steps\nrun                         placement   step ms   tokens/s   MiB sent/step/rank\n`);
+        : `${row.run.padEnd(32)}${row.placement.padEnd(10)}${row.step_ms.toFixed(0).padStart(9)}${row.tokens_per_s.toFixed(0).padStart(11)}${row.bytes_sent_per_step === null ? ''.padStart(12) : (row.bytes_sent_per_step / 2 ** 20).toFixed(2).padStart(12)}${row.link_bytes_per_step === null ? '' : (row.link_bytes_per_step / 2 ** 20).toFixed(2).padStart(12)}\n`);
+      if (!o.json) process.stdout.write(`${o.model}, 2 workers x ${o.batch} sequences, link ${o.link} each way, ${warmup} + ${steps} timed steps\nrun                             placement   step ms   tokens/s  MiB sent/step/rank  link MiB/step\n`);
       const net = createEmulatedHosts(2);
       const rows: Row[] = [];
       try {
-        for (const h of net.hosts) net.shape(h, o.link);
-        type Variant = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap'>;
-        const variants: [string, Variant][] = [['DP every step, no overlap', { overlap: false }], ['DP every step, overlapped', {}],
-          ...intervals.map((h): [string, Variant] => [`DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}`, { outer: { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision } }])];
-        for (const [run, variant] of variants) {
+        for (const h of net.hosts) net.shape(h, o.link, o.delay);
+        type Run = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap' | 'collectiveAlgorithm'> & { world?: number };
+        const runs: [string, Run][] = [
+          ...(o.only.includes('dp') ? [['DP every step, no overlap', { overlap: false }] as [string, Run]] : []),
+          ...(o.only.includes('overlap') ? [['DP every step, overlapped', {}] as [string, Run]] : []),
+          ...(o.only.includes('diloco') ? intervals.flatMap((h) => [0, ...(o.outerOverlap === undefined ? [] : [typeof o.outerOverlap === 'number' ? o.outerOverlap : Math.max(1, Math.floor(h / 2))])].map((overlap): [string, Run] => [
+            `DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}${overlap ? ` overlap ${overlap}` : ''}`,
+            { outer: { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision, overlap } }])) : []),
+          // 4 workers, 2 per host: the same overlapped DP with a flat ring over all 4, and hierarchical (inside each host first).
+          ...(o.only.includes('hierarchical') ? [['DP 2x2, flat ring', { world: 4, collectiveAlgorithm: 'ring' }], ['DP 2x2, hierarchical', { world: 4, collectiveAlgorithm: 'hierarchical' }]] as [string, Run][] : []),
+        ];
+        for (const [run, { world = 2, ...variant }] of runs) {
           for (const hosts of [undefined, net]) {
-            const r = await runSynthetic({ model: o.model, world: 2, globalBatch: 2 * o.batch, steps, warmup, backend: 'wasm', quiet: true, ...variant, hosts });
+            const linkBefore = net.bytesFromHosts();
+            const r = await runSynthetic({ model: o.model, world, globalBatch: world * o.batch, steps, warmup, backend: 'wasm', quiet: true, ...variant, hosts });
             if (!r.outcome.ok) return r.exitCode || 1;
             const s = r.outcome.results[0];
-            const row: Row = { run, placement: hosts ? '2 hosts' : 'one host', step_ms: Number(s.step_ms), tokens_per_s: Number(s.tokens_per_s), bytes_sent_per_step: Number(s.bytes_sent_per_step) };
+            const row: Row = {
+              run, placement: hosts ? '2 hosts' : 'one host', step_ms: Number(s.step_ms), tokens_per_s: Number(s.tokens_per_s), bytes_sent_per_step: Number(s.bytes_sent_per_step),
+              link_bytes_per_step: hosts ? (net.bytesFromHosts() - linkBefore) / (steps + warmup) : null,
+              ...(s.outer_wait_ms_per_step !== undefined ? { sync_wait_ms_per_step: Number(s.outer_wait_ms_per_step) } : {}),
+            };
             rows.push(row);
             out(row);
           }
         }
-        const peer = o.peer === 'none' ? undefined : o.peer ?? (existsSync(DEFAULT_PEER) ? DEFAULT_PEER : undefined);
+        const peer = o.peer === 'none' || !o.only.includes('ddp') ? undefined : o.peer ?? (existsSync(DEFAULT_PEER) ? DEFAULT_PEER : undefined);
         if (peer) {
           for (const hosts of [undefined, net]) {
             const r = await runPeer(peer, o, steps, warmup, hosts);
-            const row: Row = { run: 'PyTorch DDP (gloo)', placement: hosts ? '2 hosts' : 'one host', step_ms: r.step_ms, tokens_per_s: r.tokens_per_s, bytes_sent_per_step: null };
+            const row: Row = { run: 'PyTorch DDP (gloo)', placement: hosts ? '2 hosts' : 'one host', step_ms: r.step_ms, tokens_per_s: r.tokens_per_s, bytes_sent_per_step: null, link_bytes_per_step: null };
             rows.push(row);
             out(row);
           }
@@ -100,8 +126,8 @@ export function addScaleBench(cmd: Command): void {
       const summary = summarize(rows);
       if (o.json) process.stdout.write(`${JSON.stringify({ model: o.model, link: o.link, summary })}\n`);
       else {
-        process.stdout.write('\nrun                         link efficiency   exposed comm ms/step\n');
-        for (const s of summary) process.stdout.write(`${s.run.padEnd(28)}${`${(100 * s.link_efficiency).toFixed(0)}%`.padStart(15)}${s.exposed_ms_per_step.toFixed(0).padStart(23)}\n`);
+        process.stdout.write('\nrun                             link efficiency   exposed comm ms/step\n');
+        for (const s of summary) process.stdout.write(`${s.run.padEnd(32)}${`${(100 * s.link_efficiency).toFixed(0)}%`.padStart(15)}${s.exposed_ms_per_step.toFixed(0).padStart(23)}\n`);
       }
       return 0;
     }));

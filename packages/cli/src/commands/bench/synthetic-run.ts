@@ -29,9 +29,11 @@ export interface SyntheticRunOptions {
   /** Reduce gradients while backward runs (default true). */
   overlap?: boolean;
   /** DiLoCo: --sync-every and its settings (replicas: every data-parallel rank). */
-  outer?: { syncEvery: number; lr: number; momentum: number; precision: 'fp32' | 'bf16' };
-  /** Workers one per emulated host (network namespaces), the coordinator on their bridge; default: all on this host. */
+  outer?: { syncEvery: number; lr: number; momentum: number; precision: 'fp32' | 'bf16'; overlap?: number };
+  /** Workers world / hosts per emulated host (network namespaces), the coordinator on their bridge; default: all on this host. */
   hosts?: EmulatedNetwork;
+  /** How collectives move data (--collective-algorithm); default auto. */
+  collectiveAlgorithm?: TrainJob['collectiveAlgorithm'];
 }
 
 export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult> {
@@ -46,7 +48,8 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     ...(o.outer ? { outer: o.outer } : {}),
     ...(o.overlap === false ? { overlap: false } : {}),
   }, (m) => log.info(m));
-  if (o.hosts) return runOnHosts(o.hosts, prepared.job, prepared.tokenizerJson, log);
+  if (o.collectiveAlgorithm) prepared.job.collectiveAlgorithm = o.collectiveAlgorithm;
+  if (o.hosts) return runOnHosts(o.hosts, o.world, prepared.job, prepared.tokenizerJson, log);
   return launchLocal({
     world: o.world, token: generateClusterToken(), job: prepared.job, logger: log, gpus: await detectGpus(),
     workerCommand: { execPath: process.execPath, args: [CLI_BIN, 'worker'] },
@@ -56,14 +59,15 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
   });
 }
 
-/** The coordinator on the emulated network's bridge, worker i in host i's namespace (torchrun-style: each connects by address). */
-async function runOnHosts(net: EmulatedNetwork, job: TrainJob, tokenizerJson: string | undefined, log: ReturnType<typeof createLogger>): Promise<LaunchResult> {
-  const world = net.hosts.length;
+/** The coordinator on the emulated network's bridge, world / hosts workers in each host's namespace (torchrun-style: each connects by address). */
+async function runOnHosts(net: EmulatedNetwork, world: number, job: TrainJob, tokenizerJson: string | undefined, log: ReturnType<typeof createLogger>): Promise<LaunchResult> {
+  const perHost = world / net.hosts.length;
+  if (!Number.isInteger(perHost)) throw new RangeError(`runOnHosts: ${world} workers do not split over ${net.hosts.length} hosts`);
   const token = generateClusterToken();
   const coordinator = await Coordinator.start({
     host: net.gatewayIp, port: 0, token, world, job, logger: log, jobPayload: tokenizerJson ? Buffer.from(tokenizerJson) : undefined, dashboard: false,
   });
-  const workers = net.hosts.map((h) => net.spawn(h, process.execPath, [CLI_BIN, 'worker', '--coordinator', `${net.gatewayIp}:${coordinator.address.port}`], {
+  const workers = net.hosts.flatMap((h) => Array.from({ length: perHost }, () => h)).map((h) => net.spawn(h, process.execPath, [CLI_BIN, 'worker', '--coordinator', `${net.gatewayIp}:${coordinator.address.port}`], {
     env: { ...process.env, TRAINER_TOKEN: token, TRAINER_HOST_NAME: h.name, TRAINER_LOG_LEVEL: 'warn' },
   }));
   for (const w of workers) {

@@ -1,0 +1,54 @@
+/**
+ * The thread side of DataPlaneThread (data-plane-thread.ts): a DataPlane and its Communicator
+ * running on this thread's own event loop, so collectives read and write their sockets while
+ * the owning thread computes. Commands arrive as messages; buffers are SharedArrayBuffers the
+ * owner filled, reduced here in place.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { asTrainerError } from '@trainer/errors';
+import type { Communicator } from './communicator.js';
+import { DataPlane } from './data-plane.js';
+import type { ThreadCommand, ThreadReply, ThreadStartData } from './data-plane-thread.js';
+
+const port = parentPort!;
+const start = workerData as ThreadStartData;
+const reply = (m: ThreadReply): void => port.postMessage(m);
+let plane: DataPlane | undefined;
+let comm: Communicator | undefined;
+
+async function onCommand(m: ThreadCommand): Promise<void> {
+  switch (m.type) {
+    case 'connect': {
+      comm = await plane!.connect({ rank: m.rank, world: m.world, peers: m.peers, ...m.options });
+      comm.on('peer-lost', () => undefined); // every collective over it fails, naming the peer: the owner hears it there
+      reply({ type: 'connected' });
+      return;
+    }
+    case 'allReduce': {
+      const buf = new Float32Array(m.buffer, 0, m.length);
+      await comm!.worldGroup.allReduce(buf, { op: m.op, codec: m.codec });
+      reply({ type: 'done', id: m.id, stats: comm!.stats });
+      return;
+    }
+    case 'close': {
+      await comm?.close();
+      await plane?.close();
+      reply({ type: 'closed' });
+      port.close();
+    }
+  }
+}
+
+port.on('message', (m: ThreadCommand) => {
+  onCommand(m).catch((err: unknown) => {
+    const error = asTrainerError(err, 'TRAINER_ERR_COLLECTIVE').toJSON();
+    reply(m.type === 'allReduce' ? { type: 'failed', id: m.id, error } : { type: 'error', error });
+  });
+});
+
+DataPlane.listen({ token: start.token, host: start.host, port: 0, ...(start.advertiseHost ? { advertiseHost: start.advertiseHost } : {}), ...(start.tls ? { tls: start.tls } : {}), localTransport: 'tcp' })
+  .then((p) => {
+    plane = p;
+    reply({ type: 'listening', address: p.address });
+  })
+  .catch((err: unknown) => reply({ type: 'error', error: asTrainerError(err, 'TRAINER_ERR_COLLECTIVE').toJSON() }));
