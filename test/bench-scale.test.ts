@@ -20,7 +20,7 @@ describe.skipIf(reason !== null)('trainer bench scale (emulated hosts)', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
     const rows = lines.filter((l) => l.run);
-    const runs = ['DP every step, overlapped', 'DiLoCo --sync-every 2', 'DiLoCo --sync-every 2 overlap', 'DP 2x2, flat ring', 'DP 2x2, hierarchical'];
+    const runs = ['DP every step, overlapped', 'DiLoCo --sync-every 2', 'DiLoCo --sync-every 2 overlap 1', 'DP 2x2, flat (direct)', 'DP 2x2, hierarchical'];
     expect(rows.map((x) => `${x.run} / ${x.placement}`)).toEqual(runs.flatMap((run) => [`${run} / one host`, `${run} / 2 hosts`]));
     for (const x of rows) expect(x.tokens_per_s).toBeGreaterThan(0);
     const dp = rows[1].bytes_sent_per_step;
@@ -30,11 +30,12 @@ describe.skipIf(reason !== null)('trainer bench scale (emulated hosts)', () => {
     // Overlapped DiLoCo moves the same bytes, on its data-plane thread (counted as its all-reduces complete: one interval late, the run's last sync after the timed steps).
     expect(rows[5].bytes_sent_per_step / dp).toBeCloseTo(0.5, 2);
     // What crossed the hosts' links (their veth counters): DiLoCo about half of DP's; with 2 workers per host,
-    // hierarchical all-reduce sends each host's gradient across once, 2/3 of the flat ring's (2 (H-1)/H vs 2 (W-1)/W of it).
+    // hierarchical all-reduce sends each host's gradient across once (N per host), half of what a flat direct
+    // all-reduce over the 4 sends across (each rank's shards for the 2 ranks of the other host, both phases: 2N per host).
     expect(rows[3].link_bytes_per_step / rows[1].link_bytes_per_step).toBeLessThan(0.65);
     const ratio = rows[9].link_bytes_per_step / rows[7].link_bytes_per_step;
-    expect(ratio).toBeGreaterThan(0.55);
-    expect(ratio).toBeLessThan(0.75);
+    expect(ratio).toBeGreaterThan(0.4);
+    expect(ratio).toBeLessThan(0.65);
     for (const i of [0, 2, 4, 6, 8]) expect(rows[i].link_bytes_per_step).toBeNull();
     const summary = lines[lines.length - 1].summary as { run: string; link_efficiency: number; exposed_ms_per_step: number }[];
     expect(summary.map((s) => s.run)).toEqual(runs);

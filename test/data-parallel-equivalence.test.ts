@@ -23,13 +23,19 @@ const PARAM_ATOL = 5e-5;
 const trainRun = (ws: Workspace, name: string, nodes: number, extra: string[] = []) => trainedRun(ws, name, nodes, ['--steps', '6', '--global-batch', '8', '--eval-every', '3', ...extra]);
 
 describe('data parallel equivalence (multi-process)', () => {
-  it('1, 2 and 4 workers, gradient accumulation, and 4 workers on 2 machines with hierarchical all-reduce give the same losses and parameters', async () => {
+  it('1, 2 and 4 workers, gradient accumulation, 4 workers on 2 machines with hierarchical all-reduce, and gradients reduced on a data-plane thread give the same losses and parameters', async () => {
     const ws = tinyWorkspace();
     const reference = await trainRun(ws, 'w1', 1);
     // 4 workers as 2 machines x 2 (TRAINER_MACHINES): all-reduce inside each machine, then between them (hierarchical).
     const hier = await trainedRun(ws, 'w4-hier', 4, ['--steps', '6', '--global-batch', '8', '--eval-every', '3'], { TRAINER_MACHINES: 'm0,m0,m1,m1' });
     expect(hier.output).toContain('all-reduce over group [0,1,2,3] is hierarchical: 2 machines x 2 ranks');
-    const runs = [await trainRun(ws, 'w2', 2), await trainRun(ws, 'w4', 4), await trainRun(ws, 'w2-accum', 2, ['--micro-batch', '2']), hier];
+    // ZeRO 3 with its reduce-scatters and prefetched gathers on a data-plane thread (--comm-thread).
+    const zero3Thread = await trainRun(ws, 'w2-zero3-thread', 2, ['--zero', '3', '--comm-thread']);
+    const runs = [await trainRun(ws, 'w2', 2), await trainRun(ws, 'w4', 4), await trainRun(ws, 'w2-accum', 2, ['--micro-batch', '2']), hier, zero3Thread];
+    // Gradients reduced on a data-plane thread: the same collectives in the same order, so the same run bit for bit.
+    const threaded = await trainRun(ws, 'w2-thread', 2, ['--comm-thread']);
+    expect(threaded.summary.losses).toEqual(runs[0].summary.losses);
+    expect(threaded.modelBytes!.equals(runs[0].modelBytes!), 'model.safetensors with --comm-thread differs').toBe(true);
     for (const run of runs) {
       expect(run.summary.losses.length).toBe(6);
       expectSameTrajectory(run, reference, run.out, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });

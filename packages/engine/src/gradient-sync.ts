@@ -1,3 +1,5 @@
+import type { CollectiveGroup } from './interfaces.js';
+
 /**
  * Data-parallel gradient reduction in buckets of at most `bucketBytes` (PyTorch DDP's bucketing:
  * bounded message sizes; ZeRO stage 0 reduces a unit larger than a bucket in several).
@@ -11,6 +13,12 @@ export interface GradientSyncOptions {
    * after the whole backward. The same collectives in the same order: the same sums, bit for bit.
    */
   overlap: boolean;
+  /**
+   * ZeRO's per-step collectives (backward's reductions, ZeRO-3's gathers and their prefetch, the
+   * updated masters' all-gather) over this group instead of the trainer's: the same ranks in the
+   * same order, on a data-plane thread whose sockets progress while this thread computes.
+   */
+  group?: CollectiveGroup;
 }
 
 export const DEFAULT_GRADIENT_SYNC: GradientSyncOptions = { bucketBytes: 25 * 1024 * 1024, overlap: true };

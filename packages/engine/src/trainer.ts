@@ -113,9 +113,8 @@ export class Trainer<V, A extends Disposable = Disposable, P extends Disposable 
     this.precision = options.precision ?? 'fp32';
     this.runner = new SegmentRunner(model, { checkpointActivations: options.checkpointActivations });
     this.partition = new ZeroPartition(model.units, group.size, group.rank);
-    this.strategy = new ZeroStrategy(this.stage, model, device, group, this.partition, {
-      precision: this.precision, adamw: options.adamw, ...DEFAULT_GRADIENT_SYNC, ...options.gradientSync,
-    });
+    const { group: wire, ...sync } = { ...DEFAULT_GRADIENT_SYNC, ...options.gradientSync };
+    this.strategy = new ZeroStrategy(this.stage, model, device, wire ?? group, this.partition, { precision: this.precision, adamw: options.adamw, ...sync });
     this.schedule = options.microBatchSchedule ?? new SequentialSchedule();
     this.scaler = this.precision === 'fp16' ? new DynamicLossScaler(options.lossScaler) : null;
     this.outer = options.outer ? new DiLoCo(device, this.strategy.state, options.outer) : null;

@@ -92,6 +92,8 @@ export const TrainJobSchema = z.object({
   outDir: z.string(),
   /** A collective waiting this long for a rank fails every rank, naming it (--collective-timeout; default comm's 300 s). */
   collectiveTimeoutMs: positiveInt.optional(),
+  /** ZeRO's per-step collectives on a data-plane thread (--comm-thread). */
+  commThread: z.boolean().default(false),
   /** How collectives move data (--collective-algorithm; comm's algorithm.ts): absent is 'auto' (hierarchical all-reduce across machines). */
   collectiveAlgorithm: z.enum(['auto', 'ring', 'direct', 'hierarchical']).optional(),
   /**

@@ -47,6 +47,8 @@ export interface TrainRequest {
   activationCheckpointing?: boolean;
   /** Reduce gradients while backward runs (default true). */
   overlap?: boolean;
+  /** ...on a data-plane thread (default false). */
+  commThread?: boolean;
   precision?: TrainJob['precision'];
   backend: TrainJob['backend'];
   /** Kernel set (default auto: host on wasm and cpu, tf on native backends). */
@@ -158,6 +160,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     pp,
     activationCheckpointing: req.activationCheckpointing ?? false,
     overlap: req.overlap ?? true,
+    commThread: req.commThread ?? false,
     precision: req.precision ?? 'fp32',
     ...(ppSplit ? { ppSplit } : {}),
     lr: req.lr,

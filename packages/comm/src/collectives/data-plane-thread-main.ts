@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { asTrainerError } from '@trainer/errors';
 import type { Communicator } from './communicator.js';
 import { DataPlane } from './data-plane.js';
+import { shardRange } from './shard.js';
 import type { ThreadCommand, ThreadReply, ThreadStartData } from './data-plane-thread.js';
 
 const port = parentPort!;
@@ -24,9 +25,15 @@ async function onCommand(m: ThreadCommand): Promise<void> {
       reply({ type: 'connected' });
       return;
     }
-    case 'allReduce': {
+    case 'collective': {
       const buf = new Float32Array(m.buffer, 0, m.length);
-      await comm!.worldGroup.allReduce(buf, { op: m.op, codec: m.codec });
+      const group = comm!.worldGroup;
+      if (m.kind === 'allReduce') await group.allReduce(buf, { op: m.op, codec: m.codec });
+      else if (m.kind === 'reduceScatter') await group.reduceScatter(buf, { op: m.op === 'max' ? 'sum' : m.op, codec: m.codec });
+      else {
+        const { start, end } = shardRange(m.length, group.size, group.rank);
+        buf.set(await group.allGather(buf.slice(start, end), m.length, { codec: m.codec }));
+      }
       reply({ type: 'done', id: m.id, stats: comm!.stats });
       return;
     }
@@ -42,7 +49,7 @@ async function onCommand(m: ThreadCommand): Promise<void> {
 port.on('message', (m: ThreadCommand) => {
   onCommand(m).catch((err: unknown) => {
     const error = asTrainerError(err, 'TRAINER_ERR_COLLECTIVE').toJSON();
-    reply(m.type === 'allReduce' ? { type: 'failed', id: m.id, error } : { type: 'error', error });
+    reply(m.type === 'collective' ? { type: 'failed', id: m.id, error } : { type: 'error', error });
   });
 });
 

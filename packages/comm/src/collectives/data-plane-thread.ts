@@ -7,6 +7,7 @@ import { CommErrorCode } from '../codes.js';
 import type { CollectiveAlgorithm } from './algorithm.js';
 import type { PeerAddress } from './data-plane.js';
 import type { ProcessGroup } from './process-group.js';
+import { shardRange } from './shard.js';
 
 /** What the thread starts with (workerData). */
 export interface ThreadStartData {
@@ -19,7 +20,11 @@ export interface ThreadStartData {
 
 export type ThreadCommand =
   | { type: 'connect'; rank: number; world: number; peers: PeerAddress[]; options: { collectiveTimeoutMs?: number; algorithm?: CollectiveAlgorithm; machines?: string[] } }
-  | { type: 'allReduce'; id: number; buffer: SharedArrayBuffer; length: number; op: 'sum' | 'avg' | 'max'; codec: Codec }
+  /**
+   * allReduce: buffer[0, length) in place. reduceScatter: the same, this rank's shard reduced.
+   * allGather: this rank's shard of `length` at its place in buffer, the gathered whole written back.
+   */
+  | { type: 'collective'; id: number; kind: 'allReduce' | 'reduceScatter' | 'allGather'; buffer: SharedArrayBuffer; length: number; op: 'sum' | 'avg' | 'max'; codec: Codec }
   | { type: 'close' };
 
 export type ThreadReply =
@@ -95,18 +100,40 @@ export class DataPlaneThread {
     await this.connect(group.rank, group.size, peers, options);
   }
 
-  /** In-place all-reduce over the thread's ranks (a ReduceGroup). */
+  /** In-place all-reduce over the thread's ranks (ProcessGroup.allReduce's contract). */
   async allReduce(buf: Float32Array, opts: { op?: 'sum' | 'avg' | 'max'; codec?: Codec } = {}): Promise<void> {
-    if (this.dead) throw this.dead;
     if (this.size === 1 || buf.length === 0) return;
-    const buffer = this.take(buf.length * 4);
-    new Float32Array(buffer, 0, buf.length).set(buf);
+    await this.run('allReduce', buf, buf.length, opts, (shared) => buf.set(shared));
+  }
+
+  /** This rank's shard of the sum, reduced in place in buf and returned as its view (ProcessGroup.reduceScatter's contract). */
+  async reduceScatter(buf: Float32Array, opts: { op?: 'sum' | 'avg'; codec?: Codec } = {}): Promise<Float32Array> {
+    const { start, end } = shardRange(buf.length, Math.max(1, this.size), Math.max(0, this.rank));
+    if (this.size > 1 && buf.length > 0) await this.run('reduceScatter', buf, buf.length, opts, (shared) => buf.set(shared.subarray(start, end), start));
+    return buf.subarray(start, end);
+  }
+
+  /** Every rank's shard, concatenated (ProcessGroup.allGather's contract). */
+  async allGather(shard: Float32Array, totalLength: number, opts: { codec?: Codec } = {}): Promise<Float32Array> {
+    const out = new Float32Array(totalLength);
+    const { start } = shardRange(totalLength, Math.max(1, this.size), Math.max(0, this.rank));
+    out.set(shard, start);
+    if (this.size > 1 && totalLength > 0) await this.run('allGather', out, totalLength, opts, (shared) => out.set(shared));
+    return out;
+  }
+
+  /** One collective on the thread: `buf` copied into a shared buffer, `done` copies what came back. */
+  private async run(kind: 'allReduce' | 'reduceScatter' | 'allGather', buf: Float32Array, length: number, opts: { op?: 'sum' | 'avg' | 'max'; codec?: Codec }, done: (shared: Float32Array) => void): Promise<void> {
+    if (this.dead) throw this.dead;
+    const buffer = this.take(length * 4);
+    const shared = new Float32Array(buffer, 0, length);
+    shared.set(buf.subarray(0, length));
     const id = this.nextId++;
-    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.thread.postMessage({ type: 'allReduce', id, buffer, length: buf.length, op: opts.op ?? 'sum', codec: opts.codec ?? 'fp32' } satisfies ThreadCommand);
+    const finished = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.thread.postMessage({ type: 'collective', id, kind, buffer, length, op: opts.op ?? 'sum', codec: opts.codec ?? 'fp32' } satisfies ThreadCommand);
     try {
-      await done;
-      buf.set(new Float32Array(buffer, 0, buf.length));
+      await finished;
+      done(shared);
     } finally {
       this.free.push(buffer);
     }

@@ -1,7 +1,7 @@
 import { memory } from '@tensorflow/tfjs-core';
 import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches } from '@trainer/data';
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
-import { busBandwidthGBs } from '@trainer/comm';
+import { busBandwidthGBs, type DataPlaneThread, type ProcessGroup } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
 import { GPT, GPTSegments, initBackend, failOnDeviceLoss, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -49,21 +49,28 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const mesh = buildMesh(rank, comm.worldGroup, shape, (ranks) => comm.newGroup(ranks), job.outer?.replicas);
   // DiLoCo: the trainer's data-parallel group is its replica's; the replicas meet every --sync-every steps.
   const replicas = mesh.replicas;
-  // Overlapped syncs run their all-reduce on a data-plane thread, which keeps reading and writing
-  // its sockets while this thread computes the next steps.
-  const outerThread = job.outer?.overlap && replicas && replicas.outer.size > 1 ? await ctx.startDataPlaneThread() : undefined;
-  if (outerThread && replicas) {
-    await outerThread.join(replicas.outer, (g) => comm.hostOf(g), job.collectiveTimeoutMs !== undefined ? { collectiveTimeoutMs: job.collectiveTimeoutMs } : {});
-  }
+  const dataParallel = replicas?.replica ?? mesh.dp;
+  // Data-plane threads keep reading and writing their sockets while this thread computes: one
+  // for DiLoCo's overlapped syncs, one for the overlapped gradient reduction (--comm-thread).
+  const threads: DataPlaneThread[] = [];
+  const threadOver = async (group: ProcessGroup): Promise<DataPlaneThread> => {
+    const t = await ctx.startDataPlaneThread();
+    threads.push(t);
+    await t.join(group, (g) => comm.hostOf(g), {
+      machines: group.ranks.map((g) => comm.machineOf(g)), // thread rank i is group rank i
+      ...(job.collectiveTimeoutMs !== undefined ? { collectiveTimeoutMs: job.collectiveTimeoutMs } : {}),
+      ...(job.collectiveAlgorithm ? { algorithm: job.collectiveAlgorithm } : {}),
+    });
+    return t;
+  };
+  const outerThread = job.outer?.overlap && replicas && replicas.outer.size > 1 ? await threadOver(replicas.outer) : undefined;
+  const gradThread = job.commThread && dataParallel.size > 1 ? await threadOver(dataParallel) : undefined;
   const outer = job.outer && replicas
     ? { group: outerThread ?? replicas.outer, every: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, codec: job.outer.precision, ...(job.outer.overlap > 0 ? { overlap: job.outer.overlap } : {}) }
     : undefined;
-  /** Bytes sent and received by this rank's data planes (the thread's counted when its calls complete). */
-  const netStats = (): { bytesSent: number; bytesReceived: number } => {
-    const s = comm.stats;
-    const t = outerThread?.stats;
-    return t ? { bytesSent: s.bytesSent + t.bytesSent, bytesReceived: s.bytesReceived + t.bytesReceived } : s;
-  };
+  /** Bytes sent and received by this rank's data planes (a thread's counted when its calls complete). */
+  const netStats = (): { bytesSent: number; bytesReceived: number } => threads.reduce(
+    (s, t) => ({ bytesSent: s.bytesSent + t.stats.bytesSent, bytesReceived: s.bytesReceived + t.stats.bytesReceived }), comm.stats);
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
   const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
@@ -72,12 +79,12 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const tied = model.tiedEmbedding && mesh.embedding ? { group: mesh.embedding, unit: model.tiedEmbedding.unit, length: model.tiedEmbedding.wte.end - model.tiedEmbedding.wte.start } : undefined;
   // The model state lives where the kernels compute: host arrays, or backend tensors (device/).
   const device: Device<unknown> = (kernels === 'host' ? new HostDevice() : new TfDevice()) as Device<unknown>;
-  const trainer = new Trainer(model, device, replicas?.replica ?? mesh.dp, {
+  const trainer = new Trainer(model, device, dataParallel, {
     outer,
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
-    gradientSync: { overlap: job.overlap },
+    gradientSync: { overlap: job.overlap, ...(gradThread ? { group: gradThread } : {}) }, // ZeRO's per-step traffic on the thread
     precision: job.precision,
     ...(shape.pp > 1 ? {
       microBatchSchedule: new OneFOneBSchedule({ stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO }),

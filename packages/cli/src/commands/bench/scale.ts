@@ -26,7 +26,7 @@ interface ScaleOptions {
 }
 
 /** The runs bench scale can make (--only). */
-const VARIANTS = ['dp', 'overlap', 'diloco', 'hierarchical', 'ddp'] as const;
+const VARIANTS = ['dp', 'overlap', 'thread', 'diloco', 'hierarchical', 'ddp'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 interface Row {
@@ -64,7 +64,7 @@ export function addScaleBench(cmd: Command): void {
     .option('--outer-overlap [d]', 'also run each DiLoCo interval with its syncs behind the next d steps (--outer-overlap; default h/2)', int(1))
     .option('--peer <torch_gpt.py>', `PyTorch DDP peer script (default ${DEFAULT_PEER} when it exists; none: skip)`)
     .option('--python <path>', 'python with torch for the peer', '/usr/bin/python3')
-    .option('--only <list>', `the runs to make, of ${VARIANTS.join(', ')} (hierarchical: 4 workers, 2 per host, flat ring against hierarchical all-reduce; ddp: PyTorch)`, list(oneOf(VARIANTS)), [...VARIANTS])
+    .option('--only <list>', `the runs to make, of ${VARIANTS.join(', ')} (thread: DP with --comm-thread; hierarchical: 4 workers, 2 per host, flat ring against hierarchical all-reduce; ddp: PyTorch)`, list(oneOf(VARIANTS)), [...VARIANTS])
     .option('--json', 'one JSON object per run, then a summary object')
     .action(exitCode(async (o: ScaleOptions) => {
       const reason = emulationUnavailableReason();
@@ -80,21 +80,23 @@ export function addScaleBench(cmd: Command): void {
       const warmup = Math.ceil(o.warmup / lcm) * lcm;
       const steps = Math.ceil(o.steps / lcm) * lcm;
       const out = (row: Row) => process.stdout.write(o.json ? `${JSON.stringify({ model: o.model, link: o.link, ...row })}\n`
-        : `${row.run.padEnd(32)}${row.placement.padEnd(10)}${row.step_ms.toFixed(0).padStart(9)}${row.tokens_per_s.toFixed(0).padStart(11)}${row.bytes_sent_per_step === null ? ''.padStart(12) : (row.bytes_sent_per_step / 2 ** 20).toFixed(2).padStart(12)}${row.link_bytes_per_step === null ? '' : (row.link_bytes_per_step / 2 ** 20).toFixed(2).padStart(12)}\n`);
-      if (!o.json) process.stdout.write(`${o.model}, 2 workers x ${o.batch} sequences, link ${o.link} each way, ${warmup} + ${steps} timed steps\nrun                             placement   step ms   tokens/s  MiB sent/step/rank  link MiB/step\n`);
+        : `${row.run.padEnd(36)}${row.placement.padEnd(10)}${row.step_ms.toFixed(0).padStart(9)}${row.tokens_per_s.toFixed(0).padStart(11)}${row.bytes_sent_per_step === null ? ''.padStart(12) : (row.bytes_sent_per_step / 2 ** 20).toFixed(2).padStart(12)}${row.link_bytes_per_step === null ? '' : (row.link_bytes_per_step / 2 ** 20).toFixed(2).padStart(12)}\n`);
+      if (!o.json) process.stdout.write(`${o.model}, 2 workers x ${o.batch} sequences, link ${o.link} each way, ${warmup} + ${steps} timed steps\nrun                                 placement   step ms   tokens/s  MiB sent/step/rank  link MiB/step\n`);
       const net = createEmulatedHosts(2);
       const rows: Row[] = [];
       try {
         for (const h of net.hosts) net.shape(h, o.link, o.delay);
-        type Run = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap' | 'collectiveAlgorithm'> & { world?: number };
+        type Run = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap' | 'commThread' | 'collectiveAlgorithm'> & { world?: number };
         const runs: [string, Run][] = [
           ...(o.only.includes('dp') ? [['DP every step, no overlap', { overlap: false }] as [string, Run]] : []),
           ...(o.only.includes('overlap') ? [['DP every step, overlapped', {}] as [string, Run]] : []),
+          ...(o.only.includes('thread') ? [['DP overlapped, --comm-thread', { commThread: true }] as [string, Run]] : []),
           ...(o.only.includes('diloco') ? intervals.flatMap((h) => [0, ...(o.outerOverlap === undefined ? [] : [typeof o.outerOverlap === 'number' ? o.outerOverlap : Math.max(1, Math.floor(h / 2))])].map((overlap): [string, Run] => [
             `DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}${overlap ? ` overlap ${overlap}` : ''}`,
             { outer: { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision, overlap } }])) : []),
-          // 4 workers, 2 per host: the same overlapped DP with a flat ring over all 4, and hierarchical (inside each host first).
-          ...(o.only.includes('hierarchical') ? [['DP 2x2, flat ring', { world: 4, collectiveAlgorithm: 'ring' }], ['DP 2x2, hierarchical', { world: 4, collectiveAlgorithm: 'hierarchical' }]] as [string, Run][] : []),
+          // 4 workers, 2 per host: the same overlapped DP with a flat all-reduce over all 4 (what auto takes on one
+          // machine: direct at 4 ranks), and hierarchical (inside each host first). On one host both run the same.
+          ...(o.only.includes('hierarchical') ? [['DP 2x2, flat (direct)', { world: 4, collectiveAlgorithm: 'direct' }], ['DP 2x2, hierarchical', { world: 4, collectiveAlgorithm: 'hierarchical' }]] as [string, Run][] : []),
         ];
         for (const [run, { world = 2, ...variant }] of runs) {
           for (const hosts of [undefined, net]) {
@@ -126,8 +128,8 @@ export function addScaleBench(cmd: Command): void {
       const summary = summarize(rows);
       if (o.json) process.stdout.write(`${JSON.stringify({ model: o.model, link: o.link, summary })}\n`);
       else {
-        process.stdout.write('\nrun                             link efficiency   exposed comm ms/step\n');
-        for (const s of summary) process.stdout.write(`${s.run.padEnd(32)}${`${(100 * s.link_efficiency).toFixed(0)}%`.padStart(15)}${s.exposed_ms_per_step.toFixed(0).padStart(23)}\n`);
+        process.stdout.write('\nrun                                 link efficiency   exposed comm ms/step\n');
+        for (const s of summary) process.stdout.write(`${s.run.padEnd(36)}${`${(100 * s.link_efficiency).toFixed(0)}%`.padStart(15)}${s.exposed_ms_per_step.toFixed(0).padStart(23)}\n`);
       }
       return 0;
     }));
