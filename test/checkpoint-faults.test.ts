@@ -95,9 +95,9 @@ describe('checkpoint faults (multi-process)', () => {
     writeFileSync(shard, original);
     const manifestPath = join(ckpt, 'manifest.json');
     const manifest = readFileSync(manifestPath, 'utf8');
-    writeFileSync(manifestPath, manifest.replace('"version": 2', '"version": 3'));
+    writeFileSync(manifestPath, manifest.replace('"version": 2', '"version": 4'));
     r = await resume(ckpt);
-    expect(r.stderr).toContain(`TRAINER_ERR_CHECKPOINT_VERSION: ${manifestPath} has checkpoint format version 3, newer than this trainer reads versions 1 to 2`);
+    expect(r.stderr).toContain(`TRAINER_ERR_CHECKPOINT_VERSION: ${manifestPath} has checkpoint format version 4, newer than this trainer reads versions 1 to 3`);
     writeFileSync(manifestPath, manifest);
     rmSync(shard);
     r = await resume(ckpt);

@@ -29,11 +29,13 @@ describe('data parallel equivalence (multi-process)', () => {
     // 4 workers as 2 machines x 2 (TRAINER_MACHINES): all-reduce inside each machine, then between them (hierarchical).
     const hier = await trainedRun(ws, 'w4-hier', 4, ['--steps', '6', '--global-batch', '8', '--eval-every', '3'], { TRAINER_MACHINES: 'm0,m0,m1,m1' });
     expect(hier.output).toContain('all-reduce over group [0,1,2,3] is hierarchical: 2 machines x 2 ranks');
+    expect(hier.output).toContain('ZeRO\'s per-step collectives over 4 data-parallel ranks run on a data-plane thread (they span machines)'); // --comm-thread auto
     // ZeRO 3 with its reduce-scatters and prefetched gathers on a data-plane thread (--comm-thread).
-    const zero3Thread = await trainRun(ws, 'w2-zero3-thread', 2, ['--zero', '3', '--comm-thread']);
+    const zero3Thread = await trainRun(ws, 'w2-zero3-thread', 2, ['--zero', '3', '--comm-thread', 'on']);
     const runs = [await trainRun(ws, 'w2', 2), await trainRun(ws, 'w4', 4), await trainRun(ws, 'w2-accum', 2, ['--micro-batch', '2']), hier, zero3Thread];
-    // Gradients reduced on a data-plane thread: the same collectives in the same order, so the same run bit for bit.
-    const threaded = await trainRun(ws, 'w2-thread', 2, ['--comm-thread']);
+    // Gradients reduced on a data-plane thread, in 10 KiB buckets (--bucket-mb: every unit in several): on 2 ranks every element's sum is
+    // a + b however the buffer is cut, so the same run bit for bit.
+    const threaded = await trainRun(ws, 'w2-thread', 2, ['--comm-thread', 'on', '--bucket-mb', '0.01']);
     expect(threaded.summary.losses).toEqual(runs[0].summary.losses);
     expect(threaded.modelBytes!.equals(runs[0].modelBytes!), 'model.safetensors with --comm-thread differs').toBe(true);
     for (const run of runs) {

@@ -38,7 +38,8 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--precision <p>', 'fp32, bf16 or fp16 (16-bit parameters and gradients, fp32 master and optimizer; fp16 with dynamic loss scaling)', oneOf(PRECISIONS), 'fp32')
     .option('--activation-checkpointing', 'keep only block inputs in forward and recompute each block in backward (less memory, one more forward)')
     .option('--no-overlap', 'reduce gradients after backward instead of while it runs (ZeRO 0-1; the same sums either way)')
-    .option('--comm-thread', 'ZeRO\'s per-step collectives (gradient reductions, ZeRO-3\'s parameter gathers and prefetch) on a data-plane thread, whose sockets progress while this thread computes (the same sums)')
+    .option('--bucket-mb <n>', 'largest gradient all-reduce in MiB of fp32 (PyTorch DDP\'s bucket_cap_mb; ZeRO 0 reduces a larger unit in several)', num(0.001), 25)
+    .option('--comm-thread <when>', 'ZeRO\'s per-step collectives (gradient reductions, ZeRO-3\'s parameter gathers and prefetch) on a data-plane thread, whose sockets progress while this thread computes (the same sums): on, off, or auto (on when the data-parallel group spans machines)', oneOf(['auto', 'on', 'off'] as const), 'auto')
     .option('--zero <stage>', 'ZeRO stage: 0 data parallel, 1 partition optimizer state, 2 + gradients, 3 + parameters', int(0, 3), 0)
     .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'auto')
     .option('--kernels <set>', 'kernel set and where the model state lives: host (JS/SIMD kernels, state in host memory: fastest on wasm/cpu), tf (TF.js ops, state on the device: the GPU path), auto (host on wasm/cpu, tf elsewhere)', oneOf(KERNEL_SETS), 'auto')
@@ -101,7 +102,8 @@ export interface TrainCliOptions {
   microBatches?: number;
   activationCheckpointing?: boolean;
   overlap?: boolean;
-  commThread?: boolean;
+  commThread: 'auto' | 'on' | 'off';
+  bucketMb: number;
   precision: 'fp32' | 'bf16' | 'fp16';
   backend: (typeof BACKENDS)[number];
   kernels: (typeof KERNEL_SETS)[number];
@@ -173,7 +175,8 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     microBatches: o.microBatches,
     activationCheckpointing: o.activationCheckpointing ?? false,
     overlap: o.overlap !== false,
-    commThread: o.commThread === true,
+    commThread: o.commThread,
+    bucketBytes: Math.round(o.bucketMb * 2 ** 20),
     precision: o.precision,
     backend: o.backend,
     kernels: o.kernels,

@@ -92,8 +92,10 @@ export const TrainJobSchema = z.object({
   outDir: z.string(),
   /** A collective waiting this long for a rank fails every rank, naming it (--collective-timeout; default comm's 300 s). */
   collectiveTimeoutMs: positiveInt.optional(),
-  /** ZeRO's per-step collectives on a data-plane thread (--comm-thread). */
-  commThread: z.boolean().default(false),
+  /** Largest gradient all-reduce, bytes of fp32 (--bucket-mb; PyTorch DDP's bucket_cap_mb, 25 MiB). */
+  bucketBytes: positiveInt.default(25 * 2 ** 20),
+  /** ZeRO's per-step collectives on a data-plane thread (--comm-thread): on, off, or auto (when the data-parallel group spans machines). */
+  commThread: z.enum(['auto', 'on', 'off']).default('auto'),
   /** How collectives move data (--collective-algorithm; comm's algorithm.ts): absent is 'auto' (hierarchical all-reduce across machines). */
   collectiveAlgorithm: z.enum(['auto', 'ring', 'direct', 'hierarchical']).optional(),
   /**

@@ -47,8 +47,10 @@ export interface TrainRequest {
   activationCheckpointing?: boolean;
   /** Reduce gradients while backward runs (default true). */
   overlap?: boolean;
-  /** ...on a data-plane thread (default false). */
-  commThread?: boolean;
+  /** ...on a data-plane thread: on, off, auto (default: when the data-parallel group spans machines). */
+  commThread?: TrainJob['commThread'];
+  /** Largest gradient all-reduce in bytes of fp32 (default 25 MiB, DDP's). */
+  bucketBytes?: number;
   precision?: TrainJob['precision'];
   backend: TrainJob['backend'];
   /** Kernel set (default auto: host on wasm and cpu, tf on native backends). */
@@ -160,7 +162,8 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     pp,
     activationCheckpointing: req.activationCheckpointing ?? false,
     overlap: req.overlap ?? true,
-    commThread: req.commThread ?? false,
+    commThread: req.commThread ?? 'auto',
+    bucketBytes: req.bucketBytes ?? 25 * 2 ** 20,
     precision: req.precision ?? 'fp32',
     ...(ppSplit ? { ppSplit } : {}),
     lr: req.lr,

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asTrainerError } from '@trainer/errors';
+import { CommErrorCode } from '../codes.js';
 import type { Communicator } from './communicator.js';
 import { DataPlane } from './data-plane.js';
 import { shardRange } from './shard.js';
@@ -48,7 +49,7 @@ async function onCommand(m: ThreadCommand): Promise<void> {
 
 port.on('message', (m: ThreadCommand) => {
   onCommand(m).catch((err: unknown) => {
-    const error = asTrainerError(err, 'TRAINER_ERR_COLLECTIVE').toJSON();
+    const error = asTrainerError(err, CommErrorCode.DATA_PLANE_THREAD).toJSON();
     reply(m.type === 'collective' ? { type: 'failed', id: m.id, error } : { type: 'error', error });
   });
 });
@@ -58,4 +59,4 @@ DataPlane.listen({ token: start.token, host: start.host, port: 0, ...(start.adve
     plane = p;
     reply({ type: 'listening', address: p.address });
   })
-  .catch((err: unknown) => reply({ type: 'error', error: asTrainerError(err, 'TRAINER_ERR_COLLECTIVE').toJSON() }));
+  .catch((err: unknown) => reply({ type: 'error', error: asTrainerError(err, CommErrorCode.DATA_PLANE_THREAD).toJSON() }));

@@ -64,7 +64,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     return t;
   };
   const outerThread = job.outer?.overlap && replicas && replicas.outer.size > 1 ? await threadOver(replicas.outer) : undefined;
-  const gradThread = job.commThread && dataParallel.size > 1 ? await threadOver(dataParallel) : undefined;
+  const spansMachines = new Set(dataParallel.ranks.map((g) => comm.machineOf(g))).size > 1;
+  const gradThread = (job.commThread === 'on' || (job.commThread === 'auto' && spansMachines)) && dataParallel.size > 1 ? await threadOver(dataParallel) : undefined;
+  if (gradThread && rank === 0) logger.info(`ZeRO's per-step collectives over ${dataParallel.size} data-parallel ranks run on a data-plane thread${job.commThread === 'auto' ? ' (they span machines)' : ''}`);
   const outer = job.outer && replicas
     ? { group: outerThread ?? replicas.outer, every: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, codec: job.outer.precision, ...(job.outer.overlap > 0 ? { overlap: job.outer.overlap } : {}) }
     : undefined;
@@ -84,7 +86,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     norm,
     tied,
     checkpointActivations: job.activationCheckpointing,
-    gradientSync: { overlap: job.overlap, ...(gradThread ? { group: gradThread } : {}) }, // ZeRO's per-step traffic on the thread
+    gradientSync: { overlap: job.overlap, bucketBytes: job.bucketBytes, ...(gradThread ? { group: gradThread } : {}) }, // ZeRO's per-step traffic on the thread
     precision: job.precision,
     ...(shape.pp > 1 ? {
       microBatchSchedule: new OneFOneBSchedule({ stages: shape.pp, stage: mesh.coords.pp, group: mesh.pp, io: model.activationIO }),

@@ -64,7 +64,7 @@ export function addScaleBench(cmd: Command): void {
     .option('--outer-overlap [d]', 'also run each DiLoCo interval with its syncs behind the next d steps (--outer-overlap; default h/2)', int(1))
     .option('--peer <torch_gpt.py>', `PyTorch DDP peer script (default ${DEFAULT_PEER} when it exists; none: skip)`)
     .option('--python <path>', 'python with torch for the peer', '/usr/bin/python3')
-    .option('--only <list>', `the runs to make, of ${VARIANTS.join(', ')} (thread: DP with --comm-thread; hierarchical: 4 workers, 2 per host, flat ring against hierarchical all-reduce; ddp: PyTorch)`, list(oneOf(VARIANTS)), [...VARIANTS])
+    .option('--only <list>', `the runs to make, of ${VARIANTS.join(', ')} (overlap: --comm-thread off; thread: on; hierarchical: 4 workers, 2 per host, flat ring against hierarchical all-reduce; ddp: PyTorch)`, list(oneOf(VARIANTS)), [...VARIANTS])
     .option('--json', 'one JSON object per run, then a summary object')
     .action(exitCode(async (o: ScaleOptions) => {
       const reason = emulationUnavailableReason();
@@ -88,15 +88,15 @@ export function addScaleBench(cmd: Command): void {
         for (const h of net.hosts) net.shape(h, o.link, o.delay);
         type Run = Pick<Parameters<typeof runSynthetic>[0], 'outer' | 'overlap' | 'commThread' | 'collectiveAlgorithm'> & { world?: number };
         const runs: [string, Run][] = [
-          ...(o.only.includes('dp') ? [['DP every step, no overlap', { overlap: false }] as [string, Run]] : []),
-          ...(o.only.includes('overlap') ? [['DP every step, overlapped', {}] as [string, Run]] : []),
-          ...(o.only.includes('thread') ? [['DP overlapped, --comm-thread', { commThread: true }] as [string, Run]] : []),
+          ...(o.only.includes('dp') ? [['DP every step, no overlap', { overlap: false, commThread: 'off' }] as [string, Run]] : []),
+          ...(o.only.includes('overlap') ? [['DP every step, overlapped', { commThread: 'off' }] as [string, Run]] : []),
+          ...(o.only.includes('thread') ? [['DP overlapped, --comm-thread on', { commThread: 'on' }] as [string, Run]] : []),
           ...(o.only.includes('diloco') ? intervals.flatMap((h) => [0, ...(o.outerOverlap === undefined ? [] : [typeof o.outerOverlap === 'number' ? o.outerOverlap : Math.max(1, Math.floor(h / 2))])].map((overlap): [string, Run] => [
             `DiLoCo --sync-every ${h}${o.outerPrecision === 'bf16' ? ' bf16' : ''}${overlap ? ` overlap ${overlap}` : ''}`,
             { outer: { syncEvery: h, lr: 0.7, momentum: 0.9, precision: o.outerPrecision, overlap } }])) : []),
           // 4 workers, 2 per host: the same overlapped DP with a flat all-reduce over all 4 (what auto takes on one
           // machine: direct at 4 ranks), and hierarchical (inside each host first). On one host both run the same.
-          ...(o.only.includes('hierarchical') ? [['DP 2x2, flat (direct)', { world: 4, collectiveAlgorithm: 'direct' }], ['DP 2x2, hierarchical', { world: 4, collectiveAlgorithm: 'hierarchical' }]] as [string, Run][] : []),
+          ...(o.only.includes('hierarchical') ? [['DP 2x2, flat (direct)', { world: 4, collectiveAlgorithm: 'direct', commThread: 'off' }], ['DP 2x2, hierarchical', { world: 4, collectiveAlgorithm: 'hierarchical', commThread: 'off' }]] as [string, Run][] : []),
         ];
         for (const [run, { world = 2, ...variant }] of runs) {
           for (const hosts of [undefined, net]) {

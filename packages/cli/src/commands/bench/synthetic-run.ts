@@ -28,8 +28,8 @@ export interface SyntheticRunOptions {
   quiet?: boolean;
   /** Reduce gradients while backward runs (default true). */
   overlap?: boolean;
-  /** ...on a data-plane thread (--comm-thread). */
-  commThread?: boolean;
+  /** ...on a data-plane thread (--comm-thread; default auto: when the workers span hosts). */
+  commThread?: TrainJob['commThread'];
   /** DiLoCo: --sync-every and its settings (replicas: every data-parallel rank). */
   outer?: { syncEvery: number; lr: number; momentum: number; precision: 'fp32' | 'bf16'; overlap?: number };
   /** Workers world / hosts per emulated host (network namespaces), the coordinator on their bridge; default: all on this host. */
@@ -49,7 +49,7 @@ export async function runSynthetic(o: SyntheticRunOptions): Promise<LaunchResult
     sample: { prompt: '', maxNewTokens: 0, temperature: 0, topK: 0 },
     ...(o.outer ? { outer: o.outer } : {}),
     ...(o.overlap === false ? { overlap: false } : {}),
-    ...(o.commThread ? { commThread: true } : {}),
+    ...(o.commThread ? { commThread: o.commThread } : {}),
   }, (m) => log.info(m));
   if (o.collectiveAlgorithm) prepared.job.collectiveAlgorithm = o.collectiveAlgorithm;
   if (o.hosts) return runOnHosts(o.hosts, o.world, prepared.job, prepared.tokenizerJson, log);
