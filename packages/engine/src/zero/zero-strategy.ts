@@ -26,6 +26,8 @@ export class ZeroStrategy<V, P extends Disposable> {
   readonly params: ParamSource<P> & { dispose?(): void };
   readonly grads: StepGradients<V> & { beginStep?(passes: number): void };
   private readonly resident: ResidentParams<V, P> | null;
+  /** Resolves once every unit reduction started so far has called all of its collectives (reduceUnit). */
+  private callOrder: Promise<void> = Promise.resolve();
   private readonly gathered: GatheredParams<V, P> | null;
 
   constructor(
@@ -110,14 +112,35 @@ export class ZeroStrategy<V, P extends Disposable> {
    * by bucket when larger than a bucket (stage 0), or reduce-scattered to this rank's piece (stage 1).
    * The same calls reduce() makes after backward.
    */
-  private async reduceUnit(g: V): Promise<V> {
-    const { device, group } = this;
-    const codec = this.o.precision;
-    if (this.plan.reduce === 'reduce-scatter') return device.reduceScatter(g, group, codec, this.o.precision);
-    const buckets = gradientBuckets(device.length(g), this.o.bucketBytes);
-    if (buckets.length <= 1) return device.allReduce(g, group, codec);
-    for (const b of buckets) g = await device.allReduceRange(g, b.start, b.end, group, codec);
-    return g;
+  private reduceUnit(g: V): Promise<V> {
+    // Units are reduced concurrently, but a group's collectives must be called in one order on
+    // every rank: a unit larger than a bucket calls its next bucket only when the last one is
+    // back, so the next unit's calls wait until this unit has made all of its own.
+    const before = this.callOrder;
+    let called!: () => void;
+    this.callOrder = new Promise((resolve) => (called = resolve));
+    const run = async (): Promise<V> => {
+      await before;
+      const { device, group } = this;
+      const codec = this.o.precision;
+      const buckets = this.plan.reduce === 'reduce-scatter' ? [] : gradientBuckets(device.length(g), this.o.bucketBytes);
+      try {
+        if (buckets.length <= 1) {
+          const reduced = this.plan.reduce === 'reduce-scatter' ? device.reduceScatter(g, group, codec, this.o.precision) : device.allReduce(g, group, codec);
+          called();
+          return await reduced;
+        }
+        for (const [i, b] of buckets.entries()) {
+          const reduced = device.allReduceRange(g, b.start, b.end, group, codec);
+          if (i === buckets.length - 1) called();
+          g = await reduced;
+        }
+        return g;
+      } finally {
+        called(); // also when a call failed: the next units' calls fail on the group themselves
+      }
+    };
+    return run();
   }
 
   /** Phase "redistribute": compute reads the updated masters (rounded to the run's precision). */
