@@ -22,16 +22,26 @@ pnpm install --frozen-lockfile --reporter=append-only 2>&1 | grep -v -E '^\.\.\.
 test -d packages/model/node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
 pnpm build
 
+# Installs Debian packages where apt-get can (root on Debian/Ubuntu), else says what will fail:
+#   debian_install "<what for>" "<what fails without them>" [--no-install-recommends] PACKAGE...
+debian_install() {
+  local why=$1 without=$2
+  shift 2
+  local packages
+  packages=$(printf '%s ' "$@" | sed 's/--no-install-recommends //')
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing ${packages}(Debian) $why"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "setup: cannot install ${packages}here (needs root and apt-get); $without" >&2
+  fi
+}
+
 # The dashboard's browser test drives Debian's headless Chromium (never a downloaded browser build).
 # Installed only where it is missing, and only where apt-get can (root on Debian/Ubuntu).
 if ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing chromium (Debian package) for the dashboard's browser test"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "setup: chromium is missing and cannot be installed here (needs root and apt-get); the browser test will fail" >&2
-  fi
+  debian_install "for the dashboard's browser test" "the browser test will fail" chromium
 fi
 
 # The WebGPU backend (npm webgpu: Dawn) loads the Vulkan loader, libvulkan.so.1; on a machine
@@ -39,38 +49,20 @@ fi
 # ships (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json). Installed only where missing;
 # --no-install-recommends keeps Mesa's drivers out (Dawn refuses lavapipe anyway).
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing libvulkan1 (Debian package) for the WebGPU backend"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvulkan1 >/dev/null
-  else
-    echo "setup: libvulkan1 is missing and cannot be installed here (needs root and apt-get); the WebGPU tests will fail" >&2
-  fi
+  debian_install "for the WebGPU backend" "the WebGPU tests will fail" --no-install-recommends libvulkan1
 fi
 
 # The deployment tests validate docker/docker-compose.yml with Debian's docker-compose (its
 # `config` needs no Docker engine) and read YAML with its python3-yaml. Installed only where
 # missing; --no-install-recommends keeps the Docker engine (docker.io) out.
 if ! command -v docker-compose >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing docker-compose (Debian package) for the deployment tests"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-  else
-    echo "setup: docker-compose is missing and cannot be installed here (needs root and apt-get); the compose tests will fail" >&2
-  fi
+  debian_install "for the deployment tests" "the compose tests will fail" --no-install-recommends docker-compose
 fi
 
 # Emulated hosts (test/netns.test.ts, test/bench-scale.test.ts, trainer bench scale) are network
 # namespaces joined by veth pairs, their links shaped by tc: iproute2's ip and tc.
 if ! command -v ip >/dev/null 2>&1 || ! command -v tc >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing iproute2 (Debian package) for the emulated-host tests"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
-  else
-    echo "setup: ip or tc is missing and cannot be installed here (needs root and apt-get); the emulated-host tests will skip, saying why" >&2
-  fi
+  debian_install "for the emulated-host tests" "the emulated-host tests will skip, saying why" --no-install-recommends iproute2
 fi
 
 # The multi-host tests (test/hosts-*.test.ts, test/failures-hosts.test.ts) run an OpenSSH server
@@ -78,11 +70,5 @@ fi
 # does; openssl makes the TLS tests' certificates. Installed only where missing (the server is
 # not started here: the tests start their own, on the test hosts' addresses only).
 if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing openssh-server, openssh-client and openssl (Debian packages) for the multi-host and TLS tests"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client openssl >/dev/null
-  else
-    echo "setup: sshd, ssh or openssl is missing and cannot be installed here (needs root and apt-get); the multi-host tests will skip, saying why" >&2
-  fi
+  debian_install "for the multi-host and TLS tests" "the multi-host tests will skip, saying why" --no-install-recommends openssh-server openssh-client openssl
 fi
