@@ -1,20 +1,16 @@
-import { readFile } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
+import { AddedTokenMatcher } from './added-tokens.js';
+import { type BpeModel, type NormalizationForm, type TokenizerJson, modelFromTrainerSpec } from './bpe-model.js';
+import { bytesToByteLevel } from './byte-level-alphabet.js';
 import { DataErrorCode } from './codes.js';
+import { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
+import { looksLikeHfTokenizerJson, modelFromHfTokenizerJson } from './hf-tokenizer-json.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
-import { mergeWord } from './internal/bpe-merge.js';
+import { type MergeIds, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
 import { forEachPretoken } from './pretokenize.js';
-import {
-  BYTE_TOKENS,
-  EOT_TEXT,
-  type TokenizerFile,
-  type TokenizerSpec,
-  formatTokenizerFile,
-  parseTokenizerFile,
-  toTokenizerFile,
-  tokenizerHash,
-} from './tokenizer-file.js';
+import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
+import { readTokenizerJson } from './tokenizer-source.js';
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
@@ -24,79 +20,93 @@ export const ENCODE_CACHE_MAX_WORD_LENGTH = 256;
 export interface EncodeOptions {
   /**
    * When true, occurrences of special token texts (e.g. '<|endoftext|>') in the input become their
-   * special ids. Default false: the input is plain text and such strings are encoded as bytes, so
-   * user text can never inject a document separator.
+   * special ids; when false they are encoded as the plain text they are. Default: false for
+   * trainer's own tokenizers, so user text can never inject a document separator; true for
+   * tokenizers loaded from Hugging Face or GPT-2 files, as Hugging Face does. Added tokens that
+   * are not special are always matched (they are part of such a vocabulary).
    */
   allowSpecial?: boolean;
 }
 
 /**
- * A byte-level BPE tokenizer (GPT-2 scheme). Ids 0..255 are bytes, 256 + r is the token made by
- * merge r, then special tokens. Any string round-trips: encode works on the UTF-8 bytes, so
- * decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone surrogates).
+ * A byte-level BPE tokenizer (GPT-2 scheme). Any string round-trips: encode works on the UTF-8
+ * bytes, so decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone
+ * surrogates, or a Hugging Face normalizer changes it).
  *
- * Build one with trainBpe or BpeTokenizer.fromJSON / load.
+ * Ids: trainer's own tokenizers (trainBpe, tokenizer-file.ts) have bytes 0..255, 256 + r for the
+ * token made by merge r, then the special tokens. Tokenizers loaded from a Hugging Face
+ * tokenizer.json or GPT-2's vocab.json + merges.txt keep the file's ids and encode exactly as
+ * Hugging Face tokenizers does (`encode(text, add_special_tokens=False)`): GPT-2's '<|endoftext|>'
+ * is 50256, and the ids equal tiktoken's.
+ *
+ * Build one with trainBpe, BpeTokenizer.load (any of those files, or a folder of them),
+ * BpeTokenizer.fromJSON or BpeTokenizer.fromGpt2Files.
  */
 export class BpeTokenizer {
-  /** 256 byte tokens + merges + special tokens. */
+  /** 1 + the largest id: 256 byte tokens + merges + special tokens for trainer's own. */
   readonly vocabSize: number;
-  /** Id of '<|endoftext|>', the document separator. */
+  /** Id of the document separator: '<|endoftext|>' (for a Hugging Face file without it, see HF_EOT_CANDIDATES). */
   readonly eotToken: number;
-  /** SHA-256 (hex) of the tokenizer's content: keys token caches, checks model/tokenizer matches. */
+  /** SHA-256 (hex) of the tokenizer's JSON form: keys token caches, checks model/tokenizer matches. */
   readonly hash: string;
+  /** merges[r] = [left, right]: the ids merge r joins. */
   readonly merges: ReadonlyArray<readonly [number, number]>;
   /** Special token text -> id. */
   readonly specialTokens: ReadonlyMap<string, number>;
-  /** Pre-tokenization regex source. */
+  /** Pre-tokenization regex source ('' when a Hugging Face file turns the regex off). */
   readonly pattern: string;
 
   private readonly ranks = new Map<number, number>();
-  private readonly tokenBytes: Uint8Array[] = [];
-  private readonly regex: RegExp;
+  private readonly mergeIds: MergeIds | undefined;
+  private readonly tokenBytes: Array<Uint8Array | undefined>;
+  private readonly regex: RegExp | undefined;
+  private readonly addPrefixSpace: boolean;
+  private readonly normalization: readonly NormalizationForm[];
+  private readonly wholeWords: ReadonlyMap<string, number> | undefined;
+  private readonly allowSpecialByDefault: boolean;
+  /** Added tokens matched in the raw text, then (after normalization) those matched in normalized text. */
+  private readonly rawAddedTokens: AddedTokenMatcher;
+  private readonly normalizedAddedTokens: AddedTokenMatcher;
+  private readonly jsonForm: () => TokenizerJson;
   private readonly cache = new Map<string, number[]>();
   private readonly encoder = new TextEncoder();
 
-  /** Validates `spec` like a loaded file (throws TRAINER_ERR_TOKENIZER_FORMAT when inconsistent). */
-  constructor(spec: TokenizerSpec) {
-    const file = toTokenizerFile(spec, tokenizerHash(spec));
-    const valid = parseTokenizerFile(file);
-    this.merges = valid.merges;
-    this.pattern = valid.pattern;
-    this.hash = file.hash;
-    this.vocabSize = file.vocabSize;
-    this.specialTokens = new Map(Object.entries(file.specialTokens));
-    this.eotToken = file.specialTokens[EOT_TEXT];
-    this.regex = new RegExp(this.pattern, 'gu');
-    for (let b = 0; b < BYTE_TOKENS; b++) this.tokenBytes.push(Uint8Array.of(b));
-    this.merges.forEach(([left, right], r) => {
-      this.ranks.set(pairKey(left, right), r);
-      const a = this.tokenBytes[left];
-      const b = this.tokenBytes[right];
-      const bytes = new Uint8Array(a.length + b.length);
-      bytes.set(a);
-      bytes.set(b, a.length);
-      this.tokenBytes.push(bytes);
-    });
-    for (const text of valid.specialTokens) this.tokenBytes.push(this.encoder.encode(text));
+  /**
+   * From one of trainer's own specs (validated like a loaded file: TRAINER_ERR_TOKENIZER_FORMAT when
+   * inconsistent), or from a model built by a loader (Hugging Face files).
+   */
+  constructor(spec: TokenizerSpec | BpeModel) {
+    const model = 'tokenBytes' in spec ? spec : modelFromTrainerSpec(spec);
+    this.merges = model.merges;
+    model.merges.forEach(([left, right], r) => this.ranks.set(pairKey(left, right), r)); // a repeated pair keeps its last rank, as Hugging Face
+    this.mergeIds = model.ids;
+    this.tokenBytes = model.tokenBytes;
+    this.vocabSize = model.vocabSize;
+    this.eotToken = model.eotToken;
+    this.hash = model.hash;
+    this.pattern = model.pattern ?? '';
+    this.regex = model.pattern === null ? undefined : new RegExp(model.pattern, 'gu');
+    this.addPrefixSpace = model.addPrefixSpace;
+    this.normalization = model.normalization;
+    this.wholeWords = model.wholeWords;
+    this.allowSpecialByDefault = model.allowSpecialByDefault;
+    this.specialTokens = new Map(model.addedTokens.filter((t) => t.special).map((t) => [t.content, t.id]));
+    this.rawAddedTokens = new AddedTokenMatcher(model.addedTokens.filter((t) => !t.normalized));
+    this.normalizedAddedTokens = new AddedTokenMatcher(model.addedTokens.filter((t) => t.normalized), (t) => this.normalize(t.content));
+    this.jsonForm = model.toJSON;
   }
 
   /** Token ids of `text`. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = [];
-    if (!opts.allowSpecial || this.specialTokens.size === 0) {
-      this.encodeOrdinary(text, out);
-      return out;
-    }
-    // Split on special token texts (longest first so one that contains another wins).
-    const specials = [...this.specialTokens.keys()].sort((a, b) => b.length - a.length);
-    const splitter = new RegExp(specials.map(escapeRegExp).join('|'), 'g');
-    let end = 0;
-    for (const match of text.matchAll(splitter)) {
-      this.encodeOrdinary(text.slice(end, match.index), out);
-      out.push(this.specialTokens.get(match[0]) as number);
-      end = match.index + match[0].length;
-    }
-    this.encodeOrdinary(text.slice(end), out);
+    const allowSpecial = opts.allowSpecial ?? this.allowSpecialByDefault;
+    const pushId = (id: number): void => {
+      out.push(id);
+    };
+    // Hugging Face's order: added tokens in the raw text, normalize the rest, added tokens in that, then BPE.
+    this.rawAddedTokens.split(text, allowSpecial, (raw) => {
+      this.normalizedAddedTokens.split(this.normalize(raw), allowSpecial, (piece) => this.encodeOrdinary(piece, out), pushId);
+    }, pushId);
     return out;
   }
 
@@ -107,7 +117,7 @@ export class BpeTokenizer {
     const out = new Uint8Array(total);
     let offset = 0;
     for (let i = 0; i < ids.length; i++) {
-      const bytes = this.tokenBytes[ids[i]];
+      const bytes = this.tokenBytes[ids[i]] as Uint8Array; // checked by bytesOf above
       out.set(bytes, offset);
       offset += bytes.length;
     }
@@ -135,42 +145,44 @@ export class BpeTokenizer {
     };
   }
 
-  /** Versioned JSON form (see TokenizerFile). */
-  toJSON(): TokenizerFile {
-    return toTokenizerFile({ merges: this.merges, specialTokens: [...this.specialTokens.keys()], pattern: this.pattern }, this.hash);
+  /**
+   * JSON form: trainer's versioned file (see TokenizerFile) for its own tokenizers, the Hugging
+   * Face tokenizer.json for loaded ones (for vocab.json + merges.txt, the equivalent tokenizer.json).
+   * fromJSON of it gives back the same tokenizer, hash included.
+   */
+  toJSON(): TokenizerJson {
+    return this.jsonForm();
   }
 
-  /** Parses a tokenizer file's JSON; foreign/old/corrupt content throws TRAINER_ERR_TOKENIZER_FORMAT. */
+  /**
+   * From a parsed JSON form: trainer's tokenizer file (foreign/old/corrupt content throws
+   * TRAINER_ERR_TOKENIZER_FORMAT) or a Hugging Face tokenizer.json (byte-level BPE; other
+   * components throw TRAINER_ERR_TOKENIZER_UNSUPPORTED naming the component).
+   */
   static fromJSON(obj: unknown): BpeTokenizer {
+    if (looksLikeHfTokenizerJson(obj) && obj.format !== TOKENIZER_FORMAT) return new BpeTokenizer(modelFromHfTokenizerJson(obj));
     return new BpeTokenizer(parseTokenizerFile(obj));
   }
 
-  /** Writes the tokenizer as JSON (atomically; creates the parent directory). */
-  async save(path: string): Promise<void> {
-    await writeFileAtomic(path, [this.encoder.encode(formatTokenizerFile(this.toJSON()))]);
+  /** From GPT-2's vocab.json (parsed) and merges.txt (text), as transformers' GPT2Tokenizer reads them. */
+  static fromGpt2Files(vocab: unknown, mergesText: string, opts: Gpt2VocabOptions = {}): BpeTokenizer {
+    return BpeTokenizer.fromJSON(tokenizerJsonFromGpt2Files(vocab, mergesText, opts));
   }
 
+  /** Writes the tokenizer's JSON form (atomically; creates the parent directory). */
+  async save(path: string): Promise<void> {
+    const json = this.toJSON();
+    const text = 'format' in json && json.format === TOKENIZER_FORMAT ? formatTokenizerFile(json as TokenizerFile) : JSON.stringify(json);
+    await writeFileAtomic(path, [this.encoder.encode(text)]);
+  }
+
+  /**
+   * Loads what `--tokenizer PATH` names: trainer's tokenizer file, a Hugging Face tokenizer.json,
+   * GPT-2's vocab.json (with merges.txt beside it) or merges.txt, or a Hugging Face model folder
+   * (its tokenizer.json, else vocab.json + merges.txt). See readTokenizerJson.
+   */
   static async load(path: string): Promise<BpeTokenizer> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw new TrainerError(DataErrorCode.TOKENIZER_NOT_FOUND, `cannot read tokenizer file ${path}: ${(err as Error).message}`, {
-        hint: 'check the path, or train a tokenizer with `trainer tokenizer train --vocab 2048`',
-        cause: err,
-        details: { path },
-      });
-    }
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (err) {
-      throw new TrainerError(DataErrorCode.TOKENIZER_FORMAT, `tokenizer file ${path} is not valid JSON: ${(err as Error).message}`, {
-        hint: 'the file is damaged or is not a tokenizer: retrain it with `trainer tokenizer train`',
-        cause: err,
-        details: { path },
-      });
-    }
+    const obj = await readTokenizerJson(path);
     try {
       return BpeTokenizer.fromJSON(obj);
     } catch (err) {
@@ -182,7 +194,7 @@ export class BpeTokenizer {
   }
 
   private bytesOf(id: number, index: number): Uint8Array {
-    const bytes = Number.isInteger(id) ? this.tokenBytes[id] : undefined;
+    const bytes = Number.isInteger(id) && id >= 0 ? this.tokenBytes[id] : undefined;
     if (bytes === undefined) {
       throw new TrainerError(DataErrorCode.TOKEN_ID_RANGE, `token id ${id} at index ${index} is outside the vocabulary [0, ${this.vocabSize})`, {
         hint: 'the ids come from a different tokenizer or model: use the tokenizer the model was trained with',
@@ -192,22 +204,33 @@ export class BpeTokenizer {
     return bytes;
   }
 
-  private encodeOrdinary(text: string, out: number[]): void {
-    if (text.length === 0) return;
-    forEachPretoken(text, this.regex, (word) => {
+  private normalize(text: string): string {
+    let normalized = text;
+    for (const form of this.normalization) normalized = normalized.normalize(form);
+    return normalized;
+  }
+
+  /** Text with no added token in it: pre-tokenize into words, merge each word's bytes. */
+  private encodeOrdinary(piece: string, out: number[]): void {
+    if (piece.length === 0) return;
+    const text = this.addPrefixSpace && piece[0] !== ' ' ? ` ${piece}` : piece;
+    const encodeWord = (word: string): void => {
       let ids = this.cache.get(word);
       if (ids === undefined) {
-        ids = mergeWord(this.encoder.encode(word), this.ranks);
+        ids = this.mergeBytes(this.encoder.encode(word));
         if (word.length <= ENCODE_CACHE_MAX_WORD_LENGTH) {
           if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
           this.cache.set(word, ids);
         }
       }
       for (let i = 0; i < ids.length; i++) out.push(ids[i]);
-    });
+    };
+    if (this.regex) forEachPretoken(text, this.regex, encodeWord);
+    else encodeWord(text);
   }
-}
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  private mergeBytes(bytes: Uint8Array): number[] {
+    const whole = this.wholeWords?.get(bytesToByteLevel(bytes));
+    return whole !== undefined ? [whole] : mergeWord(bytes, this.ranks, this.mergeIds);
+  }
 }

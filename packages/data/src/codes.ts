@@ -6,6 +6,11 @@
 export const DataErrorCode = {
   /** A tokenizer JSON file is foreign, corrupt, or of an unsupported format version. */
   TOKENIZER_FORMAT: 'TRAINER_ERR_TOKENIZER_FORMAT',
+  /**
+   * A tokenizer file uses a component this build does not implement (a Hugging Face tokenizer.json
+   * with a WordPiece or Unigram model, a Metaspace pre-tokenizer, a Lowercase normalizer, ...).
+   */
+  TOKENIZER_UNSUPPORTED: 'TRAINER_ERR_TOKENIZER_UNSUPPORTED',
   /** A tokenizer file does not exist or cannot be read. */
   TOKENIZER_NOT_FOUND: 'TRAINER_ERR_TOKENIZER_NOT_FOUND',
   /** Tokenizer training options are invalid (vocabSize below 257 or above what the corpus supports). */

@@ -1,5 +1,5 @@
 export { DataErrorCode } from './codes.js';
-export { GPT2_PATTERN, pretokenize } from './pretokenize.js';
+export { GPT2_PATTERN, HF_BYTE_LEVEL_PATTERN, pretokenize } from './pretokenize.js';
 export {
   BYTE_TOKENS,
   EOT_TEXT,
@@ -10,6 +10,10 @@ export {
   type TokenizerSpec,
 } from './tokenizer-file.js';
 export { BpeTokenizer, ENCODE_CACHE_MAX_ENTRIES, ENCODE_CACHE_MAX_WORD_LENGTH, type EncodeOptions } from './bpe-tokenizer.js';
+export type { TokenizerJson } from './bpe-model.js';
+export { HF_EOT_CANDIDATES, type HfAddedToken, type HfComponent, type HfTokenizerJson } from './hf-tokenizer-json.js';
+export { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
+export { readTokenizerJson } from './tokenizer-source.js';
 export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
 export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
 export { CORPUS_EXTENSIONS, CORPUS_MAX_FILE_BYTES } from './corpus-files.js';

@@ -7,6 +7,16 @@
 export const GPT2_PATTERN =
   "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/**
+ * The GPT-2 pattern as Hugging Face tokenizers applies it (ByteLevel with `use_regex`): there `\s`
+ * is Unicode White_Space, which counts U+0085 (NEL) as whitespace and U+FEFF (BOM) as not, while
+ * JavaScript's `\s` (and so js-tiktoken) does the opposite. Identical to GPT2_PATTERN on text
+ * without those two characters; GPT2_PATTERN stays as it is for trainer's own tokenizer files,
+ * whose tokens depend on it.
+ */
+export const HF_BYTE_LEVEL_PATTERN =
+  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\p{White_Space}\\p{L}\\p{N}]+|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+";
+
 /** Pre-tokenization patterns this build can apply, by the exact source string stored in tokenizer files. */
 export const KNOWN_PATTERNS: ReadonlySet<string> = new Set([GPT2_PATTERN]);
 

@@ -46,9 +46,12 @@ describe('tokenizer files', () => {
 
   it('refuses foreign, old, newer and corrupt files with TRAINER_ERR_TOKENIZER_FORMAT', async () => {
     const code = DataErrorCode.TOKENIZER_FORMAT;
-    const hf = { version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } };
-    const err = await expectTrainerError(() => BpeTokenizer.fromJSON(hf), code, /Hugging Face/);
+    const foreign = { format: 'sentencepiece', version: 1 };
+    const err = await expectTrainerError(() => BpeTokenizer.fromJSON(foreign), code, /format is "sentencepiece"/);
     expect(err.hint).toMatch(/trainer tokenizer train/);
+    // A Hugging Face tokenizer.json goes to its own loader (hf-tokenizer.test.ts), which names what it cannot load.
+    const hf = { version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } };
+    await expectTrainerError(() => BpeTokenizer.fromJSON(hf), DataErrorCode.TOKENIZER_UNSUPPORTED, /pre-tokenizer none/);
     await expectTrainerError(() => BpeTokenizer.fromJSON([1, 2]), code, /JSON object/);
     await expectTrainerError(() => BpeTokenizer.fromJSON(null), code);
     await expectTrainerError(() => BpeTokenizer.fromJSON(mutate((o) => (o.version = 0))), code, /version 0/);

@@ -1,6 +1,7 @@
 import { TrainerError } from '@trainer/errors';
 import { DataErrorCode } from './codes.js';
 import { sha256Hex } from './internal/hash.js';
+import { isRecord } from './internal/is-record.js';
 import { KNOWN_PATTERNS } from './pretokenize.js';
 
 /** The `format` field of every tokenizer file this package writes. */
@@ -89,14 +90,11 @@ function formatError(message: string, hint = 'the file is damaged or was not wri
   return new TrainerError(DataErrorCode.TOKENIZER_FORMAT, `tokenizer file refused: ${message}`, { hint });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
- * Validates a parsed tokenizer file and returns its spec. Foreign files (e.g. a Hugging Face
- * tokenizer.json), other versions, and any internal inconsistency are refused with
- * TRAINER_ERR_TOKENIZER_FORMAT; a hash mismatch means the file was edited or damaged.
+ * Validates a parsed trainer tokenizer file and returns its spec. Foreign files (a Hugging Face
+ * tokenizer.json here too: BpeTokenizer.fromJSON sends those to hf-tokenizer-json.ts), other
+ * versions, and any internal inconsistency are refused with TRAINER_ERR_TOKENIZER_FORMAT; a hash
+ * mismatch means the file was edited or damaged.
  */
 export function parseTokenizerFile(obj: unknown): TokenizerSpec {
   if (!isRecord(obj)) throw formatError(`expected a JSON object, got ${Array.isArray(obj) ? 'an array' : typeof obj}`);

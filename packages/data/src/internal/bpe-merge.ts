@@ -5,6 +5,17 @@ import { pairKey } from './pair-key.js';
 const POSITION_BASE = 2 ** 32;
 
 /**
+ * Token ids of a vocabulary whose ids are not trainer's layout (bytes 0..255, merge r = 256 + r),
+ * e.g. GPT-2's vocab.json or a Hugging Face tokenizer.json.
+ */
+export interface MergeIds {
+  /** byteIds[b]: id of the one-byte token of byte b. */
+  readonly byteIds: ArrayLike<number>;
+  /** mergedIds[r]: id of the token that merge r makes. */
+  readonly mergedIds: ArrayLike<number>;
+}
+
+/**
  * Applies BPE merges to one pre-token's bytes, exactly as GPT-2's encoder does: repeatedly merge
  * the adjacent pair with the lowest merge rank (all of its occurrences, left to right).
  *
@@ -13,12 +24,20 @@ const POSITION_BASE = 2 ** 32;
  * digits or spaces) costs O(n log n). Equivalent to the rescanning loop because a merge only
  * creates pairs containing the new token, whose ranks are all higher than the merge just made.
  *
- * @param ranks pairKey(left, right) -> merge rank r (the pair becomes token 256 + r)
+ * It is also Hugging Face tokenizers' algorithm (`Word::merge_all`), including its staleness rule:
+ * a popped pair is applied when the pair now at its position still makes the same token. With
+ * trainer's layout that means the same rank; in a foreign vocabulary two merges may make one token.
+ *
+ * @param ranks pairKey(left, right) -> merge rank r (the pair becomes token 256 + r, or ids.mergedIds[r])
+ * @param ids the vocabulary's ids when they are not trainer's layout
  */
-export function mergeWord(bytes: Uint8Array, ranks: ReadonlyMap<number, number>): number[] {
+export function mergeWord(bytes: Uint8Array, ranks: ReadonlyMap<number, number>, ids?: MergeIds): number[] {
   const n = bytes.length;
-  if (n < 2) return Array.from(bytes);
-  const symbol = Int32Array.from(bytes);
+  const byteIds = ids?.byteIds;
+  const mergedIds = ids?.mergedIds;
+  if (n < 2) return byteIds ? Array.from(bytes, (b) => byteIds[b]) : Array.from(bytes);
+  const symbol = byteIds ? Int32Array.from(bytes, (b) => byteIds[b]) : Int32Array.from(bytes);
+  const madeBy = (rank: number): number => (mergedIds ? mergedIds[rank] : 256 + rank);
   const next = new Int32Array(n);
   const prev = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -38,9 +57,11 @@ export function mergeWord(bytes: Uint8Array, ranks: ReadonlyMap<number, number>)
     const rank = Math.floor(entry / POSITION_BASE);
     const pos = entry % POSITION_BASE;
     const right = next[pos];
-    // Stale when the left symbol was merged away or the pair at pos has changed since the push.
-    if (!alive[pos] || right < 0 || ranks.get(pairKey(symbol[pos], symbol[right])) !== rank) continue;
-    symbol[pos] = 256 + rank;
+    // Stale when the left symbol was merged away or the pair at pos no longer makes this token.
+    if (!alive[pos] || right < 0) continue;
+    const current = ranks.get(pairKey(symbol[pos], symbol[right]));
+    if (current === undefined || (current !== rank && madeBy(current) !== madeBy(rank))) continue;
+    symbol[pos] = madeBy(rank);
     alive[right] = 0;
     next[pos] = next[right];
     if (next[right] >= 0) prev[next[right]] = pos;
