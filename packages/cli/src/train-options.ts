@@ -10,14 +10,17 @@ export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 /** The training options shared by `launch` and `coordinator` (the job travels to the workers). */
 export function addTrainOptions(cmd: Command): Command {
   return cmd
-    .option('--model <name>', 'named model config (gpt-nano, gpt-mini, gpt2-124m)', 'gpt-nano')
+    .option('--model <name>', 'named model config (gpt-nano, gpt-mini, gpt2-124m, llama-nano, smollm-135m, llama-3.2-1b, ...)', 'gpt-nano')
     .option('--vocab-size <n>', 'override the model\'s vocabulary size', int(257))
     .option('--context-length <n>', 'override the model\'s context length', int(1))
     .option('--layers <n>', 'override the number of transformer blocks', int(1))
     .option('--heads <n>', 'override the number of attention heads', int(1))
     .option('--d-model <n>', 'override the embedding width', int(1))
+    .option('--kv-heads <n>', 'Llama models: override the key/value heads (grouped-query attention; divides --heads)', int(1))
+    .option('--ffn-hidden <n>', 'Llama models: override the SwiGLU hidden size', int(1))
+    .option('--rope-theta <x>', 'Llama models: override the RoPE base', num(1))
     .option('--data <source...>', 'moby-dick, sotu, or .txt/.jsonl files and folders', ['moby-dick'])
-    .option('--tokenizer <file>', 'a tokenizer.json from `trainer tokenizer train` (default: train one on the corpus, cached)')
+    .option('--tokenizer <file>', 'a tokenizer: ours from `trainer tokenizer train`, a Hugging Face tokenizer.json (byte-level BPE), GPT-2 vocab.json + merges.txt, or a model folder holding them (default: train one on the corpus, cached)')
     .option('--steps <n>', 'optimizer steps', int(1), 200)
     .option('--global-batch <n>', 'sequences per optimizer step, over all workers', int(1), 16)
     .option('--micro-batch <n>', 'sequences per forward/backward on one worker (default: global batch / workers)', int(1))
@@ -80,6 +83,9 @@ export interface TrainCliOptions {
   layers?: number;
   heads?: number;
   dModel?: number;
+  kvHeads?: number;
+  ffnHidden?: number;
+  ropeTheta?: number;
   data: string[];
   tokenizer?: string;
   steps: number;
@@ -149,6 +155,9 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
   if (o.layers !== undefined) overrides.layers = o.layers;
   if (o.heads !== undefined) overrides.heads = o.heads;
   if (o.dModel !== undefined) overrides.dModel = o.dModel;
+  if (o.kvHeads !== undefined) overrides.kvHeads = o.kvHeads;
+  if (o.ffnHidden !== undefined) overrides.ffnHidden = o.ffnHidden;
+  if (o.ropeTheta !== undefined) overrides.ropeTheta = o.ropeTheta;
   return {
     modelName: o.model,
     modelOverrides: overrides,

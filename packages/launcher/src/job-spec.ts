@@ -16,6 +16,15 @@ export const ModelConfigSchema = z.object({
   heads: positiveInt,
   dModel: positiveInt,
   layerNormEps: z.number().positive(),
+  family: z.enum(['gpt2', 'llama']).optional(),
+  kvHeads: positiveInt.optional(),
+  ffnHidden: positiveInt.optional(),
+  ropeTheta: z.number().gt(1).optional(),
+  ropeScaling: z.object({
+    type: z.literal('llama3'), factor: z.number().positive(), lowFreqFactor: z.number().positive(),
+    highFreqFactor: z.number().positive(), originalMaxPositions: positiveInt,
+  }).strict().optional(),
+  tiedHead: z.boolean().optional(),
 });
 
 export const CorpusDataSchema = z.object({

@@ -1,4 +1,5 @@
 import type { GPTConfig } from './config.js';
+import { familyOf, ffnHiddenOf, kvHeadsOf } from './config.js';
 
 /**
  * Training FLOPs (forward + backward) per token at sequence length T, PaLM appendix B style:
@@ -12,9 +13,11 @@ import type { GPTConfig } from './config.js';
  *                  forward (full T x T matrices, as computed; causal masking is not discounted),
  *                  times 3 for forward + backward.
  * LayerNorm, GELU, softmax, biases and the embedding lookup are not counted (as in PaLM's MFU).
+ * A Llama's N is its block matrices, L (2 C^2 + 2 C KV D + 3 C F) (q, o; k, v; gate, up, down).
  */
 export function flopsPerToken(config: GPTConfig, seqLen: number): number {
   const { layers: L, dModel: C, vocabSize: V } = config;
-  const N = 12 * L * C * C;
+  const D = C / config.heads;
+  const N = familyOf(config) === 'llama' ? L * (2 * C * C + 2 * C * kvHeadsOf(config) * D + 3 * C * ffnHiddenOf(config)) : 12 * L * C * C;
   return 6 * N + 6 * C * V + 12 * L * C * seqLen;
 }

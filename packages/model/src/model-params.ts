@@ -8,6 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
+import { familyOf, isTiedHead } from './config.js';
+import type { LlamaBlockParams } from './layers/llama-block.js';
+import type { RMSNormParams } from './layers/rmsnorm.js';
 import { hostOp } from './host/tensor-io.js';
 import type { BlockParams } from './layers/block.js';
 import type { EmbeddingParams } from './layers/embedding.js';
@@ -37,6 +40,12 @@ export interface UnitParams {
   /** Tensor-parallel blocks: the local shards with the row-parallel biases held apart. */
   tpBlock?: TPBlockParams;
   lnf?: LayerNormParams;
+  /** Llama blocks (either family's blocks hold their tensor-parallel shards as they are; zero biases added). */
+  llamaBlock?: LlamaBlockParams;
+  /** Llama's final RMSNorm. */
+  lnfRms?: RMSNormParams;
+  /** An untied output head (lm_head.weight [V, C], in the final unit). */
+  head?: LMHeadParams;
   /** Every tensor of the unit (for dispose). */
   tensors: tf.Tensor[];
   /** The unit's parameter tensors in layout order (without transposed copies). */
@@ -44,15 +53,26 @@ export interface UnitParams {
   dispose(): void;
 }
 
-function isMatMulWeight(e: ParamEntry): boolean {
-  return e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
+function isMatMulWeight(e: ParamEntry, tiedHead: boolean): boolean {
+  return e.shape.length === 2 && ((e.name === 'wte.weight' && tiedHead) || e.name === 'lm_head.weight' || e.name.startsWith('h.'));
+}
+
+/** What of the architecture decides how a unit's tensors are assembled. */
+export interface UnitArchitecture {
+  llama: boolean;
+  tiedHead: boolean;
+}
+
+/** The architecture of a config (for uploadUnit). */
+export function unitArchitecture(config: GPTConfig): UnitArchitecture {
+  return { llama: familyOf(config) === 'llama', tiedHead: isTiedHead(config) };
 }
 
 /**
  * Builds unit `unit` from `values`, the unit's own slice of the flat vector
  * (flat.subarray(unit.start, unit.end)) on the host, or a 1-D tensor of it (not disposed).
  */
-export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32Array | tf.Tensor, withTransposes: boolean): UnitParams {
+export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32Array | tf.Tensor, withTransposes: boolean, arch: UnitArchitecture = { llama: false, tiedHead: true }): UnitParams {
   const n = values instanceof Float32Array ? values.length : values.size;
   if (n !== unit.end - unit.start) throw new Error(`internal: unit ${unit.name} needs ${unit.end - unit.start} values, got ${n}`);
   const entries = layout.entries.filter((e) => e.offset >= unit.start && e.offset < unit.end);
@@ -62,8 +82,9 @@ export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32
     : splitOnDevice(values, entries);
   const byName = new Map<string, tf.Tensor>();
   entries.forEach((e, i) => byName.set(e.name, tensors[i]));
+  const tied = arch.tiedHead;
   if (withTransposes) {
-    for (const e of entries.filter(isMatMulWeight)) {
+    for (const e of entries.filter((x) => isMatMulWeight(x, tied))) {
       const t = hostTranspose(byName.get(e.name) as tf.Tensor);
       tensors.push(t);
       byName.set(`${e.name}^T`, t);
@@ -81,13 +102,42 @@ export function uploadUnit(layout: ParamLayout, unit: ParamUnit, values: Float32
     return p;
   };
   const out: UnitParams = { tensors, entryTensors: tensors.slice(0, entries.length), dispose: () => tensors.forEach((t) => t.dispose()) };
+  const headOf = (name: string): LMHeadParams => {
+    const head: LMHeadParams = { wte: get(name) };
+    const wT = byName.get(`${name}^T`);
+    if (wT !== undefined) head.wteT = wT;
+    return head;
+  };
+  const llama = arch.llama;
   if (unit.name === 'embedding') {
-    const head: LMHeadParams = { wte: get('wte.weight') };
-    const wteT = byName.get('wte.weight^T');
-    if (wteT !== undefined) head.wteT = wteT;
-    out.embedding = { wte: get('wte.weight'), wpe: get('wpe.weight'), head };
+    out.embedding = llama ? { wte: get('wte.weight'), head: headOf('wte.weight') } : { wte: get('wte.weight'), wpe: get('wpe.weight'), head: headOf('wte.weight') };
   } else if (unit.name === 'final') {
-    out.lnf = { weight: get('ln_f.weight'), bias: get('ln_f.bias') };
+    if (llama) out.lnfRms = { weight: get('ln_f.weight') };
+    else out.lnf = { weight: get('ln_f.weight'), bias: get('ln_f.bias') };
+    if (byName.has('lm_head.weight')) out.head = headOf('lm_head.weight');
+  } else if (llama) {
+    const h = unit.name;
+    // Llama's linears have no biases; the kernel sets' Linear takes one, so each gets zeros (a fill kernel, nothing uploaded).
+    const linear0 = (name: string): LinearParams => {
+      const w = get(`${h}.${name}.weight`);
+      const bias = tf.fill([(w.shape as number[])[1]], 0);
+      tensors.push(bias);
+      const p: LinearParams = { weight: w, bias };
+      const wT = byName.get(`${h}.${name}.weight^T`);
+      if (wT !== undefined) p.weightT = wT;
+      return p;
+    };
+    out.llamaBlock = {
+      ln1: { weight: get(`${h}.ln_1.weight`) },
+      q: linear0('attn.q_proj'),
+      k: linear0('attn.k_proj'),
+      v: linear0('attn.v_proj'),
+      o: linear0('attn.o_proj'),
+      ln2: { weight: get(`${h}.ln_2.weight`) },
+      gate: linear0('mlp.gate_proj'),
+      up: linear0('mlp.up_proj'),
+      down: linear0('mlp.down_proj'),
+    };
   } else {
     const h = unit.name;
     out.block = {
@@ -111,8 +161,8 @@ function splitOnDevice(flat: tf.Tensor, entries: readonly ParamEntry[]): tf.Tens
 }
 
 /** Every unit at once: the whole model. */
-export function uploadParams(_config: GPTConfig, layout: ParamLayout, flat: Float32Array, withTransposes: boolean): ModelParams {
-  const units = paramUnits(layout).map((u) => uploadUnit(layout, u, flat.subarray(u.start, u.end), withTransposes));
+export function uploadParams(config: GPTConfig, layout: ParamLayout, flat: Float32Array, withTransposes: boolean): ModelParams {
+  const units = paramUnits(layout).map((u) => uploadUnit(layout, u, flat.subarray(u.start, u.end), withTransposes, unitArchitecture(config)));
   const emb = units[0].embedding!;
   return {
     embedding: { wte: emb.wte, wpe: emb.wpe },

@@ -2,15 +2,17 @@
  * Which part of the model a pipeline stage holds (Megatron-LM's pipeline split by layers).
  *
  * The L blocks are split into P contiguous runs, one per stage; stage 0 also holds the embedding
- * and the last stage ln_f and the output head. The head is tied to wte, which lives on stage 0:
+ * and the last stage ln_f and the output head. A tied head (GPT-2, tied Llamas) reads wte, which lives on stage 0:
  * like Megatron, the last stage keeps its own copy of the embedding unit, starts from the same
  * values, and the two copies' wte gradients are summed before every optimizer step, so they stay
- * equal. The copy is not part of the model's parameter count or of its gathered parameters.
+ * equal. The copy is not part of the model's parameter count or of its gathered parameters. An
+ * untied head's lm_head lives in the final unit, on the last stage only.
  */
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from './codes.js';
 import type { GPTConfig } from './config.js';
-import { blockParamShapes } from './layout.js';
+import { isTiedHead } from './config.js';
+import { blockShapesOf } from './layout.js';
 
 export interface PipelineStageSpec {
   /** Number of stages P. */
@@ -57,11 +59,14 @@ export function balanceBlocks(config: GPTConfig, stages: number, balance: Pipeli
   const C = config.dModel;
   const V = config.vocabSize;
   const T = config.contextLength;
-  const blockParams = blockParamShapes(C).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
-  const embeddingParams = (V + config.contextLength) * C;
+  const shapes = blockShapesOf(config);
+  const blockParams = shapes.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+  const blockMatrices = shapes.filter(([, shape]) => shape.length === 2).reduce((s, [, shape]) => s + shape[0] * shape[1], 0);
+  const embeddingParams = (V + (config.family === 'llama' ? 0 : config.contextLength)) * C;
+  // A block's matrices cost 2 FLOPs per weight and token (24C^2 for GPT-2), attention 4TC.
   const [block, embedding, head] = balance === 'compute'
-    ? [24 * C * C + 4 * T * C, 0, 2 * C * V]
-    : [blockParams, embeddingParams, stages > 1 ? embeddingParams + 2 * C : 2 * C];
+    ? [2 * blockMatrices + 4 * T * C, 0, 2 * C * V]
+    : [blockParams, embeddingParams, stages > 1 || !isTiedHead(config) ? V * C + 2 * C : 2 * C];
   // Dynamic programming over (stages used, blocks used): the minimal possible maximum.
   const cost = (s: number, from: number, to: number) => (to - from) * block + (s === 0 ? embedding : 0) + (s === stages - 1 ? head : 0);
   const best: number[][] = Array.from({ length: stages + 1 }, () => new Array<number>(L + 1).fill(Infinity));
@@ -125,7 +130,7 @@ export function stagePlan(config: GPTConfig, spec: PipelineStageSpec): StagePlan
   let copyUnit: number | null = null;
   if (stage === stages - 1) {
     baseUnits.push(config.layers + 1);
-    if (stage > 0) {
+    if (stage > 0 && isTiedHead(config)) {
       copyUnit = baseUnits.length;
       baseUnits.push(0);
     }

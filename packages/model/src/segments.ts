@@ -6,7 +6,11 @@
  *
  *   segment 0        embedding     reads unit 0 (wte, wpe)     backward reads nothing
  *   segment 1..L     block h.i     reads unit i+1
- *   segment L+1      ln_f + head   reads units L+1 (ln_f) and 0 (wte, tied head)
+ *   segment L+1      ln_f + head   reads units L+1 (ln_f; an untied lm_head) and 0 (wte, a tied head)
+ *
+ * Both families (config.family): GPT-2 blocks (Block / TensorParallelBlock) or Llama blocks
+ * (LlamaBlock: RMSNorm, RoPE, grouped-query attention, SwiGLU; its own tensor-parallel split),
+ * the final norm a LayerNorm or an RMSNorm, the head tied to wte or its own lm_head.
  *
  * Gradients are ADDED into caller-owned unit buffers (UnitGradBuffer: each parameter's gradient
  * at its unit-relative flat offset), so a unit's gradient can be reduced as soon as the last
@@ -16,7 +20,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
-import { validateConfig } from './config.js';
+import { familyOf, isTiedHead, kvHeadsOf, validateConfig } from './config.js';
+import { LlamaBlock, type LlamaBlockSaved } from './layers/llama-block.js';
+import { RMSNorm, type RMSNormParams } from './layers/rmsnorm.js';
+import { RotaryEmbedding } from './layers/rope.js';
 import { checkBatch } from './model-input.js';
 import { Block } from './layers/block.js';
 import type { EmbeddingParams } from './layers/embedding.js';
@@ -28,7 +35,7 @@ import { paramLayout, paramUnits } from './layout.js';
 import type { UnitParams } from './model-params.js';
 import type { Profiler } from './profiler.js';
 import { timed } from './profiler.js';
-import { uploadUnit } from './model-params.js';
+import { unitArchitecture, uploadUnit } from './model-params.js';
 import type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 import { TensorParallelBlock } from './tensor-parallel/parallel-block.js';
 import { localFromGlobal, placeShard, tensorParallelLayout, type TensorShard, type TPLayout } from './tensor-parallel/tp-layout.js';
@@ -119,6 +126,13 @@ export class GPTSegments {
   private readonly kinds: SegmentKind[];
   private readonly layers: LayerSet;
   private readonly block: Block;
+  /** The Llama block (family 'llama'), tensor-parallel when the model is split. */
+  private readonly llamaBlock: LlamaBlock | null;
+  /** Llama's final RMSNorm. */
+  private readonly rmsNorm: RMSNorm | null;
+  private readonly rope: RotaryEmbedding | null;
+  /** Whether the output head reads wte (else lm_head in the final unit). */
+  private readonly tiedHead: boolean;
   private readonly tp: TensorParallelParts | null;
   /** Base (tensor-parallel or full) layout and, per local unit, its base unit's start. */
   private readonly baseLayout: ParamLayout;
@@ -153,7 +167,7 @@ export class GPTSegments {
     this.replicatedRanges = entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size }));
     const embeddingUnit = plan.copyUnit ?? (plan.baseUnits[0] === 0 && plan.baseUnits.length > 0 ? 0 : -1);
     const pipelined = (options.pipeline?.stages ?? 1) > 1;
-    if (pipelined && embeddingUnit >= 0) {
+    if (pipelined && embeddingUnit >= 0 && isTiedHead(config)) {
       const u = this.units[embeddingUnit];
       const wteSize = entries.find((e) => e.name === 'wte.weight' && e.offset >= u.start)!.size;
       this.tiedEmbedding = { unit: embeddingUnit, wte: { start: u.start, end: u.start + wteSize }, copyUnit: plan.copyUnit === null ? null : { start: u.start, end: u.end } };
@@ -164,6 +178,16 @@ export class GPTSegments {
     const p = options.profiler;
     this.layers = { ...layers, layerNorm: timed('ln', layers.layerNorm, p), embedding: timed('embedding', layers.embedding, p), head: timed('head', layers.head, p) };
     this.block = new Block(layers, p);
+    this.tiedHead = isTiedHead(config);
+    if (familyOf(config) === 'llama') {
+      this.rope = new RotaryEmbedding(config);
+      this.rmsNorm = new RMSNorm(config.layerNormEps, layers.kind);
+      this.llamaBlock = new LlamaBlock(layers, config.layerNormEps, this.rope, { heads: config.heads / T, kvHeads: kvHeadsOf(config) / T }, group ?? null, p);
+    } else {
+      this.rope = null;
+      this.rmsNorm = null;
+      this.llamaBlock = null;
+    }
     if (group && tpLayout) {
       const vocabStart = tpLayout.entries[0].shard.rows![0];
       this.tp = {
@@ -184,7 +208,7 @@ export class GPTSegments {
         return { name: `h.${k.block}`, forwardUnits: [u], backwardUnits: [u], gradUnits: [u], recomputable: true };
       }
       const final = plan.copyUnit === null ? last : last - 1;
-      const units = [final, embeddingUnit];
+      const units = this.tiedHead ? [final, embeddingUnit] : [final];
       return { name: 'head', forwardUnits: units, backwardUnits: units, gradUnits: units };
     });
     this.localOffsets = this.units.map((u) => {
@@ -224,10 +248,11 @@ export class GPTSegments {
       let elements = 0;
       for (const e of this.layout.entries) {
         if (e.offset < u.start || e.offset >= u.end) continue;
-        const transposed = transposes && e.shape.length === 2 && (e.name === 'wte.weight' || e.name.startsWith('h.'));
+        const transposed = transposes && e.shape.length === 2 && ((e.name === 'wte.weight' && this.tiedHead) || e.name === 'lm_head.weight' || e.name.startsWith('h.'));
         elements += e.size * (transposed ? 2 : 1);
+        if (this.llamaBlock && e.shape.length === 2 && e.name.startsWith('h.')) elements += e.shape[1]; // a zero bias per linear
       }
-      if (this.tp && u.name.startsWith('h.')) elements += 2 * this.config.dModel;
+      if (this.tp && !this.llamaBlock && u.name.startsWith('h.')) elements += 2 * this.config.dModel;
       return { ...u, computeBytes: 4 * elements };
     });
   }
@@ -243,12 +268,12 @@ export class GPTSegments {
    */
   lastLogits(params: ReadonlyMap<number, UnitParams>, x: tf.Tensor): tf.Tensor {
     if (this.tp) throw new Error('internal: lastLogits of a tensor-parallel shard');
-    const [finalUnit, embeddingUnit] = this.segments[this.segments.length - 1].forwardUnits;
+    const [finalUnit] = this.segments[this.segments.length - 1].forwardUnits;
     const [B, T, C] = x.shape;
     const last = tf.tidy(() => tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C])); // [B, T, C] -> [B, C]
-    const lnf = this.layers.layerNorm.forward(unitOf(params, finalUnit).lnf!, last, false);
+    const lnf = this.finalNorm(params, finalUnit, last, false);
     last.dispose();
-    const logits = this.layers.head.logits(unitOf(params, embeddingUnit).embedding!.head, lnf.y);
+    const logits = this.layers.head.logits(this.headParams(params), lnf.y);
     lnf.y.dispose();
     return logits;
   }
@@ -307,8 +332,8 @@ export class GPTSegments {
    * the host, or from a 1-D backend tensor of it (split on the device; not disposed).
    */
   unitParams(unit: number, values: Float32Array | { readonly shape: readonly number[] }): UnitParams {
-    const p = uploadUnit(this.layout, this.units[unit], values as Float32Array | tf.Tensor, this.layers.usesTransposedWeights);
-    if (this.tp && p.block) {
+    const p = uploadUnit(this.layout, this.units[unit], values as Float32Array | tf.Tensor, this.layers.usesTransposedWeights, unitArchitecture(this.config));
+    if (this.tp && p.block && !this.llamaBlock) {
       // Row-parallel layers run with zero biases; the real biases are added after the all-reduce.
       const zeros = [tf.fill([this.config.dModel], 0), tf.fill([this.config.dModel], 0)]; // a kernel each, nothing uploaded
       p.tensors.push(...zeros);
@@ -335,13 +360,14 @@ export class GPTSegments {
     }
     if (kind.kind === 'block') {
       const unit = unitOf(params, spec.forwardUnits[0]);
+      if (this.llamaBlock) return this.llamaBlock.forward(unit.llamaBlock!, input(x, seg), train);
       const r = tp ? await tp.block.forward(unit.tpBlock!, input(x, seg), train) : this.block.forward(unit.block!, input(x, seg), train);
       return { y: r.y, saved: r.saved };
     }
-    const [finalUnit, embeddingUnit] = spec.forwardUnits;
-    const lnf = this.layers.layerNorm.forward(unitOf(params, finalUnit).lnf!, input(x, seg), train);
+    const [finalUnit] = spec.forwardUnits;
+    const lnf = this.finalNorm(params, finalUnit, input(x, seg), train);
     try {
-      const headParams = unitOf(params, embeddingUnit).embedding!.head;
+      const headParams = this.headParams(params);
       const head = tp ? await tp.head.forward(headParams, lnf.y, mb.targets, train) : this.layers.head.forward(headParams, lnf.y, mb.targets, train);
       return { y: null, saved: new HeadSegmentSaved(lnf.saved, head.saved), loss: { loss: head.loss, count: head.count } };
     } finally {
@@ -362,44 +388,71 @@ export class GPTSegments {
       const u = spec.gradUnits[0];
       const buf = gradOf(grads, u);
       const wte = this.localOffsets[u].get('wte.weight')!;
-      const wpe = this.localOffsets[u].get('wpe.weight')!;
+      const wpe = this.localOffsets[u].get('wpe.weight'); // absent for Llama (RoPE)
+      const unitSize = this.units[u].end - this.units[u].start;
       const layer = tp ? tp.embedding : this.layers.embedding;
       // A host buffer takes the host kernels' scatter-add in place (no gradient arrays).
-      const into = (layer as { backwardInto?: (s: Saved, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array) => void }).backwardInto;
+      const into = (layer as { backwardInto?: (s: Saved, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array | null) => void }).backwardInto;
       if (buf.host && into) {
-        into.call(layer, saved, input(dy, seg), buf.host.subarray(wte, wpe), buf.host.subarray(wpe, this.units[u].end - this.units[u].start));
+        into.call(layer, saved, input(dy, seg), buf.host.subarray(wte, wpe ?? unitSize), wpe === undefined ? null : buf.host.subarray(wpe, unitSize));
         return null;
       }
       // The embedding's backward needs no parameter values (an engine that shards them need not gather them), only shapes.
       const { dParams } = layer.backward(this.embeddingShapes(u), saved, input(dy, seg));
       buf.add(wte, dParams.wte);
-      buf.add(wpe, dParams.wpe);
+      if (wpe !== undefined && dParams.wpe !== undefined) buf.add(wpe, dParams.wpe);
       return null;
     }
     if (kind.kind === 'block') {
       const u = spec.gradUnits[0];
       const unit = unitOf(params, u);
       type BlockSaved_ = Parameters<Block['backward']>[1];
+      if (this.llamaBlock) {
+        const r = await this.llamaBlock.backward(unit.llamaBlock!, saved as LlamaBlockSaved, input(dy, seg));
+        this.addInto(grads, u, r.dParams);
+        return r.dx;
+      }
       const r = tp ? await tp.block.backward(unit.tpBlock!, saved as BlockSaved_, input(dy, seg)) : this.block.backward(unit.block!, saved as BlockSaved_, input(dy, seg));
       this.addInto(grads, u, r.dParams);
       return r.dx;
     }
     const [finalUnit, embeddingUnit] = spec.backwardUnits;
     const { lnf: lnfSaved, head: headSaved } = saved as HeadSegmentSaved;
-    const headParams = unitOf(params, embeddingUnit).embedding!.head;
+    const headParams = this.headParams(params);
     const hb = tp
       ? await tp.head.backward(headParams, headSaved, gradScale)
       : this.layers.head.backward(headParams, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
-    this.addInto(grads, embeddingUnit, { 'wte.weight': hb.dParams.wte });
+    if (this.tiedHead) this.addInto(grads, embeddingUnit, { 'wte.weight': hb.dParams.wte });
+    else this.addInto(grads, finalUnit, { 'lm_head.weight': hb.dParams.wte });
+    if (this.rmsNorm) {
+      const lb = this.rmsNorm.backward(unitOf(params, finalUnit).lnfRms!, lnfSaved as Parameters<RMSNorm['backward']>[1], hb.dx);
+      hb.dx.dispose();
+      this.addInto(grads, finalUnit, { 'ln_f.weight': lb.dParams.weight });
+      return lb.dx;
+    }
     const lb = this.layers.layerNorm.backward(unitOf(params, finalUnit).lnf!, lnfSaved as Parameters<LayerSet['layerNorm']['backward']>[1], hb.dx);
     hb.dx.dispose();
     this.addInto(grads, finalUnit, { 'ln_f.weight': lb.dParams.weight, 'ln_f.bias': lb.dParams.bias });
     return lb.dx;
   }
 
+  /** The final norm (LayerNorm, or Llama's RMSNorm) of the head segment. */
+  private finalNorm(params: ReadonlyMap<number, UnitParams>, finalUnit: number, x: tf.Tensor, train: boolean): { y: tf.Tensor; saved: Saved } {
+    if (this.rmsNorm) return this.rmsNorm.forward(unitOf(params, finalUnit).lnfRms as RMSNormParams, x, train);
+    return this.layers.layerNorm.forward(unitOf(params, finalUnit).lnf!, x, train);
+  }
+
+  /** The output head's weight: wte of the embedding unit (tied) or lm_head of the final unit. */
+  private headParams(params: ReadonlyMap<number, UnitParams>): UnitParams['head'] & object {
+    const spec = this.segments[this.segments.length - 1];
+    if (this.tiedHead) return unitOf(params, spec.forwardUnits[1]).embedding!.head;
+    return unitOf(params, spec.forwardUnits[0]).head!;
+  }
+
   /** The embedding unit's parameter shapes (all the embedding's backward reads of them). */
   private embeddingShapes(u: number): EmbeddingParams {
     const shape = (name: string) => ({ shape: this.layout.entries.find((e) => e.name === name && e.offset >= this.units[u].start && e.offset < this.units[u].end)!.shape });
+    if (this.rope) return { wte: shape('wte.weight') } as unknown as EmbeddingParams;
     return { wte: shape('wte.weight'), wpe: shape('wpe.weight') } as unknown as EmbeddingParams;
   }
 
@@ -417,10 +470,11 @@ export class GPTSegments {
 /** The segment chain of a config (see the file comment): embedding, one per block, head. */
 export function segmentSpecs(config: GPTConfig): SegmentSpec[] {
   const L = config.layers;
+  const head = isTiedHead(config) ? [L + 1, 0] : [L + 1];
   return [
     { name: 'embedding', forwardUnits: [0], backwardUnits: [], gradUnits: [0] },
     ...Array.from({ length: L }, (_, i) => ({ name: `h.${i}`, forwardUnits: [i + 1], backwardUnits: [i + 1], gradUnits: [i + 1], recomputable: true })),
-    { name: 'head', forwardUnits: [L + 1, 0], backwardUnits: [L + 1, 0], gradUnits: [L + 1, 0] },
+    { name: 'head', forwardUnits: head, backwardUnits: head, gradUnits: head },
   ];
 }
 

@@ -11,7 +11,7 @@ interface FinetuneOptions extends LaunchOptions {
 }
 
 /** Options of `launch` that describe the model or corpus: the pretrained model decides them. */
-const MODEL_OPTIONS = ['model', 'vocabSize', 'contextLength', 'layers', 'heads', 'dModel', 'tokenizer'] as const;
+const MODEL_OPTIONS = ['model', 'vocabSize', 'contextLength', 'layers', 'heads', 'dModel', 'kvHeads', 'ffnHidden', 'ropeTheta', 'tokenizer'] as const;
 
 /**
  * `trainer finetune --from MODEL --data task.jsonl [launch options]`: the launch path of

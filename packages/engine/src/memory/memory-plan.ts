@@ -273,7 +273,7 @@ export const ADAMW_TEMPORARIES = 4;
 export function candidateLayouts(config: GPTConfig, world: number): { tp: number; pp: number; zero: ZeroStage }[] {
   const out: { tp: number; pp: number; zero: ZeroStage }[] = [];
   for (let tp = 1; tp <= Math.min(world, 8); tp *= 2) {
-    if (config.heads % tp !== 0 || (4 * config.dModel) % tp !== 0) continue;
+    if (config.heads % tp !== 0 || (config.kvHeads ?? config.heads) % tp !== 0 || (config.family === 'llama' ? (config.ffnHidden ?? 4 * config.dModel) : 4 * config.dModel) % tp !== 0) continue;
     for (let pp = 1; pp <= Math.min(world / tp, config.layers); pp *= 2) {
       if (world % (tp * pp) !== 0) continue;
       for (const zero of [0, 1, 2, 3] as ZeroStage[]) out.push({ tp, pp, zero });

@@ -19,11 +19,16 @@ export class HostEmbedding implements EmbeddingLayer {
     const { tokens, batch } = input;
     const C = (params.wte.shape as number[])[1];
     const T = tokens.length / batch;
-    const [y] = hostOp([params.wte, params.wpe], [[batch, T, C]], ([wte, wpe], [x]) => {
+    const wpeT = params.wpe;
+    const [y] = hostOp(wpeT ? [params.wte, wpeT] : [params.wte], [[batch, T, C]], ([wte, wpe], [x]) => {
       for (let n = 0; n < tokens.length; n++) {
         const te = tokens[n] * C;
-        const pe = (n % T) * C;
         const dst = n * C;
+        if (wpe === undefined) {
+          x.set(wte.subarray(te, te + C), dst);
+          continue;
+        }
+        const pe = (n % T) * C;
         for (let c = 0; c < C; c++) x[dst + c] = wte[te + c] + wpe[pe + c];
       }
     });
@@ -34,6 +39,10 @@ export class HostEmbedding implements EmbeddingLayer {
   backward(params: EmbeddingParams, saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads<Float32Array> } {
     const [V, C] = params.wte.shape;
     const dwte = new Float32Array(V * C);
+    if (params.wpe === undefined) {
+      this.backwardInto(saved, dy, dwte, null);
+      return { dx: null, dParams: { wte: dwte } };
+    }
     const dwpe = new Float32Array(params.wpe.shape[0] * C);
     this.backwardInto(saved, dy, dwte, dwpe);
     return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
@@ -43,7 +52,7 @@ export class HostEmbedding implements EmbeddingLayer {
    * The same gradient, ADDED into caller-owned arrays (row-major [V, C] and [contextLength, C]).
    * Needs no parameter values: an engine that shards parameters need not gather them for this.
    */
-  backwardInto(saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array): void {
+  backwardInto(saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array | null): void {
     const { tokens } = saved.take('Embedding');
     const [, T, C] = dy.shape as number[];
     hostRead([dy], ([g]) => {
@@ -54,7 +63,7 @@ export class HostEmbedding implements EmbeddingLayer {
         for (let c = 0; c < C; c++) {
           const v = g[src + c];
           dwte[te + c] += v;
-          dwpe[pe + c] += v;
+          if (dwpe !== null) dwpe[pe + c] += v;
         }
       }
     });

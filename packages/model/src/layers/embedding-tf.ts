@@ -35,6 +35,7 @@ export class TfEmbedding implements EmbeddingLayer {
     const y = tf.tidy(() => {
       // gatherND, not gather: tfjs-node's GatherV2 reads its indices back to the host to check bounds.
       const tok = tf.gatherND(params.wte, tf.reshape(ids, [ids.size, 1])); // [B*T, C]
+      if (params.wpe === undefined) return tf.reshape(tok, [batch, T, C]); // [B, T, C]
       const pos = tf.slice(params.wpe, [0, 0], [T, C]); // [T, C]
       return tf.add(tf.reshape(tok, [batch, T, C]), pos); // [B, T, C]
     });
@@ -54,9 +55,9 @@ export class TfEmbedding implements EmbeddingLayer {
     const { ids } = saved.take('Embedding');
     const [V, C] = params.wte.shape;
     const N = ids.size;
-    const dwpe = positionGradient(dy, params.wpe.shape[0]); // first: its [T, C] batch sum is freed before dwte exists
+    const dwpe = params.wpe === undefined ? undefined : positionGradient(dy, params.wpe.shape[0]); // first: its [T, C] batch sum is freed before dwte exists
     const dwte = tf.tidy(() => tf.scatterND(tf.reshape(ids, [N, 1]), tf.reshape(dy, [N, C]), [V, C])); // [N, C] rows -> [V, C]
     saved.release();
-    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
+    return { dx: null, dParams: dwpe === undefined ? { wte: dwte } : { wte: dwte, wpe: dwpe } };
   }
 }

@@ -12,8 +12,8 @@ import type { GradValue, Saved } from './layer.js';
 export interface EmbeddingParams {
   /** Token embedding [V, C] (also the tied output head). */
   wte: tf.Tensor;
-  /** Position embedding [contextLength, C]. */
-  wpe: tf.Tensor;
+  /** Position embedding [contextLength, C]; absent for models without learned positions (Llama: RoPE). */
+  wpe?: tf.Tensor;
 }
 
 /** A micro-batch of token ids: `batch` rows of `tokens.length / batch` positions. */
@@ -25,7 +25,7 @@ export interface TokenBatch {
 /** The embedding's parameter gradients: wte [V, C] and wpe [contextLength, C] (zero past T). */
 export type EmbeddingGrads<G extends GradValue = GradValue> = {
   wte: G;
-  wpe: G;
+  wpe?: G;
 }; // a type, not an interface: assignable to ParamGrads (a record)
 
 /**

@@ -11,6 +11,9 @@
  *
  * Closed forms, tp = 1, in elements (x4 bytes; bool 1 byte), with N = B*T rows, C width, F = 4C
  * the MLP width, V vocabulary, P = B*H*T^2 attention probabilities, ctx the context length.
+ * A Llama block is estimated with the GPT-2 block's trace at its own F (ffnHidden): an
+ * approximation (SwiGLU keeps two [N, F] inputs where GELU keeps one, RoPE and repeat_kv add
+ * [N, C]-sized temporaries) that the memory meter has not checked; GPT-2's are exact.
  * With tp > 1 the attention terms (q, k, v, attention y, P), F and V are this rank's shard, and
  * every all-reduce uploads an [N, C] copy (tensor-parallel/mappings.ts). Peaks are a max over the
  * moments of the replay; listed are those that win at training shapes (N >= C), checked in the
@@ -67,7 +70,7 @@
  */
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from '../codes.js';
-import { validateConfig, type GPTConfig } from '../config.js';
+import { ffnHiddenOf, validateConfig, type GPTConfig } from '../config.js';
 import { GELU_A, GELU_K } from '../layers/gelu.js';
 import type { KernelSet } from '../layers/layer-set.js';
 import { checkTensorParallel, splitRange } from '../tensor-parallel/tp-layout.js';
@@ -161,7 +164,7 @@ export function segmentDims(config: GPTConfig, shape: ActivationShape): SegmentD
     throw new TrainerError(ModelErrorCode.MODEL_INPUT, `tpRank must be an integer in [0, ${tp}), got ${String(rank)}`, { hint: 'the rank within its tensor-parallel group' });
   }
   const [v0, v1] = splitRange(config.vocabSize, tp, rank);
-  return { B, T, N: B * T, C: config.dModel, H: config.heads / tp, hs: config.dModel / config.heads, F: (4 * config.dModel) / tp, V: v1 - v0, ctx: config.contextLength, tp };
+  return { B, T, N: B * T, C: config.dModel, H: config.heads / tp, hs: config.dModel / config.heads, F: ffnHiddenOf(config) / tp, V: v1 - v0, ctx: config.contextLength, tp };
 }
 
 function layerTraces(shape: ActivationShape): LayerTraces {

@@ -8,6 +8,14 @@
  *   mlp.c_fc.{w,b}        columns [t 4C/T, (t+1) 4C/T)               column-parallel: [C, 4C/T]
  *   mlp.c_proj.weight     rows    [t 4C/T, (t+1) 4C/T)               row-parallel:    [4C/T, C]
  *   everything else       replicated (wpe, LayerNorms, the row-parallel layers' biases, ln_f)
+ * and of a Llama (no biases; H query heads, KV key/value heads of size D, SwiGLU width F):
+ *   wte.weight, lm_head.weight  rows V_t                                vocab-parallel
+ *   attn.q_proj.weight    columns of its H/T query heads              column-parallel: [C, H D/T]
+ *   attn.k_proj/v_proj    columns of its KV/T key/value heads         column-parallel: [C, KV D/T]
+ *   attn.o_proj.weight    rows of its query heads                     row-parallel:    [H D/T, C]
+ *   mlp.gate_proj/up_proj columns [t F/T, (t+1) F/T)                  column-parallel: [C, F/T]
+ *   mlp.down_proj.weight  rows    [t F/T, (t+1) F/T)                  row-parallel:    [F/T, C]
+ *   RMSNorm weights       replicated
  * in the same order and with the same names as the full layout, so units, ZeRO and checkpoints
  * work on it unchanged. A shard is described by the rows and column ranges of the full tensor
  * it holds, which is also how shards are gathered back into the full model.
@@ -15,6 +23,7 @@
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from '../codes.js';
 import type { GPTConfig } from '../config.js';
+import { familyOf, ffnHiddenOf, kvHeadsOf } from '../config.js';
 import type { ParamEntry, ParamLayout } from '../layout.js';
 import { paramLayout } from '../layout.js';
 import { forEachFullRun } from './shard-runs.js';
@@ -58,10 +67,18 @@ export function checkTensorParallel(config: GPTConfig, tpSize: number): void {
       details: { heads: config.heads, tp: tpSize },
     });
   }
-  if ((4 * config.dModel) % tpSize !== 0) {
-    throw new TrainerError('TRAINER_ERR_TP_INDIVISIBLE', `the MLP's hidden size ${4 * config.dModel} does not divide among ${tpSize} tensor-parallel ranks`, {
-      hint: `choose --tp among the divisors of ${4 * config.dModel}`,
-      details: { hidden: 4 * config.dModel, tp: tpSize },
+  const kv = kvHeadsOf(config);
+  if (kv % tpSize !== 0) {
+    throw new TrainerError('TRAINER_ERR_TP_INDIVISIBLE', `the model's ${kv} key/value heads do not divide among ${tpSize} tensor-parallel ranks`, {
+      hint: `choose --tp among the divisors of ${kv} (each rank keeps whole key/value heads with the query heads that read them)`,
+      details: { kvHeads: kv, tp: tpSize },
+    });
+  }
+  const F = ffnHiddenOf(config);
+  if (F % tpSize !== 0) {
+    throw new TrainerError('TRAINER_ERR_TP_INDIVISIBLE', `the MLP's hidden size ${F} does not divide among ${tpSize} tensor-parallel ranks`, {
+      hint: `choose --tp among the divisors of ${F}`,
+      details: { hidden: F, tp: tpSize },
     });
   }
   if (config.vocabSize < tpSize) {
@@ -77,10 +94,28 @@ export function tensorParallelLayout(config: GPTConfig, tpSize: number, tpRank: 
   const headCols = (C / T);
   const [h0] = [tpRank * headCols];
   const qkvCols: [number, number][] = [0, 1, 2].map((part) => [part * C + h0, part * C + h0 + headCols]);
-  const mlp: [number, number] = [tpRank * (4 * C / T), (tpRank + 1) * (4 * C / T)];
+  const F = ffnHiddenOf(config);
+  const mlp: [number, number] = [tpRank * (F / T), (tpRank + 1) * (F / T)];
+  const D = C / config.heads;
+  const kvCols: [number, number] = [tpRank * (kvHeadsOf(config) / T) * D, (tpRank + 1) * (kvHeadsOf(config) / T) * D];
+  const llama = familyOf(config) === 'llama';
   const shardOf = (e: ParamEntry): { shard: TensorShard; replicated: boolean } => {
     const g = { globalShape: e.shape };
     const local = e.name.replace(/^h\.\d+\./, '');
+    if (llama) {
+      switch (local) {
+        case 'wte.weight':
+        case 'lm_head.weight': return { shard: { ...g, rows: splitRange(config.vocabSize, T, tpRank) }, replicated: false };
+        case 'attn.q_proj.weight': return { shard: { ...g, cols: [[h0, h0 + headCols]] }, replicated: false };
+        case 'attn.k_proj.weight':
+        case 'attn.v_proj.weight': return { shard: { ...g, cols: [kvCols] }, replicated: false };
+        case 'attn.o_proj.weight': return { shard: { ...g, rows: [h0, h0 + headCols] }, replicated: false };
+        case 'mlp.gate_proj.weight':
+        case 'mlp.up_proj.weight': return { shard: { ...g, cols: [mlp] }, replicated: false };
+        case 'mlp.down_proj.weight': return { shard: { ...g, rows: mlp }, replicated: false };
+        default: return { shard: g, replicated: true };
+      }
+    }
     switch (local) {
       case 'wte.weight': return { shard: { ...g, rows: splitRange(config.vocabSize, T, tpRank) }, replicated: false };
       case 'attn.c_attn.weight':

@@ -34,6 +34,7 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
     });
     const summed = await allReduceTensor(partial, this.group);
     partial.dispose();
+    if (p.wpe === undefined) return { y: summed, saved: train ? new SavedState({ tokens }, []) : SavedState.none() };
     const [y] = hostOp([summed, p.wpe], [[batch, T, C]], ([s, wpe], [x]) => {
       for (let n = 0; n < tokens.length; n++) {
         const pe = (n % T) * C;
@@ -49,13 +50,17 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
   backward(p: EmbeddingParams, saved: SavedState<EmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads<Float32Array> } {
     const [Vt, C] = p.wte.shape;
     const dwte = new Float32Array(Vt * C);
+    if (p.wpe === undefined) {
+      this.backwardInto(saved, dy, dwte, null);
+      return { dx: null, dParams: { wte: dwte } };
+    }
     const dwpe = new Float32Array(p.wpe.shape[0] * C);
     this.backwardInto(saved, dy, dwte, dwpe);
     return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
   }
 
   /** Adds this rank's gradients into caller-owned arrays dwte [|V_t|, C] and dwpe [ctx, C]. */
-  backwardInto(saved: SavedState<EmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array): void {
+  backwardInto(saved: SavedState<EmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array | null): void {
     const { tokens } = saved.take('VocabParallelEmbedding');
     const [, T, C] = dy.shape as number[];
     const Vt = dwte.length / C;
@@ -68,7 +73,7 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
         const inShard = row >= 0 && row < Vt;
         for (let c = 0; c < C; c++) {
           const v = g[src + c];
-          dwpe[pe + c] += v;
+          if (dwpe !== null) dwpe[pe + c] += v;
           if (inShard) dwte[row * C + c] += v;
         }
       }

@@ -78,8 +78,9 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
       } finally {
         partial.dispose();
       }
-      y = tf.tidy(() => tf.add(summed, tf.slice(p.wpe, [0, 0], [T, C])));
-      summed.dispose();
+      const wpe = p.wpe;
+      y = wpe === undefined ? summed : tf.tidy(() => tf.add(summed, tf.slice(wpe, [0, 0], [T, C])));
+      if (y !== summed) summed.dispose();
     } catch (err) {
       ids.dispose();
       throw err;
@@ -101,9 +102,9 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
       const updates = tf.mul(tf.reshape(dy, [N, C]), inShard); // off-shard rows add 0 (at a clamped row)
       return tf.scatterND(tf.reshape(rows, [N, 1]), updates, [Vt, C]);
     });
-    const dwpe = positionGradient(dy, p.wpe.shape[0]); // after dwte: the [N, C] updates are freed by then
+    const dwpe = p.wpe === undefined ? undefined : positionGradient(dy, p.wpe.shape[0]); // after dwte: the [N, C] updates are freed by then
     saved.release();
-    return { dx: null, dParams: { wte: dwte, wpe: dwpe } };
+    return { dx: null, dParams: dwpe === undefined ? { wte: dwte } : { wte: dwte, wpe: dwpe } };
   }
 }
 

@@ -68,7 +68,7 @@ describe.each(['wasm', 'cpu'] as const)('vocab-parallel embedding and head on %s
         const p = { wte: shards[r], wpe };
         const { y, saved } = await layer.forward(p, tokens, B);
         const { dParams } = layer.backward(p, saved, dy);
-        const out = { y: values(y), dwte: values(dParams.wte), dwpe: values(dParams.wpe) };
+        const out = { y: values(y), dwte: values(dParams.wte), dwpe: values(dParams.wpe!) };
         tf.dispose([y, ...[dParams.wte, dParams.wpe].filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
         return out;
       }),

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { maxParamDiff, tinyRun } from './helpers/checkpoint-run.js';
+import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
+import { killAllStarted } from './helpers/processes.js';
+import { tinyWorkspace } from './helpers/tiny-run.js';
+
+afterEach(() => killAllStarted());
+
+/**
+ * The Llama family (RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head) in every
+ * parallel layout, multi-process: the same equivalence as GPT-2's (test/tensor-parallel.test.ts,
+ * pipeline-parallel, zero): each layout follows one worker's trajectory, losses to 2e-5
+ * relative and the final parameters to 1e-4 absolute (partial sums in another order, amplified
+ * by Adam in near-zero gradients); a checkpoint resumes bitwise on its layout and reshards.
+ * The model is llama-nano narrowed to 2 blocks of width 32: 4 query heads of size 8 over 2 KV
+ * heads, so tp 2 gives each rank 2 query heads and their 1 KV head.
+ */
+const LOSS_RTOL = 2e-5;
+const PARAM_ATOL = 1e-4;
+const JOB = ['--model', 'llama-nano', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--ffn-hidden', '64', '--global-batch', '8', '--steps', '5', '--eval-every', '5'];
+
+describe('Llama family (multi-process)', () => {
+  it('dp x tp x pp, ZeRO 1 and 3, activation checkpointing: every layout follows one worker', async () => {
+    const ws = tinyWorkspace();
+    const ref = await trainedRun(ws, 'ref', 1, JOB);
+    expect(ref.params.has('lm_head.weight'), 'untied head saved').toBe(true);
+    expect(ref.params.has('wpe.weight'), 'no learned positions').toBe(false);
+    expect(ref.params.get('h.0.attn.k_proj.weight')!.length).toBe(32 * 16); // [C, KV D]
+    for (const [nodes, layout] of [
+      [4, ['--tp', '2', '--zero', '1']],
+      [2, ['--pp', '2']],
+      [2, ['--zero', '3']],
+      [4, ['--tp', '2', '--pp', '2', '--micro-batches', '2', '--activation-checkpointing']],
+    ] as [number, string[]][]) {
+      const label = `${nodes} workers ${layout.join(' ')}`;
+      const run = await trainedRun(ws, label.replaceAll(/[ -]+/g, '_'), nodes, [...JOB, ...layout]);
+      expectSameTrajectory(run, ref, label, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
+    }
+  }, 300_000);
+
+  it('a tp 2 x pp 2 checkpoint resumes bitwise on its layout and reshards to 1 worker', async () => {
+    const ws = tinyWorkspace();
+    const job = [...JOB, '--steps', '6', '--eval-every', '3', '--micro-batches', '2'];
+    const ref = await trainedRun(ws, 'tp2pp2', 4, [...job, '--tp', '2', '--pp', '2', '--save-every', '3']);
+    const ckpt = join(ref.out, 'checkpoints', 'step-000003');
+    const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
+    // k_proj is column-parallel by KV heads: each tp rank wrote its head's 8 columns.
+    const k = manifest.tensors.find((t: { name: string }) => t.name === 'h.0.attn.k_proj.weight');
+    expect(k.state.params.map((p: { slice: { cols: number[][] } }) => p.slice.cols)).toEqual([[[0, 8]], [[8, 16]]]);
+    const same = await tinyRun(ws, 'same', 4, [...job, '--tp', '2', '--pp', '2', '--resume', ckpt]);
+    expect(same.code, same.output).toBe(0);
+    expect(same.summary.losses.slice(3)).toEqual(ref.summary.losses.slice(3));
+    expect(same.modelBytes!.equals(ref.modelBytes!), 'model.safetensors differs').toBe(true);
+    const one = await tinyRun(ws, 'one', 1, [...job, '--resume', ckpt]);
+    expect(one.code, one.output).toBe(0);
+    one.summary.losses.slice(3).forEach((l, i) => expect(Math.abs(l! - ref.summary.losses[3 + i]!)).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.losses[3 + i]!));
+    expect(maxParamDiff(one, ref)).toBeLessThanOrEqual(PARAM_ATOL);
+  }, 300_000);
+});
