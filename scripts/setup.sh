@@ -72,3 +72,13 @@ fi
 if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
   debian_install "for the multi-host and TLS tests" "the multi-host tests will skip, saying why" --no-install-recommends openssh-server openssh-client openssl
 fi
+
+# The reference tests (test/hf-reference.test.ts) check exported models against an independent
+# PyTorch forward pass (scripts/hf_reference_forward.py), run by /usr/bin/python3 with Debian's
+# PyTorch; OpenBLAS as its BLAS (Debian's torch otherwise uses the slow reference BLAS; the
+# benchmark peers in ../shared/bench use the same pair). Installed only where missing;
+# --no-install-recommends keeps 47 of 210 packages out (Qt, VA drivers, dev headers): 163
+# packages, 154 MB, about 75 s on a fresh Debian 12.
+if ! /usr/bin/python3 -c 'import numpy, torch' >/dev/null 2>&1; then
+  debian_install "for the PyTorch reference tests" "the PyTorch reference tests will fail" --no-install-recommends python3-torch libopenblas0-pthread
+fi

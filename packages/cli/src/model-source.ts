@@ -1,13 +1,16 @@
-import { stat } from 'node:fs/promises';
+import { pathExists } from '@trainer/checkpoint';
 import { join } from 'node:path';
 import { loadCheckpointModel, loadHuggingFaceExport, loadModelDir, resolvePretrained, type SavedModel } from '@trainer/launcher';
 
 /**
- * A saved model from a path that is a model folder, a run folder holding model/, or a sharded
- * checkpoint (a checkpoint folder, a checkpoints folder, or a run folder with only checkpoints/).
+ * A saved model from a path that is a model folder, a run folder holding model/, a sharded
+ * checkpoint (a checkpoint folder, a checkpoints folder, or a run folder with only checkpoints/),
+ * or a Hugging Face folder (GPT-2 or Llama; model.safetensors or sharded; F32, BF16 or F16, read
+ * as fp32). `tokenizerDir`: a Hugging Face folder whose tokenizer is its own files, not the
+ * trainer's.
  */
-export async function loadModelFrom(path: string): Promise<SavedModel & { dir: string }> {
-  const source = await resolvePretrained(path); // a `trainer export` folder too
+export async function loadModelFrom(path: string): Promise<SavedModel & { dir: string; tokenizerDir?: string }> {
+  const source = await resolvePretrained(path);
   if (source.kind === 'huggingface') return loadHuggingFaceExport(source.path);
   if (await exists(join(path, 'manifest.json'))) return loadCheckpointModel(path);
   const candidate = join(path, 'model');
@@ -18,11 +21,4 @@ export async function loadModelFrom(path: string): Promise<SavedModel & { dir: s
   return { ...(await loadModelDir(path)), dir: path };
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = pathExists;

@@ -1,54 +1,74 @@
 import { exitCode } from '../action.js';
 import { Command } from 'commander';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { bytesOf, writeJsonAtomic, writeSafetensors } from '@trainer/checkpoint';
-import { paramLayout, type GPTConfig } from '@trainer/model';
+import { looksLikeHfTokenizerJson } from '@trainer/data';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { bytesOf, transposeMatrix, writeHfWeights, writeJsonAtomic, HF_DEFAULT_MAX_SHARD_BYTES, type HfWeightsWritten } from '@trainer/checkpoint';
+import { encodeBf16 } from '@trainer/comm';
+import { hfConfigJson, hfTensors, type GPTConfig } from '@trainer/model';
 import { loadModelFrom } from '../model-source.js';
+import { oneOf, parseByteSize } from '../parse.js';
 
 /**
- * Hugging Face GPT-2 layout: config.json (GPT2Config) and model.safetensors with GPT-2's tensor
- * names. Our flat layout already uses those names and GPT-2's Conv1D orientation ([in, out],
- * q,k,v concatenated in c_attn), so the export is a copy; the output head is tied to wte.weight.
+ * `trainer export MODEL --out DIR`: the model as a Hugging Face folder that transformers'
+ * from_pretrained loads (GPT2LMHeadModel or LlamaForCausalLM):
+ *
+ *   config.json                 hfConfigJson (torch_dtype float32 or bfloat16)
+ *   model.safetensors           every tensor under its Hugging Face name (hf-names.ts), or above
+ *                               --max-shard-size model-0000i-of-0000N.safetensors + the index
+ *   trainer-tokenizer.json      the trainer's tokenizer, when the model has one
+ *
+ * GPT-2 tensors are a straight copy (Conv1D is [in, out] like ours); Llama's linears go back to
+ * nn.Linear's [out, in]. bf16 rounds each fp32 to nearest even. The model is held once: each
+ * tensor is converted and written in turn (writeHfWeights), never a second copy of the whole.
  */
-export function huggingFaceConfig(c: GPTConfig): Record<string, unknown> {
-  return {
-    architectures: ['GPT2LMHeadModel'],
-    model_type: 'gpt2',
-    vocab_size: c.vocabSize,
-    n_positions: c.contextLength,
-    n_ctx: c.contextLength,
-    n_embd: c.dModel,
-    n_layer: c.layers,
-    n_head: c.heads,
-    n_inner: null,
-    activation_function: 'gelu_new',
-    layer_norm_epsilon: c.layerNormEps,
-    resid_pdrop: 0.0,
-    embd_pdrop: 0.0,
-    attn_pdrop: 0.0,
-    initializer_range: 0.02,
-    scale_attn_weights: true,
-    tie_word_embeddings: true,
-    use_cache: true,
-    torch_dtype: 'float32',
-  };
+export type ExportDtype = 'f32' | 'bf16';
+
+/** Hugging Face tokenizer files copied along when the model comes from a Hugging Face folder. */
+const HF_TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+
+/** Writes the weights and config.json of `params` (the flat fp32 vector of `config`) into `out`. */
+export async function writeHuggingFaceModel(out: string, config: GPTConfig, params: Float32Array, opts: { dtype: ExportDtype; maxShardBytes: number }): Promise<HfWeightsWritten> {
+  const tensors = hfTensors(config);
+  const dtype = opts.dtype === 'bf16' ? 'BF16' as const : 'F32' as const;
+  const specs = tensors.map((t) => ({ name: t.hfName, dtype, shape: t.hfShape }));
+  const written = await writeHfWeights(out, specs, (i) => {
+    const { entry: e, transposed } = tensors[i];
+    const ours = params.subarray(e.offset, e.offset + e.size);
+    const values = transposed ? transposeMatrix(ours, e.shape[0], e.shape[1]) : ours; // [in, out] -> [out, in]
+    if (dtype === 'F32') return bytesOf(values);
+    const codes = new Uint16Array(values.length);
+    encodeBf16(values, codes);
+    return bytesOf(codes);
+  }, { maxShardBytes: opts.maxShardBytes, metadata: { format: 'pt' } });
+  await writeJsonAtomic(join(out, 'config.json'), hfConfigJson(config, dtype === 'BF16' ? 'bfloat16' : 'float32'));
+  return written;
 }
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('write a saved model in the Hugging Face GPT-2 layout (config.json + model.safetensors)')
-    .argument('<model>', 'run folder, model folder, or sharded checkpoint (any layout; a checkpoints folder means its latest)')
+    .description('write a model as a Hugging Face folder (GPT2LMHeadModel or LlamaForCausalLM: config.json + safetensors)')
+    .argument('<model>', 'run folder, model folder, sharded checkpoint (any layout; a checkpoints folder means its latest), or Hugging Face folder')
     .requiredOption('--out <dir>', 'output folder')
-    .action(exitCode(async (path: string, o: { out: string }) => {
+    .option('--dtype <dtype>', 'tensor dtype: f32, or bf16 (rounded to nearest even)', oneOf(['f32', 'bf16'] as const), 'f32')
+    .option('--max-shard-size <size>', 'largest weight file before the weights are split into model-0000i-of-0000N.safetensors + model.safetensors.index.json (like save_pretrained: 5GB = 5e9 bytes)', parseByteSize, HF_DEFAULT_MAX_SHARD_BYTES)
+    .action(exitCode(async (path: string, o: { out: string; dtype: ExportDtype; maxShardSize: number }) => {
       const saved = await loadModelFrom(path);
       await mkdir(o.out, { recursive: true });
-      const layout = paramLayout(saved.config);
-      const tensors = layout.entries.map((e) => ({ name: e.name, dtype: 'F32' as const, shape: e.shape, data: bytesOf(saved.params.subarray(e.offset, e.offset + e.size)) }));
-      await writeSafetensors(join(o.out, 'model.safetensors'), tensors, { format: 'pt' });
-      await writeJsonAtomic(join(o.out, 'config.json'), huggingFaceConfig(saved.config));
-      if (saved.tokenizerJson) await writeFile(join(o.out, 'trainer-tokenizer.json'), saved.tokenizerJson);
-      process.stdout.write(`exported ${saved.modelName} (${layout.totalSize.toLocaleString('en-US')} parameters) to ${o.out}\n`);
+      const written = await writeHuggingFaceModel(o.out, saved.config, saved.params, { dtype: o.dtype, maxShardBytes: o.maxShardSize });
+      // The tokenizer: a Hugging Face folder's own files as they are; a Hugging Face tokenizer.json
+      // (a model fine-tuned from one) under its own name, which transformers loads; ours as trainer-tokenizer.json.
+      if (saved.tokenizerDir) {
+        if (resolve(saved.tokenizerDir) !== resolve(o.out)) {
+          for (const f of HF_TOKENIZER_FILES) if (existsSync(join(saved.tokenizerDir, f))) await copyFile(join(saved.tokenizerDir, f), join(o.out, f));
+        }
+      } else if (saved.tokenizerJson) {
+        const hf = looksLikeHfTokenizerJson(JSON.parse(saved.tokenizerJson));
+        await writeFile(join(o.out, hf ? 'tokenizer.json' : 'trainer-tokenizer.json'), saved.tokenizerJson);
+      }
+      const files = written.files.length === 1 ? written.files[0] : `${written.files.length} shards + index`;
+      process.stdout.write(`exported ${saved.modelName} (${saved.params.length.toLocaleString('en-US')} parameters, ${o.dtype}, ${files}) to ${o.out}\n`);
       return 0;
     }));
 }

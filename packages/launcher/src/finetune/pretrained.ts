@@ -1,16 +1,19 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { asFloat32, readSafetensors } from '@trainer/checkpoint';
+import { HfModelFolder, pathExists } from '@trainer/checkpoint';
+import { readTokenizerJson } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
-import { paramLayout, validateConfig, type GPTConfig } from '@trainer/model';
+import { configFromHf, familyOf, hfTensors, paramLayout, type GPTConfig, type HfTensor } from '@trainer/model';
 import { describeCheckpointModel } from '../checkpointing/checkpoint-model.js';
 import { readModelDirConfig, type SavedModel } from '../model-files.js';
 
 /**
  * Where fine-tuning starts from: a trainer model folder (<run>/model), a run folder, a sharded
  * checkpoint (a checkpoint, a checkpoints folder, or a run folder with only checkpoints/), or a
- * Hugging Face GPT-2 export (`trainer export`: config.json of model_type gpt2, model.safetensors,
- * trainer-tokenizer.json). The coordinator resolves the path once; every worker loads it.
+ * Hugging Face model folder: config.json with a model_type (gpt2 and llama are read), weights in
+ * model.safetensors or shards listed by model.safetensors.index.json, as `trainer export` and
+ * transformers' save_pretrained write them. The coordinator resolves the path once; every worker
+ * loads it.
  */
 export type PretrainedKind = 'model' | 'checkpoint' | 'huggingface';
 
@@ -20,14 +23,7 @@ export interface PretrainedSource {
   path: string;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = pathExists;
 
 async function readJsonObject(p: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -41,12 +37,13 @@ async function readJsonObject(p: string): Promise<Record<string, unknown> | unde
 export async function resolvePretrained(path: string): Promise<PretrainedSource> {
   const abs = resolve(path);
   if (!(await exists(abs))) {
-    throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${path} does not exist`, { hint: 'pass a run folder, its model/ folder, a checkpoint, or a `trainer export` folder' });
+    throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${path} does not exist`, { hint: 'pass a run folder, its model/ folder, a checkpoint, or a Hugging Face model folder (`trainer export`)' });
   }
   if (await exists(join(abs, 'manifest.json'))) return { kind: 'checkpoint', path: abs };
   if (await exists(join(abs, 'model', 'config.json'))) return { kind: 'model', path: join(abs, 'model') };
   const config = await readJsonObject(join(abs, 'config.json'));
-  if (config?.model_type === 'gpt2') return { kind: 'huggingface', path: abs };
+  // Any model_type is Hugging Face's: configFromHf then says which ones are read (gpt2, llama).
+  if (config && typeof config.model_type === 'string' && config.format === undefined) return { kind: 'huggingface', path: abs };
   if (config) return { kind: 'model', path: abs };
   if ((await exists(join(abs, 'latest'))) || (await exists(join(abs, 'checkpoints')))) return { kind: 'checkpoint', path: abs };
   return { kind: 'model', path: abs }; // loadModelDir says what is missing
@@ -57,7 +54,13 @@ export interface PretrainedInfo {
   dir: string;
   modelName: string;
   config: GPTConfig;
+  /** The trainer's own tokenizer (tokenizer.json of a model folder, trainer-tokenizer.json of an export). */
   tokenizerJson?: string;
+  /**
+   * A Hugging Face folder without trainer-tokenizer.json whose tokenizer is Hugging Face's
+   * (tokenizer.json, or vocab.json + merges.txt): the folder, for the Hugging Face tokenizer loader.
+   */
+  tokenizerDir?: string;
 }
 
 export async function describePretrained(src: PretrainedSource): Promise<PretrainedInfo> {
@@ -65,12 +68,9 @@ export async function describePretrained(src: PretrainedSource): Promise<Pretrai
     case 'checkpoint':
       return describeCheckpointModel(src.path);
     case 'huggingface': {
-      const raw = await readJsonObject(join(src.path, 'config.json'));
-      if (!raw) throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${src.path}/config.json is missing or not JSON`, { hint: 'pass a folder written by `trainer export`' });
-      return {
-        dir: src.path, modelName: typeof raw.trainer_model_name === 'string' ? raw.trainer_model_name : 'gpt2-export',
-        config: configFromHuggingFace(raw, `${src.path}/config.json`), tokenizerJson: await readOptional(join(src.path, 'trainer-tokenizer.json')),
-      };
+      const { modelName, config } = await readHfConfig(src.path);
+      await checkHfWeights(src.path, config); // headers only: a missing shard or tensor is named before any worker starts
+      return { dir: src.path, modelName, config, ...(await hfTokenizer(src.path)) };
     }
     case 'model': {
       const { modelName, config } = await readModelDirConfig(src.path);
@@ -87,40 +87,69 @@ async function readOptional(p: string): Promise<string | undefined> {
   }
 }
 
-/** The GPT-2 config of a Hugging Face config.json, as this trainer's GPTConfig. */
-export function configFromHuggingFace(c: Record<string, unknown>, where: string): GPTConfig {
-  const int = (k: string): number => {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${where}: ${k} is missing or not a positive integer`, { hint: 'a GPT-2 config.json has vocab_size, n_positions, n_layer, n_head, n_embd' });
-    return v;
-  };
-  if (c.n_inner !== undefined && c.n_inner !== null) throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${where}: n_inner ${String(c.n_inner)} is not supported (the MLP is 4 x n_embd)`, { hint: 'export a model with n_inner null' });
-  if (c.activation_function !== undefined && c.activation_function !== 'gelu_new') throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${where}: activation ${String(c.activation_function)} is not supported (tanh GELU, "gelu_new")`, { hint: 'export a GPT-2 model with activation_function gelu_new' });
-  const config: GPTConfig = {
-    vocabSize: int('vocab_size'), contextLength: int('n_positions'), layers: int('n_layer'), heads: int('n_head'), dModel: int('n_embd'),
-    layerNormEps: typeof c.layer_norm_epsilon === 'number' ? c.layer_norm_epsilon : 1e-5,
-  };
-  validateConfig(config, where);
-  return config;
+/**
+ * A Hugging Face folder's tokenizer: the trainer's (trainer-tokenizer.json) first, else the
+ * folder's own files (tokenizer.json, or GPT-2's vocab.json + merges.txt) as a Hugging Face
+ * tokenizer.json (readTokenizerJson: what BpeTokenizer.fromJSON loads with the files' ids).
+ */
+async function hfTokenizer(dir: string): Promise<{ tokenizerJson?: string; tokenizerDir?: string }> {
+  const tokenizerJson = await readOptional(join(dir, 'trainer-tokenizer.json'));
+  if (tokenizerJson !== undefined) return { tokenizerJson };
+  const own = (await exists(join(dir, 'tokenizer.json'))) || ((await exists(join(dir, 'vocab.json'))) && (await exists(join(dir, 'merges.txt'))));
+  if (!own) return {};
+  return { tokenizerJson: JSON.stringify(await readTokenizerJson(dir)), tokenizerDir: dir };
 }
 
-/** A `trainer export` folder (or any GPT-2 safetensors with the trainer tokenizer beside it). */
-export async function loadHuggingFaceExport(dir: string): Promise<SavedModel & { dir: string }> {
+/** A Hugging Face folder's config.json as a GPTConfig (configFromHf), with a name for the model. */
+export async function readHfConfig(dir: string): Promise<{ modelName: string; config: GPTConfig }> {
   const raw = await readJsonObject(join(dir, 'config.json'));
-  if (!raw) throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${dir}/config.json is missing or not JSON`, { hint: 'pass a folder written by `trainer export`' });
-  const config = configFromHuggingFace(raw, `${dir}/config.json`);
-  const file = await readSafetensors(join(dir, 'model.safetensors'));
-  const layout = paramLayout(config);
-  const params = new Float32Array(layout.totalSize);
-  for (const e of layout.entries) {
-    // GPT2LMHeadModel saves under "transformer."; GPT2Model and `trainer export` without it.
-    const t = file.tensors.get(e.name) ?? file.tensors.get(`transformer.${e.name}`);
-    if (!t) throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${dir}/model.safetensors lacks the tensor ${e.name}`, { hint: 'the file is not a GPT-2 of this config' });
-    if (JSON.stringify(t.shape) !== JSON.stringify(e.shape)) {
-      throw new TrainerError('TRAINER_ERR_MODEL_FORMAT', `${dir}/model.safetensors: ${e.name} has shape ${JSON.stringify(t.shape)}, the config needs ${JSON.stringify(e.shape)}`);
-    }
-    params.set(asFloat32(t), e.offset);
+  if (!raw) throw new TrainerError('TRAINER_ERR_MODEL_NOT_FOUND', `${dir}/config.json is missing or not JSON`, { hint: 'pass a Hugging Face model folder (config.json and model.safetensors), e.g. one written by `trainer export`' });
+  const config = configFromHf(raw, `${dir}/config.json`);
+  const name = [raw.trainer_model_name, raw._name_or_path].find((v): v is string => typeof v === 'string' && v.length > 0);
+  return { modelName: name ?? `${familyOf(config)}-export`, config };
+}
+
+/** The GPT-2 or Llama config of a Hugging Face config.json, as this trainer's GPTConfig (configFromHf). */
+export function configFromHuggingFace(c: Record<string, unknown>, where: string): GPTConfig {
+  return configFromHf(c, where);
+}
+
+/**
+ * The model's tensors in a Hugging Face folder, by this trainer's name: the name there, the
+ * stored shape and orientation (hf-names.ts). GPT2LMHeadModel saves under "transformer.",
+ * GPT2Model and `trainer export` without it: whichever the folder holds.
+ */
+export function hfTensorsIn(folder: HfModelFolder, config: GPTConfig): Map<string, HfTensor> {
+  const prefixed = familyOf(config) === 'gpt2' && !folder.has('wte.weight') && folder.has('transformer.wte.weight');
+  return new Map(hfTensors(config).map((t) => [t.entry.name, prefixed ? { ...t, hfName: `transformer.${t.hfName}` } : t]));
+}
+
+/** Every tensor of the model is in the folder, a float, of its shape (TRAINER_ERR_HF_* otherwise); reads headers only. */
+export async function checkHfWeights(dir: string, config: GPTConfig): Promise<void> {
+  const folder = await HfModelFolder.open(dir);
+  try {
+    for (const t of hfTensorsIn(folder, config).values()) await folder.check(t.hfName, t.hfShape);
+  } finally {
+    await folder.close();
   }
-  const tokenizerJson = await readOptional(join(dir, 'trainer-tokenizer.json'));
-  return { modelName: typeof raw.trainer_model_name === 'string' ? raw.trainer_model_name : 'gpt2-export', config, params, tokenizerJson, info: {}, dir };
+}
+
+/**
+ * A whole Hugging Face model (eval, generate, export, `--from` on one process): every tensor
+ * checked first (present, a float, its shape), then read one at a time, widened to fp32 and
+ * turned into the trainer's orientation, straight into the flat vector.
+ */
+export async function loadHuggingFaceExport(dir: string): Promise<SavedModel & { dir: string; tokenizerDir?: string }> {
+  const { modelName, config } = await readHfConfig(dir);
+  const params = new Float32Array(paramLayout(config).totalSize);
+  const folder = await HfModelFolder.open(dir);
+  try {
+    const tensors = [...hfTensorsIn(folder, config).values()];
+    for (const t of tensors) await folder.check(t.hfName, t.hfShape);
+    for (const t of tensors) params.set(await folder.readRegion(t.hfName, t.entry.shape, undefined, 0, t.entry.size, t.transposed), t.entry.offset);
+  } finally {
+    await folder.close();
+  }
+  const { tokenizerJson, tokenizerDir } = await hfTokenizer(dir);
+  return { modelName, config, params, tokenizerJson, info: {}, dir, ...(tokenizerDir ? { tokenizerDir } : {}) };
 }

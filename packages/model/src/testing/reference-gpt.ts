@@ -33,10 +33,15 @@ export function referenceLossAndGrads(
   targets: Int32Array,
   batch: number,
 ): { loss: number; grads: Float32Array } {
+  return lossAndGradsOf(config, flat, (xs) => referenceLoss(config, xs, tokens, targets, batch));
+}
+
+/** Loss and gradient (flat, layout order) by tf.grads of `loss`, a function of one tensor per layout entry. */
+export function lossAndGradsOf(config: GPTConfig, flat: Float32Array, lossOf: (ps: tf.Tensor[]) => tf.Scalar): { loss: number; grads: Float32Array } {
   const layout = paramLayout(config);
   const ps = layout.entries.map((e) => tf.tensor(flat.slice(e.offset, e.offset + e.size), e.shape));
   try {
-    const f = (...xs: tf.Tensor[]): tf.Scalar => referenceLoss(config, xs, tokens, targets, batch);
+    const f = (...xs: tf.Tensor[]): tf.Scalar => lossOf(xs);
     const { value, grads } = tf.tidy(() => {
       const r = tf.valueAndGrads(f)(ps);
       return { value: r.value, grads: r.grads };

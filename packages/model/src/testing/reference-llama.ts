@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from '../config.js';
 import { kvHeadsOf } from '../config.js';
 import { paramLayout } from '../layout.js';
+import { lossAndGradsOf } from './reference-gpt.js';
 import { refAttention, refTiedHeadLoss } from './reference-layers.js';
 
 function refRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
@@ -85,20 +86,5 @@ export function referenceLlamaLoss(config: GPTConfig, ps: tf.Tensor[], tokens: I
 
 /** Loss and gradient (flat, layout order) of the reference Llama by tf.grads. */
 export function referenceLlamaLossAndGrads(config: GPTConfig, flat: Float32Array, tokens: Int32Array, targets: Int32Array, batch: number): { loss: number; grads: Float32Array } {
-  const layout = paramLayout(config);
-  const ps = layout.entries.map((e) => tf.tensor(flat.slice(e.offset, e.offset + e.size), e.shape));
-  try {
-    const f = (...xs: tf.Tensor[]): tf.Scalar => referenceLlamaLoss(config, xs, tokens, targets, batch);
-    const { value, grads } = tf.tidy(() => {
-      const r = tf.valueAndGrads(f)(ps);
-      return { value: r.value, grads: r.grads };
-    });
-    const loss = value.dataSync()[0];
-    const out = new Float32Array(layout.totalSize);
-    layout.entries.forEach((e, i) => out.set(grads[i].dataSync(), e.offset));
-    tf.dispose([value, ...grads]);
-    return { loss, grads: out };
-  } finally {
-    tf.dispose(ps);
-  }
+  return lossAndGradsOf(config, flat, (xs) => referenceLlamaLoss(config, xs, tokens, targets, batch));
 }
