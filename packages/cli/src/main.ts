@@ -8,6 +8,7 @@ import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { launchCommand } from './commands/launch.js';
 import { tokenizerCommand } from './commands/tokenizer.js';
+import { dataCommand } from './commands/data.js';
 import { workerCommand } from './commands/worker.js';
 import { checkpointCommand } from './commands/checkpoint.js';
 import { finetuneCommand } from './commands/finetune.js';
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand(), finetuneCommand(), reportCommand(), taskCommand(), agentCommand()]) {
+  for (const cmd of [launchCommand(), coordinatorCommand(), workerCommand(), tokenizerCommand(), dataCommand(), evalCommand(), generateCommand(), exportCommand(), estimateMemoryCommand(), benchCommand(), checkpointCommand(), finetuneCommand(), reportCommand(), taskCommand(), agentCommand()]) {
     program.addCommand(cmd);
   }
   // addCommand does not pass settings down: errors must come back to main(), not exit the process.

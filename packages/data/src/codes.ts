@@ -45,6 +45,12 @@ export const DataErrorCode = {
   BATCH_INDIVISIBLE: 'TRAINER_ERR_BATCH_INDIVISIBLE',
   /** A sampler or split option is out of range (negative step, rank >= dpSize, ...). */
   DATA_OPTION: 'TRAINER_ERR_DATA_OPTION',
+  /** A prepared dataset's manifest, progress file or document index is missing, foreign, of another version, or inconsistent. */
+  DATASET_FORMAT: 'TRAINER_ERR_DATASET_FORMAT',
+  /** `trainer data prepare --out DIR` holds a dataset or an unfinished run for another tokenizer, other sources or settings. */
+  DATASET_MISMATCH: 'TRAINER_ERR_DATASET_MISMATCH',
+  /** A read outside a prepared dataset's split (negative, fractional, or past its last token). */
+  DATASET_RANGE: 'TRAINER_ERR_DATASET_RANGE',
 } as const;
 
 export type DataErrorCode = (typeof DataErrorCode)[keyof typeof DataErrorCode];

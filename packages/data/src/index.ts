@@ -40,3 +40,26 @@ export {
 export { BatchSampler, validationBatches, type BatchSamplerOptions, type MicroBatchSlice, type TokenBatch } from './batch-sampler.js';
 export { loadTokenIdsFile, parseTokenIds, type LoadTokenIdsOptions } from './token-ids-file.js';
 export { streamKey, uniformIndex } from './prng.js';
+export {
+  CHECKPOINT_INTERVAL_MS,
+  DEFAULT_SHARD_BYTES,
+  MIN_SHARD_BYTES,
+  prepareDataset,
+  type PrepareDatasetOptions,
+  type PrepareDatasetResult,
+  type PrepareProgressReport,
+} from './dataset/prepare-dataset.js';
+export { DEFAULT_MAX_OPEN_SHARDS, PreparedDataset, type PreparedDatasetOptions } from './dataset/prepared-dataset.js';
+export {
+  DATASET_FORMAT,
+  DATASET_FORMAT_VERSION,
+  MANIFEST_FILE,
+  type DatasetManifest,
+  type DatasetSplit,
+  type ShardEntry,
+  type SourceEntry,
+  type SplitManifest,
+} from './dataset/manifest.js';
+export { INDEX_FILE_MAGIC, INDEX_FILE_VERSION, encodeShardHeader, parseIndexFile, shardFileName, shardSourceHash } from './dataset/shard-format.js';
+export { DATASET_EXTENSIONS } from './dataset/sources.js';
+export { DEFAULT_DATASET_VAL_FRACTION, validationKey, validationThreshold } from './dataset/validation-split.js';
