@@ -17,9 +17,45 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$P
 fi
 
 # The optional native backends (@tensorflow/tfjs-node, -node-gpu) download libtensorflow while
-# installing; where that host is unreachable they are skipped and the wasm backend is used.
-pnpm install --frozen-lockfile --reporter=append-only 2>&1 | grep -v -E '^\.\.\./@tensorflow/tfjs-node(-gpu)? install' || true
+# installing; where that fails they are skipped and the wasm backend is used. Their install
+# scripts' output (a download stack trace where storage.googleapis.com is unreachable) goes to
+# NATIVE_LOG instead of the terminal, and one line says what became of them; every other line of
+# pnpm's output, other packages' failures included, is shown as it comes.
+NATIVE_LOG=.cache/setup/native-backends.log
+mkdir -p "$(dirname "$NATIVE_LOG")"
+install_status=0
+pnpm install --frozen-lockfile --reporter=append-only 2>&1 \
+  | awk -v native="$NATIVE_LOG.new" '/@tensorflow\/tfjs-node(-gpu)? (pre|post)?install[:$]/ { print > native; next } { print; fflush() }' \
+  || install_status=$?
+# The newest install that ran their scripts keeps its log (a later install that skips them reuses it).
+if [ -s "$NATIVE_LOG.new" ]; then mv "$NATIVE_LOG.new" "$NATIVE_LOG"; else rm -f "$NATIVE_LOG.new"; fi
+[ "$install_status" = 0 ] || echo "setup: pnpm install exited with status $install_status (its output is above)" >&2
 test -d packages/model/node_modules/@tensorflow/tfjs-core || { echo "setup: pnpm install failed" >&2; exit 1; }
+
+# One line: which native backends have libtensorflow and their addon (as Dockerfile.gpu checks), and why not.
+native_backends_line() {
+  local installed=() skipped=() pkg dir why
+  for pkg in tfjs-node tfjs-node-gpu; do
+    dir=packages/model/node_modules/@tensorflow/$pkg
+    if compgen -G "$dir/deps/lib/libtensorflow.so.*" >/dev/null && compgen -G "$dir/lib/napi-v*/tfjs_binding.node" >/dev/null; then
+      installed+=("@tensorflow/$pkg")
+    else
+      skipped+=("$pkg")
+    fi
+  done
+  [ ${#skipped[@]} = 0 ] && { echo "setup: native backends installed: ${installed[*]}"; return; }
+  if [ ! -s "$NATIVE_LOG" ]; then
+    why="$([ ${#skipped[@]} = 1 ] && echo has || echo have) no libtensorflow (an earlier install did not get it and left no log; pnpm rebuild -r ${skipped[*]/#/@tensorflow/} retries)"
+  elif grep -q -E 'ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET|ENETUNREACH' "$NATIVE_LOG"; then
+    why="could not download libtensorflow (no network access to $(grep -o -m1 -E 'https?://[^/]+' "$NATIVE_LOG" | sed 's#.*://##' || echo 'its download host'))"
+  else
+    why="failed to install (see the log)"
+  fi
+  local names="@tensorflow/${skipped[0]}"
+  [ ${#skipped[@]} = 2 ] && names="@tensorflow/tfjs-node(-gpu)"
+  echo "setup: native backends skipped: $names $why; training uses ${installed[0]:-wasm}$( [ -s "$NATIVE_LOG" ] && echo " (log: $NATIVE_LOG)")"
+}
+native_backends_line
 pnpm build
 
 # Installs Debian packages where apt-get can (root on Debian/Ubuntu), else says what will fail:
@@ -48,7 +84,7 @@ fi
 # without a GPU the tests point it at SwiftShader, the software Vulkan driver Debian's chromium
 # ships (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json). Installed only where missing;
 # --no-install-recommends keeps Mesa's drivers out (Dawn refuses lavapipe anyway).
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+if ! ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1 ' >/dev/null; then
   debian_install "for the WebGPU backend" "the WebGPU tests will fail" --no-install-recommends libvulkan1
 fi
 

@@ -22,7 +22,7 @@ const PARAM_ATOL = 1e-4;
 const JOB = ['--model', 'llama-nano', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--ffn-hidden', '64', '--global-batch', '8', '--steps', '5', '--eval-every', '5'];
 
 describe('Llama family (multi-process)', () => {
-  it('dp x tp, tp x pp, ZeRO 1 and 3, activation checkpointing: every layout follows one worker', async () => {
+  it('dp x tp, tp x pp, ZeRO 1 and 3, activation checkpointing follow one worker; bf16 tracks it', async () => {
     const ws = tinyWorkspace();
     const ref = await trainedRun(ws, 'ref', 1, JOB);
     expect(ref.params.has('lm_head.weight'), 'untied head saved').toBe(true);
@@ -37,6 +37,9 @@ describe('Llama family (multi-process)', () => {
       const run = await trainedRun(ws, label.replaceAll(/[ -]+/g, '_'), nodes, [...JOB, ...layout]);
       expectSameTrajectory(run, ref, label, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
     }
+    // bf16 (16-bit weights and gradients, fp32 master and compute) tracks fp32 as GPT-2's does (test/mixed-precision.test.ts: 1%).
+    const bf16 = await trainedRun(ws, 'bf16', 4, [...JOB, '--tp', '2', '--zero', '1', '--precision', 'bf16']);
+    bf16.summary.losses.forEach((l, i) => expect(Math.abs(l! - ref.summary.losses[i]!) / ref.summary.losses[i]!, `bf16 step ${i}`).toBeLessThan(0.01));
   }, 300_000);
 
   it('a tp 2 x pp 2 checkpoint resumes bitwise on its layout and reshards to 1 worker', async () => {

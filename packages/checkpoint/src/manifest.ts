@@ -165,6 +165,13 @@ export const ManifestSchema = z.object({
   tensors: z.array(TensorEntrySchema).min(1),
   /** Version 3: a DiLoCo run's replicas and outer optimizer (absent: one model, every-step data parallelism). */
   outer: OuterSchema.optional(),
+  /**
+   * The resolved options of the command that started the run (long option name -> value, the
+   * content of the run folder's run-config.yaml, which `--config` reads). For the record: resume
+   * does not read it. Optional in every version: checkpoints written before it lack it, and older
+   * readers ignore it.
+   */
+  runConfig: z.record(z.string(), z.unknown()).optional(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 

@@ -36,6 +36,15 @@ export const CorpusDataSchema = z.object({
   valFraction: z.number().positive().lt(1),
 });
 
+/**
+ * Datasets written by `trainer data prepare`: token shards read by ranges on every worker (a
+ * shared path on several hosts), mixed by weight when there are several.
+ */
+export const PreparedDataSchema = z.object({
+  source: z.literal('prepared'),
+  datasets: z.array(z.object({ path: z.string(), weight: z.number().positive() })).min(1),
+});
+
 /** Uniformly random tokens (throughput benchmarks, like the PyTorch peer). */
 export const SyntheticDataSchema = z.object({ source: z.literal('synthetic') });
 
@@ -59,7 +68,7 @@ export const TrainJobSchema = z.object({
    * 'auto' (host on wasm and cpu, tf elsewhere).
    */
   kernels: z.enum(['auto', 'host', 'tf']).default('auto'),
-  data: z.discriminatedUnion('source', [CorpusDataSchema, SyntheticDataSchema, TaskDataSchema]),
+  data: z.discriminatedUnion('source', [CorpusDataSchema, PreparedDataSchema, SyntheticDataSchema, TaskDataSchema]),
   /** Start from these parameters (fine-tuning) instead of a fresh initialization. */
   init: z.object({ kind: z.enum(['model', 'checkpoint', 'huggingface']), path: z.string() }).optional(),
   steps: positiveInt,
@@ -124,6 +133,11 @@ export const TrainJobSchema = z.object({
   /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
   checkpoint: CheckpointSpecSchema.optional(),
   sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),
+  /**
+   * The command's resolved options (--config file, flags, defaults; by long option name), for the
+   * record: the run folder's run-config.yaml and every checkpoint's manifest. Workers ignore it.
+   */
+  runConfig: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))])).optional(),
 });
 
 export type TrainJob = z.infer<typeof TrainJobSchema>;

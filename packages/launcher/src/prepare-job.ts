@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
+import { checkPreparedData, parsePreparedData, type PreparedDataSpec } from './prepared-data.js';
 import { meshShape } from '@trainer/engine';
 import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig, type PipelineBalance } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
@@ -117,9 +118,25 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
   const synthetic = req.data === 'synthetic';
   let tokenizerJson: string | undefined;
   let corpusTokens: PreparedJob['corpusTokens'];
+  let prepared: PreparedDataSpec | null = null;
   if (req.finetune) {
     tokenizerJson = req.finetune.tokenizerJson;
     await checkTaskData(req.finetune, seqLen, req.valFraction, req.evalBatches, log);
+  } else if (!synthetic && (prepared = await parsePreparedData(req.data)) !== null) {
+    const checked = await checkPreparedData(prepared, req.tokenizerPath);
+    if (checked.tokenizer.vocabSize !== model.vocabSize) {
+      throw new TrainerError('TRAINER_ERR_TOKENIZER_MISMATCH', `the datasets' tokenizer has ${checked.tokenizer.vocabSize} tokens but the model ${req.modelName} has a vocabulary of ${model.vocabSize}`, {
+        hint: `set the model's --vocab-size ${checked.tokenizer.vocabSize}`,
+      });
+    }
+    tokenizerJson = JSON.stringify(checked.tokenizer.toJSON());
+    corpusTokens = { train: checked.train, val: checked.val };
+    log(`prepared data: ${prepared.datasets.map((d) => `${d.path}${prepared!.datasets.length > 1 ? ` (weight ${d.weight})` : ''}`).join(', ')}: ${checked.train.toLocaleString('en-US')} train + ${checked.val.toLocaleString('en-US')} val tokens, read by ranges on every worker`);
+    if (req.evalBatches > 0 && checked.val < seqLen + 1) {
+      throw new TrainerError('TRAINER_ERR_CORPUS_TOO_SHORT', `the validation split has ${checked.val} tokens, fewer than one sequence of ${seqLen + 1}`, {
+        hint: 'prepare with a larger --val-fraction, use a shorter --seq-len, or --eval-batches 0',
+      });
+    }
   } else if (!synthetic) {
     const corpus = await loadCorpus(req.data);
     log(`corpus ${corpus.name}: ${corpus.documents.length} documents (${corpus.sourceDescription})`);
@@ -150,7 +167,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     backend: req.backend,
     kernels: req.kernels ?? 'auto',
     data: req.finetune ? { source: 'task', path: req.finetune.taskPath, valFraction: req.valFraction }
-      : synthetic ? { source: 'synthetic' } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
+      : synthetic ? { source: 'synthetic' } : prepared ? { source: 'prepared', datasets: prepared.datasets } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
     ...(req.finetune ? { init: req.finetune.source } : {}),
     steps: req.steps,
     globalBatch: req.globalBatch,

@@ -9,8 +9,9 @@ import { channelTls } from '../tls.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
+import { addConfigOption, recordRunConfig, resolvedRunConfig, type ConfigCliOptions } from '../run-config.js';
 
-interface CoordinatorCliOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions {
+interface CoordinatorCliOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions, ConfigCliOptions {
   nodes: number;
   port: number;
   host: string;
@@ -25,7 +26,7 @@ export function coordinatorCommand(): Command {
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--token-file <file>', 'cluster token file (default: TRAINER_TOKEN, or a new token written to <out>/cluster.token)');
   addRestartOptions(addTrainOptions(cmd));
-  addTlsOptions(cmd);
+  addConfigOption(addTlsOptions(cmd));
   return cmd.action(exitCode(async (o: CoordinatorCliOptions) => {
     const log = createLogger({ base: { role: 'coordinator' } });
     const prepared = await prepareTrainJob(toTrainRequest(o, o.nodes), (msg) => log.info(msg));
@@ -42,6 +43,7 @@ export function coordinatorCommand(): Command {
     }
     const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, world: o.nodes, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
     await reporter.open(Boolean(job.checkpoint?.resume)); // a resumed run appends to its metrics.jsonl
+    await recordRunConfig(job, resolvedRunConfig(cmd), 'coordinator');
     const coordinator = await Coordinator.start({
       host: o.host, port: o.port, token, world: o.nodes, job, logger: log,
       jobPayload: prepared.tokenizerJson ? Buffer.from(prepared.tokenizerJson) : undefined,

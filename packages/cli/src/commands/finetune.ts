@@ -5,6 +5,7 @@ import { TrainerError } from '@trainer/errors';
 import { createLogger, resolveFinetune } from '@trainer/launcher';
 import { encodeTask, loadTaskFile } from '@trainer/tasks';
 import { addHostOptions, addLaunchOptions, launchAnywhere, type LaunchOptions } from './launch.js';
+import { addConfigOption, resolvedRunConfig, userGave } from '../run-config.js';
 
 interface FinetuneOptions extends LaunchOptions {
   from: string;
@@ -21,16 +22,18 @@ const MODEL_OPTIONS = ['model', 'vocabSize', 'contextLength', 'layers', 'heads',
  * file at the same paths as here (a shared filesystem, as for the corpus and --out).
  */
 export function finetuneCommand(): Command {
-  const cmd = addHostOptions(addLaunchOptions(new Command('finetune')
+  const cmd = addConfigOption(addHostOptions(addLaunchOptions(new Command('finetune')
     .description('fine-tune a saved model on prompt/completion examples (a .jsonl task file); loss on completion tokens only')
-    .requiredOption('--from <model>', 'model folder, run folder, checkpoint, or `trainer export` folder to start from')));
+    .requiredOption('--from <model>', 'model folder, run folder, checkpoint, or `trainer export` folder to start from'))));
   return cmd.action(exitCode(async (o: FinetuneOptions, command: Command) => {
     for (const name of MODEL_OPTIONS) {
-      if (cmd.getOptionValueSource(name) === 'cli') {
-        throw new TrainerError('TRAINER_ERR_USAGE', `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to finetune: the model and its tokenizer come from --from`, { hint: 'drop the option' });
+      if (userGave(cmd, name)) {
+        const flag = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+        const inFile = cmd.getOptionValueSource(name) === 'config';
+        throw new TrainerError('TRAINER_ERR_USAGE', `--${flag}${inFile ? ` (${flag} in ${o.config})` : ''} does not apply to finetune: the model and its tokenizer come from --from`, { hint: inFile ? `remove ${flag} from ${o.config}` : 'drop the option' });
       }
     }
-    if (cmd.getOptionValueSource('data') !== 'cli' || o.data.length !== 1) {
+    if (!userGave(cmd, 'data') || o.data.length !== 1) {
       throw new TrainerError('TRAINER_ERR_USAGE', 'finetune needs one task file: --data task.jsonl', { hint: 'each line of the file is {"prompt": "...", "completion": "..."}' });
     }
     const log = createLogger({ base: { role: 'launcher' } });
@@ -43,6 +46,7 @@ export function finetuneCommand(): Command {
       seqLen = Math.min(finetune.config.contextLength, longest - 1);
       log.info(`rows of ${seqLen} tokens (the longest example; --seq-len overrides)`);
     }
-    return launchAnywhere(o, command, { modelName: finetune.modelName, finetune, seqLen }, log);
+    // The model options do not apply (refused above): the saved run-config.yaml leaves them out.
+    return launchAnywhere(o, command, { modelName: finetune.modelName, finetune, seqLen }, log, resolvedRunConfig(command, MODEL_OPTIONS));
   }));
 }

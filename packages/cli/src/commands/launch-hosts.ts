@@ -8,6 +8,7 @@ import { printRunSummary } from '../summary.js';
 import { dashboardSettings, toTrainRequest } from '../train-options.js';
 import { channelTls, tlsEnv } from '../tls.js';
 import { applyFailureOptions } from '../cluster-options.js';
+import { recordRunConfig, type RunConfig } from '../run-config.js';
 import type { LaunchOptions } from './launch.js';
 
 /**
@@ -16,7 +17,7 @@ import type { LaunchOptions } from './launch.js';
  * error naming it), the world is the sum of the hosts' workers (slots=N, else one per GPU the
  * host has, else --procs-per-node or 1), then the job is prepared and launchOnHosts runs it.
  */
-export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, extra: Partial<TrainRequest> = {}, log: Logger = createLogger({ base: { role: 'launcher' } })): Promise<number> {
+export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, extra: Partial<TrainRequest> = {}, log: Logger = createLogger({ base: { role: 'launcher' } }), runConfig?: RunConfig): Promise<number> {
   const cwd = process.cwd();
   const sshOptions = o.sshOpts ? o.sshOpts.split(/\s+/).filter(Boolean) : [];
   let hosts: (HostEntry & { slots: number })[];
@@ -42,6 +43,8 @@ export async function runHostLaunch(o: LaunchOptions, nodesGiven: boolean, extra
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
   const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: job.init ? 'finetune' : 'train', world, ...(via.kind === 'ssh' ? { hosts: hosts.map((h) => h.host) } : { nodes: hosts.length }), tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume));
+  // nodes: the hosts this run used (all of the hostfile's, or the allocation's, when --nodes was not given).
+  if (runConfig) await recordRunConfig(job, { ...runConfig, nodes: hosts.length }, job.init ? 'finetune' : 'launch');
   const firstHost = hosts[0].host.replace(/^.*@/, '').replace(/^\[|\]$/g, '');
   const advertiseHost = o.masterAddr ?? (via.kind === 'ssh' ? await localAddressTowards(firstHost) : (await import('node:os')).hostname());
   const minWorld = o.minNodes === undefined ? undefined : [...hosts].map((h) => h.slots).sort((a, b) => a - b).slice(0, o.minNodes).reduce((s, n) => s + n, 0);

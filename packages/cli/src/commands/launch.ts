@@ -12,10 +12,11 @@ import { CLI_BIN } from '../paths.js';
 import { checkJobMemory, kernelsOf, memoryCapacity, onGpu } from '../memory-check.js';
 import { int } from '../parse.js';
 import { printRunSummary } from '../summary.js';
+import { addConfigOption, recordRunConfig, resolvedRunConfig, userGave, type ConfigCliOptions, type RunConfig } from '../run-config.js';
 import { addTrainOptions, dashboardSettings, toTrainRequest, type TrainCliOptions } from '../train-options.js';
 import type { Logger, TrainRequest } from '@trainer/launcher';
 
-export interface LaunchOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions {
+export interface LaunchOptions extends TrainCliOptions, RestartCliOptions, TlsCliOptions, ConfigCliOptions {
   nodes: number;
   procsPerNode?: number;
   port?: number;
@@ -30,7 +31,7 @@ export interface LaunchOptions extends TrainCliOptions, RestartCliOptions, TlsCl
 export function launchCommand(): Command {
   const cmd = addLaunchOptions(new Command('launch')
     .description('train on this machine: a coordinator and one worker process per node (per GPU when GPUs are present)'));
-  addHostOptions(cmd);
+  addConfigOption(addHostOptions(cmd));
   return cmd.action(exitCode((o: LaunchOptions, command: Command) => launchAnywhere(o, command)));
 }
 
@@ -46,13 +47,14 @@ export function addHostOptions(cmd: Command): Command {
 
 /**
  * Runs the job where the options say: local workers, or agents on the hostfile's hosts (SSH) or
- * on a Slurm allocation's nodes (srun). `extra` overrides the request (fine-tuning).
+ * on a Slurm allocation's nodes (srun). `extra` overrides the request (fine-tuning); `runConfig`
+ * is what the run folder and checkpoints record (run-config.ts).
  */
-export function launchAnywhere(o: LaunchOptions, command: Command, extra: Partial<TrainRequest> = {}, log?: Logger): Promise<number> {
+export function launchAnywhere(o: LaunchOptions, command: Command, extra: Partial<TrainRequest> = {}, log?: Logger, runConfig: RunConfig = resolvedRunConfig(command)): Promise<number> {
   const how = o.launcher ?? (o.hostfile ? 'ssh' : inSlurmAllocation() ? 'srun' : 'local');
   if (how === 'ssh' && !o.hostfile) throw new TrainerError('TRAINER_ERR_USAGE', '--launcher ssh needs --hostfile', { hint: 'list the hosts in a file, one per line: NAME [slots=N]' });
-  if (how === 'local') return runLaunch(o, extra, log);
-  return runHostLaunch(how === 'srun' ? { ...o, hostfile: undefined } : o, command.getOptionValueSource('nodes') === 'cli', extra, log);
+  if (how === 'local') return runLaunch(o, extra, log, runConfig);
+  return runHostLaunch(how === 'srun' ? { ...o, hostfile: undefined } : o, userGave(command, 'nodes'), extra, log, runConfig);
 }
 
 /** The options of `launch` (also those of `finetune`, the same launch with another data source). */
@@ -65,7 +67,7 @@ export function addLaunchOptions(cmd: Command): Command {
 }
 
 /** Runs a local launch; `extra` overrides the request (fine-tuning: the task and the initial model). */
-export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> = {}, log: Logger = createLogger({ base: { role: 'launcher' } })): Promise<number> {
+export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> = {}, log: Logger = createLogger({ base: { role: 'launcher' } }), runConfig?: RunConfig): Promise<number> {
   const gpus = await detectGpus();
   const perNode = o.procsPerNode ?? 1;
   const world = o.nodes * perNode;
@@ -79,6 +81,7 @@ export async function runLaunch(o: LaunchOptions, extra: Partial<TrainRequest> =
   const token = (await resolveClusterToken({ tokenFile: o.tokenFile, required: false })) ?? generateClusterToken();
   const reporter = new RunReporter(job.outDir, job.steps, log, { model: job.modelName, kind: job.init ? 'finetune' : 'train', world, tp: job.tp, global_batch: job.globalBatch, seq_len: job.seqLen, out: job.outDir });
   await reporter.open(Boolean(job.checkpoint?.resume)); // a resumed run appends to its metrics.jsonl
+  if (runConfig) await recordRunConfig(job, runConfig, job.init ? 'finetune' : 'launch');
   log.info(`${job.init ? 'fine-tuning' : 'training'} ${job.modelName} on ${world} worker(s): ${job.steps} steps of ${job.globalBatch} x ${job.seqLen} tokens; run folder ${job.outDir}`);
   const result = await launchLocal({
     world, token, job, logger: log, gpus, port: o.port,

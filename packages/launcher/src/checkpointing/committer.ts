@@ -147,6 +147,8 @@ export class CheckpointCommitter {
       tensors: table.tensors,
       // DiLoCo: every replica's params, m and v, and the outer optimizer's state (version 3).
       ...(job.outer ? { outer: { replicas: job.outer.replicas, syncEvery: job.outer.syncEvery, lr: job.outer.lr, momentum: job.outer.momentum, precision: job.outer.precision, overlap: job.outer.overlap } } : {}),
+      // The command's resolved options (run-config.yaml), when the CLI recorded them.
+      ...(job.runConfig ? { runConfig: job.runConfig } : {}),
     };
   }
 }

@@ -1,5 +1,6 @@
 import { memory } from '@tensorflow/tfjs-core';
-import { BatchSampler, BpeTokenizer, loadCorpus, prepareTokens, validationBatches } from '@trainer/data';
+import { BatchSampler, BpeTokenizer, loadCorpus, PreparedDataset, prepareTokens, validationBatches } from '@trainer/data';
+import { PreparedBatches, type MicroBatchSlice } from './prepared-batches.js';
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
 import { busBandwidthGBs, type DataPlaneThread, type ProcessGroup } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
@@ -149,7 +150,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const collectivesBefore = comm.collectiveStats;
     const started = performance.now();
     const micro: MicroBatch[] = [];
-    for (let m = 0; m < microPerRank; m++) micro.push(data.batch(step, { rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
+    const slices = Array.from({ length: microPerRank }, (_, m) => ({ rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
+    for (const slice of slices) micro.push(await data.batch(step, slice));
+    if (step + 1 < job.steps) data.prefetch?.(step + 1, slices); // read while this step computes
     // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
     const r = await failOnDeviceLoss(trainer.step(step, micro));
     const isLast = step === job.steps - 1;
@@ -205,7 +208,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
-      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: usage.rss, js_heap_bytes: usage.heapUsed,
+      model_state_bytes: state.total, peak_tf_bytes: peakTf, tf_bytes: mem.numBytes, num_tensors: mem.numTensors, rss_bytes: usage.rss, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, js_heap_bytes: usage.heapUsed,
       ...gpuBuffers(mem),
       bytes_sent: sent, comm_bytes: commBytes, host_to_device_bytes: toDevice, device_to_host_bytes: toHost, sync_reads: syncReads,
       collective_ms: collectiveMs, allreduce_busbw_gbs: busbw,
@@ -228,6 +231,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   });
   const state = trainer.modelStateBytes();
   trainer.dispose();
+  await data.close?.();
   let sample: string | null = null;
   if (sampling && finalParams && tokenizer) {
     const gpt = new GPT(job.model, { kernels });
@@ -266,9 +270,12 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
 }
 
 interface OpenedData {
-  batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
+  batch(step: number, slice: MicroBatchSlice): MicroBatch | Promise<MicroBatch>;
+  /** Starts reading a step's micro-batches now, while the step before computes (ranged datasets). */
+  prefetch?(step: number, slices: readonly MicroBatchSlice[]): void;
   /** Validation micro-batches (the first `count` of `microBatch` sequences); absent: no validation. */
-  valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
+  valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch> | Promise<MicroBatch[]>) | undefined;
+  close?(): Promise<void>;
 }
 
 async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log: (msg: string) => void): Promise<OpenedData> {
@@ -277,6 +284,26 @@ async function openData(job: TrainJob, tokenizer: BpeTokenizer | undefined, log:
     return { batch: (step, slice) => synthetic.batch(step, { ...slice, globalBatch: job.globalBatch }), valBatches: undefined };
   }
   if (job.data.source === 'task') return openTaskData(job, tokenizer);
+  if (job.data.source === 'prepared') {
+    const datasets = await Promise.all(job.data.datasets.map((d) => PreparedDataset.open(d.path)));
+    if (tokenizer) {
+      datasets.forEach((ds, i) => {
+        if (ds.tokenizerHash !== tokenizer.hash) {
+          throw new TrainerError('TRAINER_ERR_DATASET_TOKENIZER', `the dataset ${job.data.source === 'prepared' ? job.data.datasets[i].path : ''} was prepared with another tokenizer than the job's`, {
+            hint: 'the dataset changed since the job was prepared: launch again',
+          });
+        }
+      });
+    }
+    const batches = new PreparedBatches(datasets, job.data.datasets.map((d) => d.weight), job.seqLen, job.globalBatch, job.seed);
+    log(`prepared data: ${job.data.datasets.length} dataset(s), ${datasets.reduce((s, d) => s + d.length('train'), 0).toLocaleString('en-US')} train tokens, read by ranges`);
+    return {
+      batch: (step, slice) => batches.batch(step, slice),
+      prefetch: (step, slices) => batches.prefetch(step, slices),
+      valBatches: (microBatch, count) => batches.valBatches(microBatch, count),
+      close: async () => { await Promise.all(datasets.map((d) => d.close())); },
+    };
+  }
   if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job trains on a corpus but no tokenizer came with it');
   const corpus = await loadCorpus(job.data.corpus);
   const split = await prepareTokens({ corpus, tokenizer, cacheDir: job.data.cacheDir, valFraction: job.data.valFraction, log });
@@ -292,7 +319,7 @@ async function evaluate(trainer: Trainer<unknown>, valBatches: NonNullable<Opene
   const mine: MicroBatch[] = [];
   let i = 0;
   const microBatches = (job.evalBatches * job.globalBatch) / job.microBatch;
-  for (const b of valBatches(job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
+  for (const b of await valBatches(job.microBatch, microBatches)) if (i++ % world === rank) mine.push(b);
   const r = await trainer.evaluate(mine);
   return { loss: r.loss, perplexity: Math.exp(r.loss) };
 }
