@@ -61,16 +61,25 @@ export async function writeTokenFile(path: string, tokens: TokenArray, meta: Tok
     stored[i] = tokens[i];
   }
   const payload = toLittleEndianBytes(stored);
+  const header = encodeTokenFileHeader({
+    bytesPerToken: stored.BYTES_PER_ELEMENT as 2 | 4, tokens: stored.length, vocabSize: meta.vocabSize,
+    tokenizerHash: meta.tokenizerHash, corpusHash: meta.corpusHash, payloadSha256: sha256Hex(payload),
+  });
+  await writeFileAtomic(path, [header, payload]);
+}
+
+/** The 128-byte header of a token file (the layout above). */
+export function encodeTokenFileHeader(h: { bytesPerToken: 2 | 4; tokens: number; vocabSize: number; tokenizerHash: string; corpusHash: string; payloadSha256: string }): Buffer {
   const header = Buffer.alloc(TOKEN_FILE_HEADER_BYTES);
   header.write(TOKEN_FILE_MAGIC, 0, 'latin1');
   header.writeUInt32LE(TOKEN_FILE_VERSION, 8);
-  header.writeUInt32LE(stored.BYTES_PER_ELEMENT, 12);
-  header.writeBigUInt64LE(BigInt(stored.length), 16);
-  header.writeUInt32LE(meta.vocabSize, 24);
-  header.write(meta.tokenizerHash, 32, 'hex');
-  header.write(meta.corpusHash, 64, 'hex');
-  header.write(sha256Hex(payload), 96, 'hex');
-  await writeFileAtomic(path, [header, payload]);
+  header.writeUInt32LE(h.bytesPerToken, 12);
+  header.writeBigUInt64LE(BigInt(h.tokens), 16);
+  header.writeUInt32LE(h.vocabSize, 24);
+  header.write(h.tokenizerHash, 32, 'hex');
+  header.write(h.corpusHash, 64, 'hex');
+  header.write(h.payloadSha256, 96, 'hex');
+  return header;
 }
 
 function formatError(path: string, message: string, hint: string, code: string = DataErrorCode.TOKEN_FILE_FORMAT): TrainerError {

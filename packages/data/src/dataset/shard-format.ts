@@ -1,7 +1,7 @@
 import { TrainerError } from '@trainer/errors';
 import { DataErrorCode } from '../codes.js';
 import { sha256Hex } from '../internal/hash.js';
-import { TOKEN_FILE_HEADER_BYTES, TOKEN_FILE_MAGIC, TOKEN_FILE_VERSION } from '../token-file.js';
+import { encodeTokenFileHeader, TOKEN_FILE_HEADER_BYTES, TOKEN_FILE_MAGIC, TOKEN_FILE_VERSION } from '../token-file.js';
 import type { DatasetSplit } from './manifest.js';
 
 /**
@@ -52,16 +52,7 @@ export interface ShardHeader {
 }
 
 export function encodeShardHeader(h: ShardHeader): Buffer {
-  const header = Buffer.alloc(SHARD_HEADER_BYTES);
-  header.write(TOKEN_FILE_MAGIC, 0, 'latin1');
-  header.writeUInt32LE(TOKEN_FILE_VERSION, 8);
-  header.writeUInt32LE(h.bytesPerToken, 12);
-  header.writeBigUInt64LE(BigInt(h.tokens), 16);
-  header.writeUInt32LE(h.vocabSize, 24);
-  header.write(h.tokenizerHash, 32, 'hex');
-  header.write(h.sourceHash, 64, 'hex');
-  header.write(h.payloadSha256, 96, 'hex');
-  return header;
+  return encodeTokenFileHeader({ ...h, corpusHash: h.sourceHash });
 }
 
 const SHARD_HINT = 'the dataset folder is damaged: run `trainer data prepare` again with --overwrite (or restore the file)';
