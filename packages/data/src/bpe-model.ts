@@ -50,35 +50,42 @@ export interface BpeModel {
 /** The model of one of trainer's own tokenizers (validated like a loaded file). */
 export function modelFromTrainerSpec(spec: TokenizerSpec): BpeModel {
   const hash = tokenizerHash(spec);
+  return modelFromCheckedSpec(parseTokenizerFile(toTokenizerFile(spec, hash)), hash);
+}
+
+/**
+ * modelFromTrainerSpec for a spec already validated (parseTokenizerFile) whose content hash is
+ * `hash`: the same model without validating and hashing the spec again (load time).
+ */
+export function modelFromCheckedSpec(spec: TokenizerSpec, hash: string): BpeModel {
   const file = toTokenizerFile(spec, hash);
-  const valid = parseTokenizerFile(file);
   const encoder = new TextEncoder();
   const tokenBytes: Uint8Array[] = [];
   for (let b = 0; b < BYTE_TOKENS; b++) tokenBytes.push(Uint8Array.of(b));
-  for (const [left, right] of valid.merges) {
+  for (const [left, right] of spec.merges) {
     const a = tokenBytes[left];
     const bytes = new Uint8Array(a.length + tokenBytes[right].length);
     bytes.set(a);
     bytes.set(tokenBytes[right], a.length);
     tokenBytes.push(bytes);
   }
-  for (const text of valid.specialTokens) tokenBytes.push(encoder.encode(text));
+  for (const text of spec.specialTokens) tokenBytes.push(encoder.encode(text));
   const addedTokens = Object.entries(file.specialTokens).map(([content, id]) => ({
     id, content, special: true, singleWord: false, lstrip: false, rstrip: false, normalized: false,
   }));
   return {
-    merges: valid.merges.map(([a, b]) => [a, b]),
+    merges: spec.merges.map(([a, b]) => [a, b]),
     ids: undefined,
     tokenBytes,
     vocabSize: file.vocabSize,
     addedTokens,
     eotToken: file.specialTokens[EOT_TEXT],
-    pattern: valid.pattern,
+    pattern: spec.pattern,
     addPrefixSpace: false,
     normalization: [],
     wholeWords: undefined,
     allowSpecialByDefault: false,
     hash,
-    toJSON: () => toTokenizerFile(valid, hash),
+    toJSON: () => toTokenizerFile(spec, hash),
   };
 }

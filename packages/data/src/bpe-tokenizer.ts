@@ -1,6 +1,6 @@
 import { TrainerError } from '@trainer/errors';
-import { AddedTokenMatcher } from './added-tokens.js';
-import { type BpeModel, type NormalizationForm, type TokenizerJson, modelFromTrainerSpec } from './bpe-model.js';
+import { type AddedToken, AddedTokenMatcher } from './added-tokens.js';
+import { type BpeModel, type NormalizationForm, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
 import { bytesToByteLevel } from './byte-level-alphabet.js';
 import { DataErrorCode } from './codes.js';
 import { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
@@ -9,13 +9,40 @@ import { writeFileAtomic } from './internal/atomic-write.js';
 import { type MergeIds, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
 import { forEachPretoken } from './pretokenize.js';
-import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
+import { BYTE_TOKENS, EOT_TEXT, TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile, toTokenizerFile } from './tokenizer-file.js';
 import { readTokenizerJson } from './tokenizer-source.js';
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
 /** Pre-tokens longer than this (in UTF-16 units) are encoded every time rather than cached. */
 export const ENCODE_CACHE_MAX_WORD_LENGTH = 256;
+
+/**
+ * A BpeTokenizer's model as plain data and typed arrays, which postMessage and workerData copy in
+ * about a millisecond: how `trainer data prepare` hands the tokenizer its main thread loaded (and
+ * hash-checked) once to its tokenizer threads instead of every thread parsing the file again.
+ * See BpeTokenizer.threadForm and BpeTokenizer.fromThreadForm.
+ */
+export interface BpeThreadForm {
+  /** Merge r joins ids merges[2r] and merges[2r + 1]. */
+  merges: Int32Array;
+  /** MergeIds, for vocabularies not in trainer's layout. */
+  byteIds: Int32Array | undefined;
+  mergedIds: Int32Array | undefined;
+  /** Token id's bytes are tokenBytes[tokenOffsets[id], tokenOffsets[id + 1]); none when tokenMissing[id] is 1. */
+  tokenBytes: Uint8Array;
+  tokenOffsets: Int32Array;
+  tokenMissing: Uint8Array;
+  vocabSize: number;
+  eotToken: number;
+  hash: string;
+  pattern: string | null;
+  addPrefixSpace: boolean;
+  normalization: NormalizationForm[];
+  wholeWords: Array<[string, number]> | undefined;
+  allowSpecialByDefault: boolean;
+  addedTokens: AddedToken[];
+}
 
 export interface EncodeOptions {
   /**
@@ -68,6 +95,7 @@ export class BpeTokenizer {
   private readonly rawAddedTokens: AddedTokenMatcher;
   private readonly normalizedAddedTokens: AddedTokenMatcher;
   private readonly jsonForm: () => TokenizerJson;
+  private readonly addedTokens: readonly AddedToken[];
   private readonly cache = new Map<string, number[]>();
   private readonly encoder = new TextEncoder();
 
@@ -94,6 +122,82 @@ export class BpeTokenizer {
     this.rawAddedTokens = new AddedTokenMatcher(model.addedTokens.filter((t) => !t.normalized));
     this.normalizedAddedTokens = new AddedTokenMatcher(model.addedTokens.filter((t) => t.normalized), (t) => this.normalize(t.content));
     this.jsonForm = model.toJSON;
+    this.addedTokens = model.addedTokens;
+  }
+
+  /**
+   * The model as typed arrays and plain data for another thread: fromThreadForm of it encodes
+   * exactly as this tokenizer does (same ids, same hash), without parsing or hashing a file.
+   */
+  threadForm(): BpeThreadForm {
+    const merges = new Int32Array(2 * this.merges.length);
+    this.merges.forEach(([left, right], r) => {
+      merges[2 * r] = left;
+      merges[2 * r + 1] = right;
+    });
+    let total = 0;
+    for (const bytes of this.tokenBytes) total += bytes?.length ?? 0;
+    const tokenBytes = new Uint8Array(total);
+    const tokenOffsets = new Int32Array(this.tokenBytes.length + 1);
+    const tokenMissing = new Uint8Array(this.tokenBytes.length);
+    let offset = 0;
+    for (let id = 0; id < this.tokenBytes.length; id++) {
+      const bytes = this.tokenBytes[id];
+      tokenOffsets[id] = offset;
+      if (bytes === undefined) tokenMissing[id] = 1;
+      else {
+        tokenBytes.set(bytes, offset);
+        offset += bytes.length;
+      }
+    }
+    tokenOffsets[this.tokenBytes.length] = offset;
+    return {
+      merges,
+      byteIds: this.mergeIds ? Int32Array.from(this.mergeIds.byteIds) : undefined,
+      mergedIds: this.mergeIds ? Int32Array.from(this.mergeIds.mergedIds) : undefined,
+      tokenBytes,
+      tokenOffsets,
+      tokenMissing,
+      vocabSize: this.vocabSize,
+      eotToken: this.eotToken,
+      hash: this.hash,
+      pattern: this.regex === undefined ? null : this.pattern,
+      addPrefixSpace: this.addPrefixSpace,
+      normalization: [...this.normalization],
+      wholeWords: this.wholeWords ? [...this.wholeWords] : undefined,
+      allowSpecialByDefault: this.allowSpecialByDefault,
+      addedTokens: this.addedTokens.map((t) => ({ ...t })),
+    };
+  }
+
+  /**
+   * The tokenizer of a threadForm (made in another thread). It encodes and decodes as the original;
+   * toJSON and save are not available (they throw): save the original.
+   */
+  static fromThreadForm(form: BpeThreadForm): BpeTokenizer {
+    const merges: Array<[number, number]> = [];
+    for (let r = 0; 2 * r < form.merges.length; r++) merges.push([form.merges[2 * r], form.merges[2 * r + 1]]);
+    const tokenBytes: Array<Uint8Array | undefined> = [];
+    for (let id = 0; id < form.tokenMissing.length; id++) {
+      tokenBytes.push(form.tokenMissing[id] === 1 ? undefined : form.tokenBytes.subarray(form.tokenOffsets[id], form.tokenOffsets[id + 1]));
+    }
+    return new BpeTokenizer({
+      merges,
+      ids: form.byteIds && form.mergedIds ? { byteIds: form.byteIds, mergedIds: form.mergedIds } : undefined,
+      tokenBytes,
+      vocabSize: form.vocabSize,
+      addedTokens: form.addedTokens,
+      eotToken: form.eotToken,
+      pattern: form.pattern,
+      addPrefixSpace: form.addPrefixSpace,
+      normalization: form.normalization,
+      wholeWords: form.wholeWords ? new Map(form.wholeWords) : undefined,
+      allowSpecialByDefault: form.allowSpecialByDefault,
+      hash: form.hash,
+      toJSON: () => {
+        throw new Error('this tokenizer was rebuilt from a thread form, which has no JSON form: save the tokenizer it came from');
+      },
+    });
   }
 
   /** Token ids of `text`. */
@@ -161,7 +265,9 @@ export class BpeTokenizer {
    */
   static fromJSON(obj: unknown): BpeTokenizer {
     if (looksLikeHfTokenizerJson(obj) && obj.format !== TOKENIZER_FORMAT) return new BpeTokenizer(modelFromHfTokenizerJson(obj));
-    return new BpeTokenizer(parseTokenizerFile(obj));
+    // parseTokenizerFile checks the file and its hash; the constructor's modelFromTrainerSpec would
+    // check (and hash) the same content twice more, which is most of the load time.
+    return new BpeTokenizer(modelFromCheckedSpec(parseTokenizerFile(obj), (obj as TokenizerFile).hash));
   }
 
   /** From GPT-2's vocab.json (parsed) and merges.txt (text), as transformers' GPT2Tokenizer reads them. */

@@ -3,7 +3,7 @@
  * per run and a summary with the speed-up.
  *
  *   pnpm --filter @trainer/data bench:prepare     (after `pnpm build`)
- *   node packages/data/dist/bench/dataset-prepare-bench.js [--copies 10] [--repeat 3] [--threads 1,2]
+ *   node packages/data/dist/bench/dataset-prepare-bench.js [--copies 10] [--repeat 3]   (BENCHMARKS: --repeat 5) [--threads 1,2]
  *
  * Input: Moby Dick (one .jsonl line per chapter) and the State of the Union addresses (one line
  * per address), `--copies` files of about 12 MB each (10 by default: 120 MB, so that start-up is a

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { GPT2_TOKENIZER_JSON } from '../bench/gpt2-files.js';
+import { modelFromTrainerSpec } from '../bpe-model.js';
 import { BpeTokenizer } from '../bpe-tokenizer.js';
 import { trainBpe } from '../bpe-train.js';
 import type { HfTokenizerJson } from '../hf-tokenizer-json.js';
+import { parseTokenizerFile } from '../tokenizer-file.js';
 import { mobyChapters } from './test-fixtures.js';
 
 /** What a tokenizer thread gets: the main thread's tokenizer as a thread form, copied as postMessage copies it. */
@@ -50,5 +52,19 @@ describe('BpeTokenizer.threadForm: the tokenizer the threads of `trainer data pr
   it('has no JSON form: save the original', () => {
     const copy = inThread(trainBpe(mobyChapters(2), { vocabSize: 280 }));
     expect(() => copy.toJSON()).toThrow(/thread form/);
+  });
+});
+
+describe('BpeTokenizer.fromJSON of a trainer tokenizer file (checked once, for load time)', () => {
+  it('gives the tokenizer that modelFromTrainerSpec builds: same hash, JSON form, ids and token bytes', () => {
+    const file = JSON.parse(JSON.stringify(trainBpe(mobyChapters(8), { vocabSize: 400 }).toJSON())) as unknown;
+    const loaded = BpeTokenizer.fromJSON(file);
+    const reference = new BpeTokenizer(modelFromTrainerSpec(parseTokenizerFile(file)));
+    expectSameTokenizer(loaded, reference);
+    expect(loaded.toJSON()).toEqual(reference.toJSON());
+    expect(loaded.merges).toEqual(reference.merges);
+    const allIds = Array.from({ length: reference.vocabSize }, (_, id) => id);
+    expect(loaded.decodeBytes(allIds)).toEqual(reference.decodeBytes(allIds));
+    expect(() => BpeTokenizer.fromJSON({ ...(file as object), hash: '0'.repeat(64) })).toThrow(/hash/);
   });
 });
