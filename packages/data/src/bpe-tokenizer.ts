@@ -9,7 +9,7 @@ import { writeFileAtomic } from './internal/atomic-write.js';
 import { type MergeIds, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
 import { forEachPretoken } from './pretokenize.js';
-import { BYTE_TOKENS, EOT_TEXT, TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile, toTokenizerFile } from './tokenizer-file.js';
+import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
 import { readTokenizerJson } from './tokenizer-source.js';
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
