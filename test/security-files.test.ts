@@ -28,6 +28,7 @@ const ALLOWED = new Map([
   ['packages/model/src/webgpu-adapter.ts', [/await import\(specifier\)/]], // npm webgpu (Dawn), optional
   ['packages/data/src/builtin-corpora.ts', [/require\(`\$\{pkg\}\/package\.json`\)/]],
   ['packages/checkpoint/src/shard-writer.ts', [/new Worker\(threadScript\(\)\)/]], // the writer thread's own script
+  ['packages/data/src/dataset/tokenizer-pool.ts', [/new Worker\(threadScript\(\), \{ workerData: data \}\)/]], // data prepare's tokenizer threads' own script
 ]);
 
 function sourcesUnder(path: string): string[] {
