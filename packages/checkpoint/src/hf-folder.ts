@@ -1,4 +1,5 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { exists as pathExists } from './checkpoint-paths.js';
 import { join } from 'node:path';
 import { HfErrorCode, hfError } from './hf-errors.js';
 import { planRegionRead } from './hf-region.js';
@@ -22,15 +23,6 @@ import type { Region } from './region.js';
 export const HF_WEIGHTS_FILE = 'model.safetensors';
 export const HF_INDEX_FILE = 'model.safetensors.index.json';
 
-/** Whether a path exists (any kind of file). */
-export async function pathExists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The index's weight_map, checked: every value a plain file name in the folder. */
 async function readWeightMap(dir: string): Promise<Map<string, string>> {

@@ -21,7 +21,8 @@ export { commitCheckpoint, removeAbandoned, type CommitRequest, type CommitResul
 export { checkTensorsMatch, readFlatRange, shardTensors, tensorEntriesFromShards, type FlatTensor, type OwnedPiece } from './flat-layout.js';
 export { forEachRun, regionProblem, regionSize, type Region } from './region.js';
 export { HfErrorCode, hfError } from './hf-errors.js';
-export { HfModelFolder, HF_INDEX_FILE, HF_WEIGHTS_FILE, pathExists } from './hf-folder.js';
+export { HfModelFolder, HF_INDEX_FILE, HF_WEIGHTS_FILE } from './hf-folder.js';
+export { exists as pathExists } from './checkpoint-paths.js';
 export { planRegionRead, transposeMatrix, type RegionRead } from './hf-region.js';
 export { HfShardFile, HF_FLOAT_DTYPES, type HfFloatDtype, type HfShardEntry } from './hf-shard.js';
 export { hfShardFileName, planHfShards, writeHfWeights, HF_DEFAULT_MAX_SHARD_BYTES, type HfWeightSpec, type HfWeightsWritten } from './hf-writer.js';

@@ -5,15 +5,9 @@ import { GPT } from './gpt.js';
 import { initParams } from './init.js';
 import { paramLayout } from './layout.js';
 import { referenceLossAndGrads } from './testing/reference-gpt.js';
-import { TINY, VARIANTS, maxAbs, randomArray, randomTokens, relError, useBackend } from './testing/helpers.js';
+import { TINY, VARIANTS, maxAbs, perturbedParams, randomTokens, relError, useBackend } from './testing/helpers.js';
 
-/** Params with non-trivial LayerNorm weights and biases, so every gradient path is exercised. */
-function perturbedParams(seed: number): Float32Array {
-  const flat = initParams(TINY, seed);
-  const noise = randomArray(flat.length, seed + 1, 0.05);
-  for (let i = 0; i < flat.length; i++) flat[i] += noise[i];
-  return flat;
-}
+const perturbed = (seed: number): Float32Array => perturbedParams(TINY, seed);
 
 for (const { backend, kind: kernels, simd } of VARIANTS) {
   {
@@ -25,7 +19,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
       afterAll(() => setSimdKernelsEnabled(true));
 
       it('matches tf.grads of the reference GPT (every parameter, 1e-4 relative)', async () => {
-        const flat = perturbedParams(3);
+        const flat = perturbed(3);
         const B = 2;
         for (const T of [TINY.contextLength, 5]) {
           const tokens = randomTokens(B * T, TINY.vocabSize, 10 + T);
@@ -54,7 +48,7 @@ for (const { backend, kind: kernels, simd } of VARIANTS) {
       });
 
       it('matches central finite differences of its own loss on sampled coordinates', async () => {
-        const flat = perturbedParams(5);
+        const flat = perturbed(5);
         const B = 2;
         const T = 6;
         const tokens = randomTokens(B * T, TINY.vocabSize, 31);

@@ -6,17 +6,11 @@ import { GPT } from './gpt.js';
 import { initParams } from './init.js';
 import { paramLayout } from './layout.js';
 import { referenceLlamaLossAndGrads } from './testing/reference-llama.js';
-import { VARIANTS, maxAbs, randomArray, randomTokens, relError, useBackend } from './testing/helpers.js';
+import { VARIANTS, maxAbs, perturbedParams, randomTokens, relError, useBackend } from './testing/helpers.js';
 
 /** A tiny Llama: 4 query heads of size 4 sharing 2 KV heads, SwiGLU 24, untied head. */
 const LLAMA_TINY: GPTConfig = { vocabSize: 32, contextLength: 8, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5, family: 'llama', kvHeads: 2, ffnHidden: 24, ropeTheta: 10000, tiedHead: false };
 
-function perturbedParams(config: GPTConfig, seed: number): Float32Array {
-  const flat = initParams(config, seed);
-  const noise = randomArray(flat.length, seed + 1, 0.05);
-  for (let i = 0; i < flat.length; i++) flat[i] += noise[i];
-  return flat;
-}
 
 for (const { backend, kind: kernels, simd } of VARIANTS) {
   describe(`Llama explicit backward on ${backend}, ${kernels} kernels${kernels === 'host' && backend === 'wasm' ? (simd ? ' (SIMD)' : ' (JS loops)') : ''}`, () => {

@@ -1,3 +1,4 @@
+import { initParams } from '../init.js';
 /** Shared helpers for the model's tests. */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -51,4 +52,12 @@ export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
   return m;
+}
+
+/** initParams(config, seed) plus noise (norm weights and biases away from 1 and 0), so every gradient path is exercised. */
+export function perturbedParams(config: GPTConfig, seed: number): Float32Array {
+  const flat = initParams(config, seed);
+  const noise = randomArray(flat.length, seed + 1, 0.05);
+  for (let i = 0; i < flat.length; i++) flat[i] += noise[i];
+  return flat;
 }
