@@ -310,3 +310,21 @@ export function fillNormals(out: Float32Array, seed: number, stream: number, sta
     }
   }
 }
+
+/**
+ * out[k] = fround(bound * (2 u - 1)), u = element start + k of the counter-based uniform stream
+ * (seed, stream) in (0, 1): one Philox4x32-10 block per element (counter = (index low, index
+ * high, stream, 'LoRA')), so any range of a tensor is computed on its own, as fillNormals.
+ */
+export function fillUniforms(out: Float32Array, seed: number, stream: number, start: number, bound: number): void {
+  checkIndexRange(start, out.length);
+  const [k0, k1] = seedKey(seed);
+  const id = stream >>> 0;
+  const block = new Uint32Array(4);
+  for (let k = 0; k < out.length; k++) {
+    const i = start + k;
+    philox4x32(i >>> 0, Math.floor(i / TWO_32) >>> 0, id, 0x4c6f5241, k0, k1, block);
+    const u = (block[0] + 0.5) / TWO_32;
+    out[k] = bound * (2 * u - 1);
+  }
+}
