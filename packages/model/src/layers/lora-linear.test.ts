@@ -8,10 +8,10 @@ import { randomArray, relError, useBackend } from '../testing/helpers.js';
 
 /** The plain reference: y = x W + b + s (x A) B with default autograd (tf.grads). */
 function reference(x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor, a: tf.Tensor, b: tf.Tensor, s: number): tf.Tensor {
-  const [B, T, C] = x.shape;
-  const x2 = tf.reshape(x, [B * T, C]) as tf.Tensor2D;
+  const C = x.shape[x.shape.length - 1]!;
+  const x2 = tf.reshape(x, [-1, C]) as tf.Tensor2D;
   const y = tf.add(tf.add(tf.matMul(x2, w as tf.Tensor2D), bias), tf.mul(tf.matMul(tf.matMul(x2, a as tf.Tensor2D), b as tf.Tensor2D), s));
-  return tf.reshape(y, [B, T, w.shape[1]]);
+  return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]!]);
 }
 
 const values = (g: unknown): Float32Array => (g instanceof Float32Array ? g : ((g as tf.Tensor).dataSync() as Float32Array));

@@ -100,7 +100,7 @@ export class LoraLinear implements Layer<LoraLinearParams, Saved> {
       const x2 = s.x2;
       const xa = s.xa;
       const [dA, dB, dxSum] = tf.tidy(() => {
-        const dy2 = tf.reshape(dy, [x2.shape[0], b.shape[1]]) as tf.Tensor2D; // [N, out]
+        const dy2 = tf.reshape(dy, [x2.shape[0], b.shape[1]!]) as tf.Tensor2D; // [N, out]
         const dB = tf.mul(tf.matMul(tf.transpose(xa) as tf.Tensor2D, dy2), scale); // s XA^T dY [r, out]
         const dxa = tf.mul(tf.matMul(dy2, tf.transpose(b) as tf.Tensor2D), scale) as tf.Tensor2D; // s dY B^T [N, r]
         const dA = tf.matMul(tf.transpose(x2) as tf.Tensor2D, dxa); // X^T dXA [in, r]
