@@ -46,6 +46,11 @@ export type { UnitParams } from './model-params.js';
 export { GPTSegments, segmentSpecs, type GPTSegmentsOptions, unitComputeCosts, type SegmentSpec, type SegmentBatch, type SegmentForward, type UnitGradBuffer } from './segments.js';
 export type { TensorParallelGroup } from './tensor-parallel/mappings.js';
 export type { VocabParallelEmbeddingLayer, VocabParallelHeadLayer } from './tensor-parallel/vocab-parallel.js';
-export { checkTensorParallel, tensorParallelLayout, localFromGlobal, globalFromLocals, type TPLayout, type TPParamEntry, type TensorShard } from './tensor-parallel/tp-layout.js';
+export { checkTensorParallel, tensorParallelLayout, localFromGlobal, globalFromLocals, placeShard, type TPLayout, type TPParamEntry, type TensorShard } from './tensor-parallel/tp-layout.js';
 export { balanceBlocks, checkPipeline, stagePlan, type PipelineBalance, type PipelineStageSpec, type SegmentKind, type StagePlan } from './pipeline-stage.js';
 export { hfNameOf, hfTensors, hfConfigJson, configFromHf, type HfTensor } from './hf-names.js';
+// LoRA: adapters on frozen linears (lora/lora-config.ts has the math and the flags' rules).
+export { type LoraConfig, DEFAULT_LORA_TARGETS, checkLoraConfig, loraScale, loraTargetLinears, peftTargetModules, validLoraTargets } from './lora/lora-config.js';
+export { loraLayout, initLoraRange, type LoraLayout, type LoraParamEntry } from './lora/lora-layout.js';
+export { LoraSegments } from './lora/lora-segments.js';
+export { LoraLinear, type LoraAdapter, type LoraLinearParams } from './layers/lora-linear.js';

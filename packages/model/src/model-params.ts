@@ -46,6 +46,8 @@ export interface UnitParams {
   lnfRms?: RMSNormParams;
   /** An untied output head (lm_head.weight [V, C], in the final unit). */
   head?: LMHeadParams;
+  /** LoRA adapters of a block unit, by block-local linear name ('attn.q_proj'); lora/lora-segments.ts. */
+  adapters?: Map<string, { a: tf.Tensor; b: tf.Tensor }>;
   /** Every tensor of the unit (for dispose). */
   tensors: tf.Tensor[];
   /** The unit's parameter tensors in layout order (without transposed copies). */

@@ -77,6 +77,8 @@ export interface SegmentForward {
 export interface UnitGradBuffer {
   add(offset: number, g: GradValue): void;
   readonly host?: Float32Array;
+  /** Takes a gradient of a parameter outside this layout, by its unit-local name (LoRA adapters). */
+  addNamed?(name: string, g: GradValue): void;
 }
 
 /** The last segment's saved state: ln_f's and the head's. */
@@ -255,6 +257,11 @@ export class GPTSegments {
       if (this.tp && !this.llamaBlock && u.name.startsWith('h.')) elements += 2 * this.config.dModel;
       return { ...u, computeBytes: 4 * elements };
     });
+  }
+
+  /** Frees what the segments own beyond the units' tensors (the rotary tables of a Llama). */
+  dispose(): void {
+    this.rope?.dispose();
   }
 
   /** The kernel set the layers run. */
@@ -461,6 +468,10 @@ export class GPTSegments {
     const offsets = this.localOffsets[unit];
     for (const [name, values] of Object.entries(dParams)) {
       const at = offsets.get(name);
+      if (at === undefined && buf.addNamed) {
+        buf.addNamed(name, values); // a parameter this layout does not hold (LoRA's adapters: lora/lora-segments.ts)
+        continue;
+      }
       if (at === undefined) throw new Error(`internal: unit ${this.units[unit].name} has no parameter ${name}`);
       buf.add(at, values);
     }

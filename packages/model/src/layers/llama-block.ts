@@ -28,6 +28,7 @@ import type { BackwardResult, GradValue, Layer, ParamGrads, Saved } from './laye
 import { disposeAll, share } from './layer.js';
 import type { LayerSet } from './layer-set.js';
 import type { LinearParams } from './linear.js';
+import { LoraLinear } from './lora-linear.js';
 import type { RMSNormParams } from './rmsnorm.js';
 import { RMSNorm } from './rmsnorm.js';
 import type { RotaryEmbedding } from './rope.js';
@@ -75,7 +76,8 @@ export class LlamaBlock {
     profiler?: Profiler,
   ) {
     this.norm = timed('ln', new RMSNorm(eps, layers.kind), profiler);
-    this.linear = timed('linear', layers.linear, profiler);
+    // LoraLinear runs the kernel set's Linear unchanged unless the parameters carry LoRA's frozen flag or an adapter.
+    this.linear = timed('linear', new LoraLinear(layers.linear, layers.kind === 'host'), profiler);
     this.attention = timed('attn.core', layers.attention, profiler);
     this.group = local.heads / local.kvHeads;
   }
@@ -120,9 +122,14 @@ export class LlamaBlock {
     const L = this.linear;
     const s = saved.parts;
     const grads: ParamGrads = {};
+    // A linear's weight gradient under its layout name; a LoRA adapter's lora_A / lora_B beside it
+    // (`attn.q_proj.lora_A.weight`); a frozen base returns no weight gradient (lora-linear.ts).
     const weightOf = (name: string, r: { dParams: ParamGrads }): void => {
-      grads[name] = r.dParams.weight;
-      dropGrad(r.dParams.bias);
+      for (const [key, g] of Object.entries(r.dParams)) {
+        if (key === 'weight') grads[name] = g;
+        else if (key === 'bias') dropGrad(g);
+        else grads[name.replace(/weight$/, `${key}.weight`)] = g;
+      }
     };
     try {
       const down = L.backward(p.down, s.down, dy);

@@ -1,0 +1,292 @@
+/**
+ * A LoRA model as the engine's segmented model: the trained flat vector is the adapters only
+ * (lora-layout.ts: one unit per block of this rank's stage, tensor-parallel shards as their base
+ * linears), and the frozen base is held beside it, resident, read once (`loadBase`).
+ *
+ *   segment      forward/backward reads                    gradients
+ *   embedding    the frozen wte                            none (backward is skipped)
+ *   block h.i    frozen h.i + adapter unit of h.i          lora_A, lora_B of h.i only
+ *   head         the frozen ln_f and head                  none (only dX flows back)
+ *
+ * The segments are the base model's (GPTSegments: same layers, same tensor- and pipeline-parallel
+ * split); this class builds each segment's parameters from the frozen base and the adapters (the
+ * base linears flagged frozen: no weight gradient is computed, layers/lora-linear.ts), and routes
+ * the adapter gradients into the engine's unit buffers. So the engine's ZeRO partitions, gradient
+ * all-reduce, optimizer state and checkpoints hold adapter elements only.
+ *
+ * Tensor parallel: a replicated factor's gradient (A of a column-parallel linear, B of a
+ * row-parallel one) is each rank's partial sum (lora-linear.ts); after a block's backward the
+ * replicated factors' gradients are summed over the tensor-parallel group in one all-reduce.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPTConfig } from '../config.js';
+import { hostOp } from '../host/tensor-io.js';
+import type { GradValue, Saved } from '../layers/layer.js';
+import type { LlamaBlockParams } from '../layers/llama-block.js';
+import type { LoraLinearParams } from '../layers/lora-linear.js';
+import type { ParamUnit } from '../layout.js';
+import type { UnitParams } from '../model-params.js';
+import { GPTSegments, type GPTSegmentsOptions, type SegmentBatch, type SegmentForward, type SegmentSpec, type UnitGradBuffer } from '../segments.js';
+import type { TensorParallelGroup } from '../tensor-parallel/mappings.js';
+import { downloadForCollective } from '../tensor-parallel/mappings.js';
+import { type LoraConfig, loraScale, loraTargetLinears } from './lora-config.js';
+import { initLoraRange, loraLayout, type LoraLayout, type LoraParamEntry } from './lora-layout.js';
+
+type LinearKey = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+
+/** LlamaBlockParams' field of each block-local linear. */
+const LLAMA_FIELDS: Record<string, LinearKey> = {
+  'attn.q_proj': 'q', 'attn.k_proj': 'k', 'attn.v_proj': 'v', 'attn.o_proj': 'o',
+  'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up', 'mlp.down_proj': 'down',
+};
+
+export class LoraSegments {
+  readonly config: GPTConfig;
+  readonly lora: LoraConfig;
+  /** The frozen base model's segments (this rank's tensor-parallel shard and pipeline stage). */
+  readonly base: GPTSegments;
+  /** The adapted linears, block-local ('attn.q_proj'). */
+  readonly linears: string[];
+  /** The trained flat vector: the adapters. */
+  readonly layout: { entries: LoraParamEntry[]; totalSize: number; blockRanges: { start: number; end: number }[] };
+  readonly units: ParamUnit[];
+  readonly segments: SegmentSpec[];
+  readonly totalSize: number;
+  readonly decayRanges: { start: number; end: number }[];
+  readonly replicatedRanges: { start: number; end: number }[];
+  /** The frozen embedding is nobody's gradient: no tied parameter to sum across stages. */
+  readonly tiedEmbedding = null;
+  private readonly adapters: LoraLayout;
+  /** Base (stage) unit -> adapter unit. */
+  private readonly adapterOf: Map<number, number>;
+  private readonly tp: TensorParallelGroup | null;
+  private readonly scale: number;
+  private frozen: Map<number, UnitParams> | null = null;
+
+  constructor(config: GPTConfig, lora: LoraConfig, options: GPTSegmentsOptions = {}) {
+    this.config = { ...config };
+    this.lora = { ...lora, targets: [...lora.targets] };
+    this.linears = loraTargetLinears(config, lora);
+    this.scale = loraScale(lora);
+    this.base = new GPTSegments(config, options);
+    this.tp = options.tensorParallel && options.tensorParallel.size > 1 ? options.tensorParallel : null;
+    this.adapters = loraLayout(this.base.layout.entries, this.base.units, this.linears, lora.rank);
+    this.layout = { entries: this.adapters.entries, totalSize: this.adapters.totalSize, blockRanges: this.adapters.units.map((u) => ({ start: u.start, end: u.end })) };
+    this.units = this.adapters.units;
+    this.totalSize = this.adapters.totalSize;
+    this.adapterOf = new Map(this.adapters.baseUnitOf.map((b, j) => [b, j]));
+    const mapUnits = (us: number[]): number[] => us.flatMap((b) => (this.adapterOf.has(b) ? [this.adapterOf.get(b)!] : []));
+    this.segments = this.base.segments.map((s) => ({ ...s, forwardUnits: mapUnits(s.forwardUnits), backwardUnits: mapUnits(s.backwardUnits), gradUnits: mapUnits(s.gradUnits) }));
+    this.decayRanges = this.adapters.entries.map((e) => ({ start: e.offset, end: e.offset + e.size }));
+    this.replicatedRanges = this.adapters.entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size }));
+  }
+
+  /** The frozen base's flat layout on this rank (what `loadBase` reads ranges of). */
+  get baseLayout(): GPTSegments['layout'] {
+    return this.base.layout;
+  }
+
+  get kernels(): GPTSegments['kernels'] {
+    return this.base.kernels;
+  }
+
+  get activationIO(): GPTSegments['activationIO'] {
+    return this.base.activationIO;
+  }
+
+  /**
+   * Reads the frozen base, unit by unit, from ranges of the base layout (a pretrained model:
+   * the same reader a full fine-tune initialises from). Kept resident until dispose().
+   */
+  async loadBase(read: (start: number, end: number) => Promise<Float32Array> | Float32Array): Promise<void> {
+    this.disposeBase();
+    const frozen = new Map<number, UnitParams>();
+    try {
+      for (let b = 0; b < this.base.units.length; b++) {
+        const u = this.base.units[b];
+        frozen.set(b, this.freeze(this.base.unitParams(b, await read(u.start, u.end))));
+      }
+    } catch (err) {
+      for (const p of frozen.values()) p.dispose();
+      throw err;
+    }
+    this.frozen = frozen;
+  }
+
+  /** Elements [start, end) of the adapters' initial values (A Kaiming-uniform, B zeros). */
+  initRange(seed: number, start: number, end: number): Float32Array {
+    return initLoraRange(this.adapters.entries, seed, start, end);
+  }
+
+  /** Ranges this rank leaves out of a global gradient norm: replicated factors on tensor-parallel ranks > 0. */
+  normExcludedRanges(tensorParallelRank: number): { start: number; end: number }[] {
+    return tensorParallelRank > 0 ? this.replicatedRanges : [];
+  }
+
+  /** Bytes of each adapter unit's compute tensors (4 per element). */
+  unitCosts(): (ParamUnit & { computeBytes: number })[] {
+    return this.units.map((u) => ({ ...u, computeBytes: 4 * (u.end - u.start) }));
+  }
+
+  /** An adapter unit's tensors from its flat values (host array, or a 1-D backend tensor: split on the device, not disposed). */
+  unitParams(unit: number, values: Float32Array | { readonly shape: readonly number[] }): UnitParams {
+    const u = this.units[unit];
+    const entries = this.adapters.entries.filter((e) => e.offset >= u.start && e.offset < u.end);
+    const tensors = values instanceof Float32Array
+      ? hostOp([], entries.map((e) => e.shape), (_, outs) => entries.forEach((e, i) => outs[i].set(values.subarray(e.offset - u.start, e.offset - u.start + e.size))))
+      : tf.tidy(() => {
+        const flat = values as tf.Tensor;
+        const parts = entries.length === 1 ? [flat] : tf.split(tf.reshape(flat, [flat.size]), entries.map((e) => e.size));
+        return parts.map((p, i) => tf.reshape(p, entries[i].shape));
+      });
+    const adapters = new Map<string, { a: tf.Tensor; b: tf.Tensor }>();
+    entries.forEach((e, i) => {
+      const ab = adapters.get(e.linear) ?? { a: tensors[i], b: tensors[i] };
+      if (e.factor === 'A') ab.a = tensors[i];
+      else ab.b = tensors[i];
+      adapters.set(e.linear, ab);
+    });
+    return { adapters, tensors, entryTensors: tensors, dispose: () => tensors.forEach((t) => t.dispose()) };
+  }
+
+  async forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): Promise<SegmentForward> {
+    return this.base.forward(seg, this.segmentParams(seg, params), x, mb, train);
+  }
+
+  /**
+   * Backward of one segment: the base's backward over the frozen weights and the adapters; the
+   * adapter gradients (tensor-parallel partial sums all-reduced) go into the adapter units' buffers.
+   */
+  async backward(seg: number, params: ReadonlyMap<number, UnitParams>, saved: Saved, dy: tf.Tensor | null, gradScale: number, grads: ReadonlyMap<number, UnitGradBuffer>): Promise<tf.Tensor | null> {
+    const spec = this.base.segments[seg];
+    if (spec.name === 'embedding') {
+      saved.release(); // the frozen embedding needs no gradient, and nothing is before it
+      return null;
+    }
+    const captures = new Map(spec.gradUnits.map((b) => [b, new AdapterGradCapture()]));
+    let dx: tf.Tensor | null;
+    try {
+      dx = await this.base.backward(seg, this.segmentParams(seg, params), saved, dy, gradScale, captures);
+    } catch (err) {
+      for (const c of captures.values()) c.drop();
+      throw err;
+    }
+    try {
+      for (const [b, capture] of captures) {
+        const j = this.adapterOf.get(b);
+        if (j !== undefined) await this.deliver(j, capture, grads);
+        capture.drop();
+      }
+    } catch (err) {
+      dx?.dispose();
+      for (const c of captures.values()) c.drop();
+      throw err;
+    }
+    return dx;
+  }
+
+  /** Frees the frozen base (and the base segments' own tables). */
+  dispose(): void {
+    this.disposeBase();
+    this.base.dispose();
+  }
+
+  private disposeBase(): void {
+    for (const p of this.frozen?.values() ?? []) p.dispose();
+    this.frozen = null;
+  }
+
+  /** A base unit's tensors with every block linear flagged frozen. */
+  private freeze(p: UnitParams): UnitParams {
+    if (!p.llamaBlock) return p;
+    const block = { ...p.llamaBlock } as LlamaBlockParams & Record<LinearKey, LoraLinearParams>;
+    for (const key of Object.values(LLAMA_FIELDS)) block[key] = { ...block[key], frozen: true };
+    return { ...p, llamaBlock: block };
+  }
+
+  /** The base segment's units: frozen tensors, blocks with their adapters attached. */
+  private segmentParams(seg: number, params: ReadonlyMap<number, UnitParams>): Map<number, UnitParams> {
+    if (this.frozen === null) throw new Error('internal: LoraSegments used before loadBase');
+    const spec = this.base.segments[seg];
+    const out = new Map<number, UnitParams>();
+    for (const b of new Set([...spec.forwardUnits, ...spec.backwardUnits])) {
+      const p = this.frozen.get(b)!;
+      const j = this.adapterOf.get(b);
+      if (j === undefined || !p.llamaBlock) {
+        out.set(b, p);
+        continue;
+      }
+      const adapters = params.get(j)?.adapters;
+      if (!adapters) throw new Error(`internal: adapter unit ${j} parameters were not provided`);
+      const block = { ...p.llamaBlock } as LlamaBlockParams & Record<LinearKey, LoraLinearParams>;
+      for (const [linear, ab] of adapters) {
+        const key = LLAMA_FIELDS[linear];
+        block[key] = { ...block[key], lora: { a: ab.a, b: ab.b, scale: this.scale } };
+      }
+      out.set(b, { ...p, llamaBlock: block });
+    }
+    return out;
+  }
+
+  /** Adds a block's adapter gradients into adapter unit j's buffer, the replicated factors' summed over the tensor-parallel group first. */
+  private async deliver(j: number, capture: AdapterGradCapture, grads: ReadonlyMap<number, UnitGradBuffer>): Promise<void> {
+    const u = this.units[j];
+    const buf = grads.get(j);
+    if (!buf) throw new Error(`internal: no gradient buffer for adapter unit ${j}`);
+    const entries = this.adapters.entries.filter((e) => e.offset >= u.start && e.offset < u.end);
+    const local = (e: LoraParamEntry): string => e.name.slice(u.name.length + 1);
+    if (this.tp) {
+      const replicated = entries.filter((e) => e.replicated);
+      const sum = new Float32Array(replicated.reduce((s, e) => s + e.size, 0));
+      let at = 0;
+      for (const e of replicated) {
+        const g = capture.take(local(e));
+        sum.set(g instanceof Float32Array ? g : await downloadForCollective(g), at);
+        if (!(g instanceof Float32Array)) g.dispose();
+        at += e.size;
+      }
+      if (sum.length) await this.tp.allReduce(sum, { op: 'sum' });
+      at = 0;
+      for (const e of replicated) {
+        const values = sum.slice(at, at + e.size);
+        capture.put(local(e), this.base.kernels === 'host' ? values : tf.tensor(values, e.shape, 'float32'));
+        at += e.size;
+      }
+    }
+    for (const e of entries) buf.add(e.offset - u.start, capture.take(local(e)));
+  }
+}
+
+/**
+ * A base unit's gradient buffer during a LoRA backward: the frozen parameters' gradients (the
+ * norms', the head's) are dropped as they arrive; the adapters' are kept by name for `deliver`.
+ */
+class AdapterGradCapture implements UnitGradBuffer {
+  private readonly named = new Map<string, GradValue>();
+
+  add(_offset: number, g: GradValue): void {
+    if (!(g instanceof Float32Array)) g.dispose();
+  }
+
+  addNamed(name: string, g: GradValue): void {
+    if (this.named.has(name)) throw new Error(`internal: two gradients for ${name}`);
+    this.named.set(name, g);
+  }
+
+  take(name: string): GradValue {
+    const g = this.named.get(name);
+    if (g === undefined) throw new Error(`internal: no gradient for ${name}`);
+    this.named.delete(name);
+    return g;
+  }
+
+  put(name: string, g: GradValue): void {
+    this.named.set(name, g);
+  }
+
+  /** Frees whatever was not taken. */
+  drop(): void {
+    for (const g of this.named.values()) if (!(g instanceof Float32Array)) g.dispose();
+    this.named.clear();
+  }
+}
