@@ -26,3 +26,4 @@ export { exists as pathExists } from './checkpoint-paths.js';
 export { planRegionRead, transposeMatrix, type RegionRead } from './hf-region.js';
 export { HfShardFile, HF_FLOAT_DTYPES, type HfFloatDtype, type HfShardEntry } from './hf-shard.js';
 export { hfShardFileName, planHfShards, writeHfWeights, HF_DEFAULT_MAX_SHARD_BYTES, type HfWeightSpec, type HfWeightsWritten } from './hf-writer.js';
+export { writePeftAdapter, readPeftAdapter, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, type PeftAdapterTensor } from './peft-writer.js';

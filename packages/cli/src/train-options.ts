@@ -66,6 +66,10 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--outer-momentum <x>', 'with --sync-every: the outer Nesterov momentum', num(0, 0.999999), 0.9)
     .option('--outer-precision <p>', 'with --sync-every: how pseudo-gradients travel, fp32 or bf16', oneOf(['fp32', 'bf16'] as const), 'fp32')
     .option('--outer-overlap [d]', 'with --sync-every: each sync\'s all-reduce runs on a data-plane thread behind the next d steps (default h/2), then its average lands', int(1))
+    .option('--lora-rank <r>', 'LoRA: freeze the base and train rank-r adapters A [in, r], B [r, out] on --lora-targets (only adapter state is trained, partitioned and communicated)', int(1))
+    .option('--lora-alpha <a>', 'with --lora-rank: the update is scaled by alpha / r (PEFT\'s lora_alpha)', num(0), 8)
+    .option('--lora-dropout <p>', 'with --lora-rank: dropout on the adapters\' input (only 0 is implemented)', num(0, 0.999999), 0)
+    .option('--lora-targets <list>', 'with --lora-rank: the linears to adapt, comma-separated: q,k,v,o,gate,up,down (or PEFT\'s q_proj, ...)', (v: string) => v.split(',').map((t) => t.trim()).filter((t) => t.length > 0), ['q', 'v'])
     .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
     .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)
     .option('--resume <auto|path>', 'continue from a checkpoint: auto = the newest in <out>/checkpoints that verifies (none: start fresh), or a checkpoint path');
@@ -133,6 +137,10 @@ export interface TrainCliOptions {
   outerMomentum: number;
   outerPrecision: 'fp32' | 'bf16';
   outerOverlap?: boolean | number;
+  loraRank?: number;
+  loraAlpha: number;
+  loraDropout: number;
+  loraTargets: string[];
   saveEvery: number;
   keepLast: number;
   resume?: string;
@@ -198,6 +206,7 @@ export function toTrainRequest(o: TrainCliOptions, world: number, extra: Partial
     sample: { prompt: o.samplePrompt, maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: o.topK },
     checkpoint: { saveEvery: o.saveEvery, keepLast: o.keepLast, resume: o.resume },
     ...(o.syncEvery !== undefined ? { outer: { syncEvery: o.syncEvery, replicas: o.replicas, lr: o.outerLr, momentum: o.outerMomentum, precision: o.outerPrecision, overlap: typeof o.outerOverlap === 'number' ? o.outerOverlap : o.outerOverlap === true ? Math.max(1, Math.floor(o.syncEvery / 2)) : 0 } } : {}),
+    ...(o.loraRank !== undefined ? { lora: { rank: o.loraRank, alpha: o.loraAlpha, dropout: o.loraDropout, targets: o.loraTargets } } : {}),
     ...extra,
   };
 }

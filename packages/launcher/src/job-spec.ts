@@ -130,6 +130,11 @@ export const TrainJobSchema = z.object({
     /** Steps each sync's all-reduce runs behind before its average lands (1 .. syncEvery - 1); 0: syncs wait. */
     overlap: nonNegativeInt.default(0),
   }).optional(),
+  /**
+   * LoRA (model/src/lora): the base frozen, only adapters on `targets` (short names: q, k, v, o,
+   * gate, up, down) trained; the update scaled by alpha / rank. Absent: every parameter trained.
+   */
+  lora: z.object({ rank: positiveInt, alpha: z.number().positive(), dropout: z.number().min(0).lt(1), targets: z.array(z.string()).min(1) }).optional(),
   /** Sharded checkpoints: where, how often, and the checkpoint to resume from (absent: none). */
   checkpoint: CheckpointSpecSchema.optional(),
   sample: z.object({ prompt: z.string(), maxNewTokens: nonNegativeInt, temperature: z.number().nonnegative(), topK: nonNegativeInt }),

@@ -5,7 +5,7 @@ import { BpeTokenizer, loadCorpus, prepareTokens, trainBpe, type Corpus } from '
 import { TrainerError } from '@trainer/errors';
 import { checkPreparedData, parsePreparedData, type PreparedDataSpec } from './prepared-data.js';
 import { meshShape } from '@trainer/engine';
-import { checkPipeline, checkTensorParallel, resolveModelConfig, type GPTConfig, type PipelineBalance } from '@trainer/model';
+import { checkPipeline, checkTensorParallel, loraTargetLinears, resolveModelConfig, type GPTConfig, type LoraConfig, type PipelineBalance } from '@trainer/model';
 import type { TrainJob } from './job-spec.js';
 import { TrainJobSchema } from './job-spec.js';
 import { prepareCheckpointing, type CheckpointRequest } from './checkpointing/resume.js';
@@ -69,6 +69,8 @@ export interface TrainRequest {
   outer?: { syncEvery: number; replicas?: number; lr: number; momentum: number; precision: 'fp32' | 'bf16'; overlap?: number };
   /** Fine-tuning (trainer finetune): the pretrained model (config, tokenizer, parameters) and the task file. */
   finetune?: ResolvedFinetune;
+  /** LoRA (--lora-rank ...): only adapters trained, the base frozen. */
+  lora?: LoraConfig;
 }
 
 export interface PreparedJob {
@@ -197,6 +199,12 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     sample: synthetic ? { ...req.sample, maxNewTokens: 0 } : req.sample,
   };
   if (req.outer) job.outer = prepareOuter(req.outer, dp, req, log);
+  if (req.lora) {
+    const linears = loraTargetLinears(model, req.lora); // refuses targets that match no layer, naming the valid ones
+    if (req.outer) throw new TrainerError('TRAINER_ERR_USAGE', '--lora-rank with --sync-every is not supported', { hint: 'drop one of them' });
+    job.lora = { ...req.lora, targets: [...req.lora.targets] };
+    log(`LoRA rank ${req.lora.rank}, alpha ${req.lora.alpha} (scale ${req.lora.alpha / req.lora.rank}) on ${linears.join(', ')}; the base is frozen`);
+  }
   const checkpoint = await prepareCheckpointing(req.checkpoint, job, req.world, tokenizerJson, log);
   if (checkpoint) job.checkpoint = checkpoint;
   return { job: TrainJobSchema.parse(job), tokenizerJson, corpusTokens };

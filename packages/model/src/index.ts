@@ -54,3 +54,4 @@ export { type LoraConfig, DEFAULT_LORA_TARGETS, checkLoraConfig, loraScale, lora
 export { loraLayout, initLoraRange, type LoraLayout, type LoraParamEntry } from './lora/lora-layout.js';
 export { LoraSegments } from './lora/lora-segments.js';
 export { LoraLinear, type LoraAdapter, type LoraLinearParams } from './layers/lora-linear.js';
+export { peftNameOf, peftAdapterConfig } from './lora/peft-names.js';

@@ -4,7 +4,8 @@ import { looksLikeHfTokenizerJson } from '@trainer/data';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { bytesOf, transposeMatrix, writeHfWeights, writeJsonAtomic, HF_DEFAULT_MAX_SHARD_BYTES, type HfWeightsWritten } from '@trainer/checkpoint';
+import { bytesOf, transposeMatrix, writeHfWeights, writeJsonAtomic, HF_DEFAULT_MAX_SHARD_BYTES, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, type HfWeightsWritten } from '@trainer/checkpoint';
+import { TrainerError } from '@trainer/errors';
 import { encodeBf16 } from '@trainer/comm';
 import { hfConfigJson, hfTensors, type GPTConfig } from '@trainer/model';
 import { loadModelFrom } from '../model-source.js';
@@ -52,8 +53,21 @@ export function exportCommand(): Command {
     .argument('<model>', 'run folder, model folder, sharded checkpoint (any layout; a checkpoints folder means its latest), or Hugging Face folder')
     .requiredOption('--out <dir>', 'output folder')
     .option('--dtype <dtype>', 'tensor dtype: f32, or bf16 (rounded to nearest even)', oneOf(['f32', 'bf16'] as const), 'f32')
+    .option('--merge', 'a LoRA run: write the merged model (W + alpha/r A B) as a Hugging Face folder instead of its PEFT adapter')
     .option('--max-shard-size <size>', 'largest weight file before the weights are split into model-0000i-of-0000N.safetensors + model.safetensors.index.json (like save_pretrained: 5GB = 5e9 bytes)', parseByteSize, HF_DEFAULT_MAX_SHARD_BYTES)
-    .action(exitCode(async (path: string, o: { out: string; dtype: ExportDtype; maxShardSize: number }) => {
+    .action(exitCode(async (path: string, o: { out: string; dtype: ExportDtype; maxShardSize: number; merge?: boolean }) => {
+      // A LoRA run: its PEFT adapter folder (<run>/adapter), or with --merge its merged model (<run>/model).
+      const adapter = join(path, 'adapter');
+      const isLora = existsSync(join(adapter, PEFT_CONFIG_FILE));
+      if (o.merge && !isLora) {
+        throw new TrainerError('TRAINER_ERR_USAGE', `--merge: ${path} is not a LoRA run (no adapter/${PEFT_CONFIG_FILE})`, { hint: 'drop --merge: the model is exported as it is' });
+      }
+      if (isLora && !o.merge) {
+        await mkdir(o.out, { recursive: true });
+        for (const f of [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE]) await copyFile(join(adapter, f), join(o.out, f));
+        process.stdout.write(`exported the LoRA adapter of ${path} (PEFT: ${PEFT_CONFIG_FILE} + ${PEFT_WEIGHTS_FILE}) to ${o.out}; --merge writes the merged model\n`);
+        return 0;
+      }
       const saved = await loadModelFrom(path);
       await mkdir(o.out, { recursive: true });
       const written = await writeHuggingFaceModel(o.out, saved.config, saved.params, { dtype: o.dtype, maxShardBytes: o.maxShardSize });

@@ -4,7 +4,7 @@ import { PreparedBatches, type MicroBatchSlice } from './prepared-batches.js';
 import { buildMesh, HostDevice, meshShape, OneFOneBSchedule, TfDevice, Trainer, type Device, type MicroBatch } from '@trainer/engine';
 import { busBandwidthGBs, type DataPlaneThread, type ProcessGroup } from '@trainer/comm';
 import { TrainerError } from '@trainer/errors';
-import { GPT, GPTSegments, initBackend, failOnDeviceLoss, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
+import { GPT, GPTSegments, LoraSegments, initBackend, failOnDeviceLoss, installMemoryMeter, installTransferMeter, kernelSetFor, parameterCount, takePeakBackendBytes, transferCounts } from '@trainer/model';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetricsRecord } from '../control-protocol.js';
@@ -14,6 +14,7 @@ import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { saveFinalModel } from './final-model.js';
+import { saveFinalLora } from './final-lora.js';
 import { SyntheticBatches } from './synthetic-batches.js';
 import { initialParamsReader, openTaskData } from '../finetune/task-data.js';
 
@@ -75,7 +76,22 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   const netStats = (): { bytesSent: number; bytesReceived: number } => threads.reduce(
     (s, t) => ({ bytesSent: s.bytesSent + t.stats.bytesSent, bytesReceived: s.bytesReceived + t.stats.bytesReceived }), comm.stats);
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
-  const model = new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
+  // LoRA: the trained vector is the adapters; the frozen base is read once, beside it (lora/lora-segments.ts).
+  const lora = job.lora ? new LoraSegments(job.model, job.lora, { tensorParallel: mesh.tp, pipeline, kernels }) : null;
+  const model: GPTSegments | LoraSegments = lora ?? new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
+  if (lora) {
+    // The frozen base comes from --from (or the seed's init) on every start, resumes included: checkpoints hold adapters only.
+    const base = await initialParamsReader(job, lora.base, checkpointTensors(lora.base, mesh.coords.tp));
+    try {
+      await lora.loadBase((start, end) => base.read('params', start, end));
+    } finally {
+      await base.done();
+    }
+    if (rank === 0) {
+      logger.info(`LoRA rank ${job.lora!.rank}, alpha ${job.lora!.alpha} on ${lora.linears.join(', ')}: ${lora.totalSize.toLocaleString('en-US')} trained parameters on this rank ` +
+        `(the frozen base's ${lora.base.totalSize.toLocaleString('en-US')} take no gradients, optimizer state or collectives)`);
+    }
+  }
   // Parameters other ranks hold too (tensor-parallel replicas, the pipeline's tied copy) are counted once in the gradient norm.
   // (DiLoCo: over this replica's ranks only; the replicas do not meet between syncs.)
   const norm = shape.dp < world ? { group: replicas?.whole ?? comm.worldGroup, exclude: model.normExcludedRanges(mesh.coords.tp) } : undefined;
@@ -112,11 +128,15 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   }) : undefined;
   const firstStep = (await checkpoints?.restore()) ?? 0;
   if (firstStep === 0) {
-    const initial = await initialParamsReader(job, model, tensors);
-    try {
-      await trainer.init(initial.read);
-    } finally {
-      await initial.done();
+    if (lora) {
+      await trainer.init(async (_kind, start, end) => lora.initRange(job.seed, start, end)); // A Kaiming-uniform, B zeros
+    } else {
+      const initial = await initialParamsReader(job, model, tensors);
+      try {
+        await trainer.init(initial.read);
+      } finally {
+        await initial.done();
+      }
     }
   }
   if (device.wireFallback) logger.warn(device.wireFallback);
@@ -224,13 +244,15 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   logger.debug({ collectives: comm.collectiveStats.kinds, bytesSent: comm.stats.bytesSent, steps: job.steps - firstStep }, 'collectives over the run');
 
   // The trained model: streamed unit by unit into <out>/model by rank 0 (collectives: every rank calls it).
-  const sampling = rank === 0 && tokenizer !== undefined && job.sample.maxNewTokens > 0 && parameterCount(job.model) <= SAMPLE_MAX_PARAMETERS;
-  const finalParams = await saveFinalModel({
-    model, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling,
-    saved: { modelName: job.modelName, config: job.model, tokenizerJson, info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null } },
-  });
+  const sampling = rank === 0 && !lora && tokenizer !== undefined && job.sample.maxNewTokens > 0 && parameterCount(job.model) <= SAMPLE_MAX_PARAMETERS;
+  const savedInfo = { modelName: job.modelName, config: job.model, tokenizerJson, info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null, ...(job.lora ? { lora: job.lora } : {}) } };
+  const finalParams = lora
+    ? await saveFinalLora({ model: lora, trainer, mesh, rank, outDir: job.outDir || undefined, baseModel: job.init?.path ?? job.modelName, saved: savedInfo }).then(() => null)
+    : await saveFinalModel({ model: model as GPTSegments, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling, saved: savedInfo });
+  if (lora && rank === 0 && job.outDir) logger.info(`LoRA: merged model in ${join(job.outDir, 'model')}, PEFT adapter in ${join(job.outDir, 'adapter')}`);
   const state = trainer.modelStateBytes();
   trainer.dispose();
+  lora?.dispose();
   await data.close?.();
   let sample: string | null = null;
   if (sampling && finalParams && tokenizer) {

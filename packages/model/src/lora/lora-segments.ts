@@ -185,6 +185,53 @@ export class LoraSegments {
     return dx;
   }
 
+  /** Base (stage) unit b's frozen values, flat in the base layout's order (a device read). */
+  async frozenUnitValues(b: number): Promise<Float32Array> {
+    if (this.frozen === null) throw new Error('internal: LoraSegments used before loadBase');
+    const u = this.base.units[b];
+    const out = new Float32Array(u.end - u.start);
+    let at = 0;
+    for (const t of this.frozen.get(b)!.entryTensors) {
+      out.set((await t.data()) as Float32Array, at);
+      at += t.size;
+    }
+    return out;
+  }
+
+  /** The adapter unit of base (stage) unit b, if it has one. */
+  adapterUnitOf(b: number): number | undefined {
+    return this.adapterOf.get(b);
+  }
+
+  /**
+   * Merges adapter unit j's values into its base unit's values in place: W += (alpha / r) A B for
+   * every adapted linear (this rank's shards: a column-parallel W_t takes A B_t, a row-parallel
+   * one A_t B, exactly its own rows and columns of the full merge). Sums in float64, rounded once.
+   */
+  mergeInto(j: number, baseValues: Float32Array, adapterValues: Float32Array): void {
+    const u = this.units[j];
+    const b = this.adapters.baseUnitOf[j];
+    const baseStart = this.base.units[b].start;
+    const entries = this.adapters.entries.filter((e) => e.offset >= u.start && e.offset < u.end);
+    for (const linear of this.linears) {
+      const a = entries.find((e) => e.linear === linear && e.factor === 'A')!;
+      const bf = entries.find((e) => e.linear === linear && e.factor === 'B')!;
+      const w = this.base.layout.entries.find((e) => e.name === `${u.name}.${linear}.weight`)!;
+      const [inDim, outDim] = w.shape;
+      const r = a.shape[1];
+      const A = adapterValues.subarray(a.offset - u.start, a.offset - u.start + a.size);
+      const B = adapterValues.subarray(bf.offset - u.start, bf.offset - u.start + bf.size);
+      const W = baseValues.subarray(w.offset - baseStart, w.offset - baseStart + w.size);
+      for (let i = 0; i < inDim; i++) {
+        for (let o = 0; o < outDim; o++) {
+          let sum = 0;
+          for (let k = 0; k < r; k++) sum += A[i * r + k] * B[k * outDim + o];
+          W[i * outDim + o] = W[i * outDim + o] + this.scale * sum;
+        }
+      }
+    }
+  }
+
   /** Frees the frozen base (and the base segments' own tables). */
   dispose(): void {
     this.disposeBase();

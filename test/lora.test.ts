@@ -1,0 +1,129 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readPeftAdapter, readSafetensors, asFloat32 } from '@trainer/checkpoint';
+import { trainedRun } from './helpers/equivalence.js';
+import type { TinyRun } from './helpers/checkpoint-run.js';
+import { killAllStarted, runTrainer } from './helpers/processes.js';
+import { tinyWorkspace } from './helpers/tiny-run.js';
+
+afterEach(() => killAllStarted());
+
+/**
+ * LoRA fine-tuning, multi-process, on a tiny Llama (llama-nano narrowed to 2 blocks of width 32,
+ * 4 query heads over 2 KV heads, SwiGLU 64) exported as a Hugging Face folder: the run of 4
+ * workers (tp 2 x dp 2) follows the run of 1 worker (losses and adapters), and its two exports
+ * agree: the merged model is the base plus alpha/r B A for every adapted weight (computed here
+ * from the PEFT file and the --from folder) and every other tensor the base's, bit for bit.
+ */
+const LLAMA = ['--model', 'llama-nano', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--ffn-hidden', '64', '--steps', '2', '--eval-every', '2'];
+const FT = ['--backend', 'wasm', '--steps', '3', '--global-batch', '4', '--lr', '1e-2', '--warmup-steps', '1', '--eval-every', '3', '--eval-batches', '1', '--val-fraction', '0.2', '--sample-tokens', '0', '--seed', '7'];
+const LORA = ['--lora-rank', '4', '--lora-alpha', '8', '--lora-targets', 'q,k,v,o,gate,up,down'];
+
+const ws = tinyWorkspace();
+const task = join(ws.dir, 'task.jsonl');
+const base = ws.out('hf');
+let pretrained: TinyRun;
+
+function summary(out: string): { losses: number[]; val_loss: number } {
+  return JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { losses: number[]; val_loss: number };
+}
+
+async function finetune(name: string, extra: string[]): Promise<string> {
+  const out = ws.out(name);
+  const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', out, ...FT, ...LORA, ...extra]);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  return out;
+}
+
+/** max |a - b| / max |b|. */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+beforeAll(async () => {
+  const pairs = [['The whale', ' swam past the ship'], ['Call me', ' Ishmael'], ['The sea was', ' calm'], ['A harpoon', ' flew and missed'], ['The crew sang', ' songs of home'], ['the wind', ' rose']];
+  writeFileSync(task, pairs.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n') + '\n');
+  pretrained = await trainedRun(ws, 'pretrained', 1, LLAMA);
+  const r = await runTrainer(['export', pretrained.out, '--out', base]);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+}, 120_000);
+
+describe('LoRA fine-tuning (multi-process)', () => {
+  let one: string;
+
+  it('4 workers (tp 2 x dp 2) and 2 pipeline stages (ZeRO 3 over 2) follow 1 worker: losses 2e-5, adapters 1e-4', async () => {
+    one = await finetune('lora-1', ['--nodes', '1']);
+    const tp = await finetune('lora-tp2', ['--nodes', '4', '--tp', '2']);
+    const pp = await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3']);
+    const ref = summary(one);
+    const refAdapter = await readPeftAdapter(join(one, 'adapter'));
+    for (const out of [tp, pp]) {
+      const s = summary(out);
+      s.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i]) / ref.losses[i], `${out} step ${i}`).toBeLessThan(2e-5));
+      const adapter = await readPeftAdapter(join(out, 'adapter'));
+      expect([...adapter.tensors.keys()].sort()).toEqual([...refAdapter.tensors.keys()].sort());
+      for (const [name, t] of refAdapter.tensors) expect(relDiff(adapter.tensors.get(name)!.values, t.values), `${out} ${name}`).toBeLessThan(1e-4);
+    }
+  }, 240_000);
+
+  it('exports a PEFT adapter and a merged model that agree: merged = base + alpha/r B A, every other tensor the base bit for bit', async () => {
+    const peftDir = ws.out('peft');
+    const mergedDir = ws.out('merged');
+    let r = await runTrainer(['export', one, '--out', peftDir]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    r = await runTrainer(['export', one, '--out', mergedDir, '--merge']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const { config, tensors } = await readPeftAdapter(peftDir);
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, modules_to_save: null });
+    expect((config.target_modules as string[]).sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    expect(tensors.size).toBe(2 * 7 * 2);
+    const baseTensors = (await readSafetensors(join(base, 'model.safetensors'))).tensors;
+    const merged = (await readSafetensors(join(mergedDir, 'model.safetensors'))).tensors;
+    expect([...merged.keys()].sort()).toEqual([...baseTensors.keys()].sort());
+    const scale = 8 / 4;
+    let adapted = 0;
+    for (const [name, t] of baseTensors) {
+      const m = asFloat32(merged.get(name)!);
+      const w = asFloat32(t);
+      const a = tensors.get(`base_model.model.${name.replace(/\.weight$/, '')}.lora_A.weight`);
+      const b = tensors.get(`base_model.model.${name.replace(/\.weight$/, '')}.lora_B.weight`);
+      if (!a || !b) {
+        expect(Buffer.from(m.buffer, m.byteOffset, m.byteLength).equals(Buffer.from(w.buffer, w.byteOffset, w.byteLength)), `${name} untouched`).toBe(true);
+        continue;
+      }
+      adapted++;
+      // PEFT: W [out, in], lora_A [r, in], lora_B [out, r]; merged W' = W + s B A.
+      const [outDim, inDim] = t.shape;
+      const rank = a.shape[0];
+      expect(a.shape).toEqual([rank, inDim]);
+      expect(b.shape).toEqual([outDim, rank]);
+      const expected = new Float32Array(w.length);
+      for (let o = 0; o < outDim; o++) {
+        for (let i = 0; i < inDim; i++) {
+          let sum = 0;
+          for (let k = 0; k < rank; k++) sum += b.values[o * rank + k] * a.values[k * inDim + i];
+          expected[o * inDim + i] = w[o * inDim + i] + scale * sum;
+        }
+      }
+      let maxB = 0;
+      for (const x of b.values) maxB = Math.max(maxB, Math.abs(x));
+      expect(maxB, `${name}: B trained`).toBeGreaterThan(0);
+      expect(relDiff(m, expected), name).toBeLessThan(1e-6);
+    }
+    expect(adapted).toBe(2 * 7);
+  }, 60_000);
+
+  it('refuses --lora-targets that match no layer, naming the valid ones', async () => {
+    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', ws.out('bad'), ...FT, '--lora-rank', '4', '--lora-targets', 'q,c_fc']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/TRAINER_ERR_LORA_TARGET/);
+    expect(r.stderr + r.stdout).toMatch(/q, k, v, o, gate, up, down/);
+  }, 30_000);
+});
