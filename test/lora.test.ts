@@ -1,11 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readPeftAdapter, readSafetensors, asFloat32 } from '@trainer/checkpoint';
-import { trainedRun } from './helpers/equivalence.js';
-import type { TinyRun } from './helpers/checkpoint-run.js';
+import { FT, loraWorkspace, summary } from './helpers/lora-run.js';
 import { killAllStarted, runTrainer } from './helpers/processes.js';
-import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
 
@@ -16,25 +13,7 @@ afterEach(() => killAllStarted());
  * agree: the merged model is the base plus alpha/r B A for every adapted weight (computed here
  * from the PEFT file and the --from folder) and every other tensor the base's, bit for bit.
  */
-const LLAMA = ['--model', 'llama-nano', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--ffn-hidden', '64', '--steps', '2', '--eval-every', '2'];
-const FT = ['--backend', 'wasm', '--steps', '3', '--global-batch', '4', '--lr', '1e-2', '--warmup-steps', '1', '--eval-every', '3', '--eval-batches', '1', '--val-fraction', '0.2', '--sample-tokens', '0', '--seed', '7'];
-const LORA = ['--lora-rank', '4', '--lora-alpha', '8', '--lora-targets', 'q,k,v,o,gate,up,down'];
-
-const ws = tinyWorkspace();
-const task = join(ws.dir, 'task.jsonl');
-const base = ws.out('hf');
-let pretrained: TinyRun;
-
-function summary(out: string): { losses: number[]; val_loss: number } {
-  return JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { losses: number[]; val_loss: number };
-}
-
-async function finetune(name: string, extra: string[]): Promise<string> {
-  const out = ws.out(name);
-  const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', out, ...FT, ...LORA, ...extra]);
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-  return out;
-}
+const { ws, task, base, prepare, finetune } = loraWorkspace();
 
 /** max |a - b| / max |b|. */
 function relDiff(a: Float32Array, b: Float32Array): number {
@@ -47,13 +26,7 @@ function relDiff(a: Float32Array, b: Float32Array): number {
   return num / den;
 }
 
-beforeAll(async () => {
-  const pairs = [['The whale', ' swam past the ship'], ['Call me', ' Ishmael'], ['The sea was', ' calm'], ['A harpoon', ' flew and missed'], ['The crew sang', ' songs of home'], ['the wind', ' rose']];
-  writeFileSync(task, pairs.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n') + '\n');
-  pretrained = await trainedRun(ws, 'pretrained', 1, LLAMA);
-  const r = await runTrainer(['export', pretrained.out, '--out', base]);
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-}, 120_000);
+beforeAll(prepare, 120_000);
 
 describe('LoRA fine-tuning (multi-process)', () => {
   let one: string;

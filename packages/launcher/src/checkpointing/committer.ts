@@ -7,7 +7,7 @@ import {
 } from '@trainer/checkpoint';
 import { learningRateAt } from '@trainer/engine';
 import { asTrainerError } from '@trainer/errors';
-import { paramLayout } from '@trainer/model';
+import { fullLoraLayout, paramLayout } from '@trainer/model';
 import type { TrainJob } from '../job-spec.js';
 import type { Logger } from '../logging.js';
 import type { CheckpointFailed, CheckpointSpec, CheckpointWritten } from './checkpoint-spec.js';
@@ -124,7 +124,7 @@ export class CheckpointCommitter {
     let table: ReturnType<typeof tensorEntriesFromShards>;
     try {
       for (const w of written) shards.push({ file: w.file, shard: await ShardFile.open(join(tmpDir, w.file), w.bytes) });
-      table = tensorEntriesFromShards(paramLayout(job.model).entries, shards);
+      table = tensorEntriesFromShards((job.lora ? fullLoraLayout(job.model, job.lora) : paramLayout(job.model)).entries, shards); // a LoRA run saves its adapters only
     } finally {
       for (const s of shards) await s.shard.close();
     }

@@ -14,7 +14,11 @@
  * marked `replicated` (counted once in norms, written once in checkpoints), and every entry
  * carries its shard of the full tensor, so checkpoints and resharding need nothing special.
  */
+import type { GPTConfig } from '../config.js';
 import type { ParamEntry, ParamUnit } from '../layout.js';
+import { paramLayout, paramUnits } from '../layout.js';
+import type { LoraConfig } from './lora-config.js';
+import { loraTargetLinears } from './lora-config.js';
 import { fillUniforms, hashString } from '../prng.js';
 import { forEachFullRun } from '../tensor-parallel/shard-runs.js';
 import type { TensorShard } from '../tensor-parallel/tp-layout.js';
@@ -75,6 +79,12 @@ export function loraLayout(baseEntries: readonly BaseEntry[], baseUnits: readonl
     baseUnitOf.push(b);
   });
   return { entries, totalSize: offset, units, baseUnitOf };
+}
+
+/** The adapters of the whole model (one worker's layout): the tensors a LoRA checkpoint's manifest lists. */
+export function fullLoraLayout(config: GPTConfig, lora: LoraConfig): LoraLayout {
+  const full = paramLayout(config);
+  return loraLayout(full.entries, paramUnits(full), loraTargetLinears(config, lora), lora.rank);
 }
 
 /**
