@@ -53,6 +53,7 @@ export function planInput(job: TrainJob, world: number, hasGpu: boolean, layout?
     activationCheckpointing: job.activationCheckpointing, microBatch: job.microBatch, microBatches, seqLen: job.seqLen,
     ...(layout === undefined && job.ppSplit ? { ppSplit: job.ppSplit } : {}),
     backend: traceBackendOf(job.backend, kernels, hasGpu), simd: job.backend !== 'cpu',
+    ...(job.lora ? { lora: job.lora } : {}),
   };
 }
 

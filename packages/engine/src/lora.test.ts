@@ -12,6 +12,7 @@ import { TfDevice } from './device/tf-device.js';
 import type { CollectiveGroup, MicroBatch } from './interfaces.js';
 import { fakeGroups } from './testing/fake-group.js';
 import { Trainer } from './trainer.js';
+import { planMemory } from './memory/memory-plan.js';
 import type { ZeroStage } from './zero/stage-plan.js';
 
 const CONFIG: GPTConfig = { vocabSize: 32, contextLength: 8, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5, family: 'llama', kvHeads: 2, ffnHidden: 24, ropeTheta: 10000, tiedHead: false };
@@ -165,6 +166,14 @@ for (const device of ['host', 'tf'] as const) {
       // roundings of near-zero gradients, summed in another order, into steps of lr's size).
       expect(worst).toBeLessThan(1e-5);
       expect(worstParam).toBeLessThan(1e-1);
+    });
+
+    it('the memory plan counts adapter state only, plus the frozen base\'s compute copy', () => {
+      const input = { config: CONFIG, world: 1, tp: 1, pp: 1, zero: 0 as ZeroStage, precision: 'fp32' as const, kernels: device, activationCheckpointing: false, microBatch: 2, microBatches: 2, seqLen: T };
+      const full = planMemory(input).worst.state;
+      const lora = planMemory({ ...input, lora: LORA }).worst.state;
+      expect(lora.optimizer).toBe(8 * one.adapterSize); // AdamW's m and v, fp32
+      expect(full.optimizer).toBe(8 * new GPTSegments(CONFIG).totalSize);
     });
 
     const layouts: Layout[] = [

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { candidateLayouts, estimateModelState, planMemory, RUNTIME_BYTES, type MemoryPlan, type ZeroStage } from '@trainer/engine';
 import { detectGpuMemory, type TrainJob } from '@trainer/launcher';
-import { parameterCount, resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
+import { loraTargetLinears, parameterCount, resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
 import { exitCode } from '../action.js';
 import { formatBytes } from '../format.js';
 import { kernelsOf, onGpu, traceBackendOf } from '../memory-check.js';
@@ -19,6 +19,7 @@ interface EstimateOptions {
   nodes: number; tp?: number; pp?: number; zero?: number; precision: 'fp32' | 'bf16' | 'fp16'; activationCheckpointing?: boolean;
   microBatch: number; microBatches?: number; seqLen?: number; backend: (typeof BACKENDS)[number]; kernels: (typeof KERNEL_SETS)[number];
   deviceMemory?: number; json?: boolean; modelState?: boolean;
+  loraRank?: number; loraTargets: string[];
 }
 
 const ASSUMED_GPU_BYTES = 80e9;
@@ -44,6 +45,8 @@ export function estimateMemoryCommand(): Command {
     .option('--backend <name>', `backend the run will use: ${BACKENDS.join(', ')}`, oneOf(BACKENDS), 'cuda')
     .option('--kernels <set>', 'kernel set (auto: tf on GPU backends, host on wasm and cpu)', oneOf(KERNEL_SETS), 'auto')
     .option('--device-memory <size>', 'memory one worker has, e.g. 80GB (default: nvidia-smi\'s, else 80 GB for GPU backends, host memory / nodes on wasm and cpu)', parseByteSize)
+    .option('--lora-rank <r>', 'LoRA: only rank-r adapters on --lora-targets are trained (their state partitioned by ZeRO); the frozen base is a resident compute copy', int(1))
+    .option('--lora-targets <list>', 'with --lora-rank: the adapted linears, comma-separated (q,k,v,o,gate,up,down)', (v: string) => v.split(',').map((t) => t.trim()).filter((t) => t.length > 0), ['q', 'v'])
     .option('--model-state', 'only the model state per ZeRO stage (no activations), as the ZeRO paper counts it')
     .option('--json', 'JSON lines')
     .action(exitCode(async (o: EstimateOptions) => {
@@ -55,6 +58,8 @@ export function estimateMemoryCommand(): Command {
       if (o.modelState) return modelStateTable(o, config, kernels);
       const capacity = await capacityOf(o, gpu);
       const seqLen = o.seqLen ?? config.contextLength;
+      const lora = o.loraRank !== undefined ? { rank: o.loraRank, alpha: o.loraRank, dropout: 0, targets: o.loraTargets } : null;
+      if (lora) loraTargetLinears(config, lora); // unknown targets refused before any layout is tried
       const layouts = o.tp !== undefined || o.pp !== undefined || o.zero !== undefined
         ? [{ tp: o.tp ?? 1, pp: o.pp ?? 1, zero: (o.zero ?? 0) as ZeroStage }]
         : candidateLayouts(config, o.nodes);
@@ -66,6 +71,7 @@ export function estimateMemoryCommand(): Command {
           plan = planMemory({
             config, world: o.nodes, tp: l.tp, pp: l.pp, zero: l.zero, precision: o.precision, kernels, activationCheckpointing: o.activationCheckpointing ?? false,
             microBatch: o.microBatch, microBatches: o.microBatches ?? (l.pp > 1 ? 2 * l.pp : 1), seqLen, backend: traceBackendOf(o.backend as TrainJob['backend'], kernels, gpuBackend), simd: o.backend !== 'cpu',
+            ...(lora ? { lora } : {}),
           });
         } catch (err) {
           if (layouts.length === 1) throw err;
@@ -80,7 +86,7 @@ export function estimateMemoryCommand(): Command {
           const w = r.plan.worst;
           process.stdout.write(JSON.stringify({
             model: o.model, parameters: parameterCount(config), world: o.nodes, dp: r.dp, tp: r.tp, pp: r.pp, zero: r.zero, precision: o.precision, kernels,
-            micro_batch: o.microBatch, seq_len: seqLen, activation_checkpointing: o.activationCheckpointing ?? false,
+            micro_batch: o.microBatch, seq_len: seqLen, activation_checkpointing: o.activationCheckpointing ?? false, ...(lora ? { lora_rank: lora.rank, lora_targets: lora.targets } : {}),
             worker_bytes: r.worker, capacity_bytes: capacity.bytes, fits: r.fits, worst_stage: w.stage,
             model_state_bytes: w.stateAtPeak, model_state_max_bytes: w.state.total, activation_bytes: w.activations, transient_bytes: w.transient, device_bytes: w.device, host_bytes: w.host, runtime_bytes: runtime, peak_at: w.peakAt,
             stages: r.plan.ranks.map((x) => ({ stage: x.stage, device_bytes: x.device, host_bytes: x.host, model_state_bytes: x.stateAtPeak, activation_bytes: x.activations, transient_bytes: x.transient, peak_at: x.peakAt })),
@@ -90,7 +96,7 @@ export function estimateMemoryCommand(): Command {
       }
       const where = gpu ? 'GPU' : 'worker';
       process.stdout.write(`${o.model} (${parameterCount(config).toLocaleString('en-US')} parameters) on ${o.nodes} ${where}s of ${formatBytes(capacity.bytes)} (${capacity.what}); ` +
-        `${o.precision}, ${kernels} kernels, micro-batch ${o.microBatch} x ${seqLen} tokens${o.activationCheckpointing ? ', activation checkpointing' : ''}; per ${where} at its peak:\n`);
+        `${o.precision}, ${kernels} kernels, micro-batch ${o.microBatch} x ${seqLen} tokens${o.activationCheckpointing ? ', activation checkpointing' : ''}${lora ? `, LoRA rank ${lora.rank} on ${lora.targets.join(',')} (frozen base resident)` : ''}; per ${where} at its peak:\n`);
       process.stdout.write(`${'dp x tp x pp'.padEnd(16)}${'ZeRO'.padStart(5)}${'model state'.padStart(14)}${gpu ? '' : 'host state'.padStart(13)}${'activations'.padStart(14)}${'working set'.padStart(14)}${'runtime'.padStart(11)}${'total'.padStart(12)}  fits  peak at\n`);
       for (const r of shown) {
         const w = r.plan.worst;

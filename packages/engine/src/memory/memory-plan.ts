@@ -1,5 +1,5 @@
 import {
-  balanceBlocks, GPTSegments, kernelConstantBytes, recomputeMemory, segmentMemory,
+  balanceBlocks, GPTSegments, LoraSegments, kernelConstantBytes, type LoraConfig, recomputeMemory, segmentMemory,
   type ActivationShape, type GPTConfig, type KernelSet, type SegmentMemory, type SegmentMemoryKind, type TraceBackend,
 } from '@trainer/model';
 import { meshShape } from '../device-mesh.js';
@@ -51,6 +51,13 @@ export interface MemoryPlanInput {
   ppSplit?: number[];
   /** Host kernels on wasm with the SIMD module. */
   simd?: boolean;
+  /**
+   * LoRA: the model state is the adapters' (masters, gradients, AdamW moments, partitioned by
+   * ZeRO), and the frozen base adds its compute copy, resident on the backend on every rank of its
+   * tensor-parallel shard and stage (never partitioned). The adapters' activations (X A, [N, r] per
+   * adapted linear) are left out: r is small against the widths.
+   */
+  lora?: LoraConfig;
   /** The TF.js backend (it decides whether a cast copies): default 'tensorflow' for the tf kernel set, 'wasm' for the host one. */
   backend?: TraceBackend;
 }
@@ -111,8 +118,12 @@ function pieceOf(n: number, world: number): number {
 function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: number, split: number[] | undefined): RankPlan {
   const { config, kernels, precision, zero } = input;
   const tpGroup = input.tp > 1 ? { size: input.tp, rank: tpRank, allReduce: () => Promise.reject(new Error('planning only')) } : undefined;
-  const model = new GPTSegments(config, { kernels, tensorParallel: tpGroup, ...(split ? { pipeline: { stages: input.pp, stage, blocks: split } } : {}) });
+  const segmentsOptions = { kernels, tensorParallel: tpGroup, ...(split ? { pipeline: { stages: input.pp, stage, blocks: split } } : {}) };
+  const lora = input.lora ? new LoraSegments(config, input.lora, segmentsOptions) : null;
+  const model = lora ?? new GPTSegments(config, segmentsOptions);
   const units = model.unitCosts();
+  const frozenBase = lora ? lora.base.unitCosts().reduce((b, u) => b + u.computeBytes, 0) : 0;
+  lora?.dispose();
   const state = estimateModelState(units, model.segments, zero, dp, 0, precision, kernels === 'tf' ? 'tf' : 'host');
   const shape: ActivationShape = { batch: input.microBatch, seqLen: input.seqLen, kernels, tp: input.tp, tpRank, simd: input.simd, ...(input.backend ? { backend: input.backend } : {}) };
   const kinds = model.segments.map((s): SegmentMemoryKind => (s.name === 'embedding' ? 'embedding' : s.name === 'head' ? 'head' : 'block'));
@@ -134,7 +145,7 @@ function planRank(input: MemoryPlanInput, dp: number, stage: number, tpRank: num
   // while it runs (gathered when it starts: its predecessor's and its own units, and the
   // gathered values being split, are alive for that moment).
   const gathered = zero === 3;
-  const persistent = (gathered ? 0 : state.paramsCompute) + kernelConstantBytes(config, shape) + (onDevice ? state.params + state.master + state.optimizer : 0);
+  const persistent = frozenBase + (gathered ? 0 : state.paramsCompute) + kernelConstantBytes(config, shape) + (onDevice ? state.params + state.master + state.optimizer : 0);
   const unitsOf = (k: number, dir: 'forward' | 'backward') => new Set(dir === 'forward' ? model.segments[k].forwardUnits : [...model.segments[k].forwardUnits, ...model.segments[k].backwardUnits]);
   const computeOf = (set: Set<number>) => [...set].reduce((b, u) => b + units[u].computeBytes, 0);
   let previous = new Set<number>();
