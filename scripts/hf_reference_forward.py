@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent reference forward pass for causal language models in the Hugging Face layout.
 
-    python3 scripts/hf_reference_forward.py MODEL_DIR < '{"tokens": [[1, 2, 3], [4, 5, 6]]}'
+    python3 scripts/hf_reference_forward.py MODEL_DIR [--adapter PEFT_DIR] < '{"tokens": [[1, 2, 3], [4, 5, 6]]}'
 
 MODEL_DIR holds config.json and either model.safetensors or model.safetensors.index.json (a
 sharded model: {"weight_map": {tensor name: shard file}}). stdin is one JSON object whose "tokens"
@@ -15,6 +15,11 @@ can check the trainer's exports against it:
   model_type "gpt2"   GPT2LMHeadModel (Radford et al. 2019; Hugging Face modeling_gpt2.py)
   model_type "llama"  LlamaForCausalLM (Touvron et al. 2023; Llama 3.1's RoPE scaling;
                       Hugging Face modeling_llama.py and modeling_rope_utils.py)
+  --adapter           a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) applied
+                      as PEFT's LoraLayer defines it (peft/tuners/lora/layer.py, Linear.forward):
+                      result = base_layer(x) + lora_B(lora_A(dropout(x))) * scaling, with
+                      scaling = lora_alpha / r, lora_A.weight [r, in], lora_B.weight [out, r]
+                      (dropout is the identity at inference); Llama's nn.Linear targets only.
 Every other model type is refused. The safetensors files are parsed here (8-byte little-endian
 header length, JSON header, raw little-endian data; F32, F16, BF16 and F64), with numpy and torch
 only: no safetensors or transformers package. Needs Debian's python3-torch (scripts/setup.sh
@@ -220,7 +225,36 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def llama_logits(cfg, w, tokens):
+def read_adapter(adapter_dir):
+    """(scaling, {module name: (lora_A [r, in], lora_B [out, r])}) of a PEFT LoRA adapter folder."""
+    with open(os.path.join(adapter_dir, 'adapter_config.json')) as f:
+        acfg = json.load(f)
+    if acfg.get('peft_type') != 'LORA':
+        raise Refused(f"{adapter_dir}: peft_type {acfg.get('peft_type')!r} is not LORA")
+    if acfg.get('fan_in_fan_out') or acfg.get('use_rslora') or acfg.get('use_dora'):
+        raise Refused(f'{adapter_dir}: fan_in_fan_out, rsLoRA and DoRA are not supported')
+    tensors = read_safetensors(os.path.join(adapter_dir, 'adapter_model.safetensors'))
+    modules = {}
+    prefix = 'base_model.model.'
+    for name, t in tensors.items():
+        for part in ('lora_A', 'lora_B'):
+            suffix = f'.{part}.weight'
+            if name.startswith(prefix) and name.endswith(suffix):
+                module = name[len(prefix):-len(suffix)]
+                pair = modules.setdefault(module, {})
+                pair[part] = t
+    out = {}
+    targets = set(acfg.get('target_modules') or [])
+    for module, pair in modules.items():
+        if set(pair) != {'lora_A', 'lora_B'}:
+            raise Refused(f'{adapter_dir}: {module} lacks lora_A or lora_B')
+        if module.rsplit('.', 1)[-1] not in targets:
+            raise Refused(f'{adapter_dir}: {module} is not among target_modules {sorted(targets)}')
+        out[module] = (pair['lora_A'], pair['lora_B'])
+    return acfg['lora_alpha'] / acfg['r'], out
+
+
+def llama_logits(cfg, w, tokens, adapter=None):
     C, L, H = cfg['hidden_size'], cfg['num_hidden_layers'], cfg['num_attention_heads']
     V, F = cfg['vocab_size'], cfg['intermediate_size']
     KV = cfg.get('num_key_value_heads') or H
@@ -234,10 +268,19 @@ def llama_logits(cfg, w, tokens):
     B, T = tokens.shape
     w = Weights(w)
 
+    scaling, lora = adapter if adapter else (0.0, {})
+    used = set()
+
     def linear(x, name, out_features, in_features, bias):
         # nn.Linear: weight [out, in], y = x W^T (+ b)
         y = x @ w.get(name + '.weight', [out_features, in_features]).T
-        return y + w.get(name + '.bias', [out_features]) if bias else y
+        y = y + w.get(name + '.bias', [out_features]) if bias else y
+        if name in lora:
+            # PEFT's LoRA Linear: + lora_B(lora_A(x)) * scaling
+            a, b = lora[name]
+            y = y + (x @ a.T) @ b.T * scaling
+            used.add(name)
+        return y
 
     freqs = torch.outer(torch.arange(T, dtype=F64), llama_inv_freq(cfg, D))  # [T, D/2]
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -261,6 +304,8 @@ def llama_logits(cfg, w, tokens):
         gate = linear(m, p + 'mlp.gate_proj', F, C, mlp_bias)
         up = linear(m, p + 'mlp.up_proj', F, C, mlp_bias)
         x = x + linear(torch.nn.functional.silu(gate) * up, p + 'mlp.down_proj', C, F, mlp_bias)
+    if set(lora) - used:
+        raise Refused(f'adapter modules not in the model: {sorted(set(lora) - used)}')
     x = rms_norm(x, w.get('model.norm.weight', [C]), eps)
     if cfg.get('tie_word_embeddings', False):
         head = w.get('model.embed_tokens.weight', [V, C])
@@ -297,8 +342,12 @@ def format_logits(logits):
 
 
 def main(argv):
+    adapter_dir = None
+    if len(argv) == 4 and argv[2] == '--adapter':
+        adapter_dir = argv[3]
+        argv = argv[:2]
     if len(argv) != 2 or argv[1].startswith('-'):
-        raise Refused('usage: hf_reference_forward.py MODEL_DIR < {"tokens": [[...], ...]}  (prints {"logits": [[[...]]]})')
+        raise Refused('usage: hf_reference_forward.py MODEL_DIR [--adapter PEFT_DIR] < {"tokens": [[...], ...]}  (prints {"logits": [[[...]]]})')
     model_dir = argv[1]
     with open(os.path.join(model_dir, 'config.json')) as f:
         cfg = json.load(f)
@@ -307,7 +356,12 @@ def main(argv):
         raise Refused(f'model_type {kind!r} is not supported; this reference knows {sorted(ARCHITECTURES)}')
     tokens = read_tokens(json.load(sys.stdin), cfg['vocab_size'])
     with torch.no_grad():
-        logits = ARCHITECTURES[kind](cfg, read_weights(model_dir), tokens)
+        if adapter_dir is None:
+            logits = ARCHITECTURES[kind](cfg, read_weights(model_dir), tokens)
+        elif kind == 'llama':
+            logits = llama_logits(cfg, read_weights(model_dir), tokens, read_adapter(adapter_dir))
+        else:
+            raise Refused(f'--adapter: LoRA adapters are supported for llama models, not {kind!r}')
     sys.stdout.write(format_logits(logits))
 
 

@@ -3,6 +3,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readPeftAdapter, readSafetensors, asFloat32 } from '@trainer/checkpoint';
 import { FT, loraWorkspace, summary } from './helpers/lora-run.js';
 import { killAllStarted, runTrainer } from './helpers/processes.js';
+import { maxAbsDiff, referenceLogits, torchPython } from './helpers/torch-reference.js';
+import { readFileSync } from 'node:fs';
 
 afterEach(() => killAllStarted());
 
@@ -91,6 +93,22 @@ describe('LoRA fine-tuning (multi-process)', () => {
       expect(relDiff(m, expected), name).toBeLessThan(1e-6);
     }
     expect(adapted).toBe(2 * 7);
+
+    // With PyTorch here: the PEFT adapter applied by PEFT's definition (scripts/hf_reference_forward.py
+    // --adapter: base_layer(x) + lora_B(lora_A(x)) * scaling) gives the merged model's logits.
+    let python = true;
+    try {
+      torchPython();
+    } catch {
+      python = false;
+    }
+    if (python) {
+      const vocab = (JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+      const tokens = [[1, 5, 9, 33, 7, 2, 250, 11], [4, 4, 100, 8, 3, 17, 60, vocab - 1]];
+      const adapted = await referenceLogits(base, tokens, peftDir);
+      const mergedLogits = await referenceLogits(mergedDir, tokens);
+      expect(maxAbsDiff(adapted, mergedLogits)).toBeLessThan(1e-4);
+    }
   }, 60_000);
 
   it('refuses --lora-targets that match no layer, naming the valid ones', async () => {

@@ -45,12 +45,12 @@ export function torchPython(): string {
  * The reference logits of every position of each sequence, [batch][position][vocab], of the model
  * in `dir` (config.json, and model.safetensors or model.safetensors.index.json with its shards),
  * computed in float64 and returned as float32 values. The sequences must have equal lengths.
- * Works for any model_type the script knows (gpt2, llama).
+ * Works for any model_type the script knows (gpt2, llama); `adapter`: a PEFT LoRA folder applied on top (llama).
  */
-export function referenceLogits(dir: string, tokens: number[][]): Promise<number[][][]> {
+export function referenceLogits(dir: string, tokens: number[][], adapter?: string): Promise<number[][][]> {
   const python = torchPython();
   return new Promise((resolve, reject) => {
-    const child = execFile(python, [REFERENCE_SCRIPT, dir], { maxBuffer: 1 << 30, timeout: 300_000 }, (err, stdout, stderr) => {
+    const child = execFile(python, [REFERENCE_SCRIPT, dir, ...(adapter ? ['--adapter', adapter] : [])], { maxBuffer: 1 << 30, timeout: 300_000 }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`${REFERENCE_SCRIPT} ${dir} failed (${err.message.split('\n')[0]}): ${stderr}`));
         return;
