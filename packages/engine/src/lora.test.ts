@@ -17,16 +17,19 @@ import type { ZeroStage } from './zero/stage-plan.js';
 
 const CONFIG: GPTConfig = { vocabSize: 32, contextLength: 8, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5, family: 'llama', kvHeads: 2, ffnHidden: 24, ropeTheta: 10000, tiedHead: false };
 const LORA: LoraConfig = { rank: 4, alpha: 8, dropout: 0, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] };
+/** GPT-2 (tied head, biases, Conv1D linears): PEFT's targets c_attn, c_proj (attention and MLP), c_fc. */
+const GPT2: GPTConfig = { vocabSize: 32, contextLength: 8, layers: 2, heads: 2, dModel: 16, layerNormEps: 1e-5 };
+const GPT2_LORA: LoraConfig = { rank: 4, alpha: 8, dropout: 0, targets: ['c_attn', 'c_proj', 'c_fc'] };
 const SEED = 5;
 const STEPS = 3;
 const GLOBAL = 4;
 const T = 8;
 
 /** A fixed "pretrained" base: small deterministic values. */
-const BASE = (() => {
-  const n = new GPTSegments(CONFIG).totalSize;
+function baseOf(config: GPTConfig): Float32Array {
+  const n = new GPTSegments(config).totalSize;
   return Float32Array.from({ length: n }, (_, i) => 0.2 * Math.sin(i * 1.7 + 0.3));
-})();
+}
 
 function globalBatch(step: number): { tokens: number[]; targets: number[] }[] {
   return Array.from({ length: GLOBAL }, (_, s) => {
@@ -67,14 +70,15 @@ function counting(g: CollectiveGroup): CollectiveGroup & { elements: number } {
 interface Layout { dp: number; tp: number; stage: ZeroStage; micro: number; checkpointActivations?: boolean; precision?: 'fp32' | 'bf16' }
 
 /** Trains STEPS steps on dp x tp ranks; returns the losses, the full adapters (by name) and the data-parallel elements per step. */
-async function train(layout: Layout, device: 'host' | 'tf') {
+async function train(layout: Layout, device: 'host' | 'tf', config: GPTConfig = CONFIG, lora: LoraConfig = LORA) {
+  const BASE = baseOf(config);
   const { dp, tp, stage } = layout;
   const world = dp * tp;
   const dpGroups = Array.from({ length: tp }, () => fakeGroups(dp).map(counting));
   const tpGroups = Array.from({ length: dp }, () => fakeGroups(tp));
   const normGroups = fakeGroups(world);
   const ranks = Array.from({ length: world }, (_, r) => ({ d: Math.floor(r / tp), t: r % tp }));
-  const models = ranks.map(({ d, t }) => new LoraSegments(CONFIG, LORA, { kernels: device, ...(tp > 1 ? { tensorParallel: tpGroups[d][t] } : {}) }));
+  const models = ranks.map(({ d, t }) => new LoraSegments(config, lora, { kernels: device, ...(tp > 1 ? { tensorParallel: tpGroups[d][t] } : {}) }));
   const trainers = await Promise.all(ranks.map(async ({ d, t }, r) => {
     const model = models[r];
     await model.loadBase((s, e) => model.base.shardOf(BASE).slice(s, e));
@@ -205,3 +209,19 @@ for (const device of ['host', 'tf'] as const) {
     }
   });
 }
+
+describe('LoRA on GPT-2 blocks (Conv1D c_attn, c_proj, c_fc; tied head, biases)', () => {
+  beforeAll(async () => initBackend('wasm'));
+  for (const device of ['host', 'tf'] as const) {
+    it(`${device} kernels: tp 2 x dp 2 (ZeRO 2) and dp 2 (ZeRO 3) follow 1 worker (losses 2e-5, adapters 1e-4)`, async () => {
+      const one = await train({ dp: 1, tp: 1, stage: 0, micro: 2 }, device, GPT2, GPT2_LORA);
+      expect(one.adapterSize).toBe(2 * (16 * 4 + 4 * 48 + 16 * 4 + 4 * 16 + 16 * 4 + 4 * 64 + 64 * 4 + 4 * 16));
+      expect(Math.max(...Array.from(one.adapters.get('h.1.mlp.c_proj.lora_B.weight')!, Math.abs))).toBeGreaterThan(0);
+      for (const layout of [{ dp: 2, tp: 2, stage: 2 as ZeroStage, micro: 2 }, { dp: 2, tp: 1, stage: 3 as ZeroStage, micro: 1 }]) {
+        const r = await train(layout, device, GPT2, GPT2_LORA);
+        for (let s = 0; s < STEPS; s++) expect(Math.abs(r.losses[s] - one.losses[s]) / one.losses[s]).toBeLessThan(2e-5);
+        for (const [name, full] of one.adapters) expect(close(r.adapters.get(name)!, full), name).toBeLessThan(1e-4);
+      }
+    });
+  }
+});

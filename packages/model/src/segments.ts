@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config.js';
 import { familyOf, isTiedHead, kvHeadsOf, validateConfig } from './config.js';
 import { LlamaBlock, type LlamaBlockSaved } from './layers/llama-block.js';
+import { LoraLinear } from './layers/lora-linear.js';
 import { RMSNorm, type RMSNormParams } from './layers/rmsnorm.js';
 import { RotaryEmbedding } from './layers/rope.js';
 import { checkBatch } from './model-input.js';
@@ -178,8 +179,10 @@ export class GPTSegments {
     }
     const layers = makeLayerSet(options.kernels ?? kernelSetFor(tf.getBackend()), config.heads / T, config.layerNormEps);
     const p = options.profiler;
-    this.layers = { ...layers, layerNorm: timed('ln', layers.layerNorm, p), embedding: timed('embedding', layers.embedding, p), head: timed('head', layers.head, p) };
-    this.block = new Block(layers, p);
+    // GPT-2 blocks run their linears through LoraLinear: the kernel set's Linear unless the parameters carry LoRA's frozen flag or an adapter (lora/lora-segments.ts).
+    const linear = new LoraLinear(layers.linear, layers.kind === 'host');
+    this.layers = { ...layers, linear, layerNorm: timed('ln', layers.layerNorm, p), embedding: timed('embedding', layers.embedding, p), head: timed('head', layers.head, p) };
+    this.block = new Block({ ...layers, linear }, p);
     this.tiedHead = isTiedHead(config);
     if (familyOf(config) === 'llama') {
       this.rope = new RotaryEmbedding(config);

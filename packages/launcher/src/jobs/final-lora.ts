@@ -78,5 +78,5 @@ export async function saveFinalLora(o: {
     await writer?.abort();
     throw err;
   }
-  if (o.rank === 0 && o.outDir) await writePeftAdapter(`${o.outDir}/adapter`, peftAdapterConfig(model.lora, model.linears, o.baseModel), peft);
+  if (o.rank === 0 && o.outDir) await writePeftAdapter(`${o.outDir}/adapter`, peftAdapterConfig(model.config, model.lora, model.linears, o.baseModel), peft);
 }

@@ -35,20 +35,18 @@ export class BlockSaved implements Saved {
 
 /** A block's parameter gradients, keyed by Hugging Face local names, from its layers' gradients. */
 export function blockGrads(g: Record<'ln1' | 'qkv' | 'proj' | 'ln2' | 'fc' | 'mlp', { dParams: ParamGrads }>): ParamGrads {
-  return {
-    'ln_1.weight': g.ln1.dParams.weight,
-    'ln_1.bias': g.ln1.dParams.bias,
-    'attn.c_attn.weight': g.qkv.dParams.weight,
-    'attn.c_attn.bias': g.qkv.dParams.bias,
-    'attn.c_proj.weight': g.proj.dParams.weight,
-    'attn.c_proj.bias': g.proj.dParams.bias,
-    'ln_2.weight': g.ln2.dParams.weight,
-    'ln_2.bias': g.ln2.dParams.bias,
-    'mlp.c_fc.weight': g.fc.dParams.weight,
-    'mlp.c_fc.bias': g.fc.dParams.bias,
-    'mlp.c_proj.weight': g.mlp.dParams.weight,
-    'mlp.c_proj.bias': g.mlp.dParams.bias,
+  const out: ParamGrads = {};
+  const put = (prefix: string, r: { dParams: ParamGrads }): void => {
+    // weight and bias under the layout's names; a LoRA adapter's lora_A / lora_B beside them; a frozen linear (lora-linear.ts) has neither weight nor bias
+    for (const [key, v] of Object.entries(r.dParams)) out[`${prefix}.${key === 'weight' || key === 'bias' ? key : `${key}.weight`}`] = v;
   };
+  put('ln_1', g.ln1);
+  put('attn.c_attn', g.qkv);
+  put('attn.c_proj', g.proj);
+  put('ln_2', g.ln2);
+  put('mlp.c_fc', g.fc);
+  put('mlp.c_proj', g.mlp);
+  return out;
 }
 
 export class Block implements Layer<BlockParams, BlockSaved> {

@@ -22,7 +22,7 @@ export interface LoraConfig {
   alpha: number;
   /** Dropout on the adapter's input (PEFT's lora_dropout); only 0 is implemented. */
   dropout: number;
-  /** Short target names (q, k, v, o, gate, up, down; GPT-2: c_attn, c_proj, c_fc, mlp_c_proj). */
+  /** Short target names (q, k, v, o, gate, up, down; GPT-2: c_attn, c_proj (attn and mlp), c_fc). */
   targets: string[];
 }
 
@@ -37,12 +37,21 @@ const LLAMA_PEFT: Record<string, string> = {
   q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj', gate: 'gate_proj', up: 'up_proj', down: 'down_proj',
 };
 
+/**
+ * GPT-2's targets, PEFT's module names (Conv1D layers): c_proj names both attn.c_proj and
+ * mlp.c_proj, as PEFT's suffix match does.
+ */
+const GPT2_TARGETS: Record<string, string[]> = {
+  c_attn: ['attn.c_attn'], c_proj: ['attn.c_proj', 'mlp.c_proj'], c_fc: ['mlp.c_fc'],
+};
+const GPT2_ORDER = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+
 /** The default targets (PEFT's default for Llama: q_proj, v_proj). */
 export const DEFAULT_LORA_TARGETS = ['q', 'v'];
 
 /** The target names a model family accepts (what an unknown target's error lists). */
 export function validLoraTargets(config: GPTConfig): string[] {
-  return familyOf(config) === 'llama' ? [...Object.keys(LLAMA_TARGETS), ...Object.values(LLAMA_PEFT)] : ['c_attn', 'c_proj', 'c_fc', 'mlp_c_proj'];
+  return familyOf(config) === 'llama' ? [...Object.keys(LLAMA_TARGETS), ...Object.values(LLAMA_PEFT)] : Object.keys(GPT2_TARGETS);
 }
 
 /**
@@ -52,29 +61,32 @@ export function validLoraTargets(config: GPTConfig): string[] {
  */
 export function loraTargetLinears(config: GPTConfig, lora: LoraConfig): string[] {
   checkLoraConfig(lora);
+  const unknown = (t: string): TrainerError => new TrainerError('TRAINER_ERR_LORA_TARGET', `--lora-targets: '${t}' matches no layer of this ${familyOf(config)} model`, {
+    hint: `choose among ${validLoraTargets(config).join(', ')}`,
+    details: { target: t, valid: validLoraTargets(config) },
+  });
   if (familyOf(config) !== 'llama') {
-    throw new TrainerError('TRAINER_ERR_LORA_CONFIG', 'LoRA is implemented for the Llama family only (GPT-2 blocks have no adapter path yet)', {
-      hint: 'fine-tune a Llama model (e.g. --from a Hugging Face Llama folder), or drop --lora-rank',
-    });
+    const linears = new Set<string>();
+    for (const t of lora.targets) {
+      const ls = GPT2_TARGETS[t];
+      if (!ls) throw unknown(t);
+      for (const l of ls) linears.add(l);
+    }
+    return GPT2_ORDER.filter((l) => linears.has(l));
   }
   const byPeft = new Map(Object.entries(LLAMA_PEFT).map(([short, peft]) => [peft, short]));
   const chosen = new Set<string>();
   for (const t of lora.targets) {
     const short = LLAMA_TARGETS[t] ? t : byPeft.get(t);
-    if (short === undefined) {
-      throw new TrainerError('TRAINER_ERR_LORA_TARGET', `--lora-targets: '${t}' matches no layer of this ${familyOf(config)} model`, {
-        hint: `choose among ${validLoraTargets(config).join(', ')}`,
-        details: { target: t, valid: validLoraTargets(config) },
-      });
-    }
+    if (short === undefined) throw unknown(t);
     chosen.add(LLAMA_TARGETS[short]);
   }
   return Object.values(LLAMA_TARGETS).filter((l) => chosen.has(l));
 }
 
-/** PEFT's target_modules for the adapted linears (e.g. 'attn.q_proj' -> 'q_proj'). */
+/** PEFT's target_modules for the adapted linears (e.g. 'attn.q_proj' -> 'q_proj'; GPT-2's two c_proj once). */
 export function peftTargetModules(linears: readonly string[]): string[] {
-  return linears.map((l) => l.slice(l.lastIndexOf('.') + 1));
+  return [...new Set(linears.map((l) => l.slice(l.lastIndexOf('.') + 1)))];
 }
 
 /** alpha / r. */

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from '../config.js';
 import { hostOp } from '../host/tensor-io.js';
 import type { GradValue, Saved } from '../layers/layer.js';
+import type { BlockParams } from '../layers/block.js';
 import type { LlamaBlockParams } from '../layers/llama-block.js';
 import type { LoraLinearParams } from '../layers/lora-linear.js';
 import type { ParamUnit } from '../layout.js';
@@ -32,13 +33,30 @@ import { downloadForCollective } from '../tensor-parallel/mappings.js';
 import { type LoraConfig, loraScale, loraTargetLinears } from './lora-config.js';
 import { initLoraRange, loraLayout, type LoraLayout, type LoraParamEntry } from './lora-layout.js';
 
-type LinearKey = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
-
 /** LlamaBlockParams' field of each block-local linear. */
-const LLAMA_FIELDS: Record<string, LinearKey> = {
+const LLAMA_FIELDS: Record<string, keyof LlamaBlockParams> = {
   'attn.q_proj': 'q', 'attn.k_proj': 'k', 'attn.v_proj': 'v', 'attn.o_proj': 'o',
   'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up', 'mlp.down_proj': 'down',
 };
+
+/** GPT-2's BlockParams (and a tensor-parallel block's local shards) field of each block-local linear. */
+const GPT2_FIELDS: Record<string, keyof BlockParams> = {
+  'attn.c_attn': 'cAttn', 'attn.c_proj': 'cProj', 'mlp.c_fc': 'cFc', 'mlp.c_proj': 'mlpProj',
+};
+
+/** A unit's tensors with each block linear's parameters replaced by f(block-local name, them); other units as they are. */
+function withLinears(p: UnitParams, f: (linear: string, l: LoraLinearParams) => LoraLinearParams): UnitParams {
+  const map = <B extends object>(block: B, fields: Record<string, keyof B>): B => {
+    const out = { ...block };
+    for (const [linear, key] of Object.entries(fields)) out[key] = f(linear, block[key] as LoraLinearParams) as B[keyof B];
+    return out;
+  };
+  const q: UnitParams = { ...p };
+  if (p.llamaBlock) q.llamaBlock = map(p.llamaBlock, LLAMA_FIELDS);
+  if (p.block) q.block = map(p.block, GPT2_FIELDS);
+  if (p.tpBlock) q.tpBlock = { ...p.tpBlock, local: map(p.tpBlock.local, GPT2_FIELDS) };
+  return q;
+}
 
 export class LoraSegments {
   readonly config: GPTConfig;
@@ -245,10 +263,7 @@ export class LoraSegments {
 
   /** A base unit's tensors with every block linear flagged frozen. */
   private freeze(p: UnitParams): UnitParams {
-    if (!p.llamaBlock) return p;
-    const block = { ...p.llamaBlock } as LlamaBlockParams & Record<LinearKey, LoraLinearParams>;
-    for (const key of Object.values(LLAMA_FIELDS)) block[key] = { ...block[key], frozen: true };
-    return { ...p, llamaBlock: block };
+    return withLinears(p, (_linear, l) => ({ ...l, frozen: true }));
   }
 
   /** The base segment's units: frozen tensors, blocks with their adapters attached. */
@@ -259,18 +274,16 @@ export class LoraSegments {
     for (const b of new Set([...spec.forwardUnits, ...spec.backwardUnits])) {
       const p = this.frozen.get(b)!;
       const j = this.adapterOf.get(b);
-      if (j === undefined || !p.llamaBlock) {
+      if (j === undefined) {
         out.set(b, p);
         continue;
       }
       const adapters = params.get(j)?.adapters;
       if (!adapters) throw new Error(`internal: adapter unit ${j} parameters were not provided`);
-      const block = { ...p.llamaBlock } as LlamaBlockParams & Record<LinearKey, LoraLinearParams>;
-      for (const [linear, ab] of adapters) {
-        const key = LLAMA_FIELDS[linear];
-        block[key] = { ...block[key], lora: { a: ab.a, b: ab.b, scale: this.scale } };
-      }
-      out.set(b, { ...p, llamaBlock: block });
+      out.set(b, withLinears(p, (linear, l) => {
+        const ab = adapters.get(linear);
+        return ab ? { ...l, lora: { a: ab.a, b: ab.b, scale: this.scale } } : l;
+      }));
     }
     return out;
   }

@@ -6,9 +6,11 @@
  *   ours  h.{i}.attn.q_proj.lora_B.weight  [r, out]   PEFT  base_model.model.model.layers.{i}.self_attn.q_proj.lora_B.weight  [out, r]
  *
  * (PEFT's nn.Linear layers store weight [out, in]: lora_A is a Linear(in, r), lora_B a Linear(r, out),
- * so both factors are the transposes of ours.)
+ * so both factors are the transposes of ours.) GPT-2: base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight
+ * and so on, the same shapes, with fan_in_fan_out true (its Conv1D bases store W [in, out]).
  */
 import type { GPTConfig } from '../config.js';
+import { familyOf } from '../config.js';
 import { hfNameOf } from '../hf-names.js';
 import type { LoraConfig } from './lora-config.js';
 import { peftTargetModules } from './lora-config.js';
@@ -26,12 +28,13 @@ export interface PeftTensor {
 export function peftNameOf(config: GPTConfig, name: string): string {
   const m = /^(h\.\d+\..+)\.(lora_[AB])\.weight$/.exec(name);
   if (!m) throw new Error(`internal: ${name} is not a LoRA adapter tensor`);
-  const base = hfNameOf(config, `${m[1]}.weight`).hfName; // model.layers.{i}.self_attn.q_proj.weight
+  const hf = hfNameOf(config, `${m[1]}.weight`).hfName; // model.layers.{i}.self_attn.q_proj.weight (GPT-2: h.{i}.attn.c_attn.weight)
+  const base = familyOf(config) === 'llama' ? hf : `transformer.${hf}`; // GPT2LMHeadModel's module path
   return `base_model.model.${base.replace(/\.weight$/, '')}.${m[2]}.weight`;
 }
 
 /** adapter_config.json for a LoRA config (the fields PEFT's LoraConfig reads). */
-export function peftAdapterConfig(lora: LoraConfig, linears: readonly string[], baseModel: string): Record<string, unknown> {
+export function peftAdapterConfig(config: GPTConfig, lora: LoraConfig, linears: readonly string[], baseModel: string): Record<string, unknown> {
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
@@ -40,7 +43,7 @@ export function peftAdapterConfig(lora: LoraConfig, linears: readonly string[], 
     lora_dropout: lora.dropout,
     target_modules: peftTargetModules(linears),
     bias: 'none',
-    fan_in_fan_out: false, // nn.Linear bases (Llama); GPT-2's Conv1D would be true
+    fan_in_fan_out: familyOf(config) !== 'llama', // GPT-2's Conv1D stores W [in, out]; Llama's nn.Linear [out, in]
     base_model_name_or_path: baseModel,
     inference_mode: true,
     init_lora_weights: true,
