@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loraWorkspace, summary } from './helpers/lora-run.js';
-import { killAllStarted } from './helpers/processes.js';
+import { FT, loraWorkspace, summary } from './helpers/lora-run.js';
+import { killAllStarted, runTrainer } from './helpers/processes.js';
 
 afterEach(() => killAllStarted());
 
@@ -12,7 +12,7 @@ afterEach(() => killAllStarted());
  * for bit the uninterrupted run, on another layout (1 worker) it follows within the data-parallel
  * tolerance.
  */
-const { finetune, prepare } = loraWorkspace();
+const { ws, task, base, finetune, prepare } = loraWorkspace();
 
 beforeAll(prepare, 120_000);
 
@@ -31,5 +31,13 @@ describe('LoRA checkpoints (multi-process)', () => {
     const refAdapter = readFileSync(join(whole, 'adapter', 'adapter_model.safetensors'));
     expect(readFileSync(join(same, 'adapter', 'adapter_model.safetensors')).equals(refAdapter)).toBe(true);
     summary(other).losses.slice(2).forEach((l, i) => expect(Math.abs(l - ref.losses[i + 2]) / ref.losses[i + 2]).toBeLessThan(2e-5));
+
+    // Refused before any worker starts: resuming the adapters without LoRA, or other adapters; exporting a checkpoint that holds no model.
+    const without = await runTrainer(['finetune', '--from', base, '--data', task, '--out', ws.out('no-lora'), ...FT, '--steps', '4', '--resume', checkpoint]);
+    expect(without.code).not.toBe(0);
+    expect(without.stderr + without.stdout).toMatch(/TRAINER_ERR_CHECKPOINT_CONFIG_MISMATCH.*holds LoRA adapters only/);
+    const exported = await runTrainer(['export', checkpoint, '--out', ws.out('ckpt-export')]);
+    expect(exported.code).not.toBe(0);
+    expect(exported.stderr).toMatch(/TRAINER_ERR_CHECKPOINT_CONFIG_MISMATCH.*LoRA run's checkpoint/);
   }, 120_000);
 });

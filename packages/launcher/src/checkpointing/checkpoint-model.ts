@@ -1,5 +1,6 @@
 import { CheckpointReader, checkpointError, CheckpointErrorCode, checkTensorsMatch, readFlatRange, verifyCheckpoint } from '@trainer/checkpoint';
 import { paramLayout, type GPTConfig } from '@trainer/model';
+import { join } from 'node:path';
 import { ModelConfigSchema } from '../job-spec.js';
 import type { SavedModel } from '../model-files.js';
 
@@ -12,6 +13,11 @@ import type { SavedModel } from '../model-files.js';
 export async function loadCheckpointModel(path: string): Promise<SavedModel & { dir: string }> {
   return withModelCheckpoint(path, async (reader, config) => {
     const m = reader.manifest;
+    if (m.tensors.some((t) => /\.lora_[AB]\.weight$/.test(t.name))) {
+      throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${reader.dir} is a LoRA run's checkpoint: it holds the adapters only, not a model`, {
+        file: join(reader.dir, 'manifest.json'), hint: 'export the run folder (its adapter/ and, with --merge, its merged model/), or resume the fine-tune from the checkpoint with its --from and --lora-* options',
+      });
+    }
     const layout = paramLayout(config);
     const tensors = layout.entries.map((e) => ({ name: e.name, shape: e.shape, offset: e.offset }));
     checkTensorsMatch(reader, tensors);

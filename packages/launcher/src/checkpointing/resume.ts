@@ -1,3 +1,4 @@
+import { fullLoraLayout } from '@trainer/model';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkpointError, CheckpointErrorCode, CHECKPOINTS_DIR, newestVerified, verifyCheckpoint, type Manifest, type VerifyReport } from '@trainer/checkpoint';
@@ -50,6 +51,22 @@ function checkResumable(m: Manifest, dir: string, job: TrainJob, world: number, 
   const diffs = [...new Set([...Object.keys(saved), ...Object.keys(wanted)])].filter((k) => saved[k] !== wanted[k]).map((k) => `${k}: checkpoint ${String(saved[k])}, requested ${String(wanted[k])}`);
   if (diffs.length) {
     throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${where} was written for another model than the one requested (${diffs.join('; ')})`, { file: where, details: { diffs } });
+  }
+  // A LoRA run's checkpoint holds its adapters only (the frozen base is re-read from --from).
+  const savedLora = m.tensors.some((t) => /\.lora_[AB]\.weight$/.test(t.name));
+  if (savedLora !== (job.lora !== undefined)) {
+    throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${where} holds ${savedLora ? 'LoRA adapters only' : 'the whole model'}, but this run ${job.lora ? 'trains LoRA adapters (--lora-rank)' : 'trains every parameter'}`, {
+      file: where, hint: savedLora ? 'resume with the --lora-* options and the --from the checkpoint was written with' : 'drop --lora-rank to resume it, or start a LoRA fine-tune with --from the checkpoint',
+    });
+  }
+  if (job.lora) {
+    const wantedShapes = new Map(fullLoraLayout(job.model, job.lora).entries.map((e) => [e.name, JSON.stringify(e.shape)]));
+    const differ = m.tensors.length !== wantedShapes.size || m.tensors.some((t) => wantedShapes.get(t.name) !== JSON.stringify(t.shape));
+    if (differ) {
+      throw checkpointError(CheckpointErrorCode.CONFIG_MISMATCH, `${where} holds other LoRA adapters than this run's (rank ${job.lora.rank} on ${job.lora.targets.join(',')})`, {
+        file: where, hint: 'resume with the --lora-rank and --lora-targets the checkpoint was written with (`trainer checkpoint inspect PATH` lists its tensors)',
+      });
+    }
   }
   if (m.tokenizer && tokenizerJson !== undefined) {
     const hash = createHash('sha256').update(tokenizerJson).digest('hex');
