@@ -67,7 +67,7 @@ function counting(g: CollectiveGroup): CollectiveGroup & { elements: number } {
   }) as CollectiveGroup & { elements: number };
 }
 
-interface Layout { dp: number; tp: number; stage: ZeroStage; micro: number; checkpointActivations?: boolean; precision?: 'fp32' | 'bf16' }
+interface Layout { dp: number; tp: number; stage: ZeroStage; micro: number; checkpointActivations?: boolean; precision?: 'fp32' | 'bf16' | 'fp16' }
 
 /** Trains STEPS steps on dp x tp ranks; returns the losses, the full adapters (by name) and the data-parallel elements per step. */
 async function train(layout: Layout, device: 'host' | 'tf', config: GPTConfig = CONFIG, lora: LoraConfig = LORA) {
@@ -170,6 +170,11 @@ for (const device of ['host', 'tf'] as const) {
       // roundings of near-zero gradients, summed in another order, into steps of lr's size).
       expect(worst).toBeLessThan(1e-5);
       expect(worstParam).toBeLessThan(1e-1);
+    });
+
+    it('fp16 with dynamic loss scaling: the scaled adapter gradients train as fp32 does (dp 2, ZeRO 2)', async () => {
+      const r = await train({ dp: 2, tp: 1, stage: 2, micro: 2, precision: 'fp16' }, device);
+      for (let s = 0; s < STEPS; s++) expect(Math.abs(r.losses[s] - one.losses[s]) / one.losses[s]).toBeLessThan(1e-2);
     });
 
     it('the memory plan counts adapter state only, plus the frozen base\'s compute copy', () => {
