@@ -432,7 +432,9 @@ export class GPTSegments {
     const hb = tp
       ? await tp.head.backward(headParams, headSaved, gradScale)
       : this.layers.head.backward(headParams, headSaved as Parameters<LayerSet['head']['backward']>[1], gradScale);
-    if (this.tiedHead) this.addInto(grads, embeddingUnit, { 'wte.weight': hb.dParams.wte });
+    if (hb.dParams.wte === undefined) {
+      // a frozen head (LoRA): no weight gradient
+    } else if (this.tiedHead) this.addInto(grads, embeddingUnit, { 'wte.weight': hb.dParams.wte });
     else this.addInto(grads, finalUnit, { 'lm_head.weight': hb.dParams.wte });
     if (this.rmsNorm) {
       const lb = this.rmsNorm.backward(unitOf(params, finalUnit).lnfRms!, lnfSaved as Parameters<RMSNorm['backward']>[1], hb.dx);

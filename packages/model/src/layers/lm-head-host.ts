@@ -42,6 +42,17 @@ export function logitsBackward(dlogits: tf.Tensor, wte: tf.Tensor, x2: tf.Tensor
   return { dx2, dwte };
 }
 
+/** dx = dlogits wte alone (a frozen head: no dwte), by the SIMD GEMM where it applies. */
+export function logitsInputGrad(dlogits: tf.Tensor, wte: tf.Tensor): tf.Tensor {
+  const [N, V] = dlogits.shape;
+  const C = (wte.shape as number[])[1];
+  if (N % 4 === 0 && V % 4 === 0 && C % 8 === 0 && simdKernels() !== null) {
+    const [dxs] = simdOp([dlogits, wte], [[N, C]], (k, [dl, w], [dxp]) => k.gemmNN(dl, w, 0, dxp, N, V, C, false)) as tf.Tensor[];
+    return dxs;
+  }
+  return tf.matMul(dlogits as tf.Tensor2D, wte as tf.Tensor2D); // [N, V] x [V, C]
+}
+
 /** -log p[target] per counted row, summed; exact log-sum-exp from the logits when p underflows. */
 function sumNegLogLik(logits: Float32Array, probs: Float32Array, targets: Int32Array, V: number): { sum: number; count: number } {
   let sum = 0;
@@ -96,15 +107,15 @@ export class HostLMHead implements LMHead<SavedState<HostHeadSaved>> {
     return { loss, count, saved: new SavedState({ xShape: x.shape, x2, probs, targets, count }, [x2, probs]) };
   }
 
-  backward(params: LMHeadParams, saved: SavedState<HostHeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: { wte: Float32Array } } {
+  backward(params: LMHeadParams, saved: SavedState<HostHeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: { wte?: Float32Array } } {
     const { xShape, x2, probs, targets, count } = saved.take('LMHead');
     const s = count > 0 ? dLoss / count : 0;
     const dlogits = this.dlogits(probs, targets, s); // [N, V]
-    const { dx2, dwte } = logitsBackward(dlogits, params.wte, x2);
+    const { dx2, dwte } = params.frozen ? { dx2: logitsInputGrad(dlogits, params.wte), dwte: undefined } : logitsBackward(dlogits, params.wte, x2);
     const dx = tf.reshape(dx2, xShape);
     disposeAll(dx2, dlogits === probs ? null : dlogits);
     saved.release();
-    return { dx, dParams: { wte: dwte } };
+    return { dx, dParams: dwte ? { wte: dwte } : {} };
   }
 
   /** (p - onehot(target)) * s per counted row, 0 for masked rows: SIMD on wasm, else in place in JS. */

@@ -102,7 +102,7 @@ export class TfLMHead implements LMHead<SavedState<TfHeadSaved>> {
    * dx = ((probs - onehot) wte) r and dwte = (probs - onehot)^T (x r) with the row factor
    * r = dLoss / M on counted rows, 0 on masked ones: the same as dlogits = r (probs - onehot).
    */
-  backward(params: LMHeadParams, saved: SavedState<TfHeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: { wte: tf.Tensor } } {
+  backward(params: LMHeadParams, saved: SavedState<TfHeadSaved>, dLoss: number): { dx: tf.Tensor; dParams: { wte?: tf.Tensor } } {
     const { xShape, x2, probs, ids, count } = saved.take('LMHead');
     const scale = tf.scalar(count > 0 ? dLoss / count : 0); // varies per call: a fresh 4-byte upload
     const [pairs, mask] = targetPairs(ids);
@@ -111,9 +111,9 @@ export class TfLMHead implements LMHead<SavedState<TfHeadSaved>> {
     const residual = tf.tidy(() => tf.tensorScatterUpdate(probs, pairs, tf.sub(tf.gatherND(probs, pairs), mask))); // [N, V]
     probs.dispose(); // dead now; release() below disposes the rest
     const dx = tf.tidy(() => tf.reshape(tf.mul(tf.matMul(residual as tf.Tensor2D, params.wte as tf.Tensor2D), rowFactor), xShape)); // [N, V] x [V, C]
-    const dwte = tf.tidy(() => tf.matMul(residual as tf.Tensor2D, tf.mul(x2, rowFactor) as tf.Tensor2D, true, false)); // [V, N] x [N, C]
+    const dwte = params.frozen ? null : tf.tidy(() => tf.matMul(residual as tf.Tensor2D, tf.mul(x2, rowFactor) as tf.Tensor2D, true, false)); // [V, N] x [N, C]
     tf.dispose([residual, rowFactor, pairs, mask, scale]);
     saved.release();
-    return { dx, dParams: { wte: dwte } };
+    return { dx, dParams: dwte ? { wte: dwte } : {} };
   }
 }

@@ -24,6 +24,8 @@ export interface LMHeadParams {
   wte: tf.Tensor;
   /** Optional wte^T [C, V], derived by the owner of the params (host kernels use it). */
   wteT?: tf.Tensor;
+  /** The weight takes no gradient (a LoRA run's frozen head): backward computes dx only, dParams is empty. */
+  frozen?: boolean;
 }
 
 export interface LossForward<S extends Saved = Saved> {

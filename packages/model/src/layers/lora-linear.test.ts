@@ -90,3 +90,34 @@ for (const kind of ['host', 'tf'] as const) {
     });
   });
 }
+
+describe('a frozen output head (LoRA) computes dx only', () => {
+  beforeAll(async () => useBackend('wasm'));
+  for (const kind of ['host', 'tf'] as const) {
+    it(`${kind} kernels: the same dx as the trained head, no dwte, no leaks`, async () => {
+      const head = makeLayerSet(kind, 2, 1e-5).head;
+      const [N, C, V] = [8, 16, 12];
+      const x = tf.tensor(randomArray(N * C, 21), [2, 4, C]);
+      const wte = tf.tensor(randomArray(V * C, 22), [V, C]);
+      const targets = Int32Array.from({ length: N }, (_, i) => (i === 3 ? -1 : (i * 5) % V));
+      const run = async (frozen: boolean) => {
+        const params = { wte, wteT: kind === 'host' ? tf.transpose(wte) : undefined, frozen };
+        const f = head.forward(params, x, targets);
+        await f.loss;
+        const r = head.backward(params, f.saved, 0.5);
+        params.wteT?.dispose();
+        return r;
+      };
+      const trained = await run(false);
+      const before = tf.memory().numTensors;
+      const frozen = await run(true);
+      expect(Object.keys(frozen.dParams)).toEqual([]);
+      expect(Array.from(frozen.dx.dataSync())).toEqual(Array.from(trained.dx.dataSync()));
+      frozen.dx.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      trained.dx.dispose();
+      for (const g of Object.values(trained.dParams)) if (!(g instanceof Float32Array)) g.dispose();
+      tf.dispose([x, wte]);
+    });
+  }
+});

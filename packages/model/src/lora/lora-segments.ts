@@ -261,9 +261,12 @@ export class LoraSegments {
     this.frozen = null;
   }
 
-  /** A base unit's tensors with every block linear flagged frozen. */
+  /** A base unit's tensors with every block linear and the output head (tied or not) flagged frozen. */
   private freeze(p: UnitParams): UnitParams {
-    return withLinears(p, (_linear, l) => ({ ...l, frozen: true }));
+    const q = withLinears(p, (_linear, l) => ({ ...l, frozen: true }));
+    if (q.head) q.head = { ...q.head, frozen: true };
+    if (q.embedding) q.embedding = { ...q.embedding, head: { ...q.embedding.head, frozen: true } };
+    return q;
   }
 
   /** The base segment's units: frozen tensors, blocks with their adapters attached. */
