@@ -9,11 +9,12 @@ import { readFileSync } from 'node:fs';
 afterEach(() => killAllStarted());
 
 /**
- * LoRA fine-tuning, multi-process, on a tiny Llama (llama-nano narrowed to 2 blocks of width 32,
- * 4 query heads over 2 KV heads, SwiGLU 64) exported as a Hugging Face folder: the run of 4
- * workers (tp 2 x dp 2) follows the run of 1 worker (losses and adapters), and its two exports
- * agree: the merged model is the base plus alpha/r B A for every adapted weight (computed here
- * from the PEFT file and the --from folder) and every other tensor the base's, bit for bit.
+ * LoRA fine-tuning, multi-process, from a Hugging Face Llama folder with a tokenizer.json
+ * (helpers/lora-run.ts: a tiny Llama, GPT-2's published tokenizer): the run of 4 workers (tp 2 x
+ * dp 2) follows the run of 1 worker (losses and adapters; pipeline and ZeRO-3 in
+ * lora-pipeline.test.ts), and the two exports agree: the merged model is the base plus alpha/r B A for every adapted weight
+ * (computed here from the PEFT file and the --from folder) and every other tensor the base's,
+ * bit for bit.
  */
 const { ws, task, base, prepare, finetune } = loraWorkspace();
 
@@ -33,13 +34,12 @@ beforeAll(prepare, 120_000);
 describe('LoRA fine-tuning (multi-process)', () => {
   let one: string;
 
-  it('4 workers (tp 2 x dp 2) and 2 pipeline stages (ZeRO 3 over 2) follow 1 worker: losses 2e-5, adapters 1e-4', async () => {
+  it('4 workers (tp 2 x dp 2) follow 1 worker: losses 2e-5, adapters 1e-4', async () => {
     one = await finetune('lora-1', ['--nodes', '1']);
     const tp = await finetune('lora-tp2', ['--nodes', '4', '--tp', '2']);
-    const pp = await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3']);
     const ref = summary(one);
     const refAdapter = await readPeftAdapter(join(one, 'adapter'));
-    for (const out of [tp, pp]) {
+    for (const out of [tp]) {
       const s = summary(out);
       s.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i]) / ref.losses[i], `${out} step ${i}`).toBeLessThan(2e-5));
       const adapter = await readPeftAdapter(join(out, 'adapter'));
