@@ -16,7 +16,7 @@ const { prepare, finetune } = loraWorkspace();
 beforeAll(prepare, 120_000);
 
 describe('LoRA on a pipeline (multi-process)', () => {
-  it('pp 2 x dp 2 with ZeRO-3 follows 1 worker: losses 2e-5, adapters 1e-4', async () => {
+  it('pp 2 x dp 2 with ZeRO-3 follows 1 worker: losses 2e-5 relative, adapters 1e-4 absolute', async () => {
     const one = await finetune('lora-1', ['--nodes', '1']);
     const pp = await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3']);
     const ref = summary(one);
@@ -26,13 +26,9 @@ describe('LoRA on a pipeline (multi-process)', () => {
     expect([...adapter.tensors.keys()].sort()).toEqual([...refAdapter.tensors.keys()].sort());
     for (const [name, t] of refAdapter.tensors) {
       const mine = adapter.tensors.get(name)!.values;
-      let num = 0;
-      let den = 0;
-      for (let i = 0; i < t.values.length; i++) {
-        num = Math.max(num, Math.abs(mine[i] - t.values[i]));
-        den = Math.max(den, Math.abs(t.values[i]));
-      }
-      expect(num / den, name).toBeLessThan(1e-4);
+      let diff = 0;
+      for (let i = 0; i < t.values.length; i++) diff = Math.max(diff, Math.abs(mine[i] - t.values[i]));
+      expect(diff, name).toBeLessThan(1e-4); // absolute, as the other parallel tests compare parameters
     }
   }, 120_000);
 });
