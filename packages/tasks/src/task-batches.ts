@@ -2,7 +2,7 @@ import { streamKey, uniformIndex, type BpeTokenizer } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import { encodeChat, type ChatExample } from './chat-task.js';
 import type { ChatTemplate } from './chat-template.js';
-import { packRows } from './packing.js';
+import { packingStats, packRows } from './packing.js';
 import type { TaskExample } from './task-file.js';
 
 /**
@@ -119,6 +119,16 @@ export class TaskBatchSampler {
   indices(step: number): number[] {
     const key = streamKey(this.o.seed, step);
     return Array.from({ length: this.o.globalBatch }, (_, i) => uniformIndex(key, i, this.examples.length));
+  }
+
+  /**
+   * What the rows of step `step` hold, over every rank's micro-batches of `microBatch` examples:
+   * the share of positions that are an example's (not padding), and examples per row.
+   */
+  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number } {
+    const all = this.indices(step).map((i) => this.examples[i]);
+    const s = packingStats(all, this.o.seqLen, microBatch, this.o.pack === true);
+    return { nonPaddingShare: s.nonPaddingShare, examplesPerRow: s.examplesPerRow };
   }
 
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): TaskBatch {

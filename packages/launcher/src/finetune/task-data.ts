@@ -31,6 +31,8 @@ export async function encodeTaskSplit(path: string, valFraction: number, tokeniz
 export interface TaskDataSource {
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
+  /** Step `step`'s rows: the share of positions that are not padding, examples per row. */
+  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number };
 }
 
 export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | undefined): Promise<TaskDataSource> {
@@ -42,6 +44,7 @@ export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | unde
   const sampler = new TaskBatchSampler(split.train, { seqLen: job.seqLen, globalBatch: job.globalBatch, seed: job.seed, pad, pack });
   return {
     batch: (step, slice) => sampler.batch(step, slice),
+    stepStats: (step, microBatch) => sampler.stepStats(step, microBatch),
     valBatches: split.val.length ? (microBatch, count) => taskValidationBatches(split.val, job.seqLen, pad, microBatch, count, pack) : undefined,
   };
 }
