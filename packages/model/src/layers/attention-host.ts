@@ -57,13 +57,10 @@ export class HostAttention implements Layer<PackedRows | null, SavedState<HostSa
     return { B, T, C, H, hs, BH: B * H, scale: 1 / Math.sqrt(hs) };
   }
 
-  /**
-   * qkv [B, T, 3C] -> y [B, T, C]; `packed` (segment ids) masks attention block-diagonally
-   * (segment-mask.ts; the fused SIMD kernel masks causally only, so packed rows take this path).
-   */
+  /** qkv [B, T, 3C] -> y [B, T, C]; `packed` (segment ids) masks attention block-diagonally (segment-mask.ts). */
   forward(packed: PackedRows | null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
-    if (packed === null && fusedAttentionApplies(qkv, this.heads)) {
-      const { y, probs } = fusedAttentionForward(qkv, this.heads);
+    if (fusedAttentionApplies(qkv, this.heads)) {
+      const { y, probs } = fusedAttentionForward(qkv, this.heads, packed);
       if (!train) {
         probs.dispose();
         return { y, saved: SavedState.none() };
