@@ -182,6 +182,7 @@ export class GPT {
   dispose(): void {
     this.units?.forEach((p) => p.dispose());
     this.units = null;
+    this.segments.dispose();
     this.disposed = true;
   }
 

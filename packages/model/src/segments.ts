@@ -281,6 +281,11 @@ export class GPTSegments {
     return logits;
   }
 
+  /** Frees what the segments cache on the device (RoPE's tables). */
+  dispose(): void {
+    this.rope?.dispose();
+  }
+
   /** Ranges this rank must leave out of a global gradient norm: other ranks' copies. */
   normExcludedRanges(tensorParallelRank: number): { start: number; end: number }[] {
     return [...(tensorParallelRank > 0 ? this.replicatedRanges : []), ...(this.tiedEmbedding?.copyUnit ? [this.tiedEmbedding.copyUnit] : [])];

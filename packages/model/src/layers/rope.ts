@@ -79,13 +79,12 @@ export class RotaryEmbedding {
     return this.apply(dy, true, positions);
   }
 
-  /** cos and sin [B, T, 1, D] at the given positions [B*T] (inside a tidy). */
+  /** cos and sin [B, T, 1, D] at the given positions [B*T], each < T (inside a tidy). */
   private gathered(B: number, T: number, positions: Int32Array): { cos: tf.Tensor; sin: tf.Tensor } {
-    let max = 0;
-    for (let i = 0; i < positions.length; i++) max = Math.max(max, positions[i]);
-    const table = this.table(max + 1);
-    const idx = tf.tensor1d(positions, 'int32');
-    const at = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.gather(t, idx, 1), [B, T, 1, this.D]); // [1, P, 1, D] -> [1, B*T, 1, D] -> [B, T, 1, D]
+    const table = this.table(T); // the row length's table, as unpacked rows use: one per T however the rows are packed
+    const idx = tf.tensor2d(positions, [positions.length, 1], 'int32');
+    // gatherND, not gather: tfjs-node's GatherV2 reads its indices back to the host to check bounds.
+    const at = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.gatherND(tf.reshape(t, [T, this.D]), idx), [B, T, 1, this.D]); // [1, T, 1, D] -> [B*T, D] -> [B, T, 1, D]
     return { cos: at(table.cos), sin: at(table.sin) };
   }
 

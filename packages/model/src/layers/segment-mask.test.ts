@@ -110,6 +110,9 @@ for (const { backend, kind, simd } of VARIANTS) {
         };
         const one = await run(rows([[0], [1], [2]]), false);
         const packed = await run(rows([[0, 1], [2]]), true);
+        const before = tf.memory().numTensors;
+        await run(rows([[0, 1], [2]]), true);
+        expect(tf.memory().numTensors, 'packed steps leak no tensors').toBe(before);
         expect(packed.count).toBe(one.count);
         expect(Math.abs(packed.loss - one.loss) / one.loss).toBeLessThan(1e-6);
         for (const e of paramLayout(config).entries) {
