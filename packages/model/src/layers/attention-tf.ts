@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { causalMask, constant } from './constants.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
-import type { PackedRows } from './segment-mask.js';
+import { MASKED_SCORE, type PackedRows } from './segment-mask.js';
 import { SavedState, share } from './layer.js';
 
 interface TfSaved {
@@ -26,6 +26,19 @@ interface TfSaved {
   p: tf.Tensor;
   /** The output y [B, T, C] (a share). */
   y: tf.Tensor;
+}
+
+/**
+ * The additive mask of packed rows [B, 1, T, T], built on the device from the segment ids (an
+ * int32 upload of B*T, not B*T*T floats): the causal mask plus MASKED_SCORE where the query's and
+ * the key's segments differ.
+ */
+function segmentMask(packed: PackedRows, B: number, T: number): tf.Tensor {
+  return tf.tidy(() => {
+    const seg = tf.tensor2d(packed.segments, [B, T], 'int32');
+    const crosses = tf.notEqual(tf.reshape(seg, [B, 1, T, 1]), tf.reshape(seg, [B, 1, 1, T])); // [B, 1, T, T]
+    return tf.add(causalMask(T), tf.mul(tf.cast(crosses, 'float32'), constant(MASKED_SCORE)));
+  });
 }
 
 /** Generic kernels: batched TF.js matMuls. */
@@ -52,7 +65,7 @@ export class TfAttention implements Layer<PackedRows | null, SavedState<TfSaved>
     const v = headsOf(2);
     const s = tf.matMul(q, k, false, true); // [B, H, T, T]
     if (!train) tf.dispose([q, k]);
-    const mask = packed === null ? causalMask(T) : tf.tensor4d(packed.additiveMask(), [B, 1, T, T]); // one upload per block for packed rows
+    const mask = packed === null ? causalMask(T) : segmentMask(packed, B, T);
     const masked = tf.add(s, mask);
     s.dispose();
     if (packed !== null) mask.dispose();

@@ -13,7 +13,7 @@
 import { TrainerError } from '@trainer/errors';
 import { ModelErrorCode } from '../codes.js';
 
-/** Added to masked scores (as the causal mask does, constants.ts). */
+/** Added to masked scores by the tf kernels (as the causal mask does, constants.ts). */
 export const MASKED_SCORE = -1e9;
 
 export class PackedRows {
@@ -22,7 +22,6 @@ export class PackedRows {
   readonly positions: Int32Array;
   /** The first position of each element's segment, relative to its row [B*T]. */
   private readonly starts: Int32Array;
-  private maskCache: Float32Array | null = null;
 
   constructor(readonly segments: Int32Array, readonly batch: number) {
     if (!(segments instanceof Int32Array) || batch <= 0 || segments.length % batch !== 0) {
@@ -62,17 +61,6 @@ export class PackedRows {
       s.fill(value, o, o + this.starts[b * T + t]);
       s.fill(value, o + t + 1, o + T);
     }
-  }
-
-  /** The additive mask [B, 1, T, T] (0 where seen, MASKED_SCORE elsewhere), computed once. */
-  additiveMask(): Float32Array {
-    if (this.maskCache === null) {
-      const T = this.T;
-      const m = new Float32Array(this.batch * T * T);
-      for (let b = 0; b < this.batch; b++) this.maskScores(m.subarray(b * T * T, (b + 1) * T * T), b);
-      this.maskCache = m;
-    }
-    return this.maskCache;
   }
 }
 
