@@ -21,7 +21,7 @@ export const TASK_MAX_FILE_BYTES = 256 * 2 ** 20;
 
 function formatError(where: string, what: string): TrainerError {
   return new TrainerError('TRAINER_ERR_TASK_FORMAT', `${where}: ${what}`, {
-    hint: 'every line of a task file is a JSON object with a non-empty string "prompt" and a non-empty string "completion"',
+    hint: 'every line of a task file is a JSON object with a non-empty string "prompt" and a non-empty string "completion" (trainer finetune also takes chat lines: {"messages": [{"role", "content"}, ...]})',
   });
 }
 
