@@ -61,7 +61,7 @@ export function packRows(examples: readonly EncodedExample[], seqLen: number, pa
  * What packing does to a set of examples in micro-batches of `microBatch` (in order): the share of
  * row positions holding an example's token rather than padding, and examples per row.
  */
-export function packingStats(examples: readonly EncodedExample[], seqLen: number, microBatch: number, pack: boolean): { nonPaddingShare: number; examplesPerRow: number; rows: number } {
+export function packingStats(examples: readonly EncodedExample[], seqLen: number, microBatch: number, pack: boolean): { nonPaddingShare: number; examplesPerRow: number; rows: number; tokens: number } {
   let rows = 0;
   let used = 0;
   for (let first = 0; first < examples.length; first += microBatch) {
@@ -69,5 +69,5 @@ export function packingStats(examples: readonly EncodedExample[], seqLen: number
     rows += pack ? firstFit(windows, seqLen).rows : windows.length;
     used += windows.reduce((a, n) => a + n, 0);
   }
-  return { nonPaddingShare: rows ? used / (rows * seqLen) : 0, examplesPerRow: rows ? examples.length / rows : 0, rows };
+  return { nonPaddingShare: rows ? used / (rows * seqLen) : 0, examplesPerRow: rows ? examples.length / rows : 0, rows, tokens: used };
 }

@@ -123,12 +123,13 @@ export class TaskBatchSampler {
 
   /**
    * What the rows of step `step` hold, over every rank's micro-batches of `microBatch` examples:
-   * the share of positions that are an example's (not padding), and examples per row.
+   * the share of positions that are an example's (not padding), examples per row, and the
+   * examples' positions (tokens that are not padding).
    */
-  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number } {
+  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number } {
     const all = this.indices(step).map((i) => this.examples[i]);
     const s = packingStats(all, this.o.seqLen, microBatch, this.o.pack === true);
-    return { nonPaddingShare: s.nonPaddingShare, examplesPerRow: s.examplesPerRow };
+    return { nonPaddingShare: s.nonPaddingShare, examplesPerRow: s.examplesPerRow, tokens: s.tokens };
   }
 
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): TaskBatch {

@@ -31,8 +31,8 @@ export async function encodeTaskSplit(path: string, valFraction: number, tokeniz
 export interface TaskDataSource {
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
-  /** Step `step`'s rows: the share of positions that are not padding, examples per row. */
-  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number };
+  /** Step `step`'s rows: the share of positions that are not padding, examples per row, the examples' tokens. */
+  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number };
 }
 
 export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | undefined): Promise<TaskDataSource> {

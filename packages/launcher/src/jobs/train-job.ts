@@ -140,6 +140,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let timedOuterWaitMs = 0;
   let nonPaddingSum = 0; // fine-tuning rows (rank 0): summed over the steps run, for the summary's means
   let examplesPerRowSum = 0;
+  let timedExampleTokens = 0; // fine-tuning: the examples' tokens over the timed steps
   const fault = parseFault(process.env.TRAINER_FAULT);
   const collectGarbage = garbageCollector(process.env.TRAINER_GC_EVERY, logger);
 
@@ -196,6 +197,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     if (rows) {
       nonPaddingSum += rows.nonPaddingShare;
       examplesPerRowSum += rows.examplesPerRow;
+      if (step >= firstStep + job.warmupTimingSteps) timedExampleTokens += rows.tokens;
     }
     if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
       // DiLoCo: each replica evaluates the whole validation set (rank 0 reports replica 0's model between syncs).
@@ -212,7 +214,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       step,
       ...(rank === 0 ? {
         loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens, tokens_per_s: (tokensPerStep * 1000) / stepMs,
-        ...(rows ? { non_padding_share: rows.nonPaddingShare, examples_per_row: rows.examplesPerRow } : {}),
+        // fine-tuning: the examples' tokens per second (padding left out, packed or not, so the two compare)
+        ...(rows ? { non_padding_share: rows.nonPaddingShare, examples_per_row: rows.examplesPerRow, tokens_per_s: (rows.tokens * 1000) / stepMs } : {}),
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
@@ -258,7 +261,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
-    ...(rank === 0 && data.stepStats && losses.length ? { non_padding_share: nonPaddingSum / losses.length, examples_per_row: examplesPerRowSum / losses.length } : {}),
+    ...(rank === 0 && data.stepStats && losses.length ? { non_padding_share: nonPaddingSum / losses.length, examples_per_row: examplesPerRowSum / losses.length, tokens_per_s: (timedExampleTokens * 1000) / timedMs } : {}),
     ...(finalSyncMs !== undefined ? { final_sync_ms: finalSyncMs } : {}),
     ...(job.outer?.overlap ? { outer_wait_ms_per_step: timedSteps ? timedOuterWaitMs / timedSteps : NaN } : {}),
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
@@ -284,8 +287,8 @@ interface OpenedData {
   prefetch?(step: number, slices: readonly MicroBatchSlice[]): void;
   /** Validation micro-batches (the first `count` of `microBatch` sequences); absent: no validation. */
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch> | Promise<MicroBatch[]>) | undefined;
-  /** Fine-tuning rows: the share of positions that are not padding, examples per row (packing). */
-  stepStats?(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number };
+  /** Fine-tuning rows: the share of positions that are not padding, examples per row (packing), the examples' tokens. */
+  stepStats?(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number };
   close?(): Promise<void>;
 }
 
