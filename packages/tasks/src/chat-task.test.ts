@@ -85,3 +85,22 @@ describe('chat examples', () => {
     expect(codeOf(() => encodeFinetune(ex, tokenizer, 8, 'chat.jsonl', qwen))).toMatch(/^TRAINER_ERR_TASK_TOO_LONG: chat\.jsonl:3: the example has \d+ tokens/);
   });
 });
+
+describe('assistant turns of other templates', () => {
+  it('Gemma: the model turn with <end_of_turn>; Llama 2 (no generation prompt): the reply with its eos', () => {
+    const messages = [
+      { role: 'user', content: 'What is 2+2?' },
+      { role: 'assistant', content: 'It is 4.' },
+      { role: 'user', content: 'And 3+3?' },
+      { role: 'assistant', content: 'Six.' },
+    ];
+    const turns = (t: ChatTemplate): string[] => {
+      const { text, spans } = assistantSpans(t, messages, 'x');
+      return spans.map(([a, b]) => text.slice(a, b));
+    };
+    const gemma = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+    expect(turns(new ChatTemplate({ template: gemma, bosToken: '<bos>', eosToken: '<eos>' }))).toEqual(['It is 4.<end_of_turn>\n', 'Six.<end_of_turn>\n']);
+    const llama2 = "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + message['content'].strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+    expect(turns(new ChatTemplate({ template: llama2, bosToken: '<s>', eosToken: '</s>' }))).toEqual([' It is 4. </s>', ' Six. </s>']);
+  });
+});

