@@ -1,9 +1,9 @@
 import { BpeTokenizer } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import type { GPTConfig } from '@trainer/model';
+import { packingStats, readChatTemplate, type ChatTemplateSpec } from '@trainer/tasks';
 import { resolve } from 'node:path';
 import { describePretrained, resolvePretrained, type PretrainedSource } from './pretrained.js';
-import { packingStats, readChatTemplate, type ChatTemplateSpec } from '@trainer/tasks';
 import { encodeTaskSplit } from './task-data.js';
 
 /**
