@@ -88,6 +88,9 @@ describe('chat fine-tuning (multi-process)', () => {
     const expected = await gpt.loss(rows.tokens, rows.targets, rows.batch);
     gpt.dispose();
     expect(losses(unpacked)[0]).toBeCloseTo(expected.loss, 4);
+    // the run's model folder keeps the chat template, so fine-tuning from the run renders alike
+    const kept = JSON.parse(readFileSync(join(unpacked, 'model', 'tokenizer_config.json'), 'utf8')) as { chat_template: string; eos_token: string };
+    expect(kept).toMatchObject({ chat_template: template.spec.template, eos_token: '<|im_end|>' });
 
     const one = losses(unpacked);
     const packedOut = ws.out('chat-pack-1');

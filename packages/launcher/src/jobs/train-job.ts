@@ -14,6 +14,7 @@ import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { saveFinalModel } from './final-model.js';
+import { writeJsonAtomic } from '@trainer/checkpoint';
 import { SyntheticBatches } from './synthetic-batches.js';
 import { initialParamsReader, openTaskData } from '../finetune/task-data.js';
 
@@ -240,6 +241,11 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     model, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling,
     saved: { modelName: job.modelName, config: job.model, tokenizerJson, info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null } },
   });
+  // A chat fine-tune keeps its chat template beside its tokenizer (Hugging Face's file), so fine-tuning from this run renders alike.
+  if (rank === 0 && job.outDir && job.data.source === 'task' && job.data.chatTemplate) {
+    const t = job.data.chatTemplate;
+    await writeJsonAtomic(join(job.outDir, 'model', 'tokenizer_config.json'), { chat_template: t.template, bos_token: t.bosToken, eos_token: t.eosToken });
+  }
   const state = trainer.modelStateBytes();
   trainer.dispose();
   await data.close?.();
