@@ -16,7 +16,9 @@ import type { ChatMessage, ChatTemplate } from './chat-template.js';
  *
  * The text is tokenized piece by piece, split at the turn boundaries (there the templates put a
  * special token or a newline, where the tokenizer splits anyway), so each token is wholly inside
- * or outside an assistant turn.
+ * or outside an assistant turn. Special tokens in the text (the template's `<|im_start|>`,
+ * `eos_token`) become their ids, as transformers' apply_chat_template(tokenize=True) does, with
+ * trainer's own tokenizers too.
  */
 export const CHAT_ROLES = ['system', 'user', 'assistant', 'tool'] as const;
 
@@ -88,7 +90,7 @@ export function encodeChat(e: ChatExample, template: ChatTemplate, tokenizer: Bp
   const trained: number[] = [];
   const piece = (from: number, to: number, inTurn: boolean): void => {
     if (to <= from) return;
-    for (const id of tokenizer.encode(text.slice(from, to))) {
+    for (const id of tokenizer.encode(text.slice(from, to), { allowSpecial: true })) { // as apply_chat_template(tokenize=True): special tokens matched
       ids.push(id);
       trained.push(inTurn ? 1 : 0);
     }
