@@ -14,6 +14,7 @@ import { checkpointTensors } from '../checkpointing/local-tensors.js';
 import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { saveFinalModel } from './final-model.js';
+import { writeJsonAtomic } from '@trainer/checkpoint';
 import { SyntheticBatches } from './synthetic-batches.js';
 import { initialParamsReader, openTaskData } from '../finetune/task-data.js';
 
@@ -138,6 +139,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let lastVal: { loss: number; perplexity: number } | undefined;
   let finalSyncMs: number | undefined;
   let timedOuterWaitMs = 0;
+  let nonPaddingSum = 0; // fine-tuning rows (rank 0): summed over the steps run, for the summary's means
+  let examplesPerRowSum = 0;
+  let timedExampleTokens = 0; // fine-tuning: the examples' tokens over the timed steps
   const fault = parseFault(process.env.TRAINER_FAULT);
   const collectGarbage = garbageCollector(process.env.TRAINER_GC_EVERY, logger);
 
@@ -190,6 +194,12 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       timedIdle += trainer.bubble;
     }
     losses.push(r.loss);
+    const rows = rank === 0 ? data.stepStats?.(step, job.microBatch) : undefined;
+    if (rows) {
+      nonPaddingSum += rows.nonPaddingShare;
+      examplesPerRowSum += rows.examplesPerRow;
+      if (step >= firstStep + job.warmupTimingSteps) timedExampleTokens += rows.tokens;
+    }
     if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
       // DiLoCo: each replica evaluates the whole validation set (rank 0 reports replica 0's model between syncs).
       lastVal = await evaluate(trainer, data.valBatches, job, replicas ? replicas.replica.rank : dp.rank, replicas ? replicas.replica.size : dp.size);
@@ -205,6 +215,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       step,
       ...(rank === 0 ? {
         loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens, tokens_per_s: (tokensPerStep * 1000) / stepMs,
+        // fine-tuning: the examples' tokens per second (padding left out, packed or not, so the two compare)
+        ...(rows ? { non_padding_share: rows.nonPaddingShare, examples_per_row: rows.examplesPerRow, tokens_per_s: (rows.tokens * 1000) / stepMs } : {}),
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
@@ -229,6 +241,11 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     model, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling,
     saved: { modelName: job.modelName, config: job.model, tokenizerJson, info: { steps: job.steps, seed: job.seed, tokenizerHash: tokenizer?.hash ?? null } },
   });
+  // A chat fine-tune keeps its chat template beside its tokenizer (Hugging Face's file), so fine-tuning from this run renders alike.
+  if (rank === 0 && job.outDir && job.data.source === 'task' && job.data.chatTemplate) {
+    const t = job.data.chatTemplate;
+    await writeJsonAtomic(join(job.outDir, 'model', 'tokenizer_config.json'), { chat_template: t.template, bos_token: t.bosToken, eos_token: t.eosToken });
+  }
   const state = trainer.modelStateBytes();
   trainer.dispose();
   await data.close?.();
@@ -250,6 +267,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
+    ...(rank === 0 && data.stepStats && losses.length ? { non_padding_share: nonPaddingSum / losses.length, examples_per_row: examplesPerRowSum / losses.length, tokens_per_s: (timedExampleTokens * 1000) / timedMs } : {}),
     ...(finalSyncMs !== undefined ? { final_sync_ms: finalSyncMs } : {}),
     ...(job.outer?.overlap ? { outer_wait_ms_per_step: timedSteps ? timedOuterWaitMs / timedSteps : NaN } : {}),
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
@@ -275,6 +293,8 @@ interface OpenedData {
   prefetch?(step: number, slices: readonly MicroBatchSlice[]): void;
   /** Validation micro-batches (the first `count` of `microBatch` sequences); absent: no validation. */
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch> | Promise<MicroBatch[]>) | undefined;
+  /** Fine-tuning rows: the share of positions that are not padding, examples per row (packing), the examples' tokens. */
+  stepStats?(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number };
   close?(): Promise<void>;
 }
 
