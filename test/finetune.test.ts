@@ -52,7 +52,7 @@ describe('trainer finetune (multi-process)', () => {
     gpt.dispose();
     expect(expected.count).toBe([...rows.targets].filter((t) => t >= 0).length);
     // counted: each row's completion tokens and its end marker, nothing of the prompt or the padding
-    expect(expected.count).toBe(sampler.indices(0).reduce((n, i) => n + encoded[i].ids.length - encoded[i].promptLength, 0));
+    expect(expected.count).toBe(sampler.indices(0).reduce((n, i) => n + encoded[i].trainedTargets, 0));
     expect(losses(out)[0]).toBeCloseTo(expected.loss, 4);
     const l = losses(out);
     expect(l[l.length - 1]).toBeLessThan(l[0]);

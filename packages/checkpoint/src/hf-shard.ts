@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
 import { widenHalf } from './half-float.js';
 import { HfErrorCode, hfError } from './hf-errors.js';
-import { headerLength } from './safetensors.js';
+import { headerLength, parseSafetensorsHeaderWith, refuseSafetensors } from './safetensors.js';
 
 /**
  * One safetensors file of a Hugging Face model, read by element runs of its tensors. Unlike
@@ -29,39 +29,9 @@ export interface HfShardEntry {
   end: number;
 }
 
-function refuse(path: string, why: string): TrainerError {
-  return new TrainerError('TRAINER_ERR_SAFETENSORS_INVALID', `${path} is not a valid safetensors file: ${why}`, {
-    hint: 'the file is truncated, corrupted or not a safetensors file; download or save it again',
-  });
-}
-
-/** The validated entries of a header (offsets inside `dataLen`, dtype x shape = length, no overlaps). */
+/** The validated entries of a header (see parseSafetensorsHeaderWith), by name. */
 function parseHeader(json: Uint8Array, dataLen: number, path: string): Map<string, HfShardEntry> {
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
-  } catch {
-    throw refuse(path, 'the header is not JSON');
-  }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw refuse(path, 'the header is not a JSON object');
-  const entries = new Map<string, HfShardEntry>();
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') continue;
-    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw refuse(path, `tensor ${name} has an unknown dtype ${String(e?.dtype)}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw refuse(path, `tensor ${name} has an invalid shape`);
-    const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1] || off[1] > dataLen) {
-      throw refuse(path, `tensor ${name} has data offsets outside the file (data section is ${dataLen} bytes)`);
-    }
-    const shape = e.shape as number[];
-    const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
-    if (off[1] - off[0] !== need) throw refuse(path, `tensor ${name}: ${off[1] - off[0]} bytes for shape ${JSON.stringify(shape)} ${e.dtype} (needs ${need})`);
-    entries.set(name, { name, dtype: e.dtype, shape, begin: off[0], end: off[1] });
-  }
-  const spans = [...entries.values()].sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < spans.length; i++) if (spans[i].begin < spans[i - 1].end) throw refuse(path, `tensors ${spans[i - 1].name} and ${spans[i].name} overlap`);
-  return entries;
+  return new Map(parseSafetensorsHeaderWith(json, dataLen, path, DTYPE_BYTES).entries.map((e) => [e.name, e]));
 }
 
 /** Element runs read at once: enough in flight to keep a disk busy, few enough to bound memory. */
@@ -138,7 +108,7 @@ async function readFully(fh: FileHandle, dst: Uint8Array, position: number, path
   let done = 0;
   while (done < dst.length) {
     const { bytesRead } = await fh.read(dst, done, Math.min(dst.length - done, MAX_READ_BYTES), position + done);
-    if (bytesRead === 0) throw refuse(path, `it ends at byte ${position + done}, inside its data`);
+    if (bytesRead === 0) throw refuseSafetensors(path, `it ends at byte ${position + done}, inside its data`);
     done += bytesRead;
   }
 }

@@ -134,9 +134,10 @@ export class SafetensorsStreamWriter {
   }
 }
 
-function refuse(path: string, why: string): TrainerError {
+/** TRAINER_ERR_SAFETENSORS_INVALID: `path` is not a well-formed safetensors file, because `why`. */
+export function refuseSafetensors(path: string, why: string): TrainerError {
   return new TrainerError('TRAINER_ERR_SAFETENSORS_INVALID', `${path} is not a valid safetensors file: ${why}`, {
-    hint: 'the file is truncated, corrupted or not a safetensors file; re-export or re-save it',
+    hint: 'the file is truncated, corrupted or not a safetensors file; re-export, re-save or download it again',
   });
 }
 
@@ -155,44 +156,52 @@ export interface SafetensorsEntry {
  * whole files and for header-only reads of large shard files.
  */
 export function parseSafetensorsHeader(json: Uint8Array, dataLen: number, path = '<buffer>'): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  const { entries, metadata } = parseSafetensorsHeaderWith(json, dataLen, path, DTYPE_BYTES);
+  return { entries: entries as SafetensorsEntry[], metadata };
+}
+
+/**
+ * parseSafetensorsHeader against another dtype table (`dtypeBytes`: bytes per element of each
+ * dtype accepted): Hugging Face model files may hold any dtype safetensors defines.
+ */
+export function parseSafetensorsHeaderWith(json: Uint8Array, dataLen: number, path: string, dtypeBytes: Readonly<Record<string, number>>): { entries: Array<Omit<SafetensorsEntry, 'dtype'> & { dtype: string }>; metadata: Record<string, string> } {
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
   } catch {
-    throw refuse(path, 'the header is not JSON');
+    throw refuseSafetensors(path, 'the header is not JSON');
   }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw refuse(path, 'the header is not a JSON object');
-  const entries: SafetensorsEntry[] = [];
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw refuseSafetensors(path, 'the header is not a JSON object');
+  const entries: Array<Omit<SafetensorsEntry, 'dtype'> & { dtype: string }> = [];
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (!entry || typeof entry !== 'object' || Array.isArray(entry) || Object.values(entry).some((v) => typeof v !== 'string')) throw refuse(path, '__metadata__ must map strings to strings');
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry) || Object.values(entry).some((v) => typeof v !== 'string')) throw refuseSafetensors(path, '__metadata__ must map strings to strings');
       metadata = { ...(entry as Record<string, string>) };
       continue;
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw refuse(path, `tensor ${name} has an unsupported dtype ${String(e?.dtype)}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw refuse(path, `tensor ${name} has an invalid shape`);
+    if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !Object.hasOwn(dtypeBytes, e.dtype)) throw refuseSafetensors(path, `tensor ${name} has an unsupported dtype ${String(e?.dtype)}`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw refuseSafetensors(path, `tensor ${name} has an invalid shape`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1] || off[1] > dataLen) {
-      throw refuse(path, `tensor ${name} has data offsets outside the file (data section is ${dataLen} bytes)`);
+      throw refuseSafetensors(path, `tensor ${name} has data offsets outside the file (data section is ${dataLen} bytes)`);
     }
-    const dtype = e.dtype as SafetensorsDtype;
     const shape = e.shape as number[];
-    const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    if (off[1] - off[0] !== need) throw refuse(path, `tensor ${name}: ${off[1] - off[0]} bytes for shape ${JSON.stringify(shape)} ${dtype} (needs ${need})`);
-    entries.push({ name, dtype, shape, begin: off[0], end: off[1] });
+    const need = shape.reduce((a, b) => a * b, 1) * dtypeBytes[e.dtype];
+    if (off[1] - off[0] !== need) throw refuseSafetensors(path, `tensor ${name}: ${off[1] - off[0]} bytes for shape ${JSON.stringify(shape)} ${e.dtype} (needs ${need})`);
+    entries.push({ name, dtype: e.dtype, shape, begin: off[0], end: off[1] });
   }
   const spans = [...entries].sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < spans.length; i++) if (spans[i].begin < spans[i - 1].end) throw refuse(path, `tensors ${spans[i - 1].name} and ${spans[i].name} overlap`);
+  for (let i = 1; i < spans.length; i++) if (spans[i].begin < spans[i - 1].end) throw refuseSafetensors(path, `tensors ${spans[i - 1].name} and ${spans[i].name} overlap`);
   return { entries, metadata };
 }
 
 /** Reads the u64 header length and checks it against the file size and the header limit. */
 export function headerLength(prefix: Uint8Array, fileSize: number, path = '<buffer>'): number {
-  if (fileSize < 8 || prefix.length < 8) throw refuse(path, `only ${fileSize} bytes`);
+  if (fileSize < 8 || prefix.length < 8) throw refuseSafetensors(path, `only ${fileSize} bytes`);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(Math.min(MAX_HEADER_BYTES, fileSize - 8))) throw refuse(path, `header length ${n} exceeds the file or the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n > BigInt(Math.min(MAX_HEADER_BYTES, fileSize - 8))) throw refuseSafetensors(path, `header length ${n} exceeds the file or the ${MAX_HEADER_BYTES}-byte limit`);
   return Number(n);
 }
 
@@ -263,15 +272,15 @@ export class SafetensorsRangeReader {
   /** Elements [start, start + n) of tensor `name` (row-major), as fp32. */
   async readFloat32(name: string, start: number, n: number): Promise<Float32Array> {
     const e = this.entries.get(name);
-    if (!e) throw refuse(this.path, `it has no tensor ${name}`);
-    if (e.dtype !== 'F32' && e.dtype !== 'BF16' && e.dtype !== 'F16') throw refuse(this.path, `tensor ${name} is ${e.dtype}, not a float`);
+    if (!e) throw refuseSafetensors(this.path, `it has no tensor ${name}`);
+    if (e.dtype !== 'F32' && e.dtype !== 'BF16' && e.dtype !== 'F16') throw refuseSafetensors(this.path, `tensor ${name} is ${e.dtype}, not a float`);
     const size = DTYPE_BYTES[e.dtype];
     if (start < 0 || (start + n) * size > e.end - e.begin) throw new RangeError(`safetensors: ${this.path}: elements [${start}, ${start + n}) outside tensor ${name}`);
     const raw = new Uint8Array(n * size);
     let done = 0;
     while (done < raw.length) {
       const { bytesRead } = await this.fh.read(raw, done, raw.length - done, this.dataStart + e.begin + start * size + done);
-      if (bytesRead === 0) throw refuse(this.path, `it ends inside tensor ${name}`);
+      if (bytesRead === 0) throw refuseSafetensors(this.path, `it ends inside tensor ${name}`);
       done += bytesRead;
     }
     if (e.dtype === 'F32') return new Float32Array(raw.buffer, 0, n);

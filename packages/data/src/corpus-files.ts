@@ -1,7 +1,8 @@
-import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { TrainerError } from '@trainer/errors';
 import { DataErrorCode } from './codes.js';
+import { walkFolder } from './internal/folder-walk.js';
 
 /** File extensions a user corpus may contain. */
 export const CORPUS_EXTENSIONS = ['.txt', '.jsonl'] as const;
@@ -75,35 +76,11 @@ export async function listCorpusFiles(path: string, maxFileBytes = CORPUS_MAX_FI
   if (!info.isDirectory()) {
     throw new TrainerError(DataErrorCode.CORPUS_FORMAT, `corpus path ${path} is neither a file nor a folder`, { hint: FORMAT_HINT, details: { path } });
   }
-  await walk(path, out, new Set(), maxFileBytes);
+  await walkFolder(path, (file, stats) => {
+    if (stats.isFile() && isSupported(file)) addFile(out, file, stats.size, maxFileBytes);
+    else out.skipped.push(file);
+  }, (err, at) => fsError(err, at, 'corpus path'));
   return out;
-}
-
-async function walk(dir: string, out: CorpusFileList, visited: Set<string>, maxFileBytes: number): Promise<void> {
-  let real: string;
-  let names: string[];
-  try {
-    real = await realpath(dir);
-    names = await readdir(dir);
-  } catch (err) {
-    throw fsError(err, dir, 'corpus folder');
-  }
-  if (visited.has(real)) return; // a symlink loop
-  visited.add(real);
-  names.sort();
-  for (const name of names) {
-    if (name.startsWith('.')) continue;
-    const path = join(dir, name);
-    let info;
-    try {
-      info = await stat(path);
-    } catch (err) {
-      throw fsError(err, path, 'corpus file');
-    }
-    if (info.isDirectory()) await walk(path, out, visited, maxFileBytes);
-    else if (info.isFile() && isSupported(path)) addFile(out, path, info.size, maxFileBytes);
-    else out.skipped.push(path);
-  }
 }
 
 /** The documents of one corpus file; empty documents are dropped. */

@@ -21,6 +21,12 @@ export interface MicroBatch {
   tokens: Int32Array;
   targets: Int32Array;
   batch: number;
+  /**
+   * Packed rows (fine-tuning's packing): a sequence id per token, so that attention stays within
+   * each sequence and positions restart at each; it travels with the micro-batch to every
+   * segment, pipeline stage and recomputation. Absent: one sequence per row.
+   */
+  segments?: Int32Array;
 }
 
 export interface LossResult {

@@ -386,5 +386,5 @@ async function sumFloat64(value: number, group: ReduceGroup): Promise<number> {
 /** A batch that counts nothing: the given one with every target masked, or one token. */
 function maskedBatch(like: MicroBatch | undefined): MicroBatch {
   if (!like) return { tokens: new Int32Array(1), targets: new Int32Array([-1]), batch: 1 };
-  return { tokens: like.tokens, targets: new Int32Array(like.targets.length).fill(-1), batch: like.batch };
+  return { tokens: like.tokens, targets: new Int32Array(like.targets.length).fill(-1), batch: like.batch, ...(like.segments ? { segments: like.segments } : {}) };
 }

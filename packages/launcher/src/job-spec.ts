@@ -55,6 +55,10 @@ export const TaskDataSchema = z.object({
   path: z.string(),
   /** Share of prompts held out for the validation loss (split by a hash of the prompt). */
   valFraction: z.number().min(0).lt(1),
+  /** Pack a micro-batch's examples into shared rows (packing.ts in @trainer/tasks); off: one example per row. */
+  pack: z.boolean().default(false),
+  /** The model's chat template (tokenizer_config.json), for {"messages": [...]} lines. */
+  chatTemplate: z.object({ template: z.string(), bosToken: z.string(), eosToken: z.string() }).optional(),
 });
 
 export const TrainJobSchema = z.object({

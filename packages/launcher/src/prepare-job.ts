@@ -123,7 +123,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
   let prepared: PreparedDataSpec | null = null;
   if (req.finetune) {
     tokenizerJson = req.finetune.tokenizerJson;
-    await checkTaskData(req.finetune, seqLen, req.valFraction, req.evalBatches, log);
+    await checkTaskData(req.finetune, seqLen, req.valFraction, req.evalBatches, log, microBatch);
   } else if (!synthetic && (prepared = await parsePreparedData(req.data)) !== null) {
     const checked = await checkPreparedData(prepared, req.tokenizerPath);
     if (checked.tokenizer.vocabSize !== model.vocabSize) {
@@ -168,7 +168,7 @@ export async function prepareTrainJob(req: TrainRequest, log: (msg: string) => v
     model,
     backend: req.backend,
     kernels: req.kernels ?? 'auto',
-    data: req.finetune ? { source: 'task', path: req.finetune.taskPath, valFraction: req.valFraction }
+    data: req.finetune ? { source: 'task', path: req.finetune.taskPath, valFraction: req.valFraction, pack: req.finetune.pack, ...(req.finetune.chatTemplate ? { chatTemplate: req.finetune.chatTemplate } : {}) }
       : synthetic ? { source: 'synthetic' } : prepared ? { source: 'prepared', datasets: prepared.datasets } : { source: 'corpus', corpus: req.data, cacheDir, valFraction: req.valFraction },
     ...(req.finetune ? { init: req.finetune.source } : {}),
     steps: req.steps,

@@ -49,6 +49,7 @@ export class RunReporter {
       `loss ${record.loss.toFixed(4)}`,
       typeof record.tokens_per_s === 'number' ? `${Math.round(record.tokens_per_s).toLocaleString('en-US')} tok/s` : '',
       typeof record.step_ms === 'number' ? `${record.step_ms.toFixed(0)} ms/step` : '',
+      typeof record.non_padding_share === 'number' ? `${(100 * record.non_padding_share).toFixed(0)}% not padding` : '',
       hasVal ? `val loss ${(record.val_loss as number).toFixed(4)} (ppl ${(record.val_perplexity as number).toFixed(1)})` : '',
       last ? '' : `ETA ${formatDuration(eta)}`,
     ].filter(Boolean);

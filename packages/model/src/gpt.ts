@@ -80,14 +80,15 @@ export class GPT {
   /**
    * One micro-batch: tokens/targets are [B*T] row-major (T <= contextLength), targets < 0 ignored.
    * Returns the mean cross-entropy over counted targets and the count; ADDS
-   * gradScale * d(mean loss)/d(params) into grads (length layout.totalSize).
+   * gradScale * d(mean loss)/d(params) into grads (length layout.totalSize). `segments` [B*T]:
+   * packed rows, a sequence id per token (layers/segment-mask.ts).
    */
-  async forwardBackward(tokens: Int32Array, targets: Int32Array, batch: number, grads: Float32Array, gradScale = 1): Promise<LossResult> {
+  async forwardBackward(tokens: Int32Array, targets: Int32Array, batch: number, grads: Float32Array, gradScale = 1, segments?: Int32Array): Promise<LossResult> {
     const params = this.paramMap();
     checkBatch(this.config, tokens, batch, targets);
     checkGrads(grads, this.layout.totalSize, gradScale);
     const m = this.segments;
-    const mb = { tokens, targets, batch };
+    const mb = { tokens, targets, batch, ...(segments ? { segments } : {}) };
     const saved: Saved[] = [];
     let x: tf.Tensor | null = null;
     let loss: { loss: Promise<number>; count: number } | undefined;
@@ -116,7 +117,7 @@ export class GPT {
   }
 
   /** Loss only (evaluation); same conventions as forwardBackward. */
-  async loss(tokens: Int32Array, targets: Int32Array, batch: number): Promise<LossResult> {
+  async loss(tokens: Int32Array, targets: Int32Array, batch: number, segments?: Int32Array): Promise<LossResult> {
     const params = this.paramMap();
     checkBatch(this.config, tokens, batch, targets);
     const m = this.segments;
@@ -124,7 +125,7 @@ export class GPT {
     let loss: { loss: Promise<number>; count: number } | undefined;
     try {
       for (let s = 0; s < m.segments.length; s++) {
-        const r = await m.forward(s, params, x, { tokens, targets, batch }, false);
+        const r = await m.forward(s, params, x, { tokens, targets, batch, ...(segments ? { segments } : {}) }, false);
         r.saved.release();
         x?.dispose();
         x = r.y;
@@ -181,6 +182,7 @@ export class GPT {
   dispose(): void {
     this.units?.forEach((p) => p.dispose());
     this.units = null;
+    this.segments.dispose();
     this.disposed = true;
   }
 

@@ -7,8 +7,8 @@ function bad(message: string, hint: string, details?: Record<string, unknown>): 
   return new TrainerError(ModelErrorCode.MODEL_INPUT, message, { hint, details });
 }
 
-/** Checks tokens (and targets) for `batch` sequences and returns the sequence length T. */
-export function checkBatch(config: GPTConfig, tokens: Int32Array, batch: number, targets?: Int32Array): number {
+/** Checks tokens (and targets, and packed rows' segment ids) for `batch` rows and returns the row length T. */
+export function checkBatch(config: GPTConfig, tokens: Int32Array, batch: number, targets?: Int32Array, segments?: Int32Array): number {
   if (!(tokens instanceof Int32Array)) throw bad('tokens must be an Int32Array', 'pass Int32Array.from(ids)');
   if (!Number.isInteger(batch) || batch <= 0) {
     throw bad(`batch must be a positive integer, got ${String(batch)}`, 'pass the number of sequences in tokens');
@@ -42,6 +42,9 @@ export function checkBatch(config: GPTConfig, tokens: Int32Array, batch: number,
         throw bad(`target id ${targets[i]} at position ${i} is outside [0, ${V})`, 'use a negative target to mask a position', { index: i, id: targets[i] });
       }
     }
+  }
+  if (segments !== undefined && (!(segments instanceof Int32Array) || segments.length !== tokens.length)) {
+    throw bad(`segments must be an Int32Array of length ${tokens.length}`, 'segments[i] is the id of the sequence token i belongs to (packed rows)');
   }
   return T;
 }

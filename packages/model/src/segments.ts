@@ -25,6 +25,7 @@ import { LlamaBlock, type LlamaBlockSaved } from './layers/llama-block.js';
 import { LoraLinear } from './layers/lora-linear.js';
 import { RMSNorm, type RMSNormParams } from './layers/rmsnorm.js';
 import { RotaryEmbedding } from './layers/rope.js';
+import { packedRowsOf } from './layers/segment-mask.js';
 import { checkBatch } from './model-input.js';
 import { Block } from './layers/block.js';
 import type { EmbeddingParams } from './layers/embedding.js';
@@ -59,6 +60,8 @@ export interface SegmentBatch {
   tokens: Int32Array;
   targets: Int32Array;
   batch: number;
+  /** Packed rows: a segment (sequence) id per token (layers/segment-mask.ts); absent: one sequence per row. */
+  segments?: Int32Array;
 }
 
 export interface SegmentForward {
@@ -361,17 +364,19 @@ export class GPTSegments {
     const spec = this.segments[seg];
     const tp = this.tp;
     if (kind.kind === 'embedding') {
-      checkBatch(this.config, mb.tokens, mb.batch, mb.targets);
+      checkBatch(this.config, mb.tokens, mb.batch, mb.targets, mb.segments);
       const emb = unitOf(params, spec.forwardUnits[0]).embedding!;
+      const positions = packedRowsOf(mb)?.positions;
       const r = tp
-        ? await tp.embedding.forward(emb, mb.tokens, mb.batch, train)
-        : this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch }, train); // [B*T] -> [B, T, C]
+        ? await tp.embedding.forward(emb, mb.tokens, mb.batch, train, positions)
+        : this.layers.embedding.forward(emb, { tokens: mb.tokens, batch: mb.batch, ...(positions ? { positions } : {}) }, train); // [B*T] -> [B, T, C]
       return { y: r.y, saved: r.saved };
     }
     if (kind.kind === 'block') {
       const unit = unitOf(params, spec.forwardUnits[0]);
-      if (this.llamaBlock) return this.llamaBlock.forward(unit.llamaBlock!, input(x, seg), train);
-      const r = tp ? await tp.block.forward(unit.tpBlock!, input(x, seg), train) : this.block.forward(unit.block!, input(x, seg), train);
+      const packed = packedRowsOf(mb); // the same object for every block of this micro-batch
+      if (this.llamaBlock) return this.llamaBlock.forward(unit.llamaBlock!, input(x, seg), train, packed);
+      const r = tp ? await tp.block.forward(unit.tpBlock!, input(x, seg), train, packed) : this.block.forward(unit.block!, input(x, seg), train, packed);
       return { y: r.y, saved: r.saved };
     }
     const [finalUnit] = spec.forwardUnits;

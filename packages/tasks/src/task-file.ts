@@ -1,5 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { TrainerError } from '@trainer/errors';
+import { chatExample } from './chat-task.js';
+import type { FinetuneExample } from './task-batches.js';
 
 /**
  * A task file: JSON Lines, one example per line, `{"prompt": "...", "completion": "..."}` (other
@@ -19,13 +21,13 @@ export const TASK_MAX_FILE_BYTES = 256 * 2 ** 20;
 
 function formatError(where: string, what: string): TrainerError {
   return new TrainerError('TRAINER_ERR_TASK_FORMAT', `${where}: ${what}`, {
-    hint: 'every line of a task file is a JSON object with a non-empty string "prompt" and a non-empty string "completion"',
+    hint: 'every line of a task file is a JSON object with a non-empty string "prompt" and a non-empty string "completion" (trainer finetune also takes chat lines: {"messages": [{"role", "content"}, ...]})',
   });
 }
 
-/** Parses task JSON Lines; `name` labels errors (`task.jsonl:12: ...`). */
-export function parseTaskJsonl(text: string, name: string): TaskExample[] {
-  const examples: TaskExample[] = [];
+/** Each non-blank line of JSON Lines as a parsed value, with its 1-based line number. */
+export function jsonLines(text: string, name: string, badLine: (where: string, what: string) => TrainerError = formatError): Array<{ value: unknown; line: number }> {
+  const lines: Array<{ value: unknown; line: number }> = [];
   text.split('\n').forEach((raw, i) => {
     const line = i + 1;
     if (!raw.trim()) return;
@@ -33,23 +35,35 @@ export function parseTaskJsonl(text: string, name: string): TaskExample[] {
     try {
       v = JSON.parse(raw);
     } catch (err) {
-      throw formatError(`${name}:${line}`, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+      throw badLine(`${name}:${line}`, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
     }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw formatError(`${name}:${line}`, 'not a JSON object');
-    const { prompt, completion } = v as { prompt?: unknown; completion?: unknown };
-    if (typeof prompt !== 'string') throw formatError(`${name}:${line}`, prompt === undefined ? 'no "prompt" field' : '"prompt" is not a string');
-    if (typeof completion !== 'string') throw formatError(`${name}:${line}`, completion === undefined ? 'no "completion" field' : '"completion" is not a string');
-    if (!prompt) throw formatError(`${name}:${line}`, '"prompt" is empty (the model needs a context to continue)');
-    if (!completion) throw formatError(`${name}:${line}`, '"completion" is empty (nothing to learn or compare)');
-    examples.push({ prompt, completion, line });
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw badLine(`${name}:${line}`, 'not a JSON object');
+    lines.push({ value: v, line });
   });
+  return lines;
+}
+
+/** One {"prompt", "completion"} object of line `line` (`where` = `file:line` for errors). */
+export function completionExample(v: object, line: number, where: string): TaskExample {
+  const { prompt, completion } = v as { prompt?: unknown; completion?: unknown };
+  if (typeof prompt !== 'string') throw formatError(where, prompt === undefined ? 'no "prompt" field' : '"prompt" is not a string');
+  if (typeof completion !== 'string') throw formatError(where, completion === undefined ? 'no "completion" field' : '"completion" is not a string');
+  if (!prompt) throw formatError(where, '"prompt" is empty (the model needs a context to continue)');
+  if (!completion) throw formatError(where, '"completion" is empty (nothing to learn or compare)');
+  return { prompt, completion, line };
+}
+
+/** Parses task JSON Lines; `name` labels errors (`task.jsonl:12: ...`). */
+export function parseTaskJsonl(text: string, name: string): TaskExample[] {
+  const examples = jsonLines(text, name).map(({ value, line }) => completionExample(value as object, line, `${name}:${line}`));
   if (!examples.length) {
     throw new TrainerError('TRAINER_ERR_TASK_EMPTY', `${name} holds no example`, { hint: 'write one {"prompt": ..., "completion": ...} object per line' });
   }
   return examples;
 }
 
-export async function loadTaskFile(path: string, opts: { maxBytes?: number } = {}): Promise<TaskExample[]> {
+/** A task file's text (TRAINER_ERR_TASK_NOT_FOUND / _TOO_LARGE), read whole. */
+export async function readTaskText(path: string, opts: { maxBytes?: number } = {}): Promise<string> {
   const max = opts.maxBytes ?? TASK_MAX_FILE_BYTES;
   let size: number;
   try {
@@ -62,7 +76,31 @@ export async function loadTaskFile(path: string, opts: { maxBytes?: number } = {
   if (size > max) {
     throw new TrainerError('TRAINER_ERR_TASK_TOO_LARGE', `task file ${path} has ${size} bytes, above the limit of ${max}`, { hint: 'split the file, or sample fewer examples' });
   }
-  return parseTaskJsonl(await readFile(path, 'utf8'), path);
+  return readFile(path, 'utf8');
+}
+
+export async function loadTaskFile(path: string, opts: { maxBytes?: number } = {}): Promise<TaskExample[]> {
+  return parseTaskJsonl(await readTaskText(path, opts), path);
+}
+
+/**
+ * A fine-tuning file: each line {"prompt", "completion"} or {"messages": [...]} (a chat
+ * conversation, chat-task.ts); both may be mixed.
+ */
+export function parseFinetuneJsonl(text: string, name: string): FinetuneExample[] {
+  const examples = jsonLines(text, name).map(({ value, line }): FinetuneExample => {
+    const where = `${name}:${line}`;
+    if ('messages' in (value as object)) return { kind: 'chat', ...chatExample(value as { messages?: unknown }, line, where) };
+    return { kind: 'completion', ...completionExample(value as object, line, where) };
+  });
+  if (!examples.length) {
+    throw new TrainerError('TRAINER_ERR_TASK_EMPTY', `${name} holds no example`, { hint: 'write one {"prompt": ..., "completion": ...} or {"messages": [...]} object per line' });
+  }
+  return examples;
+}
+
+export async function loadFinetuneFile(path: string, opts: { maxBytes?: number } = {}): Promise<FinetuneExample[]> {
+  return parseFinetuneJsonl(await readTaskText(path, opts), path);
 }
 
 export async function writeTaskFile(path: string, examples: ReadonlyArray<Pick<TaskExample, 'prompt' | 'completion'>>): Promise<void> {

@@ -53,7 +53,7 @@ describe('task batches', () => {
     const e = enc[0];
     const prompt = tokenizer.encode(examples[0].prompt);
     const completion = tokenizer.encode(examples[0].completion);
-    expect(e.promptLength).toBe(prompt.length);
+    expect(e.trainedTargets).toBe(completion.length + 1);
     expect([...e.ids]).toEqual([...prompt, ...completion, tokenizer.eotToken]);
     const T = 40;
     const rows = rowsOf([e], T, tokenizer.eotToken);

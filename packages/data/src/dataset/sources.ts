@@ -1,8 +1,9 @@
-import { readdir, realpath, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { TrainerError } from '@trainer/errors';
 import { BUILTIN_CORPORA, type BuiltinCorpusName, isBuiltinCorpus, loadBuiltinCorpus } from '../builtin-corpora.js';
 import { DataErrorCode } from '../codes.js';
+import { walkFolder } from '../internal/folder-walk.js';
 import type { SourceEntry } from './manifest.js';
 
 /**
@@ -72,36 +73,6 @@ async function fileSource(path: string): Promise<DatasetSource | undefined> {
   return { entry: { path, bytes: info.size, mtimeMs: Math.floor(info.mtimeMs) }, ...kind };
 }
 
-async function walk(dir: string, out: ResolvedSources, visited: Set<string>): Promise<void> {
-  let names: string[];
-  try {
-    const real = await realpath(dir);
-    if (visited.has(real)) return; // a symlink loop
-    visited.add(real);
-    names = await readdir(dir);
-  } catch (err) {
-    throw fsError(err, dir);
-  }
-  names.sort();
-  for (const name of names) {
-    if (name.startsWith('.')) continue;
-    const path = join(dir, name);
-    let info;
-    try {
-      info = await stat(path);
-    } catch (err) {
-      throw fsError(err, path);
-    }
-    if (info.isDirectory()) {
-      await walk(path, out, visited);
-      continue;
-    }
-    const source = await fileSource(path);
-    if (source) out.sources.push(source);
-    else out.skipped.push(path);
-  }
-}
-
 /** Expands `--data` entries into sources, in order. Throws when an entry yields no source file. */
 export async function resolveSources(specs: readonly string[]): Promise<ResolvedSources> {
   if (specs.length === 0) {
@@ -123,7 +94,11 @@ export async function resolveSources(specs: readonly string[]): Promise<Resolved
     }
     const before = out.sources.length;
     if (info.isDirectory()) {
-      await walk(path, out, new Set());
+      await walkFolder(path, async (file) => {
+        const source = await fileSource(file);
+        if (source) out.sources.push(source);
+        else out.skipped.push(file);
+      }, fsError);
     } else {
       const source = await fileSource(path);
       if (!source) throw new TrainerError(DataErrorCode.CORPUS_FORMAT, `data source ${path} is not a ${DATASET_EXTENSIONS.join('/')} file`, { hint: FORMAT_HINT, details: { path } });

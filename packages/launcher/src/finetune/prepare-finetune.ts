@@ -1,6 +1,7 @@
 import { BpeTokenizer } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import type { GPTConfig } from '@trainer/model';
+import { packingStats, readChatTemplate, type ChatTemplateSpec } from '@trainer/tasks';
 import { resolve } from 'node:path';
 import { describePretrained, resolvePretrained, type PretrainedSource } from './pretrained.js';
 import { encodeTaskSplit } from './task-data.js';
@@ -14,8 +15,10 @@ import { encodeTaskSplit } from './task-data.js';
 export interface FinetuneRequest {
   /** Model folder, run folder, checkpoint, or Hugging Face export. */
   from: string;
-  /** Task file: JSON Lines of {"prompt", "completion"}. */
+  /** Task file: JSON Lines of {"prompt", "completion"} or {"messages": [...]} (chat). */
   task: string;
+  /** Pack a micro-batch's examples into shared rows (default false: one example per row). */
+  pack?: boolean;
 }
 
 export interface ResolvedFinetune {
@@ -24,6 +27,9 @@ export interface ResolvedFinetune {
   config: GPTConfig;
   tokenizerJson: string;
   taskPath: string;
+  pack: boolean;
+  /** The model folder's chat template (tokenizer_config.json), if it has one. */
+  chatTemplate?: ChatTemplateSpec;
 }
 
 export async function resolveFinetune(req: FinetuneRequest): Promise<ResolvedFinetune> {
@@ -34,18 +40,27 @@ export async function resolveFinetune(req: FinetuneRequest): Promise<ResolvedFin
       hint: 'fine-tuning needs the tokenizer the model was trained with: use the run folder or a `trainer export` of it',
     });
   }
-  return { source, modelName: saved.modelName, config: saved.config, tokenizerJson: saved.tokenizerJson, taskPath: resolve(req.task) };
+  const chatTemplate = await readChatTemplate(saved.tokenizerDir ?? saved.dir);
+  return { source, modelName: saved.modelName, config: saved.config, tokenizerJson: saved.tokenizerJson, taskPath: resolve(req.task), pack: req.pack ?? false, ...(chatTemplate ? { chatTemplate } : {}) };
 }
 
 /** Checks the task against the model (every example fits `seqLen`); returns the split's sizes. */
-export async function checkTaskData(f: ResolvedFinetune, seqLen: number, valFraction: number, evalBatches: number, log: (msg: string) => void): Promise<{ train: number; val: number }> {
+export async function checkTaskData(f: ResolvedFinetune, seqLen: number, valFraction: number, evalBatches: number, log: (msg: string) => void, microBatch = 1): Promise<{ train: number; val: number }> {
   const tokenizer = BpeTokenizer.fromJSON(JSON.parse(f.tokenizerJson));
-  const split = await encodeTaskSplit(f.taskPath, valFraction, tokenizer, seqLen);
+  const split = await encodeTaskSplit(f.taskPath, valFraction, tokenizer, seqLen, f.chatTemplate);
   if (!split.train.length) {
     throw new TrainerError('TRAINER_ERR_TASK_EMPTY', `every example of ${f.taskPath} fell into the held-out split`, { hint: 'use a smaller --val-fraction or more examples' });
   }
-  const tokens = split.train.reduce((a, e) => a + e.ids.length - e.promptLength, 0);
-  log(`task ${f.taskPath}: ${split.train.length} training examples (${tokens} completion tokens), ${split.val.length} held out for validation`);
+  const tokens = split.train.reduce((a, e) => a + e.trainedTargets, 0);
+  log(`task ${f.taskPath}: ${split.train.length} training examples (${tokens} trained tokens: completions, or assistant turns of chats), ${split.val.length} held out for validation`);
+  if (f.chatTemplate) log(`chat lines are rendered with the model's chat template (tokenizer_config.json)`);
+  // What packing does to the training set in micro-batches of this size (file order): the share of computed positions that are not padding.
+  const unpacked = packingStats(split.train, seqLen, microBatch, false);
+  const packed = packingStats(split.train, seqLen, microBatch, true);
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  log(f.pack
+    ? `packing: ${packed.examplesPerRow.toFixed(2)} examples per row of ${seqLen}, ${pct(packed.nonPaddingShare)} of positions are not padding (unpacked: ${pct(unpacked.nonPaddingShare)})`
+    : `one example per row of ${seqLen}: ${pct(unpacked.nonPaddingShare)} of positions are not padding (--pack would give ${pct(packed.nonPaddingShare)}, ${packed.examplesPerRow.toFixed(2)} examples per row)`);
   if (!split.val.length && evalBatches > 0) log('no example was held out for validation: the run reports training loss only (raise --val-fraction for a validation loss)');
   log(`fine-tuning from ${f.source.kind} ${f.source.path}`);
   return { train: split.train.length, val: split.val.length };

@@ -2,7 +2,7 @@ import { BpeTokenizer } from '@trainer/data';
 import type { MicroBatch } from '@trainer/engine';
 import { TrainerError } from '@trainer/errors';
 import { initLocalRange, type LocalParamEntry } from '@trainer/model';
-import { encodeTask, loadTaskFile, splitByPrompt, TaskBatchSampler, taskValidationBatches, type EncodedExample } from '@trainer/tasks';
+import { ChatTemplate, encodeFinetune, loadFinetuneFile, splitByPrompt, TaskBatchSampler, taskValidationBatches, type ChatTemplateSpec, type EncodedExample } from '@trainer/tasks';
 import type { TrainJob } from '../job-spec.js';
 import type { FlatTensor } from '@trainer/checkpoint';
 import { openPretrainedRanges } from './pretrained-ranges.js';
@@ -17,27 +17,35 @@ export interface TaskSplit {
   val: EncodedExample[];
 }
 
-/** Reads, encodes and splits the task file exactly as the coordinator checked it. */
-export async function encodeTaskSplit(path: string, valFraction: number, tokenizer: BpeTokenizer, seqLen: number): Promise<TaskSplit> {
-  const examples = await loadTaskFile(path);
+/**
+ * Reads, encodes and splits the task file exactly as the coordinator checked it: prompt/completion
+ * lines, and chat lines rendered with the model's chat template (loss on assistant turns only).
+ */
+export async function encodeTaskSplit(path: string, valFraction: number, tokenizer: BpeTokenizer, seqLen: number, chatTemplate?: ChatTemplateSpec): Promise<TaskSplit> {
+  const examples = await loadFinetuneFile(path);
+  const template = chatTemplate ? new ChatTemplate(chatTemplate) : undefined;
   const { train, heldOut } = splitByPrompt(examples, valFraction);
-  return { train: encodeTask(train, tokenizer, seqLen, path), val: encodeTask(heldOut, tokenizer, seqLen, path) };
+  return { train: encodeFinetune(train, tokenizer, seqLen, path, template), val: encodeFinetune(heldOut, tokenizer, seqLen, path, template) };
 }
 
 export interface TaskDataSource {
   batch(step: number, slice: { rank: number; dpSize: number; microBatch: number; micro: number }): MicroBatch;
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch>) | undefined;
+  /** Step `step`'s rows: the share of positions that are not padding, examples per row, the examples' tokens. */
+  stepStats(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number };
 }
 
 export async function openTaskData(job: TrainJob, tokenizer: BpeTokenizer | undefined): Promise<TaskDataSource> {
   if (job.data.source !== 'task') throw new TrainerError('TRAINER_ERR_PROTOCOL', 'openTaskData called for a job without a task');
   if (!tokenizer) throw new TrainerError('TRAINER_ERR_PROTOCOL', 'the job fine-tunes on a task but no tokenizer came with it');
-  const split = await encodeTaskSplit(job.data.path, job.data.valFraction, tokenizer, job.seqLen);
+  const { pack } = job.data;
+  const split = await encodeTaskSplit(job.data.path, job.data.valFraction, tokenizer, job.seqLen, job.data.chatTemplate);
   const pad = tokenizer.eotToken;
-  const sampler = new TaskBatchSampler(split.train, { seqLen: job.seqLen, globalBatch: job.globalBatch, seed: job.seed, pad });
+  const sampler = new TaskBatchSampler(split.train, { seqLen: job.seqLen, globalBatch: job.globalBatch, seed: job.seed, pad, pack });
   return {
     batch: (step, slice) => sampler.batch(step, slice),
-    valBatches: split.val.length ? (microBatch, count) => taskValidationBatches(split.val, job.seqLen, pad, microBatch, count) : undefined,
+    stepStats: (step, microBatch) => sampler.stepStats(step, microBatch),
+    valBatches: split.val.length ? (microBatch, count) => taskValidationBatches(split.val, job.seqLen, pad, microBatch, count, pack) : undefined,
   };
 }
 

@@ -15,6 +15,7 @@ import type { JobContext } from '../worker.js';
 import { maybeInjectFault, parseFault } from './fault-injection.js';
 import { saveFinalModel } from './final-model.js';
 import { saveFinalLora } from './final-lora.js';
+import { writeJsonAtomic } from '@trainer/checkpoint';
 import { SyntheticBatches } from './synthetic-batches.js';
 import { initialParamsReader, openTaskData } from '../finetune/task-data.js';
 
@@ -158,6 +159,9 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
   let lastVal: { loss: number; perplexity: number } | undefined;
   let finalSyncMs: number | undefined;
   let timedOuterWaitMs = 0;
+  let nonPaddingSum = 0; // fine-tuning rows (rank 0): summed over the steps run, for the summary's means
+  let examplesPerRowSum = 0;
+  let timedExampleTokens = 0; // fine-tuning: the examples' tokens over the timed steps
   const fault = parseFault(process.env.TRAINER_FAULT);
   const collectGarbage = garbageCollector(process.env.TRAINER_GC_EVERY, logger);
 
@@ -210,6 +214,12 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       timedIdle += trainer.bubble;
     }
     losses.push(r.loss);
+    const rows = rank === 0 ? data.stepStats?.(step, job.microBatch) : undefined;
+    if (rows) {
+      nonPaddingSum += rows.nonPaddingShare;
+      examplesPerRowSum += rows.examplesPerRow;
+      if (step >= firstStep + job.warmupTimingSteps) timedExampleTokens += rows.tokens;
+    }
     if (data.valBatches && job.evalBatches > 0 && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0))) {
       // DiLoCo: each replica evaluates the whole validation set (rank 0 reports replica 0's model between syncs).
       lastVal = await evaluate(trainer, data.valBatches, job, replicas ? replicas.replica.rank : dp.rank, replicas ? replicas.replica.size : dp.size);
@@ -225,6 +235,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
       step,
       ...(rank === 0 ? {
         loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, step_ms: stepMs, tokens: r.tokens, tokens_per_s: (tokensPerStep * 1000) / stepMs,
+        // fine-tuning: the examples' tokens per second (padding left out, packed or not, so the two compare)
+        ...(rows ? { non_padding_share: rows.nonPaddingShare, examples_per_row: rows.examplesPerRow, tokens_per_s: (rows.tokens * 1000) / stepMs } : {}),
         ...(lastVal && (isLast || (job.evalEvery > 0 && (step + 1) % job.evalEvery === 0)) ? { val_loss: lastVal.loss, val_perplexity: lastVal.perplexity } : {}),
       } : {}),
       params_bytes: state.params + state.master + state.paramsCompute, grads_bytes: state.grads, optimizer_bytes: state.optimizer,
@@ -250,6 +262,11 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     ? await saveFinalLora({ model: lora, trainer, mesh, rank, outDir: job.outDir || undefined, baseModel: job.init?.path ?? job.modelName, saved: savedInfo }).then(() => null)
     : await saveFinalModel({ model: model as GPTSegments, trainer, mesh, rank, dir: job.outDir ? join(job.outDir, 'model') : undefined, keepFull: sampling, saved: savedInfo });
   if (lora && rank === 0 && job.outDir) logger.info(`LoRA: merged model in ${join(job.outDir, 'model')}, PEFT adapter in ${join(job.outDir, 'adapter')}`);
+  // A chat fine-tune keeps its chat template beside its tokenizer (Hugging Face's file), so fine-tuning from this run renders alike.
+  if (rank === 0 && job.outDir && job.data.source === 'task' && job.data.chatTemplate) {
+    const t = job.data.chatTemplate;
+    await writeJsonAtomic(join(job.outDir, 'model', 'tokenizer_config.json'), { chat_template: t.template, bos_token: t.bosToken, eos_token: t.eosToken });
+  }
   const state = trainer.modelStateBytes();
   trainer.dispose();
   lora?.dispose();
@@ -272,6 +289,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     world, steps: job.steps, backend: backend.name, final_loss: losses[losses.length - 1],
     val_loss: lastVal?.loss ?? null, val_perplexity: lastVal?.perplexity ?? null,
     step_ms: stepMs, tokens_per_s: (tokensPerStep * 1000) / stepMs, sample, zero: job.zero,
+    ...(rank === 0 && data.stepStats && losses.length ? { non_padding_share: nonPaddingSum / losses.length, examples_per_row: examplesPerRowSum / losses.length, tokens_per_s: (timedExampleTokens * 1000) / timedMs } : {}),
     ...(finalSyncMs !== undefined ? { final_sync_ms: finalSyncMs } : {}),
     ...(job.outer?.overlap ? { outer_wait_ms_per_step: timedSteps ? timedOuterWaitMs / timedSteps : NaN } : {}),
     bytes_sent_per_step: timedSteps ? timedBytesSent / timedSteps : NaN,
@@ -297,6 +315,8 @@ interface OpenedData {
   prefetch?(step: number, slices: readonly MicroBatchSlice[]): void;
   /** Validation micro-batches (the first `count` of `microBatch` sequences); absent: no validation. */
   valBatches: ((microBatch: number, count: number) => Iterable<MicroBatch> | Promise<MicroBatch[]>) | undefined;
+  /** Fine-tuning rows: the share of positions that are not padding, examples per row (packing), the examples' tokens. */
+  stepStats?(step: number, microBatch: number): { nonPaddingShare: number; examplesPerRow: number; tokens: number };
   close?(): Promise<void>;
 }
 

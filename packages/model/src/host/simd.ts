@@ -75,6 +75,15 @@ export function simdKernels(): SimdKernels | null {
 }
 
 /**
+ * The wasm heap as floats (index = byte offset / 4), for JS work between two kernel calls inside
+ * a simdOp body (nothing allocates there, so the view stays valid); null off wasm.
+ */
+export function simdHeapF32(): Float32Array | null {
+  const memory = wasmBackend()?.wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? new Float32Array(memory.buffer) : null;
+}
+
+/**
  * Runs a SIMD kernel: allocates float32 outputs on the wasm heap and calls body with the byte
  * offsets of inputs and outputs. Returns null (allocating nothing) when the SIMD kernels are not
  * available, so callers fall back to the JS host path.

@@ -10,8 +10,9 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { SimdKernels } from '../host/simd.js';
-import { simdKernels, simdOp } from '../host/simd.js';
+import { simdHeapF32, simdKernels, simdOp } from '../host/simd.js';
 import { disposeAll } from './layer.js';
+import type { PackedRows } from './segment-mask.js';
 
 /** Whether the fused kernels handle qkv [B, T, 3C] with `heads` heads on the active backend. */
 export function fusedAttentionApplies(qkv: tf.Tensor, heads: number): boolean {
@@ -35,8 +36,13 @@ function geometry(qkv: tf.Tensor, heads: number): Geometry {
   return { B, T, C, H: heads, hs: C / heads, scale: 1 / Math.sqrt(C / heads) };
 }
 
-/** qkv [B, T, 3C] -> y [B, T, C] and the probabilities P [B*H, T, T] (zero above the diagonal). */
-export function fusedAttentionForward(qkv: tf.Tensor, heads: number): { y: tf.Tensor; probs: tf.Tensor } {
+/**
+ * qkv [B, T, 3C] -> y [B, T, C] and the probabilities P [B*H, T, T] (zero above the diagonal).
+ * Packed rows: the scores of keys in other segments are set to -inf between the score GEMM and
+ * the softmax (JS on the heap view), so their probabilities are exp(-87)-small (the SIMD exp
+ * clamps its input at -87: below 2e-38, under any fp32 sum's rounding) and backward is unchanged.
+ */
+export function fusedAttentionForward(qkv: tf.Tensor, heads: number, packed: PackedRows | null = null): { y: tf.Tensor; probs: tf.Tensor } {
   const g = geometry(qkv, heads);
   const { B, T, C, H, hs, scale } = g;
   const scratch = [[T, hs], [hs, T], [T, hs], [T, T], [T, hs]]; // Qs, Kt, V, S, O
@@ -49,6 +55,7 @@ export function fusedAttentionForward(qkv: tf.Tensor, heads: number): { y: tf.Te
         k.copyBlockTransposed(src, q0 + C, 3 * C, kt, T, hs);
         k.copyBlock(src, q0 + 2 * C, 3 * C, v, 0, hs, T, hs, 1);
         k.gemmCausalScores(qs, kt, s, T, hs); // S = Qs Kt   [T, T], causal tiles
+        if (packed !== null) packed.maskScores(simdHeapF32()!.subarray(s >> 2, (s >> 2) + T * T), b, -Infinity);
         k.causalSoftmax(s, p, T); // P
         k.gemmTriangular(p, v, o, T, hs, false); // O = P V  [T, hs]
         k.copyBlock(o, 0, hs, y, b * T * C + h * hs, C, T, hs, 1);

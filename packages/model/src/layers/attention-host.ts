@@ -17,6 +17,7 @@ import { simdOp } from '../host/simd.js';
 import { hostMutate, hostOp } from '../host/tensor-io.js';
 import { fusedAttentionApplies, fusedAttentionBackward, fusedAttentionForward } from './attention-fused.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
+import type { PackedRows } from './segment-mask.js';
 import { SavedState, disposeAll, share } from './layer.js';
 
 interface HostSaved {
@@ -45,7 +46,7 @@ function matMulPairs(as: tf.Tensor[], bs: tf.Tensor[]): tf.Tensor[] {
   return as.map((a, i) => tf.matMul(a as tf.Tensor2D, bs[i] as tf.Tensor2D));
 }
 
-export class HostAttention implements Layer<null, SavedState<HostSaved>> {
+export class HostAttention implements Layer<PackedRows | null, SavedState<HostSaved>> {
   constructor(readonly heads: number) {}
 
   private dims(qkv: tf.Tensor): Dims {
@@ -56,10 +57,10 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
     return { B, T, C, H, hs, BH: B * H, scale: 1 / Math.sqrt(hs) };
   }
 
-  /** qkv [B, T, 3C] -> y [B, T, C]. */
-  forward(_params: null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
+  /** qkv [B, T, 3C] -> y [B, T, C]; `packed` (segment ids) masks attention block-diagonally (segment-mask.ts). */
+  forward(packed: PackedRows | null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<HostSaved>> {
     if (fusedAttentionApplies(qkv, this.heads)) {
-      const { y, probs } = fusedAttentionForward(qkv, this.heads);
+      const { y, probs } = fusedAttentionForward(qkv, this.heads, packed);
       if (!train) {
         probs.dispose();
         return { y, saved: SavedState.none() };
@@ -79,8 +80,8 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
     const scores = matMulPairs(qs, kt); // BH x [T, T]
     disposeAll(...qs, ...kt);
     // Causal mask in place (-inf above the diagonal), then XNNPACK's softmax (3x faster than a JS one).
-    const probs = scores.map((s) => {
-      const masked = hostMutate(s, (values) => maskUpperTriangle(values, T));
+    const probs = scores.map((s, bh) => {
+      const masked = hostMutate(s, (values) => (packed === null ? maskUpperTriangle(values, T) : packed.maskScores(values, Math.floor(bh / d.H), -Infinity)));
       const p = tf.softmax(masked);
       masked.dispose();
       return p;
@@ -100,7 +101,7 @@ export class HostAttention implements Layer<null, SavedState<HostSaved>> {
   }
 
   /** dy [B, T, C] -> dqkv [B, T, 3C]. */
-  backward(_params: null, saved: SavedState<HostSaved>, dy: tf.Tensor): BackwardResult {
+  backward(_packed: PackedRows | null, saved: SavedState<HostSaved>, dy: tf.Tensor): BackwardResult {
     const { qkv, probs, fused } = saved.take('Attention');
     if (fused) {
       const dqkv = fusedAttentionBackward(qkv, probs[0], dy, this.heads);

@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { causalMask, constant } from './constants.js';
 import type { BackwardResult, ForwardResult, Layer } from './layer.js';
+import { MASKED_SCORE, type PackedRows } from './segment-mask.js';
 import { SavedState, share } from './layer.js';
 
 interface TfSaved {
@@ -27,12 +28,25 @@ interface TfSaved {
   y: tf.Tensor;
 }
 
+/**
+ * The additive mask of packed rows [B, 1, T, T], built on the device from the segment ids (an
+ * int32 upload of B*T, not B*T*T floats): the causal mask plus MASKED_SCORE where the query's and
+ * the key's segments differ.
+ */
+function segmentMask(packed: PackedRows, B: number, T: number): tf.Tensor {
+  return tf.tidy(() => {
+    const seg = tf.tensor2d(packed.segments, [B, T], 'int32');
+    const crosses = tf.notEqual(tf.reshape(seg, [B, 1, T, 1]), tf.reshape(seg, [B, 1, 1, T])); // [B, 1, T, T]
+    return tf.add(causalMask(T), tf.mul(tf.cast(crosses, 'float32'), constant(MASKED_SCORE)));
+  });
+}
+
 /** Generic kernels: batched TF.js matMuls. */
-export class TfAttention implements Layer<null, SavedState<TfSaved>> {
+export class TfAttention implements Layer<PackedRows | null, SavedState<TfSaved>> {
   constructor(readonly heads: number) {}
 
-  /** qkv [B, T, 3C] -> y [B, T, C]. */
-  forward(_params: null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<TfSaved>> {
+  /** qkv [B, T, 3C] -> y [B, T, C]; `packed` (segment ids) masks attention block-diagonally (segment-mask.ts). */
+  forward(packed: PackedRows | null, qkv: tf.Tensor, train = true): ForwardResult<SavedState<TfSaved>> {
     const [B, T, C3] = qkv.shape;
     const C = C3 / 3;
     const H = this.heads;
@@ -51,8 +65,10 @@ export class TfAttention implements Layer<null, SavedState<TfSaved>> {
     const v = headsOf(2);
     const s = tf.matMul(q, k, false, true); // [B, H, T, T]
     if (!train) tf.dispose([q, k]);
-    const masked = tf.add(s, causalMask(T));
+    const mask = packed === null ? causalMask(T) : segmentMask(packed, B, T);
+    const masked = tf.add(s, mask);
     s.dispose();
+    if (packed !== null) mask.dispose();
     const p = tf.softmax(masked);
     masked.dispose();
     const o = tf.matMul(p, v); // [B, H, T, hs]
@@ -69,7 +85,7 @@ export class TfAttention implements Layer<null, SavedState<TfSaved>> {
    * D = rowsum(dO O), dQ = dS k / sqrt(hs), dK = dS^T q (q already scaled). The saved tensors
    * are freed as soon as they are dead (release() at the end disposes what is left).
    */
-  backward(_params: null, saved: SavedState<TfSaved>, dy: tf.Tensor): BackwardResult {
+  backward(_packed: PackedRows | null, saved: SavedState<TfSaved>, dy: tf.Tensor): BackwardResult {
     const { q, k, v, p, y } = saved.take('Attention');
     const [B, H, T, hs] = q.shape;
     const C = H * hs;

@@ -15,6 +15,7 @@ import { disposeAll } from './layer.js';
 import type { LayerNormParams } from './layernorm.js';
 import type { LayerSet } from './layer-set.js';
 import type { LinearParams } from './linear.js';
+import type { PackedRows } from './segment-mask.js';
 
 export interface BlockParams {
   ln1: LayerNormParams;
@@ -53,7 +54,7 @@ export class Block implements Layer<BlockParams, BlockSaved> {
   private readonly ln1: Layer<LayerNormParams, Saved>;
   private readonly ln2: Layer<LayerNormParams, Saved>;
   private readonly cAttn: Layer<LinearParams, Saved>;
-  private readonly attn: Layer<null, Saved>;
+  private readonly attn: Layer<PackedRows | null, Saved>;
   private readonly cProj: Layer<LinearParams, Saved>;
   private readonly cFc: Layer<LinearParams, Saved>;
   private readonly gelu: Layer<null, Saved>;
@@ -73,13 +74,13 @@ export class Block implements Layer<BlockParams, BlockSaved> {
   /**
    * x [B, T, C] -> y [B, T, C]. Each intermediate is freed right after its last use (the layers
    * keep their own handles on what they save), so at most one layer's output waits beside the
-   * residual stream.
+   * residual stream. `packed`: rows of several sequences, attention kept within each (segment-mask.ts).
    */
-  forward(p: BlockParams, x: tf.Tensor, train = true): { y: tf.Tensor; saved: BlockSaved } {
+  forward(p: BlockParams, x: tf.Tensor, train = true, packed: PackedRows | null = null): { y: tf.Tensor; saved: BlockSaved } {
     const ln1 = this.ln1.forward(p.ln1, x, train);
     const qkv = this.cAttn.forward(p.cAttn, ln1.y, train); // [B, T, 3C]
     ln1.y.dispose();
-    const attn = this.attn.forward(null, qkv.y, train); // [B, T, C]
+    const attn = this.attn.forward(packed, qkv.y, train); // [B, T, C]
     qkv.y.dispose();
     const proj = this.cProj.forward(p.cProj, attn.y, train);
     attn.y.dispose();

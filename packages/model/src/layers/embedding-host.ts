@@ -4,19 +4,20 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { hostOp, hostRead } from '../host/tensor-io.js';
-import type { EmbeddingGrads, EmbeddingLayer, EmbeddingParams, TokenBatch } from './embedding.js';
+import { positionOf, type EmbeddingGrads, type EmbeddingLayer, type EmbeddingParams, type TokenBatch } from './embedding.js';
 import { SavedState } from './layer.js';
 
 interface HostEmbeddingSaved {
   tokens: Int32Array;
   batch: number;
+  positions: Int32Array | undefined;
 }
 
 /** Host kernels: a JS row gather straight from the parameter tensors. */
 export class HostEmbedding implements EmbeddingLayer {
   /** tokens [B*T] -> x [B, T, C]. */
   forward(params: EmbeddingParams, input: TokenBatch, train = true): { y: tf.Tensor; saved: SavedState<HostEmbeddingSaved> } {
-    const { tokens, batch } = input;
+    const { tokens, batch, positions } = input;
     const C = (params.wte.shape as number[])[1];
     const T = tokens.length / batch;
     const wpeT = params.wpe;
@@ -28,11 +29,11 @@ export class HostEmbedding implements EmbeddingLayer {
           x.set(wte.subarray(te, te + C), dst);
           continue;
         }
-        const pe = (n % T) * C;
+        const pe = positionOf(n, T, positions) * C;
         for (let c = 0; c < C; c++) x[dst + c] = wte[te + c] + wpe[pe + c];
       }
     });
-    return { y, saved: train ? new SavedState({ tokens, batch }, []) : SavedState.none() };
+    return { y, saved: train ? new SavedState({ tokens, batch, positions }, []) : SavedState.none() };
   }
 
   /** dy [B, T, C] -> gradients of wte [V, C] and wpe [contextLength, C] as fresh arrays; no input gradient. */
@@ -53,13 +54,13 @@ export class HostEmbedding implements EmbeddingLayer {
    * Needs no parameter values: an engine that shards parameters need not gather them for this.
    */
   backwardInto(saved: SavedState<HostEmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array | null): void {
-    const { tokens } = saved.take('Embedding');
+    const { tokens, positions } = saved.take('Embedding');
     const [, T, C] = dy.shape as number[];
     hostRead([dy], ([g]) => {
       for (let n = 0; n < tokens.length; n++) {
         const src = n * C;
         const te = tokens[n] * C;
-        const pe = (n % T) * C;
+        const pe = positionOf(n, T, positions) * C;
         for (let c = 0; c < C; c++) {
           const v = g[src + c];
           dwte[te + c] += v;

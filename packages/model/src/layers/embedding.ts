@@ -1,6 +1,7 @@
 /**
- * Token + learned position embedding:  x[b, t] = wte[tokens[b, t]] + wpe[t]   -> [B, T, C]
- * Backward scatter-adds dx rows:  dwte[tokens[b, t]] += dx[b, t],  dwpe[t] += dx[b, t].
+ * Token + learned position embedding:  x[b, t] = wte[tokens[b, t]] + wpe[pos(b, t)]   -> [B, T, C]
+ * Backward scatter-adds dx rows:  dwte[tokens[b, t]] += dx[b, t],  dwpe[pos(b, t)] += dx[b, t].
+ * pos(b, t) = t, or in packed rows the position within the token's own sequence (segment-mask.ts).
  *
  * Kernels: embedding-host.ts (HostEmbedding: JS row gather and scatter-add in tensor memory,
  * gradients as Float32Arrays) and embedding-tf.ts (TfEmbedding: tf.gather and tf.scatterND,
@@ -20,6 +21,13 @@ export interface EmbeddingParams {
 export interface TokenBatch {
   tokens: Int32Array;
   batch: number;
+  /** Packed rows: each token's position within its sequence [B*T]; absent: t in every row. */
+  positions?: Int32Array;
+}
+
+/** The wpe row of element n of a [B, T] batch. */
+export function positionOf(n: number, T: number, positions: Int32Array | undefined): number {
+  return positions === undefined ? n % T : positions[n];
 }
 
 /** The embedding's parameter gradients: wte [V, C] and wpe [contextLength, C] (zero past T). */

@@ -33,6 +33,7 @@ import { TfLinear } from './linear-tf.js';
 import type { LMHead } from './lm-head.js';
 import { HostLMHead } from './lm-head-host.js';
 import { TfLMHead } from './lm-head-tf.js';
+import type { PackedRows } from './segment-mask.js';
 
 export type KernelSet = 'host' | 'tf';
 
@@ -42,7 +43,7 @@ export interface LayerSet {
   usesTransposedWeights: boolean;
   layerNorm: Layer<LayerNormParams, Saved>;
   linear: Layer<LinearParams, Saved>;
-  attention: Layer<null, Saved>;
+  attention: Layer<PackedRows | null, Saved>;
   gelu: Layer<null, Saved>;
   /** HostEmbedding (which also has backwardInto) or TfEmbedding. */
   embedding: EmbeddingLayer;

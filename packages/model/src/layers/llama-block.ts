@@ -32,6 +32,7 @@ import { LoraLinear } from './lora-linear.js';
 import type { RMSNormParams } from './rmsnorm.js';
 import { RMSNorm } from './rmsnorm.js';
 import type { RotaryEmbedding } from './rope.js';
+import type { PackedRows } from './segment-mask.js';
 import type { SwiGLUSaved } from './swiglu.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
 
@@ -48,7 +49,11 @@ export interface LlamaBlockParams {
 }
 
 export class LlamaBlockSaved implements Saved {
-  constructor(readonly parts: Record<'ln1' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'ln2' | 'gate' | 'up' | 'down', Saved> & { act: SwiGLUSaved }) {}
+  constructor(
+    readonly parts: Record<'ln1' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'ln2' | 'gate' | 'up' | 'down', Saved> & { act: SwiGLUSaved },
+    /** Packed rows' segments (their positions rotate q and k back in backward), or null. */
+    readonly packed: PackedRows | null = null,
+  ) {}
 
   release(): void {
     for (const s of Object.values(this.parts)) s.release();
@@ -64,7 +69,7 @@ export interface LlamaBlockHeads {
 export class LlamaBlock {
   private readonly norm: Layer<RMSNormParams, Saved>;
   private readonly linear: Layer<LinearParams, Saved>;
-  private readonly attention: Layer<null, Saved>;
+  private readonly attention: Layer<PackedRows | null, Saved>;
   private readonly group: number;
 
   constructor(
@@ -82,17 +87,21 @@ export class LlamaBlock {
     this.group = local.heads / local.kvHeads;
   }
 
-  /** x [B, T, C] (identical on every tensor-parallel rank) -> y [B, T, C]. */
-  async forward(p: LlamaBlockParams, x: tf.Tensor, train = true): Promise<{ y: tf.Tensor; saved: LlamaBlockSaved }> {
+  /**
+   * x [B, T, C] (identical on every tensor-parallel rank) -> y [B, T, C]. `packed`: rows of
+   * several sequences (segment-mask.ts): attention within each, positions restarting at each.
+   */
+  async forward(p: LlamaBlockParams, x: tf.Tensor, train = true, packed: PackedRows | null = null): Promise<{ y: tf.Tensor; saved: LlamaBlockSaved }> {
     const L = this.linear;
     const ln1 = this.norm.forward(p.ln1, x, train);
     const q = L.forward(p.q, ln1.y, train); // [B, T, H D]
     const k = L.forward(p.k, ln1.y, train); // [B, T, KV D]
     const v = L.forward(p.v, ln1.y, train);
     ln1.y.dispose();
-    const qkv = tf.tidy(() => tf.concat([this.rope.forward(q.y), this.repeatKv(this.rope.forward(k.y)), this.repeatKv(v.y)], 2)); // [B, T, 3 H D]
+    const pos = packed?.positions;
+    const qkv = tf.tidy(() => tf.concat([this.rope.forward(q.y, pos), this.repeatKv(this.rope.forward(k.y, pos)), this.repeatKv(v.y)], 2)); // [B, T, 3 H D]
     disposeAll(q.y, k.y, v.y);
-    const attn = this.attention.forward(null, qkv, train); // [B, T, H D]
+    const attn = this.attention.forward(packed, qkv, train); // [B, T, H D]
     qkv.dispose();
     const o = L.forward(p.o, attn.y, train); // [B, T, C] (partial over tensor-parallel ranks)
     attn.y.dispose();
@@ -113,7 +122,7 @@ export class LlamaBlock {
     const saved = new LlamaBlockSaved({
       ln1: ln1.saved, q: q.saved, k: k.saved, v: v.saved, attn: attn.saved, o: o.saved,
       ln2: ln2.saved, gate: gate.saved, up: up.saved, act: act.saved, down: down.saved,
-    });
+    }, packed);
     return { y, saved };
   }
 
@@ -152,12 +161,13 @@ export class LlamaBlock {
       ln2.dx.dispose();
       const o = L.backward(p.o, s.o, dx2);
       weightOf('attn.o_proj.weight', o);
-      const attn = this.attention.backward(null, s.attn, o.dx); // [B, T, 3 H D]
+      const attn = this.attention.backward(saved.packed, s.attn, o.dx); // [B, T, 3 H D]
       o.dx.dispose();
       const [dq, dk, dv] = tf.tidy(() => {
         const W = (attn.dx.shape as number[])[2] / 3;
         const [dqr, dke, dve] = tf.split(attn.dx, [W, W, W], 2);
-        return [this.rope.backward(dqr), this.rope.backward(this.sumKv(dke)), this.sumKv(dve)];
+        const pos = saved.packed?.positions;
+        return [this.rope.backward(dqr, pos), this.rope.backward(this.sumKv(dke), pos), this.sumKv(dve)];
       });
       attn.dx.dispose();
       const q = L.backward(p.q, s.q, dq);

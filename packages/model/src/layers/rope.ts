@@ -12,6 +12,8 @@
  *
  * Backward is the inverse rotation's transpose: dx = dy * cos + rotate_half^T(dy * sin), with
  * rotate_half^T(z) = (z2, -z1). No parameters; the tables depend only on T and are cached.
+ * Packed rows (segment-mask.ts) give each token its position within its own sequence: the
+ * table's rows are then gathered per token.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from '../config.js';
@@ -67,14 +69,23 @@ export class RotaryEmbedding {
     return t;
   }
 
-  /** x [B, T, H D] -> rotated [B, T, H D]. */
-  forward(x: tf.Tensor): tf.Tensor {
-    return this.apply(x, false);
+  /** x [B, T, H D] -> rotated [B, T, H D]; `positions` [B*T] (packed rows) instead of 0..T-1 in every row. */
+  forward(x: tf.Tensor, positions?: Int32Array): tf.Tensor {
+    return this.apply(x, false, positions);
   }
 
-  /** dy [B, T, H D] -> dx [B, T, H D] (the transpose of forward). */
-  backward(dy: tf.Tensor): tf.Tensor {
-    return this.apply(dy, true);
+  /** dy [B, T, H D] -> dx [B, T, H D] (the transpose of forward, at the same positions). */
+  backward(dy: tf.Tensor, positions?: Int32Array): tf.Tensor {
+    return this.apply(dy, true, positions);
+  }
+
+  /** cos and sin [B, T, 1, D] at the given positions [B*T], each < T (inside a tidy). */
+  private gathered(B: number, T: number, positions: Int32Array): { cos: tf.Tensor; sin: tf.Tensor } {
+    const table = this.table(T); // the row length's table, as unpacked rows use: one per T however the rows are packed
+    const idx = tf.tensor2d(positions, [positions.length, 1], 'int32');
+    // gatherND, not gather: tfjs-node's GatherV2 reads its indices back to the host to check bounds.
+    const at = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.gatherND(tf.reshape(t, [T, this.D]), idx), [B, T, 1, this.D]); // [1, T, 1, D] -> [B*T, D] -> [B, T, 1, D]
+    return { cos: at(table.cos), sin: at(table.sin) };
   }
 
   /** Frees the cached tables. */
@@ -83,11 +94,11 @@ export class RotaryEmbedding {
     this.tables.clear();
   }
 
-  private apply(x: tf.Tensor, transpose: boolean): tf.Tensor {
+  private apply(x: tf.Tensor, transpose: boolean, positions?: Int32Array): tf.Tensor {
     const [B, T, W] = x.shape;
     const D = this.D;
-    const { cos, sin } = this.table(T);
     return tf.tidy(() => {
+      const { cos, sin } = positions === undefined ? this.table(T) : this.gathered(B, T, positions);
       const h = tf.reshape(x, [B, T, W / D, D]); // [B, T, H D] -> [B, T, H, D]
       const half = D / 2;
       if (!transpose) {

@@ -20,6 +20,7 @@ import { BlockSaved, blockGrads } from '../layers/block.js';
 import type { BackwardResult } from '../layers/layer.js';
 import { disposeAll } from '../layers/layer.js';
 import type { LayerSet } from '../layers/layer-set.js';
+import type { PackedRows } from '../layers/segment-mask.js';
 import { copyToTensorParallelRegionBackward, reduceFromTensorParallelRegionForward, type TensorParallelGroup } from './mappings.js';
 
 /** Block parameters of one rank: local shards, with the row-parallel biases held apart. */
@@ -34,13 +35,13 @@ export class TensorParallelBlock {
   constructor(private readonly layers: LayerSet, private readonly group: TensorParallelGroup) {}
 
   /** x [B, T, C] (identical on every rank) -> y [B, T, C] (identical on every rank). */
-  async forward(p: TPBlockParams, x: tf.Tensor, train = true): Promise<{ y: tf.Tensor; saved: BlockSaved }> {
+  async forward(p: TPBlockParams, x: tf.Tensor, train = true, packed: PackedRows | null = null): Promise<{ y: tf.Tensor; saved: BlockSaved }> {
     const L = this.layers;
     // Each intermediate is freed right after its last use (the layers keep what they save).
     const ln1 = L.layerNorm.forward(p.local.ln1, x, train);
     const qkv = L.linear.forward(p.local.cAttn, ln1.y, train); // [B, T, 3C/T]
     ln1.y.dispose();
-    const attn = L.attention.forward(null, qkv.y, train); // [B, T, C/T]
+    const attn = L.attention.forward(packed, qkv.y, train); // [B, T, C/T] (this rank's heads; packed rows: within each sequence)
     qkv.y.dispose();
     const proj = L.linear.forward(p.local.cProj, attn.y, train); // [B, T, C] partial
     attn.y.dispose();

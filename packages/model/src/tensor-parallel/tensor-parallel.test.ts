@@ -27,7 +27,7 @@ function hostGradBuffer(size: number): UnitGradBuffer & { host: Float32Array } {
 }
 
 /** One forward + backward of a micro-batch through every segment, as the engine runs it. */
-async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array, targets: Int32Array, batch: number) {
+async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array, targets: Int32Array, batch: number, segments?: Int32Array) {
   const grads = new Map(model.units.map((u, i) => [i, hostGradBuffer(u.end - u.start)] as const));
   const acquire = (units: number[]) => new Map<number, UnitParams>(units.map((u) => [u, model.unitParams(u, params.subarray(model.units[u].start, model.units[u].end))]));
   const saved = [];
@@ -35,7 +35,7 @@ async function run(model: GPTSegments, params: Float32Array, tokens: Int32Array,
   let loss = { loss: NaN, count: 0 };
   for (let s = 0; s < model.segments.length; s++) {
     const p = acquire(model.segments[s].forwardUnits);
-    const r = await model.forward(s, p, x, { tokens, targets, batch }, true);
+    const r = await model.forward(s, p, x, { tokens, targets, batch, ...(segments ? { segments } : {}) }, true);
     p.forEach((u) => u.dispose());
     x?.dispose();
     x = r.y;
@@ -70,18 +70,20 @@ describe.each(['wasm', 'cpu'] as const)('tensor parallelism on %s', (backend) =>
     }
   });
 
-  for (const [T, kernels] of [[2, 'host'], [4, 'host'], [2, 'tf'], [4, 'tf']] as [number, KernelSet][]) {
-    it(`${T} ranks compute the single model's loss and, gathered, its gradients (${kernels} kernels)`, async () => {
+  // packed: rows of several sequences (segment ids: attention within each, positions restarting), as fine-tuning's --pack makes them
+  for (const [T, kernels, packed] of [[2, 'host', false], [4, 'host', false], [2, 'tf', false], [4, 'tf', false], [2, 'host', true], [2, 'tf', true]] as [number, KernelSet, boolean][]) {
+    it(`${T} ranks compute the single model's loss and, gathered, its gradients (${kernels} kernels${packed ? ', packed rows' : ''})`, async () => {
       const global = initParams(CONFIG, 5);
       const B = 2;
       const tokens = randomTokens(B * CONFIG.contextLength, CONFIG.vocabSize, 1);
       const targets = randomTokens(B * CONFIG.contextLength, CONFIG.vocabSize, 2);
       targets[5] = -1;
-      const single = await run(new GPTSegments(CONFIG, { kernels }), global, tokens, targets, B);
+      const segments = packed ? Int32Array.from([0, 0, 0, 1, 1, 1, 1, 2, 0, 0, 0, 0, 0, 1, 1, 1]) : undefined;
+      const single = await run(new GPTSegments(CONFIG, { kernels }), global, tokens, targets, B, segments);
       const runRanks = () =>
         Promise.all(fakeTensorParallelGroups(T).map((g, t) => {
           const model = new GPTSegments(CONFIG, { tensorParallel: g, kernels });
-          return run(model, localFromGlobal(tensorParallelLayout(CONFIG, T, t), paramLayout(CONFIG), global), tokens, targets, B);
+          return run(model, localFromGlobal(tensorParallelLayout(CONFIG, T, t), paramLayout(CONFIG), global), tokens, targets, B, segments);
         }));
       await runRanks(); // creates the tf kernels' cached constants (this shard's vocabulary bounds)
       const before = tf.memory().numTensors;

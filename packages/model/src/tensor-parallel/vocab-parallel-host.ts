@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hostOp, hostRead } from '../host/tensor-io.js';
-import type { EmbeddingGrads, EmbeddingParams } from '../layers/embedding.js';
+import { positionOf, type EmbeddingGrads, type EmbeddingParams } from '../layers/embedding.js';
 import type { Saved } from '../layers/layer.js';
 import { SavedState, disposeAll } from '../layers/layer.js';
 import type { LMHead, LMHeadParams, LossForward } from '../layers/lm-head.js';
@@ -14,6 +14,7 @@ import type { VocabParallelEmbeddingLayer, VocabParallelHeadLayer } from './voca
 
 interface EmbeddingSaved {
   tokens: Int32Array;
+  positions?: Int32Array;
 }
 
 /** Host kernels: this rank's rows gathered by a JS loop over tensor memory, the partial sums all-reduced. */
@@ -21,7 +22,7 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
   constructor(private readonly group: TensorParallelGroup, private readonly vocabStart: number) {}
 
   /** tokens [B*T] -> x [B, T, C]. */
-  async forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train = true): Promise<{ y: tf.Tensor; saved: SavedState<EmbeddingSaved> }> {
+  async forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train = true, positions?: Int32Array): Promise<{ y: tf.Tensor; saved: SavedState<EmbeddingSaved> }> {
     const [Vt, C] = p.wte.shape as number[];
     const T = tokens.length / batch;
     const v0 = this.vocabStart;
@@ -37,13 +38,13 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
     if (p.wpe === undefined) return { y: summed, saved: train ? new SavedState({ tokens }, []) : SavedState.none() };
     const [y] = hostOp([summed, p.wpe], [[batch, T, C]], ([s, wpe], [x]) => {
       for (let n = 0; n < tokens.length; n++) {
-        const pe = (n % T) * C;
+        const pe = positionOf(n, T, positions) * C;
         const o = n * C;
         for (let c = 0; c < C; c++) x[o + c] = s[o + c] + wpe[pe + c];
       }
     });
     summed.dispose();
-    return { y, saved: train ? new SavedState({ tokens }, []) : SavedState.none() };
+    return { y, saved: train ? new SavedState({ tokens, positions }, []) : SavedState.none() };
   }
 
   /** dy [B, T, C] -> this rank's dwte [|V_t|, C] and dwpe [contextLength, C] as fresh arrays. */
@@ -61,14 +62,14 @@ export class HostVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
 
   /** Adds this rank's gradients into caller-owned arrays dwte [|V_t|, C] and dwpe [ctx, C]. */
   backwardInto(saved: SavedState<EmbeddingSaved>, dy: tf.Tensor, dwte: Float32Array, dwpe: Float32Array | null): void {
-    const { tokens } = saved.take('VocabParallelEmbedding');
+    const { tokens, positions } = saved.take('VocabParallelEmbedding');
     const [, T, C] = dy.shape as number[];
     const Vt = dwte.length / C;
     const v0 = this.vocabStart;
     hostRead([dy], ([g]) => {
       for (let n = 0; n < tokens.length; n++) {
         const src = n * C;
-        const pe = (n % T) * C;
+        const pe = positionOf(n, T, positions) * C;
         const row = tokens[n] - v0;
         const inShard = row >= 0 && row < Vt;
         for (let c = 0; c < C; c++) {

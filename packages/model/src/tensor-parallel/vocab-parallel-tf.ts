@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { constant, rowIndices } from '../layers/constants.js';
 import type { EmbeddingGrads, EmbeddingParams } from '../layers/embedding.js';
-import { positionGradient } from '../layers/embedding-tf.js';
+import { positionGradient, positionRows } from '../layers/embedding-tf.js';
 import { SavedState, disposeAll } from '../layers/layer.js';
 import type { LMHeadParams, LossForward } from '../layers/lm-head.js';
 import { countTargets, rowsOf } from '../layers/lm-head.js';
@@ -55,13 +55,15 @@ function shardTargetPairs(ids: tf.Tensor1D, vocabStart: number, Vt: number): [tf
 interface EmbeddingSaved {
   /** The token ids [N], int32, on the device. */
   ids: tf.Tensor1D;
+  /** Packed rows' positions [N] (host), or undefined. */
+  positions?: Int32Array;
 }
 
 export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
   constructor(private readonly group: TensorParallelGroup, private readonly vocabStart: number) {}
 
   /** tokens [B*T] -> x [B, T, C]: this rank's rows, all-reduced, plus wpe. */
-  async forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train = true): Promise<{ y: tf.Tensor; saved: SavedState<EmbeddingSaved> }> {
+  async forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train = true, positions?: Int32Array): Promise<{ y: tf.Tensor; saved: SavedState<EmbeddingSaved> }> {
     const [Vt, C] = p.wte.shape as number[];
     const T = tokens.length / batch;
     const ids = tf.tensor1d(tokens, 'int32'); // the micro-batch's one upload of the ids
@@ -79,7 +81,7 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
         partial.dispose();
       }
       const wpe = p.wpe;
-      y = wpe === undefined ? summed : tf.tidy(() => tf.add(summed, tf.slice(wpe, [0, 0], [T, C])));
+      y = wpe === undefined ? summed : tf.tidy(() => tf.add(summed, positionRows(wpe, batch, T, positions)));
       if (y !== summed) summed.dispose();
     } catch (err) {
       ids.dispose();
@@ -89,12 +91,12 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
       ids.dispose();
       return { y, saved: SavedState.none() };
     }
-    return { y, saved: new SavedState({ ids }, [ids]) };
+    return { y, saved: new SavedState({ ids, positions }, [ids]) };
   }
 
   /** dy [B, T, C] -> dwte [|V_t|, C] (this rank's rows, scatterND: duplicates sum) and dwpe [contextLength, C]. */
   backward(p: EmbeddingParams, saved: SavedState<EmbeddingSaved>, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads<tf.Tensor> } {
-    const { ids } = saved.take('VocabParallelEmbedding');
+    const { ids, positions } = saved.take('VocabParallelEmbedding');
     const [Vt, C] = p.wte.shape;
     const N = ids.size;
     const dwte = tf.tidy(() => {
@@ -102,7 +104,7 @@ export class TfVocabParallelEmbedding implements VocabParallelEmbeddingLayer {
       const updates = tf.mul(tf.reshape(dy, [N, C]), inShard); // off-shard rows add 0 (at a clamped row)
       return tf.scatterND(tf.reshape(rows, [N, 1]), updates, [Vt, C]);
     });
-    const dwpe = p.wpe === undefined ? undefined : positionGradient(dy, p.wpe.shape[0]); // after dwte: the [N, C] updates are freed by then
+    const dwpe = p.wpe === undefined ? undefined : positionGradient(dy, p.wpe.shape[0], positions); // after dwte: the [N, C] updates are freed by then
     saved.release();
     return { dx: null, dParams: dwpe === undefined ? { wte: dwte } : { wte: dwte, wpe: dwpe } };
   }

@@ -29,7 +29,7 @@ import type { LMHeadParams, LossForward } from '../layers/lm-head.js';
 /** The vocab-parallel embedding of one rank (rows [v0, v0 + |V_t|) of wte). */
 export interface VocabParallelEmbeddingLayer {
   /** tokens [B*T] (global ids) -> x [B, T, C], identical on every rank. */
-  forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train?: boolean): Promise<{ y: tf.Tensor; saved: Saved }>;
+  forward(p: EmbeddingParams, tokens: Int32Array, batch: number, train?: boolean, positions?: Int32Array): Promise<{ y: tf.Tensor; saved: Saved }>;
   /** dy [B, T, C] -> this rank's dwte [|V_t|, C] and dwpe [contextLength, C] (replicated). */
   backward(p: EmbeddingParams, saved: Saved, dy: tf.Tensor): { dx: null; dParams: EmbeddingGrads };
 }
