@@ -1,16 +1,24 @@
 import { TrainerError } from '@trainer/errors';
 import { type AddedToken, AddedTokenMatcher } from './added-tokens.js';
-import { type BpeModel, type NormalizationForm, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
+import { type CharSymbolOptions, byteFallbackIds, charSymbols } from './bpe-byte-fallback.js';
+import { type BpeModel, type HfPipelineSpec, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
 import { bytesToByteLevel } from './byte-level-alphabet.js';
 import { DataErrorCode } from './codes.js';
+import { type Decoder, buildDecoder, decodeTokens } from './decoders.js';
 import { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
 import { looksLikeHfTokenizerJson, modelFromHfTokenizerJson } from './hf-tokenizer-json.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
-import { type MergeIds, mergeWord } from './internal/bpe-merge.js';
+import { type MergeIds, mergeSymbols, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
+import { type Normalizer, buildNormalizer } from './normalizers.js';
+import { type SpecialTokenTemplate, buildPostProcessor } from './post-processor.js';
+import { type PreTokenizer, buildPreTokenizer } from './pre-tokenizers.js';
 import { forEachPretoken } from './pretokenize.js';
 import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
 import { readTokenizerJson } from './tokenizer-source.js';
+
+/** Token strings for decoder chains: Hugging Face's `id_to_token` (never invalid UTF-8: token texts are strings). */
+const TOKEN_TEXT = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
@@ -38,7 +46,9 @@ export interface BpeThreadForm {
   hash: string;
   pattern: string | null;
   addPrefixSpace: boolean;
-  normalization: NormalizationForm[];
+  hf: HfPipelineSpec | undefined;
+  /** BpeModel.vocab (char-level models), as entries. */
+  vocab: Array<[string, number]> | undefined;
   wholeWords: Array<[string, number]> | undefined;
   allowSpecialByDefault: boolean;
   addedTokens: AddedToken[];
@@ -53,6 +63,11 @@ export interface EncodeOptions {
    * are not special are always matched (they are part of such a vocabulary).
    */
   allowSpecial?: boolean;
+  /**
+   * Put the post-processor's special tokens around the text (Hugging Face's
+   * `add_special_tokens=True`: Llama 2's `<s>` in front). Default false.
+   */
+  addSpecialTokens?: boolean;
 }
 
 /**
@@ -88,7 +103,16 @@ export class BpeTokenizer {
   private readonly tokenBytes: Array<Uint8Array | undefined>;
   private readonly regex: RegExp | undefined;
   private readonly addPrefixSpace: boolean;
-  private readonly normalization: readonly NormalizationForm[];
+  private readonly hf: HfPipelineSpec | undefined;
+  private readonly normalizer: Normalizer | undefined;
+  /** Set when the pre-tokenizer is not the byte-level fast path (`regex`, `addPrefixSpace`). */
+  private readonly preTokenizer: PreTokenizer | undefined;
+  /** Set when decoding is not byte-level (token bytes concatenated). */
+  private readonly decoder: Decoder | undefined;
+  private readonly template: SpecialTokenTemplate;
+  /** Set for char-level (SentencePiece-style) models. */
+  private readonly charOptions: CharSymbolOptions | undefined;
+  private readonly vocab: ReadonlyMap<string, number> | undefined;
   private readonly wholeWords: ReadonlyMap<string, number> | undefined;
   private readonly allowSpecialByDefault: boolean;
   /** Added tokens matched in the raw text, then (after normalization) those matched in normalized text. */
@@ -115,7 +139,16 @@ export class BpeTokenizer {
     this.pattern = model.pattern ?? '';
     this.regex = model.pattern === null ? undefined : new RegExp(model.pattern, 'gu');
     this.addPrefixSpace = model.addPrefixSpace;
-    this.normalization = model.normalization;
+    this.hf = model.hf;
+    this.normalizer = buildNormalizer(model.hf?.normalizer ?? null);
+    this.preTokenizer = model.hf?.preTokenizer ? buildPreTokenizer(model.hf.preTokenizer) : undefined;
+    const decoder = model.hf?.decoder ?? null;
+    this.decoder = decoder === null || decoder.type === 'ByteLevel' ? undefined : buildDecoder(decoder);
+    this.template = buildPostProcessor(model.hf?.postProcessor ?? null);
+    this.vocab = model.vocab;
+    this.charOptions = model.hf?.charLevel && model.vocab
+      ? { vocab: model.vocab, byteTokenIds: model.hf.byteFallback ? byteFallbackIds(model.vocab) : undefined, unkId: model.hf.unkId, fuseUnk: model.hf.fuseUnk }
+      : undefined;
     this.wholeWords = model.wholeWords;
     this.allowSpecialByDefault = model.allowSpecialByDefault;
     this.specialTokens = new Map(model.addedTokens.filter((t) => t.special).map((t) => [t.content, t.id]));
@@ -163,7 +196,8 @@ export class BpeTokenizer {
       hash: this.hash,
       pattern: this.regex === undefined ? null : this.pattern,
       addPrefixSpace: this.addPrefixSpace,
-      normalization: [...this.normalization],
+      hf: this.hf,
+      vocab: this.vocab ? [...this.vocab] : undefined,
       wholeWords: this.wholeWords ? [...this.wholeWords] : undefined,
       allowSpecialByDefault: this.allowSpecialByDefault,
       addedTokens: this.addedTokens.map((t) => ({ ...t })),
@@ -190,7 +224,8 @@ export class BpeTokenizer {
       eotToken: form.eotToken,
       pattern: form.pattern,
       addPrefixSpace: form.addPrefixSpace,
-      normalization: form.normalization,
+      hf: form.hf,
+      vocab: form.vocab ? new Map(form.vocab) : undefined,
       wholeWords: form.wholeWords ? new Map(form.wholeWords) : undefined,
       allowSpecialByDefault: form.allowSpecialByDefault,
       hash: form.hash,
@@ -207,15 +242,18 @@ export class BpeTokenizer {
     const pushId = (id: number): void => {
       out.push(id);
     };
+    if (opts.addSpecialTokens) for (const id of this.template.prefix) out.push(id);
     // Hugging Face's order: added tokens in the raw text, normalize the rest, added tokens in that, then BPE.
-    this.rawAddedTokens.split(text, allowSpecial, (raw) => {
-      this.normalizedAddedTokens.split(this.normalize(raw), allowSpecial, (piece) => this.encodeOrdinary(piece, out), pushId);
+    this.rawAddedTokens.split(text, allowSpecial, (raw, rawStart) => {
+      this.normalizedAddedTokens.split(this.normalize(raw), allowSpecial, (piece, start) => this.encodeOrdinary(piece, rawStart === 0 && start === 0, out), pushId);
     }, pushId);
+    if (opts.addSpecialTokens) for (const id of this.template.suffix) out.push(id);
     return out;
   }
 
   /** Bytes of the tokens, concatenated. Throws TRAINER_ERR_TOKEN_ID_RANGE for an id outside the vocabulary. */
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    if (this.decoder) return this.encoder.encode(this.decode(ids));
     let total = 0;
     for (let i = 0; i < ids.length; i++) total += this.bytesOf(ids[i], i).length;
     const out = new Uint8Array(total);
@@ -234,6 +272,11 @@ export class BpeTokenizer {
    * produced token by token, use createStreamDecoder, which holds back an incomplete tail.
    */
   decode(ids: ArrayLike<number>): string {
+    if (this.decoder) {
+      const tokens: string[] = [];
+      for (let i = 0; i < ids.length; i++) tokens.push(TOKEN_TEXT.decode(this.bytesOf(ids[i], i)));
+      return decodeTokens(this.decoder, tokens);
+    }
     return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids));
   }
 
@@ -311,14 +354,20 @@ export class BpeTokenizer {
   }
 
   private normalize(text: string): string {
-    let normalized = text;
-    for (const form of this.normalization) normalized = normalized.normalize(form);
-    return normalized;
+    return this.normalizer ? this.normalizer(text) : text;
   }
 
-  /** Text with no added token in it: pre-tokenize into words, merge each word's bytes. */
-  private encodeOrdinary(piece: string, out: number[]): void {
+  /** Text with no added token in it (`first`: it starts the input): pre-tokenize into words, merge each word's bytes or characters. */
+  private encodeOrdinary(piece: string, first: boolean, out: number[]): void {
     if (piece.length === 0) return;
+    if (this.preTokenizer) {
+      this.preTokenizer(piece, first, (word) => this.encodeWordCached(word, out));
+      return;
+    }
+    if (this.charOptions) {
+      this.encodeWordCached(piece, out); // no pre-tokenizer: the piece is one word
+      return;
+    }
     const text = this.addPrefixSpace && piece[0] !== ' ' ? ` ${piece}` : piece;
     const encodeWord = (word: string): void => {
       let ids = this.cache.get(word);
@@ -333,6 +382,24 @@ export class BpeTokenizer {
     };
     if (this.regex) forEachPretoken(text, this.regex, encodeWord);
     else encodeWord(text);
+  }
+
+  /** encodeOrdinary's word step for the general path (any pre-tokenizer, byte- or char-level). */
+  private encodeWordCached(word: string, out: number[]): void {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      ids = this.charOptions ? this.mergeChars(word, this.charOptions) : this.mergeBytes(this.encoder.encode(word));
+      if (word.length <= ENCODE_CACHE_MAX_WORD_LENGTH) {
+        if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
+        this.cache.set(word, ids);
+      }
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+  }
+
+  private mergeChars(word: string, opts: CharSymbolOptions): number[] {
+    const whole = this.wholeWords?.get(word);
+    return whole !== undefined ? [whole] : mergeSymbols(charSymbols(word, opts), this.ranks, this.mergeIds?.mergedIds);
   }
 
   private mergeBytes(bytes: Uint8Array): number[] {
