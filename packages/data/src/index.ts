@@ -14,6 +14,7 @@ export type { TokenizerJson } from './bpe-model.js';
 export { HF_EOT_CANDIDATES, type HfAddedToken, type HfComponent, type HfTokenizerJson } from './hf-tokenizer-json.js';
 export { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
 export { readTokenizerJson } from './tokenizer-source.js';
+export { describeTokenizer, type TokenizerDescription } from './tokenizer-description.js';
 export { looksLikeHfTokenizerJson } from './hf-tokenizer-json.js';
 export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
 export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
