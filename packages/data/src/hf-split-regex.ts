@@ -64,7 +64,7 @@ export function onigurumaToJs(source: string): string {
     } else {
       const cp = source.codePointAt(i) as number;
       const ch = String.fromCodePoint(cp);
-      out += fold ? caseFoldClass(ch) : ch;
+      out += fold && hasCase(ch) ? caseFoldClass(ch) : ch;
       i += ch.length;
     }
   }
@@ -130,22 +130,23 @@ function translateClass(cls: string, fold: boolean, refuse: (what: string) => ne
 const CASED_LIMIT = 0x1f000;
 const foldClasses = new Map<string, string>();
 
-/** `ch` as a class of every code point equal to it under Unicode simple case folding, or `ch` escaped when it has no other case. */
+/** Whether a literal character may have other case forms (syntax characters never do). */
+function hasCase(ch: string): boolean {
+  return ch.toLowerCase() !== ch.toUpperCase() || /\p{L}/u.test(ch);
+}
+
+/** `ch` (a letter) as a class of every code point equal to it under Unicode simple case folding, or `ch` itself when it has no other case. */
 function caseFoldClass(ch: string): string {
   const known = foldClasses.get(ch);
   if (known !== undefined) return known;
-  const escaped = ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-  let result = escaped;
-  if (ch.toLowerCase() !== ch.toUpperCase() || /\p{L}/u.test(ch)) {
-    const test = new RegExp(`^${escaped}$`, 'iu');
-    const variants: string[] = [];
-    for (let cp = 0; cp < CASED_LIMIT; cp++) {
-      if (cp >= 0xd800 && cp <= 0xdfff) continue;
-      const s = String.fromCodePoint(cp);
-      if (test.test(s)) variants.push(s);
-    }
-    if (variants.length > 1) result = `[${variants.join('')}]`;
+  const test = new RegExp(`^${ch}$`, 'iu');
+  const variants: string[] = [];
+  for (let cp = 0; cp < CASED_LIMIT; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    const s = String.fromCodePoint(cp);
+    if (test.test(s)) variants.push(s);
   }
+  const result = variants.length > 1 ? `[${variants.join('')}]` : ch;
   foldClasses.set(ch, result);
   return result;
 }

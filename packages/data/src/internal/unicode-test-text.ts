@@ -13,6 +13,7 @@ export const UNICODE_EDGE_TEXTS: readonly string[] = [
   '\n\n\n',
   '   ',
   "I'm here, it's OK. I'LL GO. She'S they'RE we'Ve you'd I'M",
+  "mean'st a'ready can'st y'all 'Tis O'Neill's rock'n'roll ''quoted'' l'été",
   '12345678901234567890 3.14159 1,000,000 007 2024-06-01 1e-9 ١٢٣٤٥ ૧૨૩',
   '東京は日本の首都です。中文测试，标点符号！韓國語 한국어 문장입니다.',
   '😀👋🏽👩‍👩‍👧🇺🇸🏳️‍🌈 👨🏿‍💻 family: 👨‍👩‍👧‍👦',
