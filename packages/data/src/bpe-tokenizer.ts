@@ -142,8 +142,11 @@ export class BpeTokenizer {
     this.hf = model.hf;
     this.normalizer = buildNormalizer(model.hf?.normalizer ?? null);
     this.preTokenizer = model.hf?.preTokenizer ? buildPreTokenizer(model.hf.preTokenizer) : undefined;
+    // Byte-level models with the ByteLevel decoder decode on the fast path (token bytes); any other
+    // Hugging Face model runs its decoder chain, or joins the tokens with spaces when it has none.
     const decoder = model.hf?.decoder ?? null;
-    this.decoder = decoder === null || decoder.type === 'ByteLevel' ? undefined : buildDecoder(decoder);
+    const fastDecode = !model.hf || (decoder?.type === 'ByteLevel' && !model.hf.charLevel);
+    this.decoder = fastDecode ? undefined : buildDecoder(decoder) ?? ((tokens) => [tokens.join(' ')]);
     this.template = buildPostProcessor(model.hf?.postProcessor ?? null);
     this.vocab = model.vocab;
     this.charOptions = model.hf?.charLevel && model.vocab

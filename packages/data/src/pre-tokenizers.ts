@@ -154,7 +154,7 @@ function splitter(regex: RegExp, behavior: SplitBehavior, invert: boolean): PreT
 }
 
 function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); // the characters RegExp 'u' lets be escaped outside a class
 }
 
 function unsupportedPreTokenizer(spec: unknown): Error {
