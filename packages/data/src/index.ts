@@ -17,6 +17,8 @@ export { readTokenizerJson } from './tokenizer-source.js';
 export { describeTokenizer, type TokenizerDescription } from './tokenizer-description.js';
 export { looksLikeHfTokenizerJson } from './hf-tokenizer-json.js';
 export { trainBpe, type TrainBpeOptions } from './bpe-train.js';
+export { trainSentencePieceBpe, type TrainSentencePieceBpeOptions } from './sentencepiece-bpe-train.js';
+export { byteLevelTokenizerJson } from './hf-tokenizer-writer.js';
 export { BUILTIN_CORPORA, DEFAULT_CORPUS, type BuiltinCorpusName } from './builtin-corpora.js';
 export { CORPUS_EXTENSIONS, CORPUS_MAX_FILE_BYTES } from './corpus-files.js';
 export { CORPUS_MAX_TOTAL_BYTES, loadCorpus, type Corpus, type LoadCorpusOptions } from './corpus.js';

@@ -54,6 +54,7 @@ describe('decoders as Hugging Face (Rust) decodes', () => {
     expect(buildDecoder({ type: 'Metaspace', replacement: '▁', prepend_scheme: 'never' })!(['▁Hey', '▁friend!'])).toEqual([' Hey', ' friend!']);
     expect(buildDecoder({ type: 'ByteFallback' })!(['<0xE5>', '<0x8f>', '<0xab>', 'a'])).toEqual(['叫', 'a']);
     expect(buildDecoder({ type: 'ByteFallback' })!(['<0xE5>', '<0x8f>', 'a'])).toEqual(['\uFFFD', '\uFFFD', 'a']);
+    expect(buildDecoder({ type: 'ByteFallback' })!(['<0xEF>', '<0xBB>', '<0xBF>', 'a'])).toEqual(['\uFEFF', 'a']); // a byte order mark is text (String::from_utf8)
     expect(buildDecoder({ type: 'Strip', content: ' ', start: 1, stop: 0 })!(['  a ', ' b'])).toEqual([' a ', 'b']);
   });
 });

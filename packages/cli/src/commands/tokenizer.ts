@@ -1,34 +1,50 @@
 import { exitCode } from '../action.js';
 import { Command } from 'commander';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BpeTokenizer, describeTokenizer, loadCorpus, trainBpe } from '@trainer/data';
+import { BpeTokenizer, byteLevelTokenizerJson, describeTokenizer, loadCorpus, trainBpe, trainSentencePieceBpe } from '@trainer/data';
 import { TrainerError } from '@trainer/errors';
 import { createLogger } from '@trainer/launcher';
 import { int } from '../parse.js';
 import { LineWriter, checkIds, checkText, isJsonl, jsonlRecords, parsePlainIds, plainText } from './tokenizer-io.js';
 
+const TRAIN_TYPES = ['trainer', 'byte-bpe', 'sentencepiece-bpe'];
 const TOKENIZER_PATH_HELP = "a tokenizer.json (Hugging Face's or ours), a Hugging Face model folder (its tokenizer.json, else vocab.json + merges.txt) or a GPT-2 vocab.json / merges.txt";
 
 export function tokenizerCommand(): Command {
   const cmd = new Command('tokenizer').description('BPE tokenizers: train ours, or encode, decode and inspect any supported tokenizer (Hugging Face tokenizer.json, GPT-2 files)');
   cmd
     .command('train')
-    .description('train a byte-level BPE tokenizer on a corpus and save it as tokenizer.json')
+    .description("train a BPE tokenizer on a corpus: trainer's own file (default), or a Hugging Face tokenizer.json that other tools load (--type)")
     .option('--data <source...>', 'moby-dick, sotu, or .txt/.jsonl files and folders', ['moby-dick'])
-    .option('--vocab <n>', 'vocabulary size (256 bytes + merges + <|endoftext|>)', int(257), 2048)
+    .option('--vocab <n>', 'vocabulary size (trainer, byte-bpe: 256 bytes + merges + <|endoftext|>; sentencepiece-bpe: 3 specials + 256 bytes + characters + merges)', int(257), 2048)
+    .option('--type <type>', 'trainer (our byte-level file), byte-bpe (Hugging Face tokenizer.json in GPT-2 layout) or sentencepiece-bpe (Hugging Face tokenizer.json in Llama 2 layout: characters, byte fallback)', 'trainer')
     .option('--out <file>', 'where to write the tokenizer', 'tokenizer.json')
-    .action(exitCode(async (o: { data: string[]; vocab: number; out: string }) => {
+    .action(exitCode(async (o: { data: string[]; vocab: number; type: string; out: string }) => {
+      if (!TRAIN_TYPES.includes(o.type)) {
+        throw new TrainerError('TRAINER_ERR_USAGE', `--type ${o.type} is not one of ${TRAIN_TYPES.join(', ')}`, { hint: 'byte-bpe for GPT-2 style, sentencepiece-bpe for Llama 2 style, trainer for our own file' });
+      }
       const log = createLogger({ base: { role: 'tokenizer' } });
       const corpus = await loadCorpus(o.data.length === 1 ? o.data[0] : o.data);
       log.info(`corpus ${corpus.name}: ${corpus.documents.length} documents`);
       const started = performance.now();
-      const tokenizer = trainBpe(corpus.documents, { vocabSize: o.vocab });
+      let tokenizer: BpeTokenizer;
       await mkdir(dirname(o.out), { recursive: true });
-      await tokenizer.save(o.out);
+      if (o.type === 'sentencepiece-bpe') {
+        const json = trainSentencePieceBpe(corpus.documents, { vocabSize: o.vocab });
+        await writeFile(o.out, JSON.stringify(json));
+        tokenizer = BpeTokenizer.fromJSON(json);
+      } else {
+        tokenizer = trainBpe(corpus.documents, { vocabSize: o.vocab });
+        if (o.type === 'byte-bpe') {
+          const json = byteLevelTokenizerJson(tokenizer);
+          await writeFile(o.out, JSON.stringify(json));
+          tokenizer = BpeTokenizer.fromJSON(json);
+        } else await tokenizer.save(o.out);
+      }
       const sample = corpus.documents[0].slice(0, 2000);
       const ratio = Buffer.byteLength(sample) / Math.max(1, tokenizer.encode(sample).length);
-      log.info(`trained ${tokenizer.vocabSize} tokens in ${((performance.now() - started) / 1000).toFixed(1)} s (${ratio.toFixed(2)} bytes/token on the first document); wrote ${o.out}`);
+      log.info(`trained ${tokenizer.vocabSize} tokens (${o.type}) in ${((performance.now() - started) / 1000).toFixed(1)} s (${ratio.toFixed(2)} bytes/token on the first document); wrote ${o.out}`);
       return 0;
     }));
   cmd
