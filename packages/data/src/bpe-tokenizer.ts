@@ -288,6 +288,26 @@ export class BpeTokenizer {
    * a multi-byte character split across tokens is emitted once its last byte arrives.
    */
   createStreamDecoder(): { push(ids: ArrayLike<number>): string; flush(): string } {
+    if (this.decoder) {
+      // A decoder chain (Metaspace, Strip, ...) depends on the tokens around: decode everything so
+      // far and emit what is new, holding back a trailing U+FFFD (a character whose bytes are not all here yet).
+      const all: number[] = [];
+      let emitted = 0;
+      const next = (final: boolean): string => {
+        let text = this.decode(all);
+        if (!final) while (text.endsWith('\uFFFD')) text = text.slice(0, -1);
+        const out = text.length > emitted ? text.slice(emitted) : '';
+        emitted = Math.max(emitted, text.length);
+        return out;
+      };
+      return {
+        push: (ids) => {
+          for (let i = 0; i < ids.length; i++) all.push(ids[i]);
+          return next(false);
+        },
+        flush: () => next(true),
+      };
+    }
     const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
     return {
       push: (ids) => decoder.decode(this.decodeBytes(ids), { stream: true }),

@@ -53,5 +53,11 @@ describe('tokenizers trained here, written as Hugging Face tokenizer.json', () =
     expect(ours.eotToken).toBe(2);
     // Rare characters (CJK, emoji) go to their bytes and come back.
     expect(ours.decode(ours.encode('東京 😀'))).toBe('東京 😀');
+    // Streaming (generation): token by token gives the decoded text, a character split over byte tokens once whole.
+    const ids = ours.encode(' Call me 東京 😀 Ishmael.', { addSpecialTokens: true });
+    const stream = ours.createStreamDecoder();
+    const pieces = ids.map((id) => stream.push([id]));
+    expect(pieces.join('') + stream.flush()).toBe(ours.decode(ids));
+    expect(pieces.some((p) => p.includes('\uFFFD'))).toBe(false);
   });
 });
