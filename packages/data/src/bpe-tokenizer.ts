@@ -1,12 +1,13 @@
 import { TrainerError } from '@trainer/errors';
 import { type AddedToken, AddedTokenMatcher } from './added-tokens.js';
 import { type CharSymbolOptions, byteFallbackIds, charSymbols } from './bpe-byte-fallback.js';
-import { type BpeModel, type HfPipelineSpec, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
+import { type BpeModel, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
 import { bytesToByteLevel } from './byte-level-alphabet.js';
 import { DataErrorCode } from './codes.js';
 import { type Decoder, buildDecoder, decodeTokens } from './decoders.js';
 import { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
 import { looksLikeHfTokenizerJson, modelFromHfTokenizerJson } from './hf-tokenizer-json.js';
+import { type BpeThreadForm, modelOfThreadForm, threadFormOf } from './bpe-thread-form.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
 import { type MergeIds, mergeSymbols, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
@@ -24,35 +25,6 @@ const TOKEN_TEXT = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
 /** Pre-tokens longer than this (in UTF-16 units) are encoded every time rather than cached. */
 export const ENCODE_CACHE_MAX_WORD_LENGTH = 256;
-
-/**
- * A BpeTokenizer's model as plain data and typed arrays, which postMessage and workerData copy in
- * about a millisecond: how `trainer data prepare` hands the tokenizer its main thread loaded (and
- * hash-checked) once to its tokenizer threads instead of every thread parsing the file again.
- * See BpeTokenizer.threadForm and BpeTokenizer.fromThreadForm.
- */
-export interface BpeThreadForm {
-  /** Merge r joins ids merges[2r] and merges[2r + 1]. */
-  merges: Int32Array;
-  /** MergeIds, for vocabularies not in trainer's layout. */
-  byteIds: Int32Array | undefined;
-  mergedIds: Int32Array | undefined;
-  /** Token id's bytes are tokenBytes[tokenOffsets[id], tokenOffsets[id + 1]); none when tokenMissing[id] is 1. */
-  tokenBytes: Uint8Array;
-  tokenOffsets: Int32Array;
-  tokenMissing: Uint8Array;
-  vocabSize: number;
-  eotToken: number;
-  hash: string;
-  pattern: string | null;
-  addPrefixSpace: boolean;
-  hf: HfPipelineSpec | undefined;
-  /** BpeModel.vocab (char-level models), as entries. */
-  vocab: Array<[string, number]> | undefined;
-  wholeWords: Array<[string, number]> | undefined;
-  allowSpecialByDefault: boolean;
-  addedTokens: AddedToken[];
-}
 
 export interface EncodeOptions {
   /**
@@ -84,6 +56,8 @@ export interface EncodeOptions {
  * Build one with trainBpe, BpeTokenizer.load (any of those files, or a folder of them),
  * BpeTokenizer.fromJSON or BpeTokenizer.fromGpt2Files.
  */
+export type { BpeThreadForm } from './bpe-thread-form.js';
+
 export class BpeTokenizer {
   /** 1 + the largest id: 256 byte tokens + merges + special tokens for trainer's own. */
   readonly vocabSize: number;
@@ -98,12 +72,12 @@ export class BpeTokenizer {
   /** Pre-tokenization regex source ('' when a Hugging Face file turns the regex off). */
   readonly pattern: string;
 
+  private readonly model: BpeModel;
   private readonly ranks = new Map<number, number>();
   private readonly mergeIds: MergeIds | undefined;
   private readonly tokenBytes: Array<Uint8Array | undefined>;
   private readonly regex: RegExp | undefined;
   private readonly addPrefixSpace: boolean;
-  private readonly hf: HfPipelineSpec | undefined;
   private readonly normalizer: Normalizer | undefined;
   /** Set when the pre-tokenizer is not the byte-level fast path (`regex`, `addPrefixSpace`). */
   private readonly preTokenizer: PreTokenizer | undefined;
@@ -112,7 +86,6 @@ export class BpeTokenizer {
   private readonly template: SpecialTokenTemplate;
   /** Set for char-level (SentencePiece-style) models. */
   private readonly charOptions: CharSymbolOptions | undefined;
-  private readonly vocab: ReadonlyMap<string, number> | undefined;
   private readonly wholeWords: ReadonlyMap<string, number> | undefined;
   private readonly allowSpecialByDefault: boolean;
   /** Added tokens matched in the raw text, then (after normalization) those matched in normalized text. */
@@ -129,6 +102,7 @@ export class BpeTokenizer {
    */
   constructor(spec: TokenizerSpec | BpeModel) {
     const model = 'tokenBytes' in spec ? spec : modelFromTrainerSpec(spec);
+    this.model = model;
     this.merges = model.merges;
     model.merges.forEach(([left, right], r) => this.ranks.set(pairKey(left, right), r)); // a repeated pair keeps its last rank, as Hugging Face
     this.mergeIds = model.ids;
@@ -139,7 +113,6 @@ export class BpeTokenizer {
     this.pattern = model.pattern ?? '';
     this.regex = model.pattern === null ? undefined : new RegExp(model.pattern, 'gu');
     this.addPrefixSpace = model.addPrefixSpace;
-    this.hf = model.hf;
     this.normalizer = buildNormalizer(model.hf?.normalizer ?? null);
     this.preTokenizer = model.hf?.preTokenizer ? buildPreTokenizer(model.hf.preTokenizer) : undefined;
     // Byte-level models with the ByteLevel decoder decode on the fast path (token bytes); any other
@@ -148,7 +121,6 @@ export class BpeTokenizer {
     const fastDecode = !model.hf || (decoder?.type === 'ByteLevel' && !model.hf.charLevel);
     this.decoder = fastDecode ? undefined : buildDecoder(decoder) ?? ((tokens) => [tokens.join(' ')]);
     this.template = buildPostProcessor(model.hf?.postProcessor ?? null);
-    this.vocab = model.vocab;
     this.charOptions = model.hf?.charLevel && model.vocab
       ? { vocab: model.vocab, byteTokenIds: model.hf.byteFallback ? byteFallbackIds(model.vocab) : undefined, unkId: model.hf.unkId, fuseUnk: model.hf.fuseUnk }
       : undefined;
@@ -166,45 +138,7 @@ export class BpeTokenizer {
    * exactly as this tokenizer does (same ids, same hash), without parsing or hashing a file.
    */
   threadForm(): BpeThreadForm {
-    const merges = new Int32Array(2 * this.merges.length);
-    this.merges.forEach(([left, right], r) => {
-      merges[2 * r] = left;
-      merges[2 * r + 1] = right;
-    });
-    let total = 0;
-    for (const bytes of this.tokenBytes) total += bytes?.length ?? 0;
-    const tokenBytes = new Uint8Array(total);
-    const tokenOffsets = new Int32Array(this.tokenBytes.length + 1);
-    const tokenMissing = new Uint8Array(this.tokenBytes.length);
-    let offset = 0;
-    for (let id = 0; id < this.tokenBytes.length; id++) {
-      const bytes = this.tokenBytes[id];
-      tokenOffsets[id] = offset;
-      if (bytes === undefined) tokenMissing[id] = 1;
-      else {
-        tokenBytes.set(bytes, offset);
-        offset += bytes.length;
-      }
-    }
-    tokenOffsets[this.tokenBytes.length] = offset;
-    return {
-      merges,
-      byteIds: this.mergeIds ? Int32Array.from(this.mergeIds.byteIds) : undefined,
-      mergedIds: this.mergeIds ? Int32Array.from(this.mergeIds.mergedIds) : undefined,
-      tokenBytes,
-      tokenOffsets,
-      tokenMissing,
-      vocabSize: this.vocabSize,
-      eotToken: this.eotToken,
-      hash: this.hash,
-      pattern: this.regex === undefined ? null : this.pattern,
-      addPrefixSpace: this.addPrefixSpace,
-      hf: this.hf,
-      vocab: this.vocab ? [...this.vocab] : undefined,
-      wholeWords: this.wholeWords ? [...this.wholeWords] : undefined,
-      allowSpecialByDefault: this.allowSpecialByDefault,
-      addedTokens: this.addedTokens.map((t) => ({ ...t })),
-    };
+    return threadFormOf(this.model);
   }
 
   /**
@@ -212,30 +146,7 @@ export class BpeTokenizer {
    * toJSON and save are not available (they throw): save the original.
    */
   static fromThreadForm(form: BpeThreadForm): BpeTokenizer {
-    const merges: Array<[number, number]> = [];
-    for (let r = 0; 2 * r < form.merges.length; r++) merges.push([form.merges[2 * r], form.merges[2 * r + 1]]);
-    const tokenBytes: Array<Uint8Array | undefined> = [];
-    for (let id = 0; id < form.tokenMissing.length; id++) {
-      tokenBytes.push(form.tokenMissing[id] === 1 ? undefined : form.tokenBytes.subarray(form.tokenOffsets[id], form.tokenOffsets[id + 1]));
-    }
-    return new BpeTokenizer({
-      merges,
-      ids: form.byteIds && form.mergedIds ? { byteIds: form.byteIds, mergedIds: form.mergedIds } : undefined,
-      tokenBytes,
-      vocabSize: form.vocabSize,
-      addedTokens: form.addedTokens,
-      eotToken: form.eotToken,
-      pattern: form.pattern,
-      addPrefixSpace: form.addPrefixSpace,
-      hf: form.hf,
-      vocab: form.vocab ? new Map(form.vocab) : undefined,
-      wholeWords: form.wholeWords ? new Map(form.wholeWords) : undefined,
-      allowSpecialByDefault: form.allowSpecialByDefault,
-      hash: form.hash,
-      toJSON: () => {
-        throw new Error('this tokenizer was rebuilt from a thread form, which has no JSON form: save the tokenizer it came from');
-      },
-    });
+    return new BpeTokenizer(modelOfThreadForm(form));
   }
 
   /** Token ids of `text`. */
