@@ -27,6 +27,8 @@ export interface HfPipelineSpec {
   unkId: number;
   /** Consecutive unknown characters give one unknown token. */
   fuseUnk: boolean;
+  /** A Unigram model instead of BPE: each piece's score (log probability), by id (unigram-model.ts). */
+  unigramScores?: number[];
 }
 
 /**

@@ -14,6 +14,7 @@ import { pairKey } from './internal/pair-key.js';
 import { type Normalizer, buildNormalizer } from './normalizers.js';
 import { type SpecialTokenTemplate, buildPostProcessor } from './post-processor.js';
 import { type PreTokenizer, buildPreTokenizer } from './pre-tokenizers.js';
+import { UnigramModel } from './unigram-model.js';
 import { forEachPretoken } from './pretokenize.js';
 import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
 import { readTokenizerJson } from './tokenizer-source.js';
@@ -86,6 +87,8 @@ export class BpeTokenizer {
   private readonly template: SpecialTokenTemplate;
   /** Set for char-level (SentencePiece-style) models. */
   private readonly charOptions: CharSymbolOptions | undefined;
+  /** Set for Unigram models (pieces by Viterbi instead of merges). */
+  private readonly unigram: UnigramModel | undefined;
   private readonly wholeWords: ReadonlyMap<string, number> | undefined;
   private readonly allowSpecialByDefault: boolean;
   /** Added tokens matched in the raw text, then (after normalization) those matched in normalized text. */
@@ -121,6 +124,9 @@ export class BpeTokenizer {
     const fastDecode = !model.hf || (decoder?.type === 'ByteLevel' && !model.hf.charLevel);
     this.decoder = fastDecode ? undefined : buildDecoder(decoder) ?? ((tokens) => [tokens.join(' ')]);
     this.template = buildPostProcessor(model.hf?.postProcessor ?? null);
+    this.unigram = model.hf?.unigramScores && model.vocab
+      ? new UnigramModel(unigramPieces(model.vocab, model.hf.unigramScores.length), model.hf.unigramScores, model.hf.unkId, model.hf.byteFallback)
+      : undefined;
     this.charOptions = model.hf?.charLevel && model.vocab
       ? { vocab: model.vocab, byteTokenIds: model.hf.byteFallback ? byteFallbackIds(model.vocab) : undefined, unkId: model.hf.unkId, fuseUnk: model.hf.fuseUnk }
       : undefined;
@@ -322,7 +328,8 @@ export class BpeTokenizer {
   private encodeWordCached(word: string, out: number[]): void {
     let ids = this.cache.get(word);
     if (ids === undefined) {
-      ids = this.charOptions ? this.mergeChars(word, this.charOptions) : this.mergeBytes(this.encoder.encode(word));
+      if (this.unigram) ids = this.unigram.encode(word);
+      else ids = this.charOptions ? this.mergeChars(word, this.charOptions) : this.mergeBytes(this.encoder.encode(word));
       if (word.length <= ENCODE_CACHE_MAX_WORD_LENGTH) {
         if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
         this.cache.set(word, ids);
@@ -340,4 +347,11 @@ export class BpeTokenizer {
     const whole = this.wholeWords?.get(bytesToByteLevel(bytes));
     return whole !== undefined ? [whole] : mergeWord(bytes, this.ranks, this.mergeIds);
   }
+}
+
+/** Piece text by id, from the vocabulary map (a piece listed twice keeps its first id there; the later id is never produced). */
+function unigramPieces(vocab: ReadonlyMap<string, number>, count: number): string[] {
+  const pieces: string[] = new Array<string>(count).fill('');
+  for (const [piece, id] of vocab) pieces[id] = piece;
+  return pieces;
 }

@@ -202,7 +202,7 @@ describe('Hugging Face tokenizer.json: files, JSON form and refusals', () => {
     };
     const cases: Array<[HfTokenizerJson, RegExp]> = [
       [edit((j) => (j.model.type = 'WordPiece')), /model WordPiece/],
-      [edit((j) => (j.model.type = 'Unigram')), /model Unigram/],
+      [edit((j) => (j.model.type = 'Unigram')), /Unigram with a ByteLevel pre-tokenizer/],
       [edit((j) => (j.model.type = 'WordLevel')), /model WordLevel/],
       [edit((j) => (j.pre_tokenizer = { type: 'BertPreTokenizer' })), /pre-tokenizer BertPreTokenizer/],
       [edit((j) => (j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'UnicodeScripts' }, { type: 'ByteLevel' }] })), /pre-tokenizer UnicodeScripts/],

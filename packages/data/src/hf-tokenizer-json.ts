@@ -63,8 +63,9 @@ export function looksLikeHfTokenizerJson(obj: unknown): obj is HfTokenizerJson {
 export function modelFromHfTokenizerJson(obj: unknown): BpeModel {
   if (!looksLikeHfTokenizerJson(obj)) throw malformed('expected an object with a "model" object');
   const modelType = obj.model.type ?? (Array.isArray(obj.model.merges) ? 'BPE' : undefined);
+  if (modelType === 'Unigram') return modelFromHfUnigram(obj);
   if (modelType !== 'BPE') {
-    throw unsupported(`model ${String(modelType ?? 'without a type')}`, 'only BPE models load (byte-level: GPT-2, Llama 3, Qwen; SentencePiece-style: Llama 2, Mistral, Gemma); WordPiece (BERT), WordLevel and Unigram (T5, ALBERT) tokenizers do not');
+    throw unsupported(`model ${String(modelType ?? 'without a type')}`, 'only BPE models load (byte-level: GPT-2, Llama 3, Qwen; SentencePiece-style: Llama 2, Mistral, Gemma); and Unigram (SentencePiece\'s default); WordPiece (BERT) and WordLevel tokenizers do not');
   }
   checkBpeOptions(obj.model);
   const normalizer = obj.normalizer ?? null;
@@ -120,6 +121,59 @@ export function modelFromHfTokenizerJson(obj: unknown): BpeModel {
     wholeWords: obj.model.ignore_merges === true ? vocab : undefined,
     allowSpecialByDefault: true,
     hash,
+    toJSON: () => JSON.parse(text) as HfTokenizerJson,
+  };
+}
+
+/**
+ * A Unigram tokenizer.json (`model.vocab` as [piece, score] pairs, `unk_id`, `byte_fallback`): the
+ * same pipeline as SentencePiece-style BPE (characters, normalizers, pre-tokenizers, decoders),
+ * with the pieces chosen by Viterbi (unigram-model.ts) instead of merges.
+ */
+function modelFromHfUnigram(obj: HfTokenizerJson): BpeModel {
+  const normalizer = obj.normalizer ?? null;
+  const normalize = buildNormalizer(normalizer);
+  const preTokenizer = obj.pre_tokenizer ?? null;
+  buildPreTokenizer(preTokenizer);
+  if (hasByteLevel(preTokenizer)) throw unsupported('Unigram with a ByteLevel pre-tokenizer', 'byte-level Unigram models are not implemented');
+  buildDecoder(obj.decoder ?? null);
+  buildPostProcessor(obj.post_processor ?? null);
+  const list: unknown = obj.model.vocab;
+  if (!Array.isArray(list) || !list.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) {
+    throw malformed('Unigram "model.vocab" must be an array of [piece, score] pairs');
+  }
+  const vocab = new Map<string, number>();
+  (list as Array<[string, number]>).forEach(([piece], id) => {
+    if (!vocab.has(piece)) vocab.set(piece, id);
+  });
+  const addedTokens = parseAddedTokens(obj.added_tokens ?? [], vocab);
+  const unkId = typeof obj.model.unk_id === 'number' ? obj.model.unk_id : -1;
+  const tokenBytes = decodedTokens(vocab, addedTokens, normalize, true);
+  const text = JSON.stringify(obj);
+  return {
+    merges: [],
+    ids: undefined,
+    tokenBytes,
+    vocabSize: tokenBytes.length,
+    addedTokens,
+    eotToken: pickEot(addedTokens, vocab),
+    pattern: null,
+    addPrefixSpace: false,
+    hf: {
+      normalizer: normalizer as HfComponent | null,
+      preTokenizer: preTokenizer as HfComponent | null,
+      decoder: (obj.decoder ?? null) as HfComponent | null,
+      postProcessor: (obj.post_processor ?? null) as HfComponent | null,
+      charLevel: true,
+      byteFallback: obj.model.byte_fallback === true,
+      unkId,
+      fuseUnk: true,
+      unigramScores: (list as Array<[string, number]>).map(([, score]) => score),
+    },
+    vocab,
+    wholeWords: undefined,
+    allowSpecialByDefault: true,
+    hash: sha256Hex(text),
     toJSON: () => JSON.parse(text) as HfTokenizerJson,
   };
 }

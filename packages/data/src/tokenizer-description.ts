@@ -5,7 +5,7 @@ import { TOKENIZER_FORMAT } from './tokenizer-file.js';
 /** What `trainer tokenizer inspect` prints about a tokenizer. */
 export interface TokenizerDescription {
   /** trainer-bpe (our own file), byte-level-bpe (GPT-2, Llama 3, Qwen) or sentencepiece-bpe (Llama 2, Mistral, Gemma: characters with byte fallback). */
-  kind: 'trainer-bpe' | 'byte-level-bpe' | 'sentencepiece-bpe';
+  kind: 'trainer-bpe' | 'byte-level-bpe' | 'sentencepiece-bpe' | 'sentencepiece-unigram';
   vocabSize: number;
   /** Added tokens Hugging Face marks special (and trainer's '<|endoftext|>'): text -> id. */
   specialTokens: Record<string, number>;
@@ -37,14 +37,16 @@ export function describeTokenizer(tokenizer: BpeTokenizer): TokenizerDescription
   if (typeof model.unk_token === 'string') options.push(`unk ${JSON.stringify(model.unk_token)}${model.fuse_unk === true ? ' fused' : ''}`);
   if (model.ignore_merges === true) options.push('ignore_merges');
   const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const unigram = model.type === 'Unigram';
+  if (unigram) options.splice(0, 2, 'characters', `${Array.isArray(model.vocab) ? model.vocab.length : 0} pieces`);
   return {
     ...base,
-    kind: charLevel ? 'sentencepiece-bpe' : 'byte-level-bpe',
+    kind: unigram ? 'sentencepiece-unigram' : charLevel ? 'sentencepiece-bpe' : 'byte-level-bpe',
     addedTokens: added.filter((t) => isRecord(t) && t.special !== true).length,
     components: {
       normalizer: chain(json.normalizer),
       preTokenizer: chain(json.pre_tokenizer),
-      model: `BPE(${options.join(', ')})`,
+      model: `${unigram ? 'Unigram' : 'BPE'}(${options.join(', ')})`,
       postProcessor: chain(json.post_processor),
       decoder: chain(json.decoder),
     },
