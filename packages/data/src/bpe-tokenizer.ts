@@ -43,22 +43,26 @@ export interface EncodeOptions {
   addSpecialTokens?: boolean;
 }
 
+export type { BpeThreadForm } from './bpe-thread-form.js';
+
 /**
- * A byte-level BPE tokenizer (GPT-2 scheme). Any string round-trips: encode works on the UTF-8
- * bytes, so decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone
- * surrogates, or a Hugging Face normalizer changes it).
+ * A tokenizer of the BPE family: byte-level BPE (GPT-2 scheme: trainer's own, GPT-2, Llama 3,
+ * Qwen), SentencePiece-style BPE over characters with byte fallback (Llama 2, Mistral, Gemma), and
+ * Unigram models, each with its Hugging Face normalizers, pre-tokenizers, post-processor and
+ * decoders. Byte-level models round-trip any string: encode works on the UTF-8 bytes, so
+ * decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone surrogates,
+ * or a normalizer changes it).
  *
  * Ids: trainer's own tokenizers (trainBpe, tokenizer-file.ts) have bytes 0..255, 256 + r for the
  * token made by merge r, then the special tokens. Tokenizers loaded from a Hugging Face
  * tokenizer.json or GPT-2's vocab.json + merges.txt keep the file's ids and encode exactly as
- * Hugging Face tokenizers does (`encode(text, add_special_tokens=False)`): GPT-2's '<|endoftext|>'
- * is 50256, and the ids equal tiktoken's.
+ * Hugging Face tokenizers does (`encode(text, add_special_tokens=False)`, or True with
+ * EncodeOptions.addSpecialTokens), and decode as its `decode(ids)`: GPT-2's '<|endoftext|>' is
+ * 50256, and the ids equal tiktoken's.
  *
  * Build one with trainBpe, BpeTokenizer.load (any of those files, or a folder of them),
  * BpeTokenizer.fromJSON or BpeTokenizer.fromGpt2Files.
  */
-export type { BpeThreadForm } from './bpe-thread-form.js';
-
 export class BpeTokenizer {
   /** 1 + the largest id: 256 byte tokens + merges + special tokens for trainer's own. */
   readonly vocabSize: number;
