@@ -53,7 +53,7 @@ export function tokenizerCommand(): Command {
     .requiredOption('--tokenizer <path>', TOKENIZER_PATH_HELP)
     .requiredOption('--input <file>', '.jsonl with a "text" field per line, or a UTF-8 text file')
     .option('--json', 'print {"ids": [...]} lines (always so for .jsonl input); otherwise ids separated by spaces')
-    .option('--add-special-tokens', "put the post-processor's special tokens around each text (Llama 2's <s>); added tokens written in the text are matched either way")
+    .option('--add-special-tokens', "put the post-processor's special tokens around each text (Llama 2's <s>); either way, added tokens written in the text are matched for Hugging Face files, as its encode does (trainer's own files never turn text into <|endoftext|>)")
     .action(exitCode(async (o: { tokenizer: string; input: string; json?: boolean; addSpecialTokens?: boolean }) => {
       const tokenizer = await BpeTokenizer.load(o.tokenizer);
       const out = new LineWriter();
