@@ -51,13 +51,13 @@ export class AddedTokenMatcher {
   }
 
   /**
-   * Walks `text` in order: `onText` for each stretch between tokens (never empty), `onToken` for
+   * Walks `text` in order: `onText` for each stretch between tokens (never empty; with its start index), `onToken` for
    * each token found. With `includeSpecial` false, special tokens are not tokens here: their text
    * goes to `onText` (as Hugging Face's `split_special_tokens`).
    */
-  split(text: string, includeSpecial: boolean, onText: (piece: string) => void, onToken: (id: number) => void): void {
+  split(text: string, includeSpecial: boolean, onText: (piece: string, start: number) => void, onToken: (id: number) => void): void {
     if (this.byContent.size === 0 || (!includeSpecial && !this.hasOrdinary)) {
-      if (text.length > 0) onText(text);
+      if (text.length > 0) onText(text, 0);
       return;
     }
     let end = 0; // end of the last token taken (with its stripped whitespace)
@@ -70,11 +70,11 @@ export class AddedTokenMatcher {
       if (token.singleWord && (endsWithWordChar(text, start) || startsWithWordChar(text, stop))) continue;
       if (token.lstrip) start = Math.max(whitespaceStartBefore(text, start), end);
       if (token.rstrip) stop = whitespaceEndAfter(text, stop);
-      if (start > end) onText(text.slice(end, start));
+      if (start > end) onText(text.slice(end, start), end);
       onToken(token.id);
       end = Math.max(end, stop); // the search goes on after the match, not after what rstrip took (as Hugging Face)
     }
-    if (end < text.length) onText(text.slice(end));
+    if (end < text.length) onText(text.slice(end), end);
   }
 }
 

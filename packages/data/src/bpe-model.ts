@@ -1,13 +1,35 @@
 import type { AddedToken } from './added-tokens.js';
-import type { HfTokenizerJson } from './hf-tokenizer-json.js';
+import type { HfComponent, HfTokenizerJson } from './hf-tokenizer-json.js';
 import type { MergeIds } from './internal/bpe-merge.js';
 import { BYTE_TOKENS, EOT_TEXT, type TokenizerFile, type TokenizerSpec, parseTokenizerFile, toTokenizerFile, tokenizerHash } from './tokenizer-file.js';
 
 /** What BpeTokenizer.toJSON gives: trainer's own file, or a Hugging Face tokenizer.json. */
 export type TokenizerJson = TokenizerFile | HfTokenizerJson;
 
-/** Unicode normalization forms (Hugging Face normalizers NFC, NFD, NFKC, NFKD). */
-export type NormalizationForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
+/**
+ * The Hugging Face components of a loaded tokenizer.json, as plain data (they travel to the
+ * threads of `trainer data prepare` in BpeThreadForm and are built there again).
+ */
+export interface HfPipelineSpec {
+  /** Applied to the text between raw-matched added tokens (normalizers.ts); null: none. */
+  normalizer: HfComponent | null;
+  /** Run when the byte-level fast path (`pattern`, `addPrefixSpace`) does not describe the pre-tokenizer (pre-tokenizers.ts); null: fast path. */
+  preTokenizer: HfComponent | null;
+  /** decoders.ts; a lone ByteLevel decodes on the fast path (token bytes). */
+  decoder: HfComponent | null;
+  /** The special tokens `addSpecialTokens` puts around a text (post-processor.ts). */
+  postProcessor: HfComponent | null;
+  /** Merges start from characters (SentencePiece-style BPE: '▁' for spaces, `<0xXX>` byte fallback) instead of UTF-8 bytes. */
+  charLevel: boolean;
+  /** A character outside the vocabulary becomes its `<0xXX>` byte tokens. */
+  byteFallback: boolean;
+  /** The unknown token's id (-1: none; unknown characters are then dropped, as Hugging Face). */
+  unkId: number;
+  /** Consecutive unknown characters give one unknown token. */
+  fuseUnk: boolean;
+  /** A Unigram model instead of BPE: each piece's score (log probability), by id (unigram-model.ts). */
+  unigramScores?: number[];
+}
 
 /**
  * A byte-level BPE tokenizer as encode and decode use it, whatever file it came from: trainer's
@@ -16,7 +38,8 @@ export type NormalizationForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
  *
  * Encoding: cut added tokens out of the text (raw pass, then normalize the rest, then normalized
  * pass), lead each remaining piece with a space when `addPrefixSpace`, split it into words with
- * `pattern`, and merge each word's UTF-8 bytes.
+ * `pattern` (or `hf.preTokenizer`), and merge each word's UTF-8 bytes (or, `hf.charLevel`, its
+ * characters with byte fallback).
  */
 export interface BpeModel {
   /** merges[r] = [left, right]: the ids of the pair that merge r joins. */
@@ -35,8 +58,10 @@ export interface BpeModel {
   pattern: string | null;
   /** Hugging Face ByteLevel `add_prefix_space`: a piece not starting with ' ' gets one in front. */
   addPrefixSpace: boolean;
-  /** Applied in order to the text between raw-matched added tokens. */
-  normalization: NormalizationForm[];
+  /** Hugging Face components beyond byte-level BPE's fast path; undefined for trainer's own files. */
+  hf: HfPipelineSpec | undefined;
+  /** Token text -> id of the model's vocabulary (char-level models look characters up in it); undefined for byte-level. */
+  vocab: ReadonlyMap<string, number> | undefined;
   /** Hugging Face BPE `ignore_merges`: a word that is itself in the vocabulary (byte-level text -> id) is that token. */
   wholeWords: ReadonlyMap<string, number> | undefined;
   /** EncodeOptions.allowSpecial when not given: false for trainer (user text cannot inject an eot), true for Hugging Face (as it does). */
@@ -82,7 +107,8 @@ export function modelFromCheckedSpec(spec: TokenizerSpec, hash: string): BpeMode
     eotToken: file.specialTokens[EOT_TEXT],
     pattern: spec.pattern,
     addPrefixSpace: false,
-    normalization: [],
+    hf: undefined,
+    vocab: undefined,
     wholeWords: undefined,
     allowSpecialByDefault: false,
     hash,

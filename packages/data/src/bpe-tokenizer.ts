@@ -1,48 +1,31 @@
 import { TrainerError } from '@trainer/errors';
 import { type AddedToken, AddedTokenMatcher } from './added-tokens.js';
-import { type BpeModel, type NormalizationForm, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
+import { type CharSymbolOptions, byteFallbackIds, charSymbols } from './bpe-byte-fallback.js';
+import { type BpeModel, type TokenizerJson, modelFromCheckedSpec, modelFromTrainerSpec } from './bpe-model.js';
 import { bytesToByteLevel } from './byte-level-alphabet.js';
 import { DataErrorCode } from './codes.js';
+import { type Decoder, buildDecoder, decodeTokens } from './decoders.js';
 import { tokenizerJsonFromGpt2Files, type Gpt2VocabOptions } from './gpt2-vocab-files.js';
 import { looksLikeHfTokenizerJson, modelFromHfTokenizerJson } from './hf-tokenizer-json.js';
+import { type BpeThreadForm, modelOfThreadForm, threadFormOf } from './bpe-thread-form.js';
 import { writeFileAtomic } from './internal/atomic-write.js';
-import { type MergeIds, mergeWord } from './internal/bpe-merge.js';
+import { type MergeIds, mergeSymbols, mergeWord } from './internal/bpe-merge.js';
 import { pairKey } from './internal/pair-key.js';
+import { type Normalizer, buildNormalizer } from './normalizers.js';
+import { type SpecialTokenTemplate, buildPostProcessor } from './post-processor.js';
+import { type PreTokenizer, buildPreTokenizer } from './pre-tokenizers.js';
+import { UnigramModel } from './unigram-model.js';
 import { forEachPretoken } from './pretokenize.js';
 import { TOKENIZER_FORMAT, type TokenizerFile, type TokenizerSpec, formatTokenizerFile, parseTokenizerFile } from './tokenizer-file.js';
 import { readTokenizerJson } from './tokenizer-source.js';
+
+/** Token strings for decoder chains: Hugging Face's `id_to_token` (never invalid UTF-8: token texts are strings). */
+const TOKEN_TEXT = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 /** Pre-token -> ids cache entries kept before the cache is cleared (bounds memory on huge corpora). */
 export const ENCODE_CACHE_MAX_ENTRIES = 200_000;
 /** Pre-tokens longer than this (in UTF-16 units) are encoded every time rather than cached. */
 export const ENCODE_CACHE_MAX_WORD_LENGTH = 256;
-
-/**
- * A BpeTokenizer's model as plain data and typed arrays, which postMessage and workerData copy in
- * about a millisecond: how `trainer data prepare` hands the tokenizer its main thread loaded (and
- * hash-checked) once to its tokenizer threads instead of every thread parsing the file again.
- * See BpeTokenizer.threadForm and BpeTokenizer.fromThreadForm.
- */
-export interface BpeThreadForm {
-  /** Merge r joins ids merges[2r] and merges[2r + 1]. */
-  merges: Int32Array;
-  /** MergeIds, for vocabularies not in trainer's layout. */
-  byteIds: Int32Array | undefined;
-  mergedIds: Int32Array | undefined;
-  /** Token id's bytes are tokenBytes[tokenOffsets[id], tokenOffsets[id + 1]); none when tokenMissing[id] is 1. */
-  tokenBytes: Uint8Array;
-  tokenOffsets: Int32Array;
-  tokenMissing: Uint8Array;
-  vocabSize: number;
-  eotToken: number;
-  hash: string;
-  pattern: string | null;
-  addPrefixSpace: boolean;
-  normalization: NormalizationForm[];
-  wholeWords: Array<[string, number]> | undefined;
-  allowSpecialByDefault: boolean;
-  addedTokens: AddedToken[];
-}
 
 export interface EncodeOptions {
   /**
@@ -53,18 +36,29 @@ export interface EncodeOptions {
    * are not special are always matched (they are part of such a vocabulary).
    */
   allowSpecial?: boolean;
+  /**
+   * Put the post-processor's special tokens around the text (Hugging Face's
+   * `add_special_tokens=True`: Llama 2's `<s>` in front). Default false.
+   */
+  addSpecialTokens?: boolean;
 }
 
+export type { BpeThreadForm } from './bpe-thread-form.js';
+
 /**
- * A byte-level BPE tokenizer (GPT-2 scheme). Any string round-trips: encode works on the UTF-8
- * bytes, so decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone
- * surrogates, or a Hugging Face normalizer changes it).
+ * A tokenizer of the BPE family: byte-level BPE (GPT-2 scheme: trainer's own, GPT-2, Llama 3,
+ * Qwen), SentencePiece-style BPE over characters with byte fallback (Llama 2, Mistral, Gemma), and
+ * Unigram models, each with its Hugging Face normalizers, pre-tokenizers, post-processor and
+ * decoders. Byte-level models round-trip any string: encode works on the UTF-8 bytes, so
+ * decode(encode(s)) equals TextDecoder(TextEncoder(s)) (which is s unless s has lone surrogates,
+ * or a normalizer changes it).
  *
  * Ids: trainer's own tokenizers (trainBpe, tokenizer-file.ts) have bytes 0..255, 256 + r for the
  * token made by merge r, then the special tokens. Tokenizers loaded from a Hugging Face
  * tokenizer.json or GPT-2's vocab.json + merges.txt keep the file's ids and encode exactly as
- * Hugging Face tokenizers does (`encode(text, add_special_tokens=False)`): GPT-2's '<|endoftext|>'
- * is 50256, and the ids equal tiktoken's.
+ * Hugging Face tokenizers does (`encode(text, add_special_tokens=False)`, or True with
+ * EncodeOptions.addSpecialTokens), and decode as its `decode(ids)`: GPT-2's '<|endoftext|>' is
+ * 50256, and the ids equal tiktoken's.
  *
  * Build one with trainBpe, BpeTokenizer.load (any of those files, or a folder of them),
  * BpeTokenizer.fromJSON or BpeTokenizer.fromGpt2Files.
@@ -83,12 +77,22 @@ export class BpeTokenizer {
   /** Pre-tokenization regex source ('' when a Hugging Face file turns the regex off). */
   readonly pattern: string;
 
+  private readonly model: BpeModel;
   private readonly ranks = new Map<number, number>();
   private readonly mergeIds: MergeIds | undefined;
   private readonly tokenBytes: Array<Uint8Array | undefined>;
   private readonly regex: RegExp | undefined;
   private readonly addPrefixSpace: boolean;
-  private readonly normalization: readonly NormalizationForm[];
+  private readonly normalizer: Normalizer | undefined;
+  /** Set when the pre-tokenizer is not the byte-level fast path (`regex`, `addPrefixSpace`). */
+  private readonly preTokenizer: PreTokenizer | undefined;
+  /** Set when decoding is not byte-level (token bytes concatenated). */
+  private readonly decoder: Decoder | undefined;
+  private readonly template: SpecialTokenTemplate;
+  /** Set for char-level (SentencePiece-style) models. */
+  private readonly charOptions: CharSymbolOptions | undefined;
+  /** Set for Unigram models (pieces by Viterbi instead of merges). */
+  private readonly unigram: UnigramModel | undefined;
   private readonly wholeWords: ReadonlyMap<string, number> | undefined;
   private readonly allowSpecialByDefault: boolean;
   /** Added tokens matched in the raw text, then (after normalization) those matched in normalized text. */
@@ -105,6 +109,7 @@ export class BpeTokenizer {
    */
   constructor(spec: TokenizerSpec | BpeModel) {
     const model = 'tokenBytes' in spec ? spec : modelFromTrainerSpec(spec);
+    this.model = model;
     this.merges = model.merges;
     model.merges.forEach(([left, right], r) => this.ranks.set(pairKey(left, right), r)); // a repeated pair keeps its last rank, as Hugging Face
     this.mergeIds = model.ids;
@@ -115,7 +120,20 @@ export class BpeTokenizer {
     this.pattern = model.pattern ?? '';
     this.regex = model.pattern === null ? undefined : new RegExp(model.pattern, 'gu');
     this.addPrefixSpace = model.addPrefixSpace;
-    this.normalization = model.normalization;
+    this.normalizer = buildNormalizer(model.hf?.normalizer ?? null);
+    this.preTokenizer = model.hf?.preTokenizer ? buildPreTokenizer(model.hf.preTokenizer) : undefined;
+    // Byte-level models with the ByteLevel decoder decode on the fast path (token bytes); any other
+    // Hugging Face model runs its decoder chain, or joins the tokens with spaces when it has none.
+    const decoder = model.hf?.decoder ?? null;
+    const fastDecode = !model.hf || (decoder?.type === 'ByteLevel' && !model.hf.charLevel);
+    this.decoder = fastDecode ? undefined : buildDecoder(decoder) ?? ((tokens) => [tokens.join(' ')]);
+    this.template = buildPostProcessor(model.hf?.postProcessor ?? null);
+    this.unigram = model.hf?.unigramScores && model.vocab
+      ? new UnigramModel(unigramPieces(model.vocab, model.hf.unigramScores.length), model.hf.unigramScores, model.hf.unkId, model.hf.byteFallback)
+      : undefined;
+    this.charOptions = model.hf?.charLevel && model.vocab
+      ? { vocab: model.vocab, byteTokenIds: model.hf.byteFallback ? byteFallbackIds(model.vocab) : undefined, unkId: model.hf.unkId, fuseUnk: model.hf.fuseUnk }
+      : undefined;
     this.wholeWords = model.wholeWords;
     this.allowSpecialByDefault = model.allowSpecialByDefault;
     this.specialTokens = new Map(model.addedTokens.filter((t) => t.special).map((t) => [t.content, t.id]));
@@ -130,44 +148,7 @@ export class BpeTokenizer {
    * exactly as this tokenizer does (same ids, same hash), without parsing or hashing a file.
    */
   threadForm(): BpeThreadForm {
-    const merges = new Int32Array(2 * this.merges.length);
-    this.merges.forEach(([left, right], r) => {
-      merges[2 * r] = left;
-      merges[2 * r + 1] = right;
-    });
-    let total = 0;
-    for (const bytes of this.tokenBytes) total += bytes?.length ?? 0;
-    const tokenBytes = new Uint8Array(total);
-    const tokenOffsets = new Int32Array(this.tokenBytes.length + 1);
-    const tokenMissing = new Uint8Array(this.tokenBytes.length);
-    let offset = 0;
-    for (let id = 0; id < this.tokenBytes.length; id++) {
-      const bytes = this.tokenBytes[id];
-      tokenOffsets[id] = offset;
-      if (bytes === undefined) tokenMissing[id] = 1;
-      else {
-        tokenBytes.set(bytes, offset);
-        offset += bytes.length;
-      }
-    }
-    tokenOffsets[this.tokenBytes.length] = offset;
-    return {
-      merges,
-      byteIds: this.mergeIds ? Int32Array.from(this.mergeIds.byteIds) : undefined,
-      mergedIds: this.mergeIds ? Int32Array.from(this.mergeIds.mergedIds) : undefined,
-      tokenBytes,
-      tokenOffsets,
-      tokenMissing,
-      vocabSize: this.vocabSize,
-      eotToken: this.eotToken,
-      hash: this.hash,
-      pattern: this.regex === undefined ? null : this.pattern,
-      addPrefixSpace: this.addPrefixSpace,
-      normalization: [...this.normalization],
-      wholeWords: this.wholeWords ? [...this.wholeWords] : undefined,
-      allowSpecialByDefault: this.allowSpecialByDefault,
-      addedTokens: this.addedTokens.map((t) => ({ ...t })),
-    };
+    return threadFormOf(this.model);
   }
 
   /**
@@ -175,29 +156,7 @@ export class BpeTokenizer {
    * toJSON and save are not available (they throw): save the original.
    */
   static fromThreadForm(form: BpeThreadForm): BpeTokenizer {
-    const merges: Array<[number, number]> = [];
-    for (let r = 0; 2 * r < form.merges.length; r++) merges.push([form.merges[2 * r], form.merges[2 * r + 1]]);
-    const tokenBytes: Array<Uint8Array | undefined> = [];
-    for (let id = 0; id < form.tokenMissing.length; id++) {
-      tokenBytes.push(form.tokenMissing[id] === 1 ? undefined : form.tokenBytes.subarray(form.tokenOffsets[id], form.tokenOffsets[id + 1]));
-    }
-    return new BpeTokenizer({
-      merges,
-      ids: form.byteIds && form.mergedIds ? { byteIds: form.byteIds, mergedIds: form.mergedIds } : undefined,
-      tokenBytes,
-      vocabSize: form.vocabSize,
-      addedTokens: form.addedTokens,
-      eotToken: form.eotToken,
-      pattern: form.pattern,
-      addPrefixSpace: form.addPrefixSpace,
-      normalization: form.normalization,
-      wholeWords: form.wholeWords ? new Map(form.wholeWords) : undefined,
-      allowSpecialByDefault: form.allowSpecialByDefault,
-      hash: form.hash,
-      toJSON: () => {
-        throw new Error('this tokenizer was rebuilt from a thread form, which has no JSON form: save the tokenizer it came from');
-      },
-    });
+    return new BpeTokenizer(modelOfThreadForm(form));
   }
 
   /** Token ids of `text`. */
@@ -207,15 +166,18 @@ export class BpeTokenizer {
     const pushId = (id: number): void => {
       out.push(id);
     };
+    if (opts.addSpecialTokens) for (const id of this.template.prefix) out.push(id);
     // Hugging Face's order: added tokens in the raw text, normalize the rest, added tokens in that, then BPE.
-    this.rawAddedTokens.split(text, allowSpecial, (raw) => {
-      this.normalizedAddedTokens.split(this.normalize(raw), allowSpecial, (piece) => this.encodeOrdinary(piece, out), pushId);
+    this.rawAddedTokens.split(text, allowSpecial, (raw, rawStart) => {
+      this.normalizedAddedTokens.split(this.normalize(raw), allowSpecial, (piece, start) => this.encodeOrdinary(piece, rawStart === 0 && start === 0, out), pushId);
     }, pushId);
+    if (opts.addSpecialTokens) for (const id of this.template.suffix) out.push(id);
     return out;
   }
 
   /** Bytes of the tokens, concatenated. Throws TRAINER_ERR_TOKEN_ID_RANGE for an id outside the vocabulary. */
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    if (this.decoder) return this.encoder.encode(this.decode(ids));
     let total = 0;
     for (let i = 0; i < ids.length; i++) total += this.bytesOf(ids[i], i).length;
     const out = new Uint8Array(total);
@@ -234,6 +196,11 @@ export class BpeTokenizer {
    * produced token by token, use createStreamDecoder, which holds back an incomplete tail.
    */
   decode(ids: ArrayLike<number>): string {
+    if (this.decoder) {
+      const tokens: string[] = [];
+      for (let i = 0; i < ids.length; i++) tokens.push(TOKEN_TEXT.decode(this.bytesOf(ids[i], i)));
+      return decodeTokens(this.decoder, tokens);
+    }
     return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids));
   }
 
@@ -242,6 +209,26 @@ export class BpeTokenizer {
    * a multi-byte character split across tokens is emitted once its last byte arrives.
    */
   createStreamDecoder(): { push(ids: ArrayLike<number>): string; flush(): string } {
+    if (this.decoder) {
+      // A decoder chain (Metaspace, Strip, ...) depends on the tokens around: decode everything so
+      // far and emit what is new, holding back a trailing U+FFFD (a character whose bytes are not all here yet).
+      const all: number[] = [];
+      let emitted = 0;
+      const next = (final: boolean): string => {
+        let text = this.decode(all);
+        if (!final) while (text.endsWith('\uFFFD')) text = text.slice(0, -1);
+        const out = text.length > emitted ? text.slice(emitted) : '';
+        emitted = Math.max(emitted, text.length);
+        return out;
+      };
+      return {
+        push: (ids) => {
+          for (let i = 0; i < ids.length; i++) all.push(ids[i]);
+          return next(false);
+        },
+        flush: () => next(true),
+      };
+    }
     const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
     return {
       push: (ids) => decoder.decode(this.decodeBytes(ids), { stream: true }),
@@ -311,14 +298,20 @@ export class BpeTokenizer {
   }
 
   private normalize(text: string): string {
-    let normalized = text;
-    for (const form of this.normalization) normalized = normalized.normalize(form);
-    return normalized;
+    return this.normalizer ? this.normalizer(text) : text;
   }
 
-  /** Text with no added token in it: pre-tokenize into words, merge each word's bytes. */
-  private encodeOrdinary(piece: string, out: number[]): void {
+  /** Text with no added token in it (`first`: it starts the input): pre-tokenize into words, merge each word's bytes or characters. */
+  private encodeOrdinary(piece: string, first: boolean, out: number[]): void {
     if (piece.length === 0) return;
+    if (this.preTokenizer) {
+      this.preTokenizer(piece, first, (word) => this.encodeWordCached(word, out));
+      return;
+    }
+    if (this.charOptions) {
+      this.encodeWordCached(piece, out); // no pre-tokenizer: the piece is one word
+      return;
+    }
     const text = this.addPrefixSpace && piece[0] !== ' ' ? ` ${piece}` : piece;
     const encodeWord = (word: string): void => {
       let ids = this.cache.get(word);
@@ -335,8 +328,34 @@ export class BpeTokenizer {
     else encodeWord(text);
   }
 
+  /** encodeOrdinary's word step for the general path (any pre-tokenizer, byte- or char-level). */
+  private encodeWordCached(word: string, out: number[]): void {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      if (this.unigram) ids = this.unigram.encode(word);
+      else ids = this.charOptions ? this.mergeChars(word, this.charOptions) : this.mergeBytes(this.encoder.encode(word));
+      if (word.length <= ENCODE_CACHE_MAX_WORD_LENGTH) {
+        if (this.cache.size >= ENCODE_CACHE_MAX_ENTRIES) this.cache.clear();
+        this.cache.set(word, ids);
+      }
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+  }
+
+  private mergeChars(word: string, opts: CharSymbolOptions): number[] {
+    const whole = this.wholeWords?.get(word);
+    return whole !== undefined ? [whole] : mergeSymbols(charSymbols(word, opts), this.ranks, this.mergeIds?.mergedIds);
+  }
+
   private mergeBytes(bytes: Uint8Array): number[] {
     const whole = this.wholeWords?.get(bytesToByteLevel(bytes));
     return whole !== undefined ? [whole] : mergeWord(bytes, this.ranks, this.mergeIds);
   }
+}
+
+/** Piece text by id, from the vocabulary map (a piece listed twice keeps its first id there; the later id is never produced). */
+function unigramPieces(vocab: ReadonlyMap<string, number>, count: number): string[] {
+  const pieces: string[] = new Array<string>(count).fill('');
+  for (const [piece, id] of vocab) pieces[id] = piece;
+  return pieces;
 }

@@ -13,6 +13,11 @@ export const DataErrorCode = {
   TOKENIZER_UNSUPPORTED: 'TRAINER_ERR_TOKENIZER_UNSUPPORTED',
   /** A tokenizer file does not exist or cannot be read. */
   TOKENIZER_NOT_FOUND: 'TRAINER_ERR_TOKENIZER_NOT_FOUND',
+  /**
+   * The input of `trainer tokenizer encode` / `decode` is missing or unreadable, or a line of it is
+   * malformed (the message names file:line): not JSON, no string "text", no "ids" array of integers.
+   */
+  TOKENIZER_INPUT: 'TRAINER_ERR_TOKENIZER_INPUT',
   /** Tokenizer training options are invalid (vocabSize below 257 or above what the corpus supports). */
   TOKENIZER_VOCAB: 'TRAINER_ERR_TOKENIZER_VOCAB',
   /** A token id is outside the tokenizer's vocabulary. */

@@ -202,15 +202,16 @@ describe('Hugging Face tokenizer.json: files, JSON form and refusals', () => {
     };
     const cases: Array<[HfTokenizerJson, RegExp]> = [
       [edit((j) => (j.model.type = 'WordPiece')), /model WordPiece/],
-      [edit((j) => (j.model.type = 'Unigram')), /model Unigram/],
-      [edit((j) => (j.pre_tokenizer = { type: 'Metaspace', replacement: '▁' })), /pre-tokenizer Metaspace/],
-      [edit((j) => (j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split' }, { type: 'ByteLevel' }] })), /pre-tokenizer Sequence\[Split, ByteLevel\]/],
-      [edit((j) => (j.pre_tokenizer = null)), /pre-tokenizer none/],
-      [edit((j) => (j.normalizer = { type: 'Lowercase' })), /normalizer Lowercase/],
-      [edit((j) => (j.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }] })), /normalizer Sequence\[NFD, StripAccents\]/],
+      [edit((j) => (j.model.type = 'Unigram')), /Unigram with a ByteLevel pre-tokenizer/],
+      [edit((j) => (j.model.type = 'WordLevel')), /model WordLevel/],
+      [edit((j) => (j.pre_tokenizer = { type: 'BertPreTokenizer' })), /pre-tokenizer BertPreTokenizer/],
+      [edit((j) => (j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'UnicodeScripts' }, { type: 'ByteLevel' }] })), /pre-tokenizer UnicodeScripts/],
+      [edit((j) => (j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{L}++' }, behavior: 'Isolated' }, { type: 'ByteLevel', use_regex: false }] })), /possessive quantifier/],
+      [edit((j) => (j.normalizer = { type: 'Precompiled', precompiled_charsmap: 'AAAA' })), /normalizer Precompiled/],
+      [edit((j) => (j.decoder = { type: 'CTC' })), /decoder CTC/],
+      [edit((j) => (j.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }] })), /normalizer StripAccents/],
       [edit((j) => (j.decoder = { type: 'WordPiece' })), /decoder WordPiece/],
       [edit((j) => (j.post_processor = { type: 'Mystery' })), /post-processor Mystery/],
-      [edit((j) => (j.model.byte_fallback = true)), /byte_fallback/],
       [edit((j) => (j.model.dropout = 0.1)), /dropout/],
       [edit((j) => (j.model.continuing_subword_prefix = '##')), /continuing_subword_prefix/],
       [edit((j) => delete j.model.vocab['Ā']), /byte token "Ā"/],
@@ -223,8 +224,8 @@ describe('Hugging Face tokenizer.json: files, JSON form and refusals', () => {
     const err = await expectTrainerError(() => BpeTokenizer.fromJSON(cases[0][0]), code);
     expect(err.details).toEqual({ component: 'model WordPiece' });
     expect(err.hint).toMatch(/BPE/);
-    // Accepted and ignored: post-processors that only add special tokens, NFC normalization.
-    expect(() => BpeTokenizer.fromJSON(edit((j) => (j.post_processor = { type: 'TemplateProcessing' })))).not.toThrow();
+    // Accepted: a post-processor template (used only with addSpecialTokens), NFC normalization.
+    expect(() => BpeTokenizer.fromJSON(edit((j) => (j.post_processor = { type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }], special_tokens: {} })))).not.toThrow();
     expect(() => BpeTokenizer.fromJSON(edit((j) => (j.normalizer = { type: 'NFC' })))).not.toThrow();
   });
 

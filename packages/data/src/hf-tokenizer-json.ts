@@ -1,11 +1,13 @@
-import { TrainerError } from '@trainer/errors';
 import type { AddedToken } from './added-tokens.js';
-import type { BpeModel, NormalizationForm } from './bpe-model.js';
+import type { BpeModel } from './bpe-model.js';
 import { BYTE_LEVEL_CHARS, byteLevelToBytes } from './byte-level-alphabet.js';
-import { DataErrorCode } from './codes.js';
+import { buildDecoder } from './decoders.js';
+import { malformed, unsupported } from './hf-component-errors.js';
 import { sha256Hex } from './internal/hash.js';
 import { isRecord } from './internal/is-record.js';
-import { HF_BYTE_LEVEL_PATTERN } from './pretokenize.js';
+import { type Normalizer, buildNormalizer } from './normalizers.js';
+import { buildPostProcessor } from './post-processor.js';
+import { buildPreTokenizer, byteLevelFastPath, hasByteLevel } from './pre-tokenizers.js';
 import { MAX_VOCAB_SIZE } from './tokenizer-file.js';
 
 /** An added token as tokenizer.json lists it. */
@@ -26,13 +28,13 @@ export interface HfComponent {
 }
 
 /**
- * The parts of a Hugging Face `tokenizer.json` (tokenizers' serialization, version "1.0") that
- * this build reads. Loaded: model BPE (merges as "a b" strings or ["a", "b"] pairs, optional
- * `ignore_merges`), pre-tokenizer ByteLevel (`add_prefix_space`, `use_regex`), decoder ByteLevel,
- * normalizer none or NFC/NFD/NFKC/NFKD, added tokens with their options. Ignored, because they
- * only act when batching model inputs: `truncation`, `padding`, and the post-processor (it adds
- * special tokens around a sequence only for `add_special_tokens=True`; encode here is
- * `encode(text, add_special_tokens=False)`). Anything else is refused (TRAINER_ERR_TOKENIZER_UNSUPPORTED).
+ * A Hugging Face `tokenizer.json` (tokenizers' serialization, version "1.0"). Loaded: model BPE
+ * (byte-level, or SentencePiece-style on characters with `byte_fallback` / `unk_token` /
+ * `fuse_unk`; merges as "a b" strings or ["a", "b"] pairs; `ignore_merges`), the normalizers of
+ * normalizers.ts, the pre-tokenizers of pre-tokenizers.ts, the post-processors of
+ * post-processor.ts (used only for `addSpecialTokens`), the decoders of decoders.ts, and added
+ * tokens with their options. Ignored: `truncation` and `padding` (they only act when batching
+ * model inputs). Anything else is refused (TRAINER_ERR_TOKENIZER_UNSUPPORTED naming the component).
  */
 export interface HfTokenizerJson {
   version?: string;
@@ -48,10 +50,6 @@ export interface HfTokenizerJson {
 /** The document separator is the first of these that the tokenizer has (added tokens, then vocabulary). */
 export const HF_EOT_CANDIDATES: readonly string[] = ['<|endoftext|>', '<|end_of_text|>', '</s>', '<eos>'];
 
-const NORMALIZATION_FORMS: ReadonlySet<string> = new Set<NormalizationForm>(['NFC', 'NFD', 'NFKC', 'NFKD']);
-/** Post-processors only add special tokens around sequences (add_special_tokens=True), which encode never does. */
-const IGNORED_POST_PROCESSORS: ReadonlySet<string> = new Set(['ByteLevel', 'TemplateProcessing', 'RobertaProcessing', 'BertProcessing', 'Sequence']);
-
 /** Whether `obj` has the shape of a Hugging Face tokenizer.json (a `model` object), before any validation. */
 export function looksLikeHfTokenizerJson(obj: unknown): obj is HfTokenizerJson {
   return isRecord(obj) && isRecord(obj.model);
@@ -65,28 +63,39 @@ export function looksLikeHfTokenizerJson(obj: unknown): obj is HfTokenizerJson {
 export function modelFromHfTokenizerJson(obj: unknown): BpeModel {
   if (!looksLikeHfTokenizerJson(obj)) throw malformed('expected an object with a "model" object');
   const modelType = obj.model.type ?? (Array.isArray(obj.model.merges) ? 'BPE' : undefined);
+  if (modelType === 'Unigram') return modelFromHfUnigram(obj);
   if (modelType !== 'BPE') {
-    throw unsupported(`model ${String(modelType ?? 'without a type')}`, 'only BPE models load (byte-level BPE: GPT-2, RoBERTa, GPT-J, Pythia); WordPiece (BERT) and Unigram (T5, ALBERT) tokenizers do not');
+    throw unsupported(`model ${String(modelType ?? 'without a type')}`, 'only BPE models load (byte-level: GPT-2, Llama 3, Qwen; SentencePiece-style: Llama 2, Mistral, Gemma); and Unigram (SentencePiece\'s default); WordPiece (BERT) and WordLevel tokenizers do not');
   }
   checkBpeOptions(obj.model);
-  const normalization = parseNormalizer(obj.normalizer ?? null);
-  const { addPrefixSpace, useRegex } = parsePreTokenizer(obj.pre_tokenizer ?? null);
-  checkDecoder(obj.decoder ?? null);
-  checkPostProcessor(obj.post_processor ?? null);
+  const normalizer = obj.normalizer ?? null;
+  const normalize = buildNormalizer(normalizer);
+  const preTokenizer = obj.pre_tokenizer ?? null;
+  const fastPath = byteLevelFastPath(preTokenizer);
+  if (!fastPath) buildPreTokenizer(preTokenizer); // refuses unknown components now, not on first encode
+  const charLevel = !hasByteLevel(preTokenizer);
+  const decoder = obj.decoder ?? null;
+  buildDecoder(decoder);
+  const postProcessor = obj.post_processor ?? null;
+  buildPostProcessor(postProcessor);
 
   const vocab = parseVocab(obj.model.vocab);
   const addedTokens = parseAddedTokens(obj.added_tokens ?? [], vocab);
   const { merges, mergedIds } = parseMerges(obj.model.merges, vocab);
   const byteIds = new Int32Array(256);
-  BYTE_LEVEL_CHARS.forEach((char, b) => {
-    const id = vocab.get(char);
-    if (id === undefined) {
-      throw unsupported(`a vocabulary without the byte token ${JSON.stringify(char)} (byte 0x${b.toString(16).padStart(2, '0')})`, 'byte-level BPE needs all 256 byte tokens so that any text encodes; this file is not a complete byte-level vocabulary');
-    }
-    byteIds[b] = id;
-  });
+  if (!charLevel) {
+    BYTE_LEVEL_CHARS.forEach((char, b) => {
+      const id = vocab.get(char);
+      if (id === undefined) {
+        throw unsupported(`a vocabulary without the byte token ${JSON.stringify(char)} (byte 0x${b.toString(16).padStart(2, '0')})`, 'byte-level BPE needs all 256 byte tokens so that any text encodes; this file is not a complete byte-level vocabulary');
+      }
+      byteIds[b] = id;
+    });
+  }
+  const unkToken = obj.model.unk_token;
+  const unkId = typeof unkToken === 'string' ? vocab.get(unkToken) ?? -1 : -1;
 
-  const tokenBytes = decodedTokens(vocab, addedTokens, normalization);
+  const tokenBytes = decodedTokens(vocab, addedTokens, normalize, charLevel);
   const text = JSON.stringify(obj);
   const hash = sha256Hex(text);
   return {
@@ -96,9 +105,19 @@ export function modelFromHfTokenizerJson(obj: unknown): BpeModel {
     vocabSize: tokenBytes.length,
     addedTokens,
     eotToken: pickEot(addedTokens, vocab),
-    pattern: useRegex ? HF_BYTE_LEVEL_PATTERN : null,
-    addPrefixSpace,
-    normalization,
+    pattern: fastPath ? fastPath.pattern : null,
+    addPrefixSpace: fastPath?.addPrefixSpace ?? false,
+    hf: {
+      normalizer: normalizer as HfComponent | null,
+      preTokenizer: fastPath ? null : (preTokenizer as HfComponent | null),
+      decoder: decoder as HfComponent | null,
+      postProcessor: postProcessor as HfComponent | null,
+      charLevel,
+      byteFallback: obj.model.byte_fallback === true,
+      unkId,
+      fuseUnk: obj.model.fuse_unk === true,
+    },
+    vocab: charLevel ? vocab : undefined,
     wholeWords: obj.model.ignore_merges === true ? vocab : undefined,
     allowSpecialByDefault: true,
     hash,
@@ -107,16 +126,70 @@ export function modelFromHfTokenizerJson(obj: unknown): BpeModel {
 }
 
 /**
- * The bytes each id decodes to, as Hugging Face decodes: a vocabulary token through the ByteLevel
- * decoder (all in the byte alphabet: those bytes; else its UTF-8), an added token as its content's
+ * A Unigram tokenizer.json (`model.vocab` as [piece, score] pairs, `unk_id`, `byte_fallback`): the
+ * same pipeline as SentencePiece-style BPE (characters, normalizers, pre-tokenizers, decoders),
+ * with the pieces chosen by Viterbi (unigram-model.ts) instead of merges.
+ */
+function modelFromHfUnigram(obj: HfTokenizerJson): BpeModel {
+  const normalizer = obj.normalizer ?? null;
+  const normalize = buildNormalizer(normalizer);
+  const preTokenizer = obj.pre_tokenizer ?? null;
+  buildPreTokenizer(preTokenizer);
+  if (hasByteLevel(preTokenizer)) throw unsupported('Unigram with a ByteLevel pre-tokenizer', 'byte-level Unigram models are not implemented');
+  buildDecoder(obj.decoder ?? null);
+  buildPostProcessor(obj.post_processor ?? null);
+  const list: unknown = obj.model.vocab;
+  if (!Array.isArray(list) || !list.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) {
+    throw malformed('Unigram "model.vocab" must be an array of [piece, score] pairs');
+  }
+  const vocab = new Map<string, number>();
+  (list as Array<[string, number]>).forEach(([piece], id) => {
+    if (!vocab.has(piece)) vocab.set(piece, id);
+  });
+  const addedTokens = parseAddedTokens(obj.added_tokens ?? [], vocab);
+  const unkId = typeof obj.model.unk_id === 'number' ? obj.model.unk_id : -1;
+  const tokenBytes = decodedTokens(vocab, addedTokens, normalize, true);
+  const text = JSON.stringify(obj);
+  return {
+    merges: [],
+    ids: undefined,
+    tokenBytes,
+    vocabSize: tokenBytes.length,
+    addedTokens,
+    eotToken: pickEot(addedTokens, vocab),
+    pattern: null,
+    addPrefixSpace: false,
+    hf: {
+      normalizer: normalizer as HfComponent | null,
+      preTokenizer: preTokenizer as HfComponent | null,
+      decoder: (obj.decoder ?? null) as HfComponent | null,
+      postProcessor: (obj.post_processor ?? null) as HfComponent | null,
+      charLevel: true,
+      byteFallback: obj.model.byte_fallback === true,
+      unkId,
+      fuseUnk: true,
+      unigramScores: (list as Array<[string, number]>).map(([, score]) => score),
+    },
+    vocab,
+    wholeWords: undefined,
+    allowSpecialByDefault: true,
+    hash: sha256Hex(text),
+    toJSON: () => JSON.parse(text) as HfTokenizerJson,
+  };
+}
+
+/**
+ * The bytes each id decodes to, as Hugging Face decodes: a byte-level vocabulary token through
+ * the ByteLevel decoder (all in the byte alphabet: those bytes; else its UTF-8), a character-level
+ * one as its UTF-8 (the decoder chain then works on that text), an added token as its content's
  * UTF-8, normalized when the token is (Hugging Face normalizes such contents on load).
  */
-function decodedTokens(vocab: ReadonlyMap<string, number>, addedTokens: readonly AddedToken[], normalization: readonly NormalizationForm[]): Array<Uint8Array | undefined> {
+function decodedTokens(vocab: ReadonlyMap<string, number>, addedTokens: readonly AddedToken[], normalize: Normalizer | undefined, charLevel: boolean): Array<Uint8Array | undefined> {
   const tokenBytes: Array<Uint8Array | undefined> = [];
   const encoder = new TextEncoder();
-  for (const [text, id] of vocab) tokenBytes[id] = byteLevelToBytes(text) ?? encoder.encode(text);
+  for (const [text, id] of vocab) tokenBytes[id] = (charLevel ? undefined : byteLevelToBytes(text)) ?? encoder.encode(text);
   for (const token of addedTokens) {
-    const content = token.normalized ? normalization.reduce((t, form) => t.normalize(form), token.content) : token.content;
+    const content = token.normalized && normalize ? normalize(token.content) : token.content;
     tokenBytes[token.id] = encoder.encode(content);
   }
   return tokenBytes;
@@ -129,47 +202,8 @@ function checkBpeOptions(model: HfTokenizerJson['model']): void {
   for (const key of ['continuing_subword_prefix', 'end_of_word_suffix']) {
     const value = model[key];
     if (value !== undefined && value !== null && value !== '') {
-      throw unsupported(`BPE ${key} ${JSON.stringify(value)}`, 'byte-level BPE has no subword prefix or suffix; this is a different kind of BPE tokenizer');
+      throw unsupported(`BPE ${key} ${JSON.stringify(value)}`, 'BPE with a subword prefix or word suffix (original BPE, CLIP) is not implemented');
     }
-  }
-  if (model.byte_fallback === true) {
-    throw unsupported('BPE byte_fallback', 'byte-fallback BPE (Llama 2, Mistral, with <0x..> tokens) is not byte-level BPE and does not load yet');
-  }
-}
-
-function parseNormalizer(normalizer: unknown): NormalizationForm[] {
-  if (normalizer === null) return [];
-  if (isRecord(normalizer) && normalizer.type === 'Sequence' && Array.isArray(normalizer.normalizers)) {
-    try {
-      return normalizer.normalizers.flatMap(parseNormalizer);
-    } catch {
-      throw unsupported(describe('normalizer', normalizer), 'only Unicode normalizers (NFC, NFD, NFKC, NFKD) load; Lowercase, Strip, Replace, Prepend and others are not implemented');
-    }
-  }
-  if (isRecord(normalizer) && typeof normalizer.type === 'string' && NORMALIZATION_FORMS.has(normalizer.type)) return [normalizer.type as NormalizationForm];
-  throw unsupported(describe('normalizer', normalizer), 'only Unicode normalizers (NFC, NFD, NFKC, NFKD) load; Lowercase, Strip, Replace, Prepend and others are not implemented');
-}
-
-function parsePreTokenizer(pre: unknown): { addPrefixSpace: boolean; useRegex: boolean } {
-  const single = isRecord(pre) && pre.type === 'Sequence' && Array.isArray(pre.pretokenizers) && pre.pretokenizers.length === 1 ? pre.pretokenizers[0] : pre;
-  if (!isRecord(single) || single.type !== 'ByteLevel') {
-    throw unsupported(describe('pre-tokenizer', pre), 'only the ByteLevel pre-tokenizer (GPT-2 regex) loads; Split + ByteLevel (Llama 3, Qwen), Metaspace and Whitespace pre-tokenizers do not yet');
-  }
-  // Hugging Face's defaults for options a file leaves out.
-  return { addPrefixSpace: single.add_prefix_space !== false, useRegex: single.use_regex !== false };
-}
-
-function checkDecoder(decoder: unknown): void {
-  if (!isRecord(decoder) || decoder.type !== 'ByteLevel') {
-    throw unsupported(describe('decoder', decoder), 'byte-level BPE decodes with the ByteLevel decoder; a file with another one is not a byte-level tokenizer');
-  }
-}
-
-function checkPostProcessor(post: unknown): void {
-  if (post === null) return;
-  const ok = isRecord(post) && typeof post.type === 'string' && IGNORED_POST_PROCESSORS.has(post.type);
-  if (!ok || (post.type === 'Sequence' && !(Array.isArray(post.processors) && post.processors.every((p) => isRecord(p) && IGNORED_POST_PROCESSORS.has(String(p.type)))))) {
-    throw unsupported(describe('post-processor', post), `known post-processors (${[...IGNORED_POST_PROCESSORS].join(', ')}) are accepted and ignored; this one is unknown`);
   }
 }
 
@@ -267,27 +301,5 @@ function pickEot(addedTokens: readonly AddedToken[], vocab: ReadonlyMap<string, 
     if (id !== undefined) return id;
   }
   throw unsupported(`a tokenizer without an end-of-text token (none of ${HF_EOT_CANDIDATES.join(' ')})`, 'training separates documents with an end-of-text token: use a tokenizer that has one of these tokens');
-}
-
-/** "pre-tokenizer Sequence[Split, ByteLevel]" and the like, for messages. */
-function describe(kind: string, component: unknown): string {
-  if (component === null || component === undefined) return `${kind} none`;
-  if (!isRecord(component)) return `${kind} ${JSON.stringify(component)}`;
-  const inner = [component.normalizers, component.pretokenizers, component.processors, component.decoders].find(Array.isArray) as unknown[] | undefined;
-  const parts = inner ? `[${inner.map((c) => (isRecord(c) ? String(c.type) : JSON.stringify(c))).join(', ')}]` : '';
-  return `${kind} ${String(component.type)}${parts}`;
-}
-
-function unsupported(component: string, hint: string): TrainerError {
-  return new TrainerError(DataErrorCode.TOKENIZER_UNSUPPORTED, `Hugging Face tokenizer.json: ${component} is not supported (this build loads byte-level BPE tokenizers)`, {
-    hint,
-    details: { component },
-  });
-}
-
-function malformed(message: string): TrainerError {
-  return new TrainerError(DataErrorCode.TOKENIZER_FORMAT, `Hugging Face tokenizer.json refused: ${message}`, {
-    hint: 'the file is damaged or was not written by Hugging Face tokenizers: download it again',
-  });
 }
 

@@ -51,7 +51,7 @@ describe('tokenizer files', () => {
     expect(err.hint).toMatch(/trainer tokenizer train/);
     // A Hugging Face tokenizer.json goes to its own loader (hf-tokenizer.test.ts), which names what it cannot load.
     const hf = { version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } };
-    await expectTrainerError(() => BpeTokenizer.fromJSON(hf), DataErrorCode.TOKENIZER_UNSUPPORTED, /pre-tokenizer none/);
+    await expectTrainerError(() => BpeTokenizer.fromJSON(hf), DataErrorCode.TOKENIZER_UNSUPPORTED, /end-of-text token/);
     await expectTrainerError(() => BpeTokenizer.fromJSON([1, 2]), code, /JSON object/);
     await expectTrainerError(() => BpeTokenizer.fromJSON(null), code);
     await expectTrainerError(() => BpeTokenizer.fromJSON(mutate((o) => (o.version = 0))), code, /version 0/);

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BpeTokenizer } from '../bpe-tokenizer.js';
+import { publishedTokenizerPath } from '../bench/published-tokenizers.js';
+import { BpeTokenizer } from '../bpe-tokenizer.js';
+import { UNICODE_EDGE_TEXTS } from '../internal/unicode-test-text.js';
 import { DataErrorCode } from '../codes.js';
 import { expectTrainerError } from '../internal/expect-error.js';
 import { readTokenFile } from '../token-file.js';
@@ -105,6 +107,17 @@ describe('prepareDataset', () => {
     const two = await prepareDataset(opts([src], join(root, 'threads-2'), { threads: 2 }));
     expect(await shardFiles(join(root, 'threads-2'))).toEqual(await shardFiles(join(root, 'threads-1')));
     expect({ ...two.manifest!, created: '' }).toEqual({ ...one.manifest!, created: '' });
+  });
+
+  it('prepares with a published SentencePiece-style tokenizer.json (Llama 2: byte fallback) in 2 threads, as BpeTokenizer encodes', async () => {
+    const llama2 = publishedTokenizerPath('llama2');
+    const docs = [...chapters.slice(0, 6), ...UNICODE_EDGE_TEXTS];
+    const src = await writeText(join(root, 'llama2/a.jsonl'), jsonlOf(docs));
+    const out = join(root, 'llama2-out');
+    await prepareDataset(opts([src], out, { tokenizer: llama2, threads: 2 }));
+    const want = expectedSplits(await BpeTokenizer.load(llama2), docs, 0.1);
+    expect(await readSplit(out, 'train')).toEqual([...want.train]);
+    expect(await readSplit(out, 'val')).toEqual([...want.val]);
   });
 
   it('refuses a malformed .jsonl line, naming file and line', async () => {

@@ -32,11 +32,20 @@ export interface MergeIds {
  * @param ids the vocabulary's ids when they are not trainer's layout
  */
 export function mergeWord(bytes: Uint8Array, ranks: ReadonlyMap<number, number>, ids?: MergeIds): number[] {
-  const n = bytes.length;
   const byteIds = ids?.byteIds;
-  const mergedIds = ids?.mergedIds;
-  if (n < 2) return byteIds ? Array.from(bytes, (b) => byteIds[b]) : Array.from(bytes);
-  const symbol = byteIds ? Int32Array.from(bytes, (b) => byteIds[b]) : Int32Array.from(bytes);
+  if (bytes.length < 2) return byteIds ? Array.from(bytes, (b) => byteIds[b]) : Array.from(bytes);
+  return mergeSymbols(byteIds ? Int32Array.from(bytes, (b) => byteIds[b]) : Int32Array.from(bytes), ranks, ids?.mergedIds);
+}
+
+/**
+ * mergeWord from any starting symbols (token ids): a word's bytes for byte-level BPE, its
+ * characters (or their byte-fallback tokens) for SentencePiece-style BPE. `symbol` is overwritten.
+ *
+ * @param mergedIds mergedIds[r]: the id merge r makes; undefined for trainer's layout (256 + r)
+ */
+export function mergeSymbols(symbol: Int32Array, ranks: ReadonlyMap<number, number>, mergedIds?: ArrayLike<number>): number[] {
+  const n = symbol.length;
+  if (n < 2) return Array.from(symbol);
   const madeBy = (rank: number): number => (mergedIds ? mergedIds[rank] : 256 + rank);
   const next = new Int32Array(n);
   const prev = new Int32Array(n);
