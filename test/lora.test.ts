@@ -1,20 +1,22 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readPeftAdapter, readSafetensors, asFloat32 } from '@trainer/checkpoint';
-import { FT, loraWorkspace, summary } from './helpers/lora-run.js';
+import { FT, LORA, loraWorkspace, summary } from './helpers/lora-run.js';
 import { killAllStarted, runTrainer } from './helpers/processes.js';
 import { maxAbsDiff, referenceLogits, torchPython } from './helpers/torch-reference.js';
 import { readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 
 afterEach(() => killAllStarted());
 
 /**
- * LoRA fine-tuning, multi-process, from a Hugging Face Llama folder with a tokenizer.json
- * (helpers/lora-run.ts: a tiny Llama, GPT-2's published tokenizer): the run of 4 workers (tp 2 x
- * dp 2) follows the run of 1 worker (losses and adapters; pipeline and ZeRO-3 in
- * lora-pipeline.test.ts), and the two exports agree: the merged model is the base plus alpha/r B A for every adapted weight
- * (computed here from the PEFT file and the --from folder) and every other tensor the base's,
- * bit for bit.
+ * LoRA chat fine-tuning, multi-process, from a Hugging Face Llama folder with a tokenizer.json
+ * and a chat template (helpers/lora-run.ts: a tiny Llama, GPT-2's published tokenizer with
+ * ChatML's tokens, Qwen2.5's published tokenizer_config.json; {"messages"} lines, loss on the
+ * assistant turns): 4 workers as tp 2 x dp 2 (with packed rows) and as pp 2 x dp 2 with ZeRO-3
+ * follow 1 worker (unpacked), losses and adapters; and the two exports agree: the merged model is
+ * the base plus alpha/r B A for every adapted weight (computed here from the PEFT file and the
+ * --from folder) and every other tensor the base's, bit for bit.
  */
 const { ws, task, base, prepare, finetune } = loraWorkspace();
 
@@ -41,21 +43,30 @@ beforeAll(prepare, 120_000);
 describe('LoRA fine-tuning (multi-process)', () => {
   let one: string;
 
-  it('4 workers (tp 2 x dp 2) follow 1 worker: losses 2e-5 relative, adapters 1e-4 absolute', async () => {
-    one = await finetune('lora-1', ['--nodes', '1']);
-    const tp = await finetune('lora-tp2', ['--nodes', '4', '--tp', '2']);
+  /** Losses within 2e-5 relative and every adapter tensor within 1e-4 absolute of the 1-worker run's. */
+  async function expectFollows(out: string): Promise<void> {
     const ref = summary(one);
+    summary(out).losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i]) / ref.losses[i], `${out} step ${i}`).toBeLessThan(2e-5));
     const refAdapter = await readPeftAdapter(join(one, 'adapter'));
-    for (const out of [tp]) {
-      const s = summary(out);
-      s.losses.forEach((l, i) => expect(Math.abs(l - ref.losses[i]) / ref.losses[i], `${out} step ${i}`).toBeLessThan(2e-5));
-      const adapter = await readPeftAdapter(join(out, 'adapter'));
-      expect([...adapter.tensors.keys()].sort()).toEqual([...refAdapter.tensors.keys()].sort());
-      // Absolute, as the other parallel tests compare parameters: A's first gradients are tiny (B starts at
-      // zero) and AdamW normalises them, so reduction-order differences reach ~1e-4 of a tensor's largest value.
-      for (const [name, t] of refAdapter.tensors) expect(maxAbs(adapter.tensors.get(name)!.values, t.values), `${out} ${name}`).toBeLessThan(1e-4); // measured 2.4e-6
-    }
+    const adapter = await readPeftAdapter(join(out, 'adapter'));
+    expect([...adapter.tensors.keys()].sort()).toEqual([...refAdapter.tensors.keys()].sort());
+    // Absolute, as the other parallel tests compare parameters: A's first gradients are tiny (B starts at
+    // zero) and AdamW normalises them, so reduction-order differences reach ~1e-4 of a tensor's largest value.
+    for (const [name, t] of refAdapter.tensors) expect(maxAbs(adapter.tensors.get(name)!.values, t.values), `${out} ${name}`).toBeLessThan(1e-4); // measured 2.4e-6
+  }
+
+  it('chat data, rank 8: 4 workers (tp 2 x dp 2, packed rows) follow 1 worker: losses 2e-5 relative, adapters 1e-4 absolute', async () => {
+    one = ws.out('lora-1');
+    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', one, ...FT, ...LORA, '--nodes', '1']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/chat lines are rendered with the model's chat template/);
+    expect(r.stdout + r.stderr).toMatch(/trained tokens: completions, or assistant turns of chats/);
+    await expectFollows(await finetune('lora-tp2', ['--nodes', '4', '--tp', '2', '--pack']));
   }, 240_000);
+
+  it('pp 2 x dp 2 with ZeRO-3 follows 1 worker: each stage trains its blocks\' adapters, assembled into one PEFT adapter', async () => {
+    await expectFollows(await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3']));
+  }, 120_000);
 
   it('exports a PEFT adapter and a merged model that agree: merged = base + alpha/r B A, every other tensor the base bit for bit', async () => {
     const peftDir = ws.out('peft');
@@ -64,14 +75,18 @@ describe('LoRA fine-tuning (multi-process)', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     r = await runTrainer(['export', one, '--out', mergedDir, '--merge']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    // The merged folder is a chat model as Hugging Face keeps one: its tokenizer and chat template go along.
+    expect(JSON.parse(readFileSync(join(mergedDir, 'tokenizer_config.json'), 'utf8')).chat_template).toBe(JSON.parse(readFileSync(join(base, 'tokenizer_config.json'), 'utf8')).chat_template);
+    const sameTokenizer = isDeepStrictEqual(JSON.parse(readFileSync(join(mergedDir, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(join(base, 'tokenizer.json'), 'utf8')));
+    expect(sameTokenizer, 'the merged folder carries the base tokenizer.json').toBe(true);
     const { config, tensors } = await readPeftAdapter(peftDir);
-    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, modules_to_save: null });
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, modules_to_save: null });
     expect((config.target_modules as string[]).sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
     expect(tensors.size).toBe(2 * 7 * 2);
     const baseTensors = (await readSafetensors(join(base, 'model.safetensors'))).tensors;
     const merged = (await readSafetensors(join(mergedDir, 'model.safetensors'))).tensors;
     expect([...merged.keys()].sort()).toEqual([...baseTensors.keys()].sort());
-    const scale = 8 / 4;
+    const scale = 16 / 8;
     let adapted = 0;
     for (const [name, t] of baseTensors) {
       const m = asFloat32(merged.get(name)!);
@@ -121,7 +136,7 @@ describe('LoRA fine-tuning (multi-process)', () => {
   }, 60_000);
 
   it('refuses --lora-targets that match no layer, naming the valid ones', async () => {
-    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', ws.out('bad'), ...FT, '--lora-rank', '4', '--lora-targets', 'q,c_fc']);
+    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', ws.out('bad'), ...FT, '--lora-rank', '8', '--lora-targets', 'q,c_fc']);
     expect(r.code).not.toBe(0);
     expect(r.stderr + r.stdout).toMatch(/TRAINER_ERR_LORA_TARGET/);
     expect(r.stderr + r.stdout).toMatch(/q, k, v, o, gate, up, down/);

@@ -80,6 +80,8 @@ export function exportCommand(): Command {
       } else if (saved.tokenizerJson) {
         const hf = looksLikeHfTokenizerJson(JSON.parse(saved.tokenizerJson));
         await writeFile(join(o.out, hf ? 'tokenizer.json' : 'trainer-tokenizer.json'), saved.tokenizerJson);
+        // A chat fine-tune's model folder keeps the chat template (and bos/eos) in Hugging Face's file: it goes along.
+        if (hf && existsSync(join(saved.dir, 'tokenizer_config.json'))) await copyFile(join(saved.dir, 'tokenizer_config.json'), join(o.out, 'tokenizer_config.json'));
       }
       const files = written.files.length === 1 ? written.files[0] : `${written.files.length} shards + index`;
       process.stdout.write(`exported ${saved.modelName} (${saved.params.length.toLocaleString('en-US')} parameters, ${o.dtype}, ${files}) to ${o.out}\n`);
