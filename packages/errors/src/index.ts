@@ -73,3 +73,16 @@ export function asTrainerError(err: unknown, code = 'TRAINER_ERR_INTERNAL'): Tra
     hint: code === 'TRAINER_ERR_INTERNAL' ? 'this is a bug in trainer: please report it with the log above' : undefined,
   });
 }
+
+/**
+ * What `fn` throws, as `CODE: message` for a TrainerError and String(error) for anything else;
+ * undefined when it returns. For tests that compare a failure's code and message in one string.
+ */
+export function thrownSummary(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
+  }
+  return undefined;
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { BpeTokenizer } from '@trainer/data';
-import { TrainerError } from '@trainer/errors';
+import { thrownSummary as codeOf } from '@trainer/errors';
 import { ChatTemplate, chatTemplateSpecFromConfig } from './chat-template.js';
 import { assistantSpans, encodeChat } from './chat-task.js';
 import { encodeFinetune, rowsOf } from './task-batches.js';
@@ -21,15 +21,6 @@ export function gpt2ChatmlTokenizer(): BpeTokenizer {
 
 const qwen = new ChatTemplate(chatTemplateSpecFromConfig(readJson('tokenizer-qwen2_5', 'tokenizer_config.json'), 'qwen')!);
 const tokenizer = gpt2ChatmlTokenizer();
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return undefined;
-}
 
 const line = JSON.stringify({
   messages: [

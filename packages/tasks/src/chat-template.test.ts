@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TrainerError } from '@trainer/errors';
+import { thrownSummary as codeOf } from '@trainer/errors';
 import { ChatTemplate, chatTemplateSpecFromConfig, readChatTemplate } from './chat-template.js';
 
 /**
@@ -21,15 +21,6 @@ const conversation = [
   { role: 'assistant', content: 'It is 4.' },
   { role: 'user', content: 'And 3+3?' },
 ];
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return undefined;
-}
 
 describe('chat templates', () => {
   it('renders Qwen2.5 (ChatML, its default system prompt) as apply_chat_template does', () => {

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { BpeTokenizer, trainBpe } from '@trainer/data';
-import { TrainerError } from '@trainer/errors';
+import { thrownSummary as codeOf } from '@trainer/errors';
 import { encodeTask, rowsOf, TaskBatchSampler, taskValidationBatches } from './task-batches.js';
 import { groupByPrompt, parseTaskJsonl, splitByPrompt } from './task-file.js';
 import { buildCmudictTask } from './cmudict-task.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return undefined;
-}
 
 const tokenizer: BpeTokenizer = trainBpe(['word: cat\npronunciation: K AE1 T', 'word: dog\npronunciation: D AO1 G'], { vocabSize: 270 });
 

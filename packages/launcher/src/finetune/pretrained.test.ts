@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bytesOf, forEachRun, regionSize, transposeMatrix, widenBf16, writeHfWeights, type FlatTensor, type Region } from '@trainer/checkpoint';
 import { encodeBf16 } from '@trainer/comm';
-import { TrainerError } from '@trainer/errors';
+import { thrownSummary as codeOf } from '@trainer/errors';
 import { hfConfigJson, hfTensors, paramLayout, type GPTConfig } from '@trainer/model';
 import { openPretrainedRanges } from './pretrained-ranges.js';
 import { configFromHuggingFace, describePretrained, loadHuggingFaceExport, resolvePretrained } from './pretrained.js';
@@ -14,15 +14,6 @@ const llama: GPTConfig = {
   vocabSize: 40, contextLength: 16, layers: 2, heads: 4, dModel: 16, layerNormEps: 1e-5,
   family: 'llama', kvHeads: 2, ffnHidden: 24, ropeTheta: 10000, tiedHead: false,
 };
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof TrainerError ? `${e.code}: ${e.message}` : String(e);
-  }
-  return undefined;
-}
 
 /** A Hugging Face folder of `config` with `params` (flat, ours), as `trainer export` writes it, in shards of `maxShardBytes`. */
 async function hfFolder(config: GPTConfig, params: Float32Array, maxShardBytes: number): Promise<string> {
