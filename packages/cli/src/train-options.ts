@@ -68,7 +68,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--outer-overlap [d]', 'with --sync-every: each sync\'s all-reduce runs on a data-plane thread behind the next d steps (default h/2), then its average lands', int(1))
     .option('--lora-rank <r>', 'LoRA: freeze the base and train rank-r adapters A [in, r], B [r, out] on --lora-targets (only adapter state is trained, partitioned and communicated)', int(1))
     .option('--lora-alpha <a>', 'with --lora-rank: the update is scaled by alpha / r (PEFT\'s lora_alpha)', num(0), 8)
-    .option('--lora-dropout <p>', 'with --lora-rank: dropout on the adapters\' input (only 0 is implemented)', num(0, 0.999999), 0)
+    .option('--lora-dropout <p>', 'with --lora-rank: dropout on the adapters\' input in training, p in [0, 1) (PEFT\'s lora_dropout; the same mask in every layout)', num(0, 0.999999), 0)
     .option('--lora-targets <list>', 'with --lora-rank: the linears to adapt, comma-separated: q,k,v,o,gate,up,down (or PEFT\'s q_proj, ...)', (v: string) => v.split(',').map((t) => t.trim()).filter((t) => t.length > 0), ['q', 'v'])
     .option('--save-every <n>', 'write a sharded checkpoint to <out>/checkpoints every n steps and after the last (0: never)', int(0), 0)
     .option('--keep-last <k>', 'keep the newest k checkpoints, removing older ones after each commit (0: all)', int(0), 0)

@@ -27,6 +27,12 @@ export interface MicroBatch {
    * segment, pipeline stage and recomputation. Absent: one sequence per row.
    */
   segments?: Int32Array;
+  /**
+   * Where the micro-batch sits: the optimizer step and the index of its first row in the step's
+   * global batch (the data-parallel rank's offset plus the micro-batches before it). Keys LoRA
+   * dropout's mask, so every layout drops the same elements; needed only with --lora-dropout.
+   */
+  origin?: { step: number; row: number };
 }
 
 export interface LossResult {

@@ -87,6 +87,8 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
    */
   async forward(mb: MicroBatch, input: A | null, params: ParamSource<P>, train = true): Promise<ForwardPass<A>> {
     const segs = this.model.segments;
+    // An evaluation pass leaves out the micro-batch's origin: it keys training-only randomness (LoRA dropout).
+    const evaluation: MicroBatch = train || !mb.origin ? mb : { tokens: mb.tokens, targets: mb.targets, batch: mb.batch, ...(mb.segments ? { segments: mb.segments } : {}) };
     const saved: (SavedState | null)[] = [];
     const inputs: (A | null)[] = [];
     let x: A | null = input;
@@ -98,7 +100,7 @@ export class SegmentRunner<A extends Disposable, P extends Disposable> {
       for (let s = 0; s < segs.length; s++) {
         const recompute = train && this.checkpoint && segs[s].recomputable === true;
         const p = await params.acquire(segs[s].forwardUnits, 'forward', s);
-        const r = await this.model.forward(s, p, x, mb, train && !recompute);
+        const r = await this.model.forward(s, p, x, train ? mb : evaluation, train && !recompute);
         params.release(p);
         if (recompute) {
           r.saved.release();

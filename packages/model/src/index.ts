@@ -52,6 +52,7 @@ export { hfNameOf, hfTensors, hfConfigJson, configFromHf, type HfTensor } from '
 // LoRA: adapters on frozen linears (lora/lora-config.ts has the math and the flags' rules).
 export { type LoraConfig, DEFAULT_LORA_TARGETS, checkLoraConfig, loraScale, loraTargetLinears, peftTargetModules, validLoraTargets } from './lora/lora-config.js';
 export { loraLayout, fullLoraLayout, initLoraRange, type LoraLayout, type LoraParamEntry } from './lora/lora-layout.js';
-export { LoraSegments } from './lora/lora-segments.js';
+export { LoraSegments, type LoraSegmentsOptions } from './lora/lora-segments.js';
+export { loraDropoutMask, fmix32, hashChain, dropThreshold, type LoraDropoutSpec } from './lora/lora-dropout.js';
 export { LoraLinear, type LoraAdapter, type LoraLinearParams } from './layers/lora-linear.js';
 export { peftNameOf, peftAdapterConfig } from './lora/peft-names.js';

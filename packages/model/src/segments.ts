@@ -62,6 +62,8 @@ export interface SegmentBatch {
   batch: number;
   /** Packed rows: a segment (sequence) id per token (layers/segment-mask.ts); absent: one sequence per row. */
   segments?: Int32Array;
+  /** The optimizer step and the global batch index of this micro-batch's first row (what LoRA dropout's mask is keyed by). */
+  origin?: { step: number; row: number };
 }
 
 export interface SegmentForward {

@@ -78,7 +78,7 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     (s, t) => ({ bytesSent: s.bytesSent + t.stats.bytesSent, bytesReceived: s.bytesReceived + t.stats.bytesReceived }), comm.stats);
   const pipeline = { stages: shape.pp, stage: mesh.coords.pp, ...(job.ppSplit ? { blocks: job.ppSplit } : {}) };
   // LoRA: the trained vector is the adapters; the frozen base is read once, beside it (lora/lora-segments.ts).
-  const lora = job.lora ? new LoraSegments(job.model, job.lora, { tensorParallel: mesh.tp, pipeline, kernels }) : null;
+  const lora = job.lora ? new LoraSegments(job.model, job.lora, { tensorParallel: mesh.tp, pipeline, kernels, seed: job.seed }) : null;
   const model: GPTSegments | LoraSegments = lora ?? new GPTSegments(job.model, { tensorParallel: mesh.tp, pipeline, kernels });
   if (lora) {
     // The frozen base comes from --from (or the seed's init) on every start, resumes included: checkpoints hold adapters only.
@@ -175,7 +175,8 @@ export async function runTrainJob(ctx: JobContext): Promise<MetricsRecord> {
     const started = performance.now();
     const micro: MicroBatch[] = [];
     const slices = Array.from({ length: microPerRank }, (_, m) => ({ rank: dp.rank, dpSize: dp.size, microBatch: job.microBatch, micro: m }));
-    for (const slice of slices) micro.push(await data.batch(step, slice));
+    // origin: the step and the micro-batch's first row in the global batch (the sampler's contiguous slices), what LoRA dropout's mask is keyed by.
+    for (const slice of slices) micro.push({ ...(await data.batch(step, slice)), origin: { step, row: (slice.rank * job.globalBatch) / slice.dpSize + slice.micro * slice.microBatch } });
     if (step + 1 < job.steps) data.prefetch?.(step + 1, slices); // read while this step computes
     // A lost GPU (WebGPU's device.lost) fails the step at once: work on it may never finish.
     const r = await failOnDeviceLoss(trainer.step(step, micro));

@@ -25,11 +25,20 @@
  * So forward needs no collective beyond the base's, and backward one all-reduce of the
  * replicated factors' gradients (lora/lora-segments.ts does it once per block).
  *
+ * Dropout (lora/lora-dropout.ts), in training only: the adapter reads X~ = X * M instead of X,
+ * M [N, in] holding 0 (dropped) or 1 / (1 - p) (kept), a pure function of where each element sits
+ * in the step's global batch (built on the host, uploaded). With XA = X~ A:
+ *   dB = s XA^T dY,  dXA = s dY B^T,  dA = X~^T dXA,  dX = dY W^T + (dXA A^T) * M
+ * (X~ and M saved). The caller attaches `dropout` to training passes only (lora-segments.ts):
+ * `train` here says whether to save for backward, and activation checkpointing's first forward
+ * is a training pass that saves nothing.
+ *
  * The math runs on TF.js ops whatever the kernel set (the adapter's products are thin: r is
  * small); with the host kernel set the gradients come back as host arrays, like HostLinear's.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hostTake } from '../host/tensor-io.js';
+import { type LoraDropoutSpec, loraDropoutMask } from '../lora/lora-dropout.js';
 import type { BackwardResult, ForwardResult, Layer, ParamGrads, Saved } from './layer.js';
 import { SavedState } from './layer.js';
 import type { LinearParams } from './linear.js';
@@ -40,6 +49,8 @@ export interface LoraAdapter {
   a: tf.Tensor;
   b: tf.Tensor;
   scale: number;
+  /** Dropout on the adapter's input (training only; absent: none). */
+  dropout?: LoraDropoutSpec;
 }
 
 export interface LoraLinearParams extends LinearParams {
@@ -50,8 +61,10 @@ export interface LoraLinearParams extends LinearParams {
 }
 
 interface LoraLinearSaved {
-  /** The input as rows [N, in] (adapters only). */
+  /** The adapter's input as rows [N, in], masked under dropout (adapters only). */
   x2: tf.Tensor | null;
+  /** The dropout mask [N, in] (0 or 1 / (1 - p)); null without dropout. */
+  mask: tf.Tensor | null;
   /** X A [N, r] (adapters only). */
   xa: tf.Tensor | null;
   /** The base layer's saved state (a trained base only). */
@@ -66,20 +79,23 @@ export class LoraLinear implements Layer<LoraLinearParams, Saved> {
     if (!p.frozen && !p.lora) return this.base.forward(p, x, train);
     const baseTrain = train && !p.frozen;
     const base = this.base.forward(p, x, baseTrain);
-    if (!p.lora) return { y: base.y, saved: train ? new LoraSavedState({ x2: null, xa: null, base: null }) : SavedState.none() };
-    const { a, b, scale } = p.lora;
+    if (!p.lora) return { y: base.y, saved: train ? new LoraSavedState({ x2: null, xa: null, mask: null, base: null }) : SavedState.none() };
+    const { a, b, scale, dropout } = p.lora;
     const inDim = a.shape[0];
-    const x2 = tf.reshape(x, [rows(x), inDim]); // [..., in] -> [N, in]
+    const n = rows(x);
+    const mask = dropout && dropout.p > 0 ? tf.tensor(loraDropoutMask(dropout, n, inDim), [n, inDim], 'float32') : null;
+    const x2 = mask ? tf.tidy(() => tf.mul(tf.reshape(x, [n, inDim]), mask)) : tf.reshape(x, [n, inDim]); // [..., in] -> [N, in], dropout(x)
     const xa = tf.matMul(x2 as tf.Tensor2D, a as tf.Tensor2D); // [N, r]
     const y = tf.tidy(() => tf.add(base.y, tf.reshape(tf.mul(tf.matMul(xa as tf.Tensor2D, b as tf.Tensor2D), scale), base.y.shape))); // [N, out] -> [..., out]
     base.y.dispose();
     if (!train) {
       x2.dispose();
       xa.dispose();
+      mask?.dispose();
       return { y, saved: SavedState.none() };
     }
     const baseSaved = p.frozen ? null : base.saved;
-    return { y, saved: new LoraSavedState({ x2, xa, base: baseSaved }) };
+    return { y, saved: new LoraSavedState({ x2, xa, mask, base: baseSaved }) };
   }
 
   /** dy [..., out] -> dx [..., in] and the gradients of what is trained: lora_A, lora_B (and weight, bias unless frozen). */
@@ -99,12 +115,14 @@ export class LoraLinear implements Layer<LoraLinearParams, Saved> {
       const { a, b, scale } = p.lora;
       const x2 = s.x2;
       const xa = s.xa;
+      const mask = s.mask;
       const [dA, dB, dxSum] = tf.tidy(() => {
         const dy2 = tf.reshape(dy, [x2.shape[0], b.shape[1]!]) as tf.Tensor2D; // [N, out]
         const dB = tf.mul(tf.matMul(tf.transpose(xa) as tf.Tensor2D, dy2), scale); // s XA^T dY [r, out]
         const dxa = tf.mul(tf.matMul(dy2, tf.transpose(b) as tf.Tensor2D), scale) as tf.Tensor2D; // s dY B^T [N, r]
         const dA = tf.matMul(tf.transpose(x2) as tf.Tensor2D, dxa); // X^T dXA [in, r]
-        const dxl = tf.reshape(tf.matMul(dxa, tf.transpose(a) as tf.Tensor2D), dx.shape); // dXA A^T [..., in]
+        const dxa2 = tf.matMul(dxa, tf.transpose(a) as tf.Tensor2D); // dXA A^T [N, in]
+        const dxl = tf.reshape(mask ? tf.mul(dxa2, mask) : dxa2, dx.shape); // (dXA A^T) * M [..., in]
         return [dA, dB, tf.add(dx, dxl)];
       });
       dx.dispose();
@@ -130,7 +148,7 @@ export class LoraLinear implements Layer<LoraLinearParams, Saved> {
 /** The adapter's saved tensors and, for a trained base, the base layer's saved state. */
 class LoraSavedState extends SavedState<LoraLinearSaved> {
   constructor(private readonly parts: LoraLinearSaved) {
-    super(parts, [parts.x2, parts.xa].filter((t): t is tf.Tensor => t !== null));
+    super(parts, [parts.x2, parts.xa, parts.mask].filter((t): t is tf.Tensor => t !== null));
   }
 
   override release(): void {

@@ -20,7 +20,7 @@ export interface LoraConfig {
   rank: number;
   /** alpha: the update is scaled by alpha / r. */
   alpha: number;
-  /** Dropout on the adapter's input (PEFT's lora_dropout); only 0 is implemented. */
+  /** Dropout on the adapter's input in training (PEFT's lora_dropout), in [0, 1); the mask is lora-dropout.ts's, equal in every layout. */
   dropout: number;
   /** Short target names (q, k, v, o, gate, up, down; GPT-2: c_attn, c_proj (attn and mlp), c_fc). */
   targets: string[];
@@ -101,8 +101,8 @@ export function checkLoraConfig(lora: LoraConfig): void {
   if (!Number.isFinite(lora.alpha) || lora.alpha <= 0) {
     throw new TrainerError('TRAINER_ERR_LORA_CONFIG', `--lora-alpha ${lora.alpha} is not a positive number`, { hint: 'use e.g. --lora-alpha 16 (the update is scaled by alpha / rank)' });
   }
-  if (lora.dropout !== 0) {
-    throw new TrainerError('TRAINER_ERR_LORA_CONFIG', `--lora-dropout ${lora.dropout}: only 0 is implemented (a dropout mask identical across layouts is not built yet)`, { hint: 'leave --lora-dropout out or set it to 0' });
+  if (!Number.isFinite(lora.dropout) || lora.dropout < 0 || lora.dropout >= 1) {
+    throw new TrainerError('TRAINER_ERR_LORA_CONFIG', `--lora-dropout ${lora.dropout} is not a probability in [0, 1)`, { hint: 'use e.g. --lora-dropout 0.05 (PEFT\'s lora_dropout), or 0 for none' });
   }
   if (lora.targets.length === 0) {
     throw new TrainerError('TRAINER_ERR_LORA_TARGET', '--lora-targets is empty', { hint: `name at least one layer, e.g. --lora-targets ${DEFAULT_LORA_TARGETS.join(',')}` });

@@ -17,6 +17,11 @@
  * Tensor parallel: a replicated factor's gradient (A of a column-parallel linear, B of a
  * row-parallel one) is each rank's partial sum (lora-linear.ts); after a block's backward the
  * replicated factors' gradients are summed over the tensor-parallel group in one all-reduce.
+ *
+ * Dropout (--lora-dropout p > 0, lora-dropout.ts): a training forward attaches to each adapter
+ * where its input sits (the run's seed, the micro-batch's origin: step and first global row, the
+ * linear's name and, on a row-parallel shard, its first global input feature), so every layout
+ * builds the same mask; the backward uses the mask its forward saved.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from '../config.js';
@@ -31,6 +36,7 @@ import { GPTSegments, type GPTSegmentsOptions, type SegmentBatch, type SegmentFo
 import type { TensorParallelGroup } from '../tensor-parallel/mappings.js';
 import { downloadForCollective } from '../tensor-parallel/mappings.js';
 import { type LoraConfig, loraScale, loraTargetLinears } from './lora-config.js';
+import type { LoraDropoutSpec } from './lora-dropout.js';
 import { initLoraRange, loraLayout, type LoraLayout, type LoraParamEntry } from './lora-layout.js';
 
 /** LlamaBlockParams' field of each block-local linear. */
@@ -58,6 +64,11 @@ function withLinears(p: UnitParams, f: (linear: string, l: LoraLinearParams) => 
   return q;
 }
 
+export interface LoraSegmentsOptions extends GPTSegmentsOptions {
+  /** The run's seed (LoRA dropout's mask is keyed by it); default 0. */
+  seed?: number;
+}
+
 export class LoraSegments {
   readonly config: GPTConfig;
   readonly lora: LoraConfig;
@@ -80,8 +91,11 @@ export class LoraSegments {
   private readonly tp: TensorParallelGroup | null;
   private readonly scale: number;
   private frozen: Map<number, UnitParams> | null = null;
+  private readonly seed: number;
+  /** Adapted linear 'h.i.attn.o_proj' -> the global index of its A shard's first row (row-parallel shards; else absent: 0). */
+  private readonly firstFeature = new Map<string, number>();
 
-  constructor(config: GPTConfig, lora: LoraConfig, options: GPTSegmentsOptions = {}) {
+  constructor(config: GPTConfig, lora: LoraConfig, options: LoraSegmentsOptions = {}) {
     this.config = { ...config };
     this.lora = { ...lora, targets: [...lora.targets] };
     this.linears = loraTargetLinears(config, lora);
@@ -97,6 +111,8 @@ export class LoraSegments {
     this.segments = this.base.segments.map((s) => ({ ...s, forwardUnits: mapUnits(s.forwardUnits), backwardUnits: mapUnits(s.backwardUnits), gradUnits: mapUnits(s.gradUnits) }));
     this.decayRanges = this.adapters.entries.map((e) => ({ start: e.offset, end: e.offset + e.size }));
     this.replicatedRanges = this.adapters.entries.filter((e) => e.replicated).map((e) => ({ start: e.offset, end: e.offset + e.size }));
+    this.seed = options.seed ?? 0;
+    for (const e of this.adapters.entries) if (e.factor === 'A' && e.shard?.rows) this.firstFeature.set(e.name.slice(0, -'.lora_A.weight'.length), e.shard.rows[0]);
   }
 
   /** The frozen base's flat layout on this rank (what `loadBase` reads ranges of). */
@@ -168,7 +184,23 @@ export class LoraSegments {
   }
 
   async forward(seg: number, params: ReadonlyMap<number, UnitParams>, x: tf.Tensor | null, mb: SegmentBatch, train: boolean): Promise<SegmentForward> {
-    return this.base.forward(seg, this.segmentParams(seg, params), x, mb, train);
+    return this.base.forward(seg, this.segmentParams(seg, params, this.dropoutOf(mb, train)), x, mb, train);
+  }
+
+  /**
+   * What the adapters need for dropout (the linear's name and first feature are added per
+   * adapter), or null: p = 0, or an evaluation pass. A training micro-batch carries its origin
+   * (step, first global row); the engine's runner strips it for evaluation. `train` alone cannot
+   * tell: activation checkpointing's first forward is a training pass that saves nothing (train
+   * false) and must drop what its recomputation drops.
+   */
+  private dropoutOf(mb: SegmentBatch, train: boolean): Omit<LoraDropoutSpec, 'name' | 'firstFeature'> | null {
+    if (!(this.lora.dropout > 0)) return null;
+    if (!mb.origin) {
+      if (train) throw new Error('internal: LoRA dropout needs the training micro-batch\'s origin (its step and first global row)');
+      return null;
+    }
+    return { p: this.lora.dropout, seed: this.seed, step: mb.origin.step, firstRow: mb.origin.row, seqLen: mb.tokens.length / mb.batch };
   }
 
   /**
@@ -270,7 +302,7 @@ export class LoraSegments {
   }
 
   /** The base segment's units: frozen tensors, blocks with their adapters attached. */
-  private segmentParams(seg: number, params: ReadonlyMap<number, UnitParams>): Map<number, UnitParams> {
+  private segmentParams(seg: number, params: ReadonlyMap<number, UnitParams>, dropout: Omit<LoraDropoutSpec, 'name' | 'firstFeature'> | null = null): Map<number, UnitParams> {
     if (this.frozen === null) throw new Error('internal: LoraSegments used before loadBase');
     const spec = this.base.segments[seg];
     const out = new Map<number, UnitParams>();
@@ -283,9 +315,13 @@ export class LoraSegments {
       }
       const adapters = params.get(j)?.adapters;
       if (!adapters) throw new Error(`internal: adapter unit ${j} parameters were not provided`);
+      const unit = this.units[j].name;
       out.set(b, withLinears(p, (linear, l) => {
         const ab = adapters.get(linear);
-        return ab ? { ...l, lora: { a: ab.a, b: ab.b, scale: this.scale } } : l;
+        if (!ab) return l;
+        const name = `${unit}.${linear}`;
+        const drop = dropout ? { dropout: { ...dropout, name, firstFeature: this.firstFeature.get(name) ?? 0 } } : {};
+        return { ...l, lora: { a: ab.a, b: ab.b, scale: this.scale, ...drop } };
       }));
     }
     return out;
