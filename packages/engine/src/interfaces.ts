@@ -33,6 +33,12 @@ export interface MicroBatch {
    * dropout's mask, so every layout drops the same elements; needed only with --lora-dropout.
    */
   origin?: { step: number; row: number };
+  /**
+   * Packed rows: each position's example, as an index from origin.row (-1: padding). LoRA dropout
+   * then keys a position by its example's global index and its position in the example, so a
+   * packed run drops what an unpacked one drops.
+   */
+  examples?: Int32Array;
 }
 
 export interface LossResult {

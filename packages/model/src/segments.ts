@@ -64,6 +64,8 @@ export interface SegmentBatch {
   segments?: Int32Array;
   /** The optimizer step and the global batch index of this micro-batch's first row (what LoRA dropout's mask is keyed by). */
   origin?: { step: number; row: number };
+  /** Packed rows: each position's example, as an index from origin.row (-1: padding); LoRA dropout keys a position by it. */
+  examples?: Int32Array;
 }
 
 export interface SegmentForward {

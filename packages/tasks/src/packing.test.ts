@@ -22,6 +22,7 @@ describe('packing', () => {
     expect(packed.batch).toBe(2);
     expect([...packed.tokens]).toEqual([10, 11, 12, 13, 14, 20, 21, 22, 30, 31, 99, 99, 99, 99, 99, 99]);
     expect([...packed.segments!]).toEqual([0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]);
+    expect([...packed.examples!]).toEqual([0, 0, 0, 0, 0, 1, 1, 1, 2, 2, -1, -1, -1, -1, -1, -1]); // LoRA dropout's key
     expect([...packed.targets]).toEqual([-1, 12, 13, 14, 15, 21, 22, 23, 31, 32, -1, -1, -1, -1, -1, -1]);
     // the same counted (position-independent) targets as one example per row
     const one = rowsOf(ex, T, 99);

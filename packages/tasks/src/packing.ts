@@ -42,6 +42,7 @@ export function packRows(examples: readonly EncodedExample[], seqLen: number, pa
   const tokens = new Int32Array(rows * seqLen).fill(pad);
   const targets = new Int32Array(rows * seqLen).fill(-1);
   const segments = new Int32Array(rows * seqLen);
+  const ids = new Int32Array(rows * seqLen).fill(-1); // each position's example (LoRA dropout's key), -1 padding
   const fill = new Array<number>(rows).fill(0);
   const count = new Array<number>(rows).fill(0);
   examples.forEach((e, i) => {
@@ -50,11 +51,12 @@ export function packRows(examples: readonly EncodedExample[], seqLen: number, pa
     tokens.set(e.ids.subarray(0, windows[i]), at);
     placeTargets(e, targets, at, windows[i]);
     segments.fill(count[r], at, at + windows[i]);
+    ids.fill(i, at, at + windows[i]);
     fill[r] += windows[i];
     count[r]++;
   });
   for (let r = 0; r < rows; r++) segments.fill(count[r], r * seqLen + fill[r], (r + 1) * seqLen); // padding: a segment of its own
-  return { tokens, targets, batch: rows, segments };
+  return { tokens, targets, batch: rows, segments, examples: ids };
 }
 
 /**

@@ -82,6 +82,8 @@ export interface TaskBatch {
   batch: number;
   /** Packed rows: the segment (example) of each position, padding a segment of its own; absent: one example per row. */
   segments?: Int32Array;
+  /** Packed rows: each position's example, as its index in the micro-batch's examples (-1: padding). */
+  examples?: Int32Array;
 }
 
 /** Writes example e's targets at row offset `at` (targets of ids[1..n) that are trained). */

@@ -209,6 +209,11 @@ describe('the LoRA dropout mask (lora-dropout.ts)', () => {
     // features 12..23 as a row-parallel tensor-parallel shard
     const shard = loraDropoutMask({ ...spec, firstFeature: 12 }, 4 * 16, 12);
     for (let n = 0; n < 4 * 16; n++) expect(Array.from(shard.subarray(n * 12, n * 12 + 12))).toEqual(Array.from(whole.subarray(n * 24 + 12, n * 24 + 24)));
+    // packed rows: example e at position t of a packed row is masked as row firstRow + e, position t of the unpacked rows
+    const examples = Int32Array.from([1, 1, 1, 0, 0, 0, 0, 0, 3, 3, 2, 2, 2, 2, -1, -1]);
+    const positions = Int32Array.from([0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 0, 1, 2, 3, 0, 1]);
+    const packed = loraDropoutMask({ ...spec, seqLen: 8, examples, positions }, 16, 24);
+    for (let n = 0; n < 14; n++) expect(Array.from(packed.subarray(n * 24, n * 24 + 24)), `position ${n}`).toEqual(Array.from(whole.subarray((examples[n] * 16 + positions[n]) * 24, (examples[n] * 16 + positions[n] + 1) * 24)));
     for (const other of [{ step: 13 }, { name: 'h.1.mlp.down_proj' }, { seed: 1338 }]) expect(Array.from(loraDropoutMask({ ...spec, ...other }, 4 * 16, 24))).not.toEqual(Array.from(whole));
   });
 });

@@ -10,12 +10,14 @@
  *
  * where the chain is h_0 = 0x9e3779b9, h_{k+1} = fmix32(h_k ^ v_k) (murmur3's 32-bit finalizer,
  * a bijection with full avalanche), row is the sequence's index in the step's global batch (the
- * data-parallel rank's and the micro-batch's offset added), t the position in the row and i the
+ * data-parallel rank's and the micro-batch's offset added), t the position in it and i the
  * global input feature (a row-parallel tensor-parallel shard adds its first feature). So data
  * parallel, gradient accumulation, tensor parallel (column-parallel bases see the same x and the
  * same mask on every rank; row-parallel ones mask their features by global index), pipeline
  * stages and activation checkpointing's recomputation all build the same mask as one worker.
- * Packed rows need nothing: the mask is per position whatever sequence the position holds.
+ * Packed rows (several examples per row): the row index is the example's global index and t
+ * its position in the example (the micro-batch carries each position's example), so a packed run
+ * drops exactly what an unpacked one drops, whatever the packing.
  *
  * Cost: TF.js has no 32-bit integer xor/shift/wrapping multiply on every backend, so the mask is
  * built on the host (one fmix32 per element plus one chain per (row, t): ~10 integer ops per
@@ -42,6 +44,13 @@ export interface LoraDropoutSpec {
   seqLen: number;
   /** The global index of the input's first feature (a row-parallel shard's first input row of W; else 0). */
   firstFeature: number;
+  /**
+   * Packed rows: per input row n (a position of the micro-batch), its example as an index from
+   * firstRow (-1: padding, keyed as row 2^32 - 1: no loss reads it) and `positions[n]` its
+   * position in the example. Absent: row n is position n mod T of row floor(n / T).
+   */
+  examples?: Int32Array;
+  positions?: Int32Array;
 }
 
 /** murmur3's fmix32: a bijective 32-bit avalanche mix. */
@@ -82,8 +91,9 @@ export function loraDropoutMask(spec: LoraDropoutSpec, rows: number, features: n
   const keep = 1 / (1 - spec.p);
   const prefix = hashChain(prefixWords(spec));
   for (let n = 0; n < rows; n++) {
-    const row = spec.firstRow + Math.floor(n / spec.seqLen);
-    const t = n % spec.seqLen;
+    const e = spec.examples ? spec.examples[n] : Math.floor(n / spec.seqLen);
+    const row = e < 0 ? 0xffffffff : spec.firstRow + e;
+    const t = spec.examples && spec.positions ? spec.positions[n] : n % spec.seqLen;
     const h = fmix32((fmix32((prefix ^ row) >>> 0) ^ t) >>> 0);
     const base = n * features;
     for (let j = 0; j < features; j++) {

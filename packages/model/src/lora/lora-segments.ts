@@ -37,6 +37,13 @@ import type { TensorParallelGroup } from '../tensor-parallel/mappings.js';
 import { downloadForCollective } from '../tensor-parallel/mappings.js';
 import { type LoraConfig, loraScale, loraTargetLinears } from './lora-config.js';
 import type { LoraDropoutSpec } from './lora-dropout.js';
+import { packedRowsOf } from '../layers/segment-mask.js';
+
+/** Positions n mod T (a micro-batch with examples but no segments: one example per row). */
+function positionsInRows(mb: SegmentBatch): Int32Array {
+  const T = mb.tokens.length / mb.batch;
+  return Int32Array.from({ length: mb.tokens.length }, (_, n) => n % T);
+}
 import { initLoraRange, loraLayout, type LoraLayout, type LoraParamEntry } from './lora-layout.js';
 
 /** LlamaBlockParams' field of each block-local linear. */
@@ -200,7 +207,8 @@ export class LoraSegments {
       if (train) throw new Error('internal: LoRA dropout needs the training micro-batch\'s origin (its step and first global row)');
       return null;
     }
-    return { p: this.lora.dropout, seed: this.seed, step: mb.origin.step, firstRow: mb.origin.row, seqLen: mb.tokens.length / mb.batch };
+    const packed = mb.examples ? { examples: mb.examples, positions: packedRowsOf(mb)?.positions ?? positionsInRows(mb) } : {};
+    return { p: this.lora.dropout, seed: this.seed, step: mb.origin.step, firstRow: mb.origin.row, seqLen: mb.tokens.length / mb.batch, ...packed };
   }
 
   /**
