@@ -16,9 +16,13 @@ afterEach(() => killAllStarted());
  * assistant turns): 4 workers as tp 2 x dp 2 (with packed rows) and as pp 2 x dp 2 with ZeRO-3
  * follow 1 worker (unpacked), losses and adapters; and the two exports agree: the merged model is
  * the base plus alpha/r B A for every adapted weight (computed here from the PEFT file and the
- * --from folder) and every other tensor the base's, bit for bit.
+ * --from folder) and every other tensor the base's, bit for bit. The three training runs use
+ * --lora-dropout 0.05 (no extra run): the mask is keyed by the example's global index and
+ * position, so tp 2 x dp 2 with packed rows and pp 2 x dp 2 drop what 1 worker drops.
  */
 const { ws, task, base, prepare, finetune } = loraWorkspace();
+/** LoRA dropout on every training run of this file (the PEFT config carries it). */
+const DROPOUT = ['--lora-dropout', '0.05'];
 
 /** max |a - b|. */
 function maxAbs(a: Float32Array, b: Float32Array): number {
@@ -55,17 +59,17 @@ describe('LoRA fine-tuning (multi-process)', () => {
     for (const [name, t] of refAdapter.tensors) expect(maxAbs(adapter.tensors.get(name)!.values, t.values), `${out} ${name}`).toBeLessThan(1e-4); // measured 2.4e-6
   }
 
-  it('chat data, rank 8: 4 workers (tp 2 x dp 2, packed rows) follow 1 worker: losses 2e-5 relative, adapters 1e-4 absolute', async () => {
+  it('chat data, rank 8, dropout 0.05: 4 workers (tp 2 x dp 2, packed rows) follow 1 worker: losses 2e-5 relative, adapters 1e-4 absolute', async () => {
     one = ws.out('lora-1');
-    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', one, ...FT, ...LORA, '--nodes', '1']);
+    const r = await runTrainer(['finetune', '--from', base, '--data', task, '--out', one, ...FT, ...LORA, ...DROPOUT, '--nodes', '1']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout + r.stderr).toMatch(/chat lines are rendered with the model's chat template/);
     expect(r.stdout + r.stderr).toMatch(/trained tokens: completions, or assistant turns of chats/);
-    await expectFollows(await finetune('lora-tp2', ['--nodes', '4', '--tp', '2', '--pack']));
+    await expectFollows(await finetune('lora-tp2', ['--nodes', '4', '--tp', '2', '--pack', ...DROPOUT]));
   }, 240_000);
 
   it('pp 2 x dp 2 with ZeRO-3 follows 1 worker: each stage trains its blocks\' adapters, assembled into one PEFT adapter', async () => {
-    await expectFollows(await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3']));
+    await expectFollows(await finetune('lora-pp2', ['--nodes', '4', '--pp', '2', '--zero', '3', ...DROPOUT]));
   }, 120_000);
 
   it('exports a PEFT adapter and a merged model that agree: merged = base + alpha/r B A, every other tensor the base bit for bit', async () => {
@@ -80,7 +84,7 @@ describe('LoRA fine-tuning (multi-process)', () => {
     const sameTokenizer = isDeepStrictEqual(JSON.parse(readFileSync(join(mergedDir, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(join(base, 'tokenizer.json'), 'utf8')));
     expect(sameTokenizer, 'the merged folder carries the base tokenizer.json').toBe(true);
     const { config, tensors } = await readPeftAdapter(peftDir);
-    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, modules_to_save: null });
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, lora_dropout: 0.05, bias: 'none', fan_in_fan_out: false, modules_to_save: null });
     expect((config.target_modules as string[]).sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
     expect(tensors.size).toBe(2 * 7 * 2);
     const baseTensors = (await readSafetensors(join(base, 'model.safetensors'))).tensors;
