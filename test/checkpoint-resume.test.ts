@@ -107,16 +107,21 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     expect(readdirSync(join(ref.out, 'checkpoints')).sort()).toEqual(['latest', 'step-000003', 'step-000006', 'step-000008']);
     const ckpt = join(ref.out, 'checkpoints', 'step-000003');
 
-    const same = await tinyRun(ws, 'same', 2, [...JOB, '--zero', '1', '--resume', ckpt]);
+    // The resumed runs are independent of each other: they run at once (each in its own folder).
+    const reshards = [[1, 0], [3, 2], [4, 3]];
+    const [same, v1, ...resharded] = await Promise.all([
+      tinyRun(ws, 'same', 2, [...JOB, '--zero', '1', '--resume', ckpt]),
+      // A version 1 checkpoint (fp32 runs before 16-bit parameter shards) resumes just as well.
+      tinyRun(ws, 'same-v1', 2, [...JOB, '--zero', '1', '--resume', asVersion1(ckpt, join(ws.dir, 'v1', 'step-000003'))]),
+      ...reshards.map(([nodes, zero]) => tinyRun(ws, `reshard-${nodes}-${zero}`, nodes, [...JOB, '--zero', String(zero), '--resume', ckpt])),
+    ]);
     expectSameTail(same, ref, 3, true, 'same layout (2 workers, ZeRO 1)');
-    // A version 1 checkpoint (fp32 runs before 16-bit parameter shards) resumes just as well.
-    const v1 = await tinyRun(ws, 'same-v1', 2, [...JOB, '--zero', '1', '--resume', asVersion1(ckpt, join(ws.dir, 'v1', 'step-000003'))]);
     expectSameTail(v1, ref, 3, true, 'same layout from a version 1 checkpoint');
 
     const total = ref.params.size && [...ref.params.values()].reduce((s, p) => s + p.length, 0);
-    for (const [nodes, zero] of [[1, 0], [3, 2], [4, 3]]) {
+    for (const [i, [nodes, zero]] of reshards.entries()) {
       const label = `${nodes} worker(s), ZeRO ${zero}`;
-      const run = await tinyRun(ws, `reshard-${nodes}-${zero}`, nodes, [...JOB, '--zero', String(zero), '--resume', ckpt]);
+      const run = resharded[i]!;
       expectSameTail(run, ref, 3, false, label);
       expect(run.output).toContain(`resharding: the checkpoint was written by 2 worker(s) (dp 2 x tp 1 x pp 1) with ZeRO 1; this run has ${nodes} (dp ${nodes} x tp 1 x pp 1) with ZeRO ${zero}`);
       const reads = run.metrics.filter((m) => typeof m.resume_bytes_read === 'number').map((m) => m.resume_bytes_read as number);
@@ -155,11 +160,16 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     expect(cAttn.state.params.map((p: { slice: { cols: number[][] } }) => p.slice.cols)).toEqual([[[0, 16], [32, 48], [64, 80]], [[16, 32], [48, 64], [80, 96]]]);
     expect(manifest.tensors.find((t: { name: string }) => t.name === 'wte.weight').state.params.length).toBe(2); // vocab-parallel rows, first stage only
 
-    const same = await tinyRun(ws, 'same', 4, [...job, '--tp', '2', '--pp', '2', '--resume', ckpt]);
+    // The resumed runs are independent of each other: they run at once.
+    const layouts = [[1, []], [4, ['--tp', '2', '--zero', '3']], [2, ['--pp', '2']]] as [number, string[]][];
+    const [same, ...resharded] = await Promise.all([
+      tinyRun(ws, 'same', 4, [...job, '--tp', '2', '--pp', '2', '--resume', ckpt]),
+      ...layouts.map(([nodes, layout]) => tinyRun(ws, `from-tp2pp2-${nodes}-${layout.join('')}`, nodes, [...job, ...layout, '--resume', ckpt])),
+    ]);
     expectSameTail(same, ref, 3, true, 'same layout (tp 2 x pp 2)');
-    for (const [nodes, layout] of [[1, []], [4, ['--tp', '2', '--zero', '3']], [2, ['--pp', '2']]] as [number, string[]][]) {
+    for (const [i, [nodes, layout]] of layouts.entries()) {
       const label = `${nodes} worker(s) ${layout.join(' ')}`;
-      const run = await tinyRun(ws, `from-tp2pp2-${nodes}-${layout.join('')}`, nodes, [...job, ...layout, '--resume', ckpt]);
+      const run = resharded[i]!;
       expectSameTail(run, ref, 3, false, label, TP_PARAM_ATOL);
       expect(run.output, label).toContain('resharding: the checkpoint was written by 4 worker(s) (dp 1 x tp 2 x pp 2) with ZeRO 0');
     }
@@ -174,21 +184,28 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8'));
     expect(manifest.layout.precision).toBe('fp16');
     expect(manifest.lossScale).toEqual({ scale: 65536, goodSteps: 3, skipsAtMinimum: 0 });
-    await expectParams16(ckpt, 'fp16');
-    const same = await tinyRun(ws, 'fp16-same', 2, [...job, '--precision', 'fp16', '--resume', ckpt]);
+    // The scale really comes from the checkpoint: one about to grow (999 good steps of 1000) continues so
+    // (a copy of the checkpoint with that scale, so that every run below can run at once).
+    const scaled = join(ws.dir, 'scaled', 'step-000003');
+    cpSync(ckpt, scaled, { recursive: true });
+    writeFileSync(join(scaled, 'manifest.json'), JSON.stringify({ ...manifest, lossScale: { scale: 1024, goodSteps: 999, skipsAtMinimum: 0 } }));
+    const precisions = ['bf16', 'fp32'];
+    const [, same, grown, ...others] = await Promise.all([
+      expectParams16(ckpt, 'fp16'),
+      tinyRun(ws, 'fp16-same', 2, [...job, '--precision', 'fp16', '--resume', ckpt]),
+      tinyRun(ws, 'fp16-scale', 2, [...job, '--precision', 'fp16', '--resume', scaled]),
+      // Another precision continues from the same fp32 master.
+      ...precisions.map((precision) => tinyRun(ws, `fp16-to-${precision}`, 1, [...job, '--precision', precision, '--resume', ckpt])),
+    ]);
     expectSameTail(same, ref, 3, true, 'same layout and precision (fp16)');
     const scales = same.metrics.filter((m) => m.rank === 0 && typeof m.loss_scale === 'number').map((m) => m.loss_scale);
     expect(scales.length).toBe(5);
     expect(scales.every((s) => s === 65536)).toBe(true);
-    // The scale really comes from the checkpoint: one about to grow (999 good steps of 1000) continues so.
-    writeFileSync(join(ckpt, 'manifest.json'), JSON.stringify({ ...manifest, lossScale: { scale: 1024, goodSteps: 999, skipsAtMinimum: 0 } }));
-    const grown = await tinyRun(ws, 'fp16-scale', 2, [...job, '--precision', 'fp16', '--resume', ckpt]);
     expect(grown.code, grown.output).toBe(0);
     expect(grown.metrics.filter((m) => m.rank === 0 && typeof m.loss_scale === 'number').map((m) => m.loss_scale)).toEqual([1024, 2048, 2048, 2048, 2048]);
-    writeFileSync(join(ckpt, 'manifest.json'), JSON.stringify(manifest));
     // Another precision continues from the same fp32 master: losses within mixed precision's 1% of fp16's.
-    for (const precision of ['bf16', 'fp32']) {
-      const run = await tinyRun(ws, `fp16-to-${precision}`, 1, [...job, '--precision', precision, '--resume', ckpt]);
+    for (const [i, precision] of precisions.entries()) {
+      const run = others[i]!;
       expect(run.code, run.output).toBe(0);
       expect(run.output).toContain(`with ZeRO 2, fp16; this run has 1 (dp 1 x tp 1 x pp 1) with ZeRO 2${precision === 'fp32' ? '' : ', bf16'}`);
       for (let step = 3; step < 8; step++) expect(Math.abs(run.summary.losses[step]! - ref.summary.losses[step]!) / ref.summary.losses[step]!, `${precision} step ${step}`).toBeLessThan(0.01);
@@ -201,8 +218,7 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     const ref = await tinyRun(ws, 'bf16', 2, [...job, '--save-every', '3']);
     expect(ref.code, ref.output).toBe(0);
     const ckpt = join(ref.out, 'checkpoints', 'step-000003');
-    await expectParams16(ckpt, 'bf16');
-    const same = await tinyRun(ws, 'bf16-same', 2, [...job, '--save-every', '3', '--resume', ckpt]);
+    const [, same] = await Promise.all([expectParams16(ckpt, 'bf16'), tinyRun(ws, 'bf16-same', 2, [...job, '--save-every', '3', '--resume', ckpt])]);
     expectSameTail(same, ref, 3, true, 'same layout and precision (bf16, ZeRO 3)');
     for (const step of ['step-000006', 'step-000008']) {
       for (const shard of ['rank-00000-of-00002.safetensors', 'rank-00001-of-00002.safetensors']) {
@@ -215,8 +231,8 @@ describe('resume from sharded checkpoints (multi-process)', () => {
   it('--resume auto: starts fresh when there is none, after a crash continues from the newest checkpoint that verifies, skipping a corrupt one', async () => {
     const ws = tinyWorkspace();
     const steps = ['--steps', '60', '--eval-every', '0', '--eval-batches', '1', '--sample-tokens', '0'];
-    const ref = await tinyRun(ws, 'ref', 2, steps);
-    expect(ref.code, ref.output).toBe(0);
+    // The uninterrupted reference runs while the crashing run below does (its own folder).
+    const reference = tinyRun(ws, 'ref', 2, steps);
 
     // A run that crashes (every process SIGKILLed) once it has committed checkpoint 6.
     const out = ws.out('crashed');
@@ -243,7 +259,8 @@ describe('resume from sharded checkpoints (multi-process)', () => {
     bytes[bytes.length - 5] ^= 0x40;
     writeFileSync(shard, bytes);
 
-    const resumed = await tinyRun(ws, 'crashed', 2, [...steps, '--save-every', '3', '--resume', 'auto']);
+    const [ref, resumed] = await Promise.all([reference, tinyRun(ws, 'crashed', 2, [...steps, '--save-every', '3', '--resume', 'auto'])]);
+    expect(ref.code, ref.output).toBe(0);
     expect(resumed.code, resumed.output).toBe(0);
     expect(resumed.output).toContain(`--resume auto: skipping checkpoint ${newest}, which does not verify: TRAINER_ERR_CHECKPOINT_CHECKSUM: ${shard}`);
     expect(resumed.output).toContain(`resuming from ${join(out, 'checkpoints', older)} at step ${Number(older.slice(5))}`);

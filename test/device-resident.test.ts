@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Workspace } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
-import { killAllStarted } from './helpers/processes.js';
+import { inParallel, killAllStarted } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 import { expectPeakAsPlanned, type PlannedLayout } from './helpers/planned-memory.js';
 
@@ -45,10 +45,17 @@ describe('device-resident state (tf kernels, multi-process)', () => {
       ['bf16 ZeRO 2', ['--zero', '2', '--precision', 'bf16'], { label: 'tf bf16 ZeRO 2', kernels: 'tf', precision: 'bf16', zero: 2, microBatch: 2, microBatches: 1 }],
       ['fp16 ZeRO 3', ['--zero', '3', '--precision', 'fp16'], { label: 'tf fp16 ZeRO 3', kernels: 'tf', precision: 'fp16', zero: 3, microBatch: 2, microBatches: 1 }],
     ];
-    for (const [label, extra, planned] of layouts) {
-      const precision = extra.includes('--precision') ? extra[extra.indexOf('--precision') + 1] : 'fp32';
-      if (!refs.has(precision)) refs.set(precision, await run(ws, `ref-${precision}`, 1, precision === 'fp32' ? [] : ['--precision', precision]));
-      const r = await run(ws, label.replace(/ /g, '-'), 2, extra);
+    const precisionOf = (extra: string[]) => extra.includes('--precision') ? extra[extra.indexOf('--precision') + 1] : 'fp32';
+    // The runs are independent (each its own folder): the 1-worker references and the layouts run a few at a time.
+    const precisions = [...new Set(layouts.map(([, extra]) => precisionOf(extra)))];
+    const runs = await inParallel([
+      ...precisions.map((precision) => () => run(ws, `ref-${precision}`, 1, precision === 'fp32' ? [] : ['--precision', precision])),
+      ...layouts.map(([label, extra]) => () => run(ws, label.replace(/ /g, '-'), 2, extra)),
+    ], 3);
+    precisions.forEach((precision, i) => refs.set(precision, runs[i]!));
+    for (const [i, [label, extra, planned]] of layouts.entries()) {
+      const precision = precisionOf(extra);
+      const r = runs[precisions.length + i]!;
       expectSameTrajectory(r, refs.get(precision)!, label, precision === 'fp32' ? TOLERANCE : TOLERANCE_16);
       expectPeakAsPlanned(r.metrics, planned);
       const dp = extra.includes('--tp') || extra.includes('--pp') ? 1 : 2;

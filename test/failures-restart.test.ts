@@ -1,11 +1,13 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { killAllStarted, startTrainer, waitFor } from './helpers/processes.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
-afterEach(() => killAllStarted());
+// The tests run at once (a few at a time: most of their time is waiting for a timeout to
+// detect a failure), so their processes are killed after all of them, not after each.
+afterAll(() => killAllStarted());
 
 /**
  * Restarts on one machine (`trainer launch --max-restarts`): every kind of failure the
@@ -23,7 +25,7 @@ beforeAll(async () => {
 
 const restarted = (run: TinyRun) => run.summary as TinyRun['summary'] & { restarts: number; lost_steps: number; exit_code: number; rounds: Record<string, any>[]; stopped?: { code: string } };
 
-describe('restarts (trainer launch --max-restarts)', () => {
+describe.concurrent('restarts (trainer launch --max-restarts)', () => {
   it('a killed worker: the group restarts from the newest checkpoint and ends bitwise equal to an uninterrupted run; the summary says what happened', async () => {
     const run = await tinyRun(ws, 'kill', 2, [...JOB, '--max-restarts', '2'], { TRAINER_FAULT: 'rank=1,step=5,kind=kill' });
     expect(run.code, run.output).toBe(0);

@@ -1,16 +1,34 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { killAllStarted, logLines, pidsWithMarker, runTrainer, startTrainer, waitFor } from './helpers/processes.js';
 import { tinyJobArgs, tinyWorkspace } from './helpers/tiny-run.js';
 
-afterEach(() => killAllStarted());
+// The tests run at once (at most 3 at a time; each checks its own run's processes by its marker),
+// so whatever they left is killed after all of them.
+afterAll(() => killAllStarted());
 
 function summaryOf(out: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
 }
 
-describe('trainer launch (multi-process)', () => {
+describe.concurrent('trainer launch (multi-process)', () => {
+  // First: it waits longest (the heartbeat timeout), beside the others.
+  it('reports a frozen worker by rank and host after the heartbeat timeout', async () => {
+    const ws = tinyWorkspace();
+    const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('run'), '--steps', '50', '--heartbeat-timeout', '3'])], {
+      env: { TRAINER_FAULT: 'rank=1,step=1,kind=silent' },
+    });
+    const r = await run.result;
+    expect(r.code).toBe(1);
+    const summary = summaryOf(ws.out('run'));
+    const failure = summary.failure as { rank: number; host: string; error: { code: string } };
+    expect(failure.rank).toBe(1);
+    expect(failure.host).toBeTypeOf('string');
+    expect(['TRAINER_ERR_HEARTBEAT_TIMEOUT', 'TRAINER_ERR_COLLECTIVE_TIMEOUT']).toContain(failure.error.code);
+    expect(pidsWithMarker(run.marker)).toEqual([]);
+  });
+
   it('trains on 2 workers, writes metrics, summary and model, and leaves no process behind', async () => {
     const ws = tinyWorkspace();
     const out = ws.out('run');
@@ -60,21 +78,6 @@ describe('trainer launch (multi-process)', () => {
     expect(pidsWithMarker(run.marker)).toEqual([]);
   });
 
-  it('reports a frozen worker by rank and host after the heartbeat timeout', async () => {
-    const ws = tinyWorkspace();
-    const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('run'), '--steps', '50', '--heartbeat-timeout', '3'])], {
-      env: { TRAINER_FAULT: 'rank=1,step=1,kind=silent' },
-    });
-    const r = await run.result;
-    expect(r.code).toBe(1);
-    const summary = summaryOf(ws.out('run'));
-    const failure = summary.failure as { rank: number; host: string; error: { code: string } };
-    expect(failure.rank).toBe(1);
-    expect(failure.host).toBeTypeOf('string');
-    expect(['TRAINER_ERR_HEARTBEAT_TIMEOUT', 'TRAINER_ERR_COLLECTIVE_TIMEOUT']).toContain(failure.error.code);
-    expect(pidsWithMarker(run.marker)).toEqual([]);
-  });
-
   it('stops every worker on SIGTERM and exits 143', async () => {
     const ws = tinyWorkspace();
     const run = startTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('run'), '--steps', '1000'])]);
@@ -88,26 +91,29 @@ describe('trainer launch (multi-process)', () => {
 
   it('refuses bad input before starting any worker, with a coded error', async () => {
     const ws = tinyWorkspace();
-    const missing = await runTrainer(['launch', '--nodes', '2', ...tinyJobArgs({ ...ws, corpus: join(ws.dir, 'nope.txt') }, ['--out', ws.out('a')])]);
+    // Independent refusals: all at once.
+    const [missing, indivisible, tooLong, badTp, badMesh, badStage, mismatch] = await Promise.all([
+      runTrainer(['launch', '--nodes', '2', ...tinyJobArgs({ ...ws, corpus: join(ws.dir, 'nope.txt') }, ['--out', ws.out('a')])]),
+      runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('b'), '--global-batch', '4'])]),
+      runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('c'), '--seq-len', '64'])]),
+      runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('f'), '--tp', '3', '--global-batch', '3'])]),
+      runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('g'), '--tp', '2'])]),
+      runTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('e'), '--zero', '4'])]),
+      runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('d'), '--tokenizer', join(ws.dir, 'missing-tokenizer.json')])]),
+    ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/TRAINER_ERR_CORPUS_NOT_FOUND/);
     expect(missing.stderr).not.toMatch(/\n\s+at /); // no stack trace
-    const indivisible = await runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('b'), '--global-batch', '4'])]);
     expect(indivisible.code).toBe(2);
     expect(indivisible.stderr).toMatch(/TRAINER_ERR_BATCH_INDIVISIBLE/);
-    const tooLong = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('c'), '--seq-len', '64'])]);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/TRAINER_ERR_CONTEXT_TOO_LONG/);
-    const badTp = await runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('f'), '--tp', '3', '--global-batch', '3'])]);
     expect(badTp.code).toBe(2);
     expect(badTp.stderr).toMatch(/TRAINER_ERR_TP_INDIVISIBLE: the model's 2 attention heads do not divide among 3 tensor-parallel ranks/);
-    const badMesh = await runTrainer(['launch', '--nodes', '3', ...tinyJobArgs(ws, ['--out', ws.out('g'), '--tp', '2'])]);
     expect(badMesh.code).toBe(2);
     expect(badMesh.stderr).toMatch(/TRAINER_ERR_MESH: 3 workers do not split into tensor-parallel groups of 2/);
-    const badStage = await runTrainer(['launch', '--nodes', '2', ...tinyJobArgs(ws, ['--out', ws.out('e'), '--zero', '4'])]);
     expect(badStage.code).toBe(2);
     expect(badStage.stderr).toMatch(/TRAINER_ERR_USAGE: option '--zero <stage>' argument '4' is invalid/);
-    const mismatch = await runTrainer(['launch', '--nodes', '1', ...tinyJobArgs(ws, ['--out', ws.out('d'), '--tokenizer', join(ws.dir, 'missing-tokenizer.json')])]);
     expect(mismatch.code).toBe(2);
     expect(mismatch.stderr).toMatch(/TRAINER_ERR_/);
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { maxParamDiff, tinyRun } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
-import { killAllStarted } from './helpers/processes.js';
+import { inParallel, killAllStarted } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
@@ -24,22 +24,24 @@ const JOB = ['--model', 'llama-nano', '--layers', '2', '--heads', '4', '--kv-hea
 describe('Llama family (multi-process)', () => {
   it('dp x tp, tp x pp, ZeRO 1 and 3, activation checkpointing follow one worker; bf16 tracks it', async () => {
     const ws = tinyWorkspace();
-    const ref = await trainedRun(ws, 'ref', 1, JOB);
-    expect(ref.params.has('lm_head.weight'), 'untied head saved').toBe(true);
-    expect(ref.params.has('wpe.weight'), 'no learned positions').toBe(false);
-    expect(ref.params.get('h.0.attn.k_proj.weight')!.length).toBe(32 * 16); // [C, KV D]
-    for (const [nodes, layout] of [
+    const layouts = [
       [4, ['--tp', '2', '--zero', '1']],
       [2, ['--zero', '3']],
       [4, ['--tp', '2', '--pp', '2', '--micro-batches', '2', '--activation-checkpointing']],
-    ] as [number, string[]][]) {
-      const label = `${nodes} workers ${layout.join(' ')}`;
-      const run = await trainedRun(ws, label.replaceAll(/[ -]+/g, '_'), nodes, [...JOB, ...layout]);
-      expectSameTrajectory(run, ref, label, { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
-    }
+    ] as [number, string[]][];
+    const label = ([nodes, layout]: [number, string[]]) => `${nodes} workers ${layout.join(' ')}`;
+    // The runs are independent (each its own folder): the reference and the layouts run 2 at a time.
+    const [ref, bf16, ...runs] = await inParallel([
+      () => trainedRun(ws, 'ref', 1, JOB),
+      () => trainedRun(ws, 'bf16', 4, [...JOB, '--tp', '2', '--zero', '1', '--precision', 'bf16']),
+      ...layouts.map(([nodes, layout]) => () => trainedRun(ws, label([nodes, layout]).replaceAll(/[ -]+/g, '_'), nodes, [...JOB, ...layout])),
+    ], 2);
+    expect(ref!.params.has('lm_head.weight'), 'untied head saved').toBe(true);
+    expect(ref!.params.has('wpe.weight'), 'no learned positions').toBe(false);
+    expect(ref!.params.get('h.0.attn.k_proj.weight')!.length).toBe(32 * 16); // [C, KV D]
+    for (const [i, layout] of layouts.entries()) expectSameTrajectory(runs[i]!, ref!, label(layout), { lossRtol: LOSS_RTOL, paramAtol: PARAM_ATOL });
     // bf16 (16-bit weights and gradients, fp32 master and compute) tracks fp32 as GPT-2's does (test/mixed-precision.test.ts: 1%).
-    const bf16 = await trainedRun(ws, 'bf16', 4, [...JOB, '--tp', '2', '--zero', '1', '--precision', 'bf16']);
-    bf16.summary.losses.forEach((l, i) => expect(Math.abs(l! - ref.summary.losses[i]!) / ref.summary.losses[i]!, `bf16 step ${i}`).toBeLessThan(0.01));
+    bf16!.summary.losses.forEach((l, i) => expect(Math.abs(l! - ref!.summary.losses[i]!) / ref!.summary.losses[i]!, `bf16 step ${i}`).toBeLessThan(0.01));
   }, 300_000);
 
   it('a tp 2 x pp 2 checkpoint resumes bitwise on its layout and reshards to 1 worker', async () => {
@@ -51,11 +53,11 @@ describe('Llama family (multi-process)', () => {
     // k_proj is column-parallel by KV heads: each tp rank wrote its head's 8 columns.
     const k = manifest.tensors.find((t: { name: string }) => t.name === 'h.0.attn.k_proj.weight');
     expect(k.state.params.map((p: { slice: { cols: number[][] } }) => p.slice.cols)).toEqual([[[0, 8]], [[8, 16]]]);
-    const same = await tinyRun(ws, 'same', 4, [...job, '--tp', '2', '--pp', '2', '--resume', ckpt]);
+    // The resumed runs are independent of each other: they run at once.
+    const [same, one] = await Promise.all([tinyRun(ws, 'same', 4, [...job, '--tp', '2', '--pp', '2', '--resume', ckpt]), tinyRun(ws, 'one', 1, [...job, '--resume', ckpt])]);
     expect(same.code, same.output).toBe(0);
     expect(same.summary.losses.slice(3)).toEqual(ref.summary.losses.slice(3));
     expect(same.modelBytes!.equals(ref.modelBytes!), 'model.safetensors differs').toBe(true);
-    const one = await tinyRun(ws, 'one', 1, [...job, '--resume', ckpt]);
     expect(one.code, one.output).toBe(0);
     one.summary.losses.slice(3).forEach((l, i) => expect(Math.abs(l! - ref.summary.losses[3 + i]!)).toBeLessThanOrEqual(LOSS_RTOL * ref.summary.losses[3 + i]!));
     expect(maxParamDiff(one, ref)).toBeLessThanOrEqual(PARAM_ATOL);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { maxParamDiff, tinyRun, type TinyRun } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
-import { killAllStarted, runTrainer } from './helpers/processes.js';
+import { inParallel, killAllStarted, runTrainer, type RunResult } from './helpers/processes.js';
 import { writeRepeatedDataset } from './helpers/repeated-dataset.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 
@@ -29,35 +29,44 @@ beforeAll(async () => {
   const sentences = readFileSync(ws.corpus, 'utf8').split('\n');
   writeFileSync(ws.out('docs.jsonl'), sentences.map((s, i) => JSON.stringify({ text: `${s} ${sentences[(i * 3) % sentences.length]}` })).join('\n'));
   writeFileSync(ws.out('docs-b.jsonl'), sentences.map((s) => JSON.stringify({ text: s.toUpperCase() })).join('\n'));
-  for (const args of [
-    ['tokenizer', 'train', '--data', ws.out('docs.jsonl'), '--vocab', '300', '--out', tokenizer],
-    ['data', 'prepare', '--data', ws.out('docs.jsonl'), '--tokenizer', tokenizer, '--out', dataset, '--shard-size', '4KiB', '--val-fraction', '0.1', '--threads', '2'],
-    ['data', 'prepare', '--data', ws.out('docs-b.jsonl'), '--tokenizer', tokenizer, '--out', other, '--shard-size', '4KiB', '--val-fraction', '0.1', '--threads', '1'],
-  ]) {
-    const r = await runTrainer(args);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-  }
+  const ok = (r: RunResult) => expect(r.code, r.stdout + r.stderr).toBe(0);
+  ok(await runTrainer(['tokenizer', 'train', '--data', ws.out('docs.jsonl'), '--vocab', '300', '--out', tokenizer]));
+  // The two datasets (of the tokenizer) are prepared at once.
+  (await Promise.all([
+    runTrainer(['data', 'prepare', '--data', ws.out('docs.jsonl'), '--tokenizer', tokenizer, '--out', dataset, '--shard-size', '4KiB', '--val-fraction', '0.1', '--threads', '2']),
+    runTrainer(['data', 'prepare', '--data', ws.out('docs-b.jsonl'), '--tokenizer', tokenizer, '--out', other, '--shard-size', '4KiB', '--val-fraction', '0.1', '--threads', '1']),
+  ])).forEach(ok);
 }, 120_000);
 
 afterAll(() => rmSync(ws.dir, { recursive: true, force: true }));
 
 describe('training on prepared datasets (multi-process)', () => {
   it('1 worker = 2 workers with ZeRO 1 = dp 2 x tp 2; a mixture is the same on 1 and 2 workers', async () => {
-    const ref = await trainedRun(on(dataset), 'ref', 1, EVAL);
-    expect(ref.output).toContain('read by ranges');
-    for (const [nodes, layout] of [[2, ['--zero', '1']], [4, ['--tp', '2']]] as [number, string[]][]) {
-      const run = await trainedRun(on(dataset), `n${nodes}${layout.join('')}`, nodes, [...EVAL, ...layout]);
-      expectSameTrajectory(run, ref, `${nodes} workers ${layout.join(' ')}`, { lossRtol: 2e-5, paramAtol: 1e-4 });
-    }
+    const layouts = [[2, ['--zero', '1']], [4, ['--tp', '2']]] as [number, string[]][];
     const mix = on(`${dataset}=0.7,${other}=0.3`);
-    const one = await trainedRun(mix, 'mix1', 1, EVAL);
-    const two = await trainedRun(mix, 'mix2', 2, EVAL);
-    expectSameTrajectory(two, one, 'mixture on 2 workers', { lossRtol: 2e-5, paramAtol: 1e-4 });
-    expect(one.summary.losses, 'the mixture reads the other dataset too').not.toEqual(ref.summary.losses);
+    // The runs are independent (each its own folder): they run 2 at a time.
+    const [ref, one, two, ...runs] = await inParallel([
+      () => trainedRun(on(dataset), 'ref', 1, EVAL),
+      () => trainedRun(mix, 'mix1', 1, EVAL),
+      () => trainedRun(mix, 'mix2', 2, EVAL),
+      ...layouts.map(([nodes, layout]) => () => trainedRun(on(dataset), `n${nodes}${layout.join('')}`, nodes, [...EVAL, ...layout])),
+    ], 2);
+    expect(ref!.output).toContain('read by ranges');
+    for (const [i, [nodes, layout]] of layouts.entries()) {
+      expectSameTrajectory(runs[i]!, ref!, `${nodes} workers ${layout.join(' ')}`, { lossRtol: 2e-5, paramAtol: 1e-4 });
+    }
+    expectSameTrajectory(two!, one!, 'mixture on 2 workers', { lossRtol: 2e-5, paramAtol: 1e-4 });
+    expect(one!.summary.losses, 'the mixture reads the other dataset too').not.toEqual(ref!.summary.losses);
   }, 300_000);
 
   it('resumes bitwise; a dataset of another tokenizer, or mixed with a corpus, is refused before any worker starts', async () => {
     const job = [...EVAL, '--steps', '6', '--eval-every', '3'];
+    // The refusals (below) do not depend on the runs: they run beside them.
+    const otherTokenizer = ws.out('other-tokenizer.json');
+    const refusals = (async () => {
+      const trained = await runTrainer(['tokenizer', 'train', '--data', ws.out('docs-b.jsonl'), '--vocab', '300', '--out', otherTokenizer]);
+      return Promise.all([trained, tinyRun(on(dataset), 'refused', 1, [...EVAL, '--tokenizer', otherTokenizer]), tinyRun(on(dataset), 'mixed', 1, ['--data', dataset, ws.corpus])]);
+    })();
     const full = await trainedRun(on(dataset), 'full', 2, [...job, '--save-every', '3']);
     const resumed: TinyRun = await tinyRun(on(dataset), 'resumed', 2, [...job, '--resume', join(full.out, 'checkpoints', 'step-000003')]);
     expect(resumed.code, resumed.output).toBe(0);
@@ -65,12 +74,10 @@ describe('training on prepared datasets (multi-process)', () => {
     expect(resumed.modelBytes!.equals(full.modelBytes!), 'model.safetensors differs').toBe(true);
     expect(maxParamDiff(resumed, full)).toBe(0);
 
-    const otherTokenizer = ws.out('other-tokenizer.json');
-    expect((await runTrainer(['tokenizer', 'train', '--data', ws.out('docs-b.jsonl'), '--vocab', '300', '--out', otherTokenizer])).code).toBe(0);
-    const refused = await tinyRun(on(dataset), 'refused', 1, [...EVAL, '--tokenizer', otherTokenizer]);
+    const [trained, refused, mixed] = await refusals;
+    expect(trained.code).toBe(0);
     expect(refused.code).toBe(2);
     expect(refused.output).toMatch(/TRAINER_ERR_DATASET_TOKENIZER: the dataset .* was prepared with another tokenizer/);
-    const mixed = await tinyRun(on(dataset), 'mixed', 1, ['--data', dataset, ws.corpus]);
     expect(mixed.code).toBe(2);
     expect(mixed.output).toContain('TRAINER_ERR_DATA_MIXTURE');
   }, 300_000);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
 import { tinyRun, type Workspace } from './helpers/checkpoint-run.js';
-import { killAllStarted } from './helpers/processes.js';
+import { inParallel, killAllStarted } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
@@ -29,12 +29,16 @@ const run = (ws: Workspace, name: string, nodes: number, backend: 'webgpu' | 'wa
 describe.runIf(existsSync(SWIFTSHADER))('WebGPU workers on SwiftShader (multi-process)', () => {
   it('DP, ZeRO-3, TP and PP on 2 workers follow the wasm backend; no synchronous read; bytes within the bound', async () => {
     const ws = tinyWorkspace();
-    const ref = await run(ws, 'wasm', 1, 'wasm', []);
     const layouts: [string, string[]][] = [['DP', []], ['ZeRO 3', ['--zero', '3']], ['tp 2', ['--tp', '2']], ['pp 2', ['--pp', '2', '--micro-batches', '2']]];
-    for (const [label, extra] of layouts) {
-      const r = await run(ws, `webgpu-${label.replace(/ /g, '-')}`, 2, 'webgpu', extra);
+    // The runs are independent (each its own folder): the wasm reference and the layouts run 2 at a time.
+    const [ref, ...runs] = await inParallel([
+      () => run(ws, 'wasm', 1, 'wasm', []),
+      ...layouts.map(([label, extra]) => () => run(ws, `webgpu-${label.replace(/ /g, '-')}`, 2, 'webgpu', extra)),
+    ], 2);
+    for (const [i, [label, extra]] of layouts.entries()) {
+      const r = runs[i]!;
       expect(r.output, label).toMatch(/webgpu .*swiftshader.*a software adapter/);
-      expectSameTrajectory(r, ref, `webgpu ${label}`, TOLERANCE);
+      expectSameTrajectory(r, ref!, `webgpu ${label}`, TOLERANCE);
       const dp = extra.includes('--tp') || extra.includes('--pp') ? 1 : 2;
       const tokenIds = 2 * 4 * (4 / dp) * SEQ;
       for (const rank of [0, 1]) {

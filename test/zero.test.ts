@@ -3,7 +3,7 @@ import { estimateModelState, type ZeroStage } from '@trainer/engine';
 import { resolveModelConfig, segmentSpecs, unitComputeCosts } from '@trainer/model';
 import type { Workspace } from './helpers/checkpoint-run.js';
 import { expectSameTrajectory, trainedRun } from './helpers/equivalence.js';
-import { killAllStarted } from './helpers/processes.js';
+import { inParallel, killAllStarted } from './helpers/processes.js';
 import { tinyWorkspace } from './helpers/tiny-run.js';
 
 afterEach(() => killAllStarted());
@@ -27,16 +27,21 @@ const fourWorkers = new Map<number, Awaited<ReturnType<typeof trainRun>>>();
 describe('ZeRO stages (multi-process)', () => {
   it('stages 1-3 on 2, 3 and 4 workers, with accumulation, follow plain data parallelism on 1 worker', async () => {
     const ws = tinyWorkspace();
-    const ref = await trainRun(ws, 'ref', 1, ['--zero', '0']);
-    expect(ref.summary.losses[4]!).toBeLessThan(ref.summary.losses[0]!);
-    for (const stage of [1, 2, 3]) {
-      for (const [nodes, micro] of [[2, 0], [3, 2], [4, 0]]) {
-        const extra = ['--zero', String(stage), ...(micro ? ['--micro-batch', String(micro)] : [])];
-        const run = await trainRun(ws, `z${stage}-${nodes}-${micro}`, nodes, extra);
-        expectSameTrajectory(run, ref, `stage ${stage} on ${nodes} workers, micro ${micro || 'all'}`, TOLERANCE);
-        if (nodes === 4 && !micro) fourWorkers.set(stage, run);
-      }
+    const cases = [1, 2, 3].flatMap((stage) => [[2, 0], [3, 2], [4, 0]].map(([nodes, micro]) => [stage, nodes, micro] as const));
+    // The runs are independent (each its own folder): the reference and the cases run a few at a time.
+    const [ref, ...runs] = await inParallel([
+      () => trainRun(ws, 'ref', 1, ['--zero', '0']),
+      ...cases.map(([stage, nodes, micro]) => () => trainRun(ws, `z${stage}-${nodes}-${micro}`, nodes, ['--zero', String(stage), ...(micro ? ['--micro-batch', String(micro)] : [])])),
+      // for the second test: stage 0 on 4 workers
+      () => trainRun(ws, 'mem0', 4, ['--zero', '0']),
+    ], 2);
+    expect(ref!.summary.losses[4]!).toBeLessThan(ref!.summary.losses[0]!);
+    for (const [i, [stage, nodes, micro]] of cases.entries()) {
+      const run = runs[i]!;
+      expectSameTrajectory(run, ref!, `stage ${stage} on ${nodes} workers, micro ${micro || 'all'}`, TOLERANCE);
+      if (nodes === 4 && !micro) fourWorkers.set(stage, run);
     }
+    fourWorkers.set(0, runs[cases.length]!);
   }, 300_000);
 
   it('each rank holds the model state estimate-memory predicts (within 10%), and sends what ZeRO says', async () => {

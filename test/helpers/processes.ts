@@ -104,3 +104,20 @@ export function logLines(text: string): Record<string, unknown>[] {
     }
   });
 }
+
+/**
+ * Runs the tasks `limit` at a time (each a function starting one run), resolving to their results
+ * in the tasks' order: independent runs of a test overlap their process start-up and waits.
+ */
+export async function inParallel<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const i = next++;
+      results[i] = await tasks[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
+  return results;
+}
