@@ -61,6 +61,9 @@ export class DataPlaneThread {
   /** What the thread's communicator had sent and received at the last completed call (Communicator.stats). */
   stats = { bytesSent: 0, bytesReceived: 0 };
 
+  /** close() was called: calls from now on fail with TRAINER_ERR_CHANNEL_CLOSED, whichever comes first, the reply or the thread's exit. */
+  private closing = false;
+
   private constructor(private readonly thread: Worker, readonly address: { host: string; port: number }) {}
 
   static async start(data: ThreadStartData): Promise<DataPlaneThread> {
@@ -76,7 +79,8 @@ export class DataPlaneThread {
     const t = new DataPlaneThread(thread, first.address);
     thread.on('message', (m: ThreadReply) => t.onReply(m));
     thread.on('error', (err) => t.fail(new TrainerError(CommErrorCode.DATA_PLANE_THREAD, `the data-plane thread failed: ${err.message}`, { cause: err })));
-    thread.on('exit', (code) => t.fail(new TrainerError(CommErrorCode.DATA_PLANE_THREAD, `the data-plane thread exited (code ${code})`)));
+    // The thread exits once close() has asked it to: that exit is the close, not a failure.
+    thread.on('exit', (code) => t.fail(t.closing ? closedError() : new TrainerError(CommErrorCode.DATA_PLANE_THREAD, `the data-plane thread exited (code ${code})`)));
     return t;
   }
 
@@ -142,12 +146,13 @@ export class DataPlaneThread {
   /** Closes the thread's connections and ends it (at most `timeoutMs`, then it is terminated). */
   async close(timeoutMs = 5_000): Promise<void> {
     if (this.dead) return;
+    this.closing = true;
     const closed = this.expect('closed');
     this.thread.postMessage({ type: 'close' } satisfies ThreadCommand);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
     clearTimeout(timer);
-    this.fail(new TrainerError(CommErrorCode.CHANNEL_CLOSED, 'the data-plane thread was closed'));
+    this.fail(closedError());
     await this.thread.terminate();
   }
 
@@ -188,6 +193,10 @@ export class DataPlaneThread {
     this.pending.clear();
     for (const w of this.waiters.splice(0)) w.reject(err);
   }
+}
+
+function closedError(): TrainerError {
+  return new TrainerError(CommErrorCode.CHANNEL_CLOSED, 'the data-plane thread was closed');
 }
 
 /** The compiled thread next to this module; from TypeScript sources (unit tests), the one in dist/. */
